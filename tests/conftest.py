@@ -6,17 +6,26 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import http_fixture_app
 import pytest
+from aiohttp import web
 from temporalio.client import Client
+from test_functions import TEST_FUNCTIONS
 
 from tflow_devstack.controlplane import ControlPlane
 from tflow_devstack.moto import MotoServer
 from tflow_devstack.postgres import PostgresServer
+from tflow_devstack.process import free_port
 from tflow_devstack.temporal import TemporalServer
 from tflow_devstack.tools import REPO_ROOT
+from tflow_workers.engine.activities import DirectoryRegistry, EngineActivities, SecretStore
+from tflow_workers.engine.model import WORKFLOW_TYPE, RunInput
+from tflow_workers.worker import build_worker, connect
 
 
 def _slug(request: pytest.FixtureRequest, limit: int) -> str:
@@ -60,7 +69,7 @@ def temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServe
 
 @pytest.fixture(scope="session")
 async def temporal_client(temporal: TemporalServer) -> Client:
-    return await Client.connect(temporal.address, namespace=temporal.namespace)
+    return await connect(temporal.address, temporal.namespace)
 
 
 @pytest.fixture
@@ -102,3 +111,59 @@ def bucket(moto: MotoServer, request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+async def http_service() -> AsyncIterator[str]:
+    """A real HTTP server on a free loopback port; yields its base URL."""
+    runner = web.AppRunner(http_fixture_app.app())
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+class EngineHarness:
+    """Runs documents on an in-process worker serving the interpreter on `task_queue`."""
+
+    def __init__(self, client: Client, task_queue: str, definitions: Path) -> None:
+        self.client = client
+        self.task_queue = task_queue
+        self.definitions = definitions
+
+    async def start(self, document: dict[str, Any], input: Any = None, **kw: Any) -> Any:
+        return await self.client.start_workflow(
+            WORKFLOW_TYPE,
+            RunInput(document=document, input=input),
+            id=kw.pop("id", f"run-{uuid.uuid4()}"),
+            task_queue=self.task_queue,
+            execution_timeout=kw.pop("execution_timeout", timedelta(seconds=60)),
+            **kw,
+        )
+
+    async def run(self, document: dict[str, Any], input: Any = None, **kw: Any) -> Any:
+        handle = await self.start(document, input, **kw)
+        return await handle.result()
+
+
+@pytest.fixture
+async def engine(
+    temporal_client: Client, task_queue: str, tmp_path: Path
+) -> AsyncIterator[EngineHarness]:
+    definitions = tmp_path / "definitions"
+    definitions.mkdir()
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    activities = EngineActivities(
+        client=temporal_client,
+        definitions=DirectoryRegistry(definitions),
+        secrets=SecretStore(secrets),
+        router_task_queue=f"{task_queue}-router",
+    )
+    worker = build_worker(temporal_client, task_queue, activities, functions=TEST_FUNCTIONS)
+    async with worker:
+        yield EngineHarness(temporal_client, task_queue, definitions)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tflow_devstack.process import ManagedProcess, free_port
 from tflow_devstack.tools import venv_binary
+from tflow_workers.engine.model import SEARCH_ATTRIBUTES
 
 NAMESPACE = "default"
 
@@ -21,8 +22,9 @@ class TemporalServer:
     http_port: int = field(default_factory=free_port)
     metrics_port: int = field(default_factory=free_port)
     headless: bool = False
-    # name -> type (Keyword, Text, Int, Double, Bool, Datetime, KeywordList)
-    search_attributes: dict[str, str] = field(default_factory=dict)
+    # name -> type (Keyword, Text, Int, Double, Bool, Datetime, KeywordList); by default
+    # the ones the engine sets on every run.
+    search_attributes: dict[str, str] = field(default_factory=lambda: dict(SEARCH_ATTRIBUTES))
     process: ManagedProcess | None = None
 
     @property

@@ -1,0 +1,1 @@
+"""Event listeners (webhook, SQS, Azure Service Bus) that hand CloudEvents to Temporal."""

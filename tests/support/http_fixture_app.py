@@ -1,0 +1,62 @@
+"""A small real HTTP service the engine's `call: http` tests talk to."""
+
+from __future__ import annotations
+
+import base64
+
+from aiohttp import web
+
+
+async def pet(request: web.Request) -> web.Response:
+    pet_id = int(request.match_info["id"])
+    if pet_id == 404:
+        return web.json_response({"message": "no such pet"}, status=404)
+    return web.json_response({"id": pet_id, "name": f"pet-{pet_id}", "query": dict(request.query)})
+
+
+async def echo(request: web.Request) -> web.Response:
+    body = await request.json() if request.can_read_body else None
+    return web.json_response(
+        {"method": request.method, "body": body, "headers": dict(request.headers)}
+    )
+
+
+async def status(request: web.Request) -> web.Response:
+    return web.Response(status=int(request.match_info["code"]), text="status")
+
+
+async def redirect(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/pets/7")
+
+
+async def basic(request: web.Request) -> web.Response:
+    expected = "Basic " + base64.b64encode(b"admin:s3cret").decode()
+    if request.headers.get("Authorization") != expected:
+        return web.json_response({"error": "unauthorized"}, status=401)
+    return web.json_response({"user": "admin"})
+
+
+async def bearer(request: web.Request) -> web.Response:
+    if request.headers.get("Authorization") != "Bearer tok-123":
+        return web.json_response({"error": "unauthorized"}, status=401)
+    return web.json_response({"token": "ok"})
+
+
+async def text(request: web.Request) -> web.Response:
+    return web.Response(text="plain words", content_type="text/plain")
+
+
+def app() -> web.Application:
+    application = web.Application()
+    application.add_routes(
+        [
+            web.get("/pets/{id}", pet),
+            web.post("/echo", echo),
+            web.get("/status/{code}", status),
+            web.get("/redirect", redirect),
+            web.get("/auth/basic", basic),
+            web.get("/auth/bearer", bearer),
+            web.get("/text", text),
+        ]
+    )
+    return application

@@ -1,0 +1,91 @@
+"""Serverless Workflow errors (RFC 7807 problem details) inside the interpreter, and their
+passage through Temporal: activities raise them as ApplicationErrors whose details carry
+the problem, the interpreter turns failures back into them so `try`/`catch` can match."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+ERROR_BASE = "https://serverlessworkflow.io/spec/1.0.0/errors/"
+
+
+class ErrorType:
+    """The spec's standard error types and their default statuses."""
+
+    CONFIGURATION = ERROR_BASE + "configuration"
+    VALIDATION = ERROR_BASE + "validation"
+    EXPRESSION = ERROR_BASE + "expression"
+    AUTHENTICATION = ERROR_BASE + "authentication"
+    AUTHORIZATION = ERROR_BASE + "authorization"
+    TIMEOUT = ERROR_BASE + "timeout"
+    COMMUNICATION = ERROR_BASE + "communication"
+    RUNTIME = ERROR_BASE + "runtime"
+
+
+DEFAULT_STATUS = {
+    ErrorType.CONFIGURATION: 400,
+    ErrorType.VALIDATION: 400,
+    ErrorType.EXPRESSION: 400,
+    ErrorType.AUTHENTICATION: 401,
+    ErrorType.AUTHORIZATION: 403,
+    ErrorType.TIMEOUT: 408,
+    ErrorType.COMMUNICATION: 500,
+    ErrorType.RUNTIME: 500,
+}
+
+# The ApplicationError type name that marks a failure as carrying a problem document.
+APPLICATION_ERROR_TYPE = "ServerlessWorkflowError"
+
+
+class Problem(BaseModel):
+    """An error as the DSL describes it; what `catch ... as: err` binds."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    status: int
+    title: str | None = None
+    detail: str | None = None
+    instance: str | None = None
+    data: Any = None
+
+    def as_data(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class WorkflowError(Exception):
+    """A DSL error raised while running a document."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(problem.detail or problem.title or problem.type)
+
+    @classmethod
+    def of(
+        cls,
+        type_: str,
+        detail: str | None = None,
+        *,
+        title: str | None = None,
+        status: int | None = None,
+        instance: str | None = None,
+        data: Any = None,
+    ) -> WorkflowError:
+        return cls(
+            Problem(
+                type=type_,
+                status=status if status is not None else DEFAULT_STATUS.get(type_, 500),
+                title=title,
+                detail=detail,
+                instance=instance,
+                data=data,
+            )
+        )
+
+    def at(self, instance: str) -> WorkflowError:
+        """Fill in the JSON pointer of the task that raised it, unless already set."""
+        if self.problem.instance is None:
+            self.problem = self.problem.model_copy(update={"instance": instance})
+        return self

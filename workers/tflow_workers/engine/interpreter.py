@@ -1,0 +1,951 @@
+"""The one interpreter workflow: runs any valid Serverless Workflow 1.0 document.
+
+Deterministic by construction: jq evaluation is pure, time comes from `workflow.now()`,
+randomness from `workflow.random()`, waits are Temporal timers, events arrive as
+signals, and every call that touches the outside world is an activity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import urllib.parse
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RawValue, RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from tflow_workers.dsl.durations import parse_duration
+    from tflow_workers.dsl.expressions import ExpressionError, evaluate, interpolate
+    from tflow_workers.engine.errors import (
+        APPLICATION_ERROR_TYPE,
+        ErrorType,
+        Problem,
+        WorkflowError,
+    )
+    from tflow_workers.engine.events import event_from_signal, matches_filter
+    from tflow_workers.engine.model import (
+        ACTIVITY_EMIT,
+        ACTIVITY_HTTP,
+        ACTIVITY_RESOLVE,
+        ACTIVITY_SECRETS,
+        SA_CURRENT_TASK,
+        SA_DEFINITION,
+        TASK_LOG_LIMIT,
+        WORKFLOW_TYPE,
+        HttpRequest,
+        ResolvedDefinition,
+        ResolveRequest,
+        ResumeState,
+        RunInput,
+        RunPhase,
+        RunStatus,
+        TaskLogEntry,
+    )
+
+RUNTIME_NAME = "temporal-flow"
+RUNTIME_VERSION = "0.1.0"
+DEFAULT_CALL_TIMEOUT = timedelta(minutes=5)
+TASK_KINDS = (
+    "for",
+    "try",
+    "set",
+    "switch",
+    "call",
+    "wait",
+    "listen",
+    "emit",
+    "fork",
+    "raise",
+    "run",
+    "do",
+)
+_URI_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _End(Exception):
+    """`then: end`: the workflow completes now, with this output."""
+
+    def __init__(self, output: Any) -> None:
+        self.output = output
+
+
+class _ContinueAsNew(Exception):
+    def __init__(self, state: ResumeState) -> None:
+        self.state = state
+
+
+def task_kind(task: dict[str, Any]) -> str:
+    for kind in TASK_KINDS:
+        if kind in task:
+            return kind
+    raise WorkflowError.of(ErrorType.CONFIGURATION, f"unknown task kind: {sorted(task)}")
+
+
+def _truthy(value: Any) -> bool:
+    return value is not None and value is not False
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class ServerlessWorkflow:
+    """Runs the document it was started with; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._doc: dict[str, Any] = {}
+        self._context: dict[str, Any] = {}
+        self._events: list[dict[str, Any]] = []
+        self._log: list[TaskLogEntry] = []
+        self._log_dropped = 0
+        self._phase: RunPhase = "pending"
+        self._current: str | None = None
+        self._output: Any = None
+        self._error: Problem | None = None
+        self._secrets: dict[str, Any] = {}
+        self._workflow_input: Any = None
+        self._started_at = ""
+        self._indexed = False
+        self._workflow_descriptor: dict[str, Any] = {}
+
+    # ---- Temporal surface -------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, params: RunInput) -> Any:
+        self._doc = params.document
+        info = workflow.info()
+        resume = params.resume
+        started = resume.started_at if resume else workflow.now()
+        self._started_at = started.isoformat()
+        if resume is not None:
+            self._context = dict(resume.context)
+            self._log = list(resume.log)
+            self._log_dropped = resume.log_dropped
+            self._events = list(resume.pending_events) + self._events
+            self._workflow_input = resume.workflow_input
+        self._phase = "running"
+        # Only runs started with the engine's search attributes (so they are registered on
+        # the namespace) track their current task there.
+        self._indexed = info.typed_search_attributes.get(SA_DEFINITION) is not None
+        self._workflow_descriptor = {
+            "id": info.workflow_id,
+            "definition": self._doc,
+            "input": params.input,
+            "startedAt": {
+                "iso8601": self._started_at,
+                "epoch": {
+                    "seconds": int(started.timestamp()),
+                    "milliseconds": int(started.timestamp() * 1000),
+                },
+            },
+        }
+        try:
+            secret_names = sorted((self._doc.get("use") or {}).get("secrets") or [])
+            if secret_names:
+                self._secrets = await workflow.execute_activity(
+                    ACTIVITY_SECRETS,
+                    secret_names,
+                    result_type=dict,
+                    start_to_close_timeout=timedelta(seconds=30),
+                )
+            output = await self._run_document(params, resume)
+        except _ContinueAsNew as can:
+            workflow.continue_as_new(
+                RunInput(
+                    document=params.document,
+                    input=params.input,
+                    definition=params.definition,
+                    event=params.event,
+                    resume=can.state,
+                )
+            )
+        except WorkflowError as err:
+            self._phase = "faulted"
+            self._error = err.problem
+            raise ApplicationError(
+                err.problem.title or err.problem.detail or err.problem.type,
+                err.problem.as_data(),
+                type=APPLICATION_ERROR_TYPE,
+                non_retryable=True,
+            ) from None
+        except asyncio.CancelledError:
+            self._phase = "cancelled"
+            raise
+        self._phase = "completed"
+        self._output = output
+        self._current = None
+        return output
+
+    @workflow.signal(dynamic=True)
+    async def on_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        payload = workflow.payload_converter().from_payload(args[0].payload) if args else None
+        self._events.append(
+            event_from_signal(name, payload, workflow.now().isoformat(), str(workflow.uuid4()))
+        )
+
+    @workflow.query(name="status")
+    def status(self) -> RunStatus:
+        return RunStatus(
+            phase=self._phase,
+            current_task=self._current,
+            log=self._log,
+            log_dropped=self._log_dropped,
+            output=self._output,
+            error=self._error,
+        )
+
+    # ---- document ---------------------------------------------------------------------
+
+    async def _run_document(self, params: RunInput, resume: ResumeState | None) -> Any:
+        doc = self._doc
+        if resume is None:
+            data = params.input if params.input is not None else {}
+            self._workflow_input = data
+            wf_input = doc.get("input") or {}
+            if "from" in wf_input:
+                data = self._transform(wf_input["from"], data, {}, "/input/from")
+            start = 0
+        else:
+            data = resume.data
+            start = resume.next_task
+        timeout = self._timeout_of(doc.get("timeout"), "/timeout")
+        body = self._run_list(doc.get("do") or [], data, {}, "/do", start=start, top=True)
+        try:
+            if timeout is not None:
+                output = await self._with_timeout(body, timeout, "/do", "workflow")
+            else:
+                output = await body
+        except _End as end:
+            output = end.output
+        wf_output = doc.get("output") or {}
+        if "as" in wf_output:
+            output = self._transform(wf_output["as"], output, {}, "/output/as")
+        return output
+
+    # ---- task lists -------------------------------------------------------------------
+
+    async def _run_list(
+        self,
+        tasks: list[dict[str, Any]],
+        data: Any,
+        scope: dict[str, Any],
+        pointer: str,
+        start: int = 0,
+        top: bool = False,
+    ) -> Any:
+        index = start
+        names = [next(iter(item)) for item in tasks]
+        while index < len(tasks):
+            if top and index > start and workflow.info().is_continue_as_new_suggested():
+                raise _ContinueAsNew(self._resume_state(index, data))
+            name = names[index]
+            task = tasks[index][name]
+            data, then = await self._run_task(
+                name, task, data, scope, f"{pointer}/{index}/{name}", top=top
+            )
+            if then in (None, "continue"):
+                index += 1
+            elif then == "exit":
+                break
+            elif then == "end":
+                raise _End(data)
+            elif then in names:
+                index = names.index(then)
+            else:
+                raise WorkflowError.of(
+                    ErrorType.CONFIGURATION,
+                    f"then: no task named {then!r}",
+                    instance=f"{pointer}/{index}/{name}/then",
+                )
+        return data
+
+    def _resume_state(self, next_task: int, data: Any) -> ResumeState:
+        return ResumeState(
+            next_task=next_task,
+            data=data,
+            context=self._context,
+            started_at=workflow.now() if not self._started_at else _parse_iso(self._started_at),
+            workflow_input=self._workflow_input,
+            log=self._log,
+            log_dropped=self._log_dropped,
+            pending_events=self._events,
+        )
+
+    # ---- one task ---------------------------------------------------------------------
+
+    async def _run_task(
+        self,
+        name: str,
+        task: dict[str, Any],
+        raw_input: Any,
+        scope: dict[str, Any],
+        ref: str,
+        top: bool = False,
+    ) -> tuple[Any, str | None]:
+        kind = task_kind(task)
+        entry = self._log_start(name, ref, kind)
+        previous = self._current
+        self._current = name
+        if top and self._indexed:
+            workflow.upsert_search_attributes([SA_CURRENT_TASK.value_set(name)])
+        try:
+            descriptor = {
+                "name": name,
+                "reference": ref,
+                "definition": task,
+                "input": raw_input,
+                "startedAt": {"iso8601": entry.started_at.isoformat()},
+            }
+            variables = {**scope, "task": descriptor}
+            if "if" in task and not _truthy(
+                self._expr(task["if"], raw_input, variables, f"{ref}/if")
+            ):
+                self._log_end(entry, "skipped")
+                return raw_input, None
+            data = raw_input
+            task_input = task.get("input") or {}
+            if "from" in task_input:
+                data = self._transform(
+                    task_input["from"], raw_input, variables, f"{ref}/input/from"
+                )
+            variables["input"] = data
+            descriptor["input"] = data
+            timeout = self._timeout_of(task.get("timeout"), f"{ref}/timeout")
+            work = self._execute(kind, name, task, data, variables, ref)
+            if timeout is not None:
+                output, then = await self._with_timeout(work, timeout, ref, f"task {name!r}")
+            else:
+                output, then = await work
+            task_output = task.get("output") or {}
+            if "as" in task_output:
+                output = self._transform(
+                    task_output["as"], output, {**variables, "output": output}, f"{ref}/output/as"
+                )
+            export = task.get("export") or {}
+            if "as" in export:
+                exported = self._transform(
+                    export["as"], output, {**variables, "output": output}, f"{ref}/export/as"
+                )
+                if not isinstance(exported, dict):
+                    raise WorkflowError.of(
+                        ErrorType.VALIDATION,
+                        "export.as must produce an object for $context, got "
+                        f"{type(exported).__name__}",
+                        instance=f"{ref}/export/as",
+                    )
+                self._context = exported
+            self._log_end(entry, "completed")
+            return output, then if then is not None else task.get("then")
+        except WorkflowError as err:
+            err.at(ref)
+            self._log_end(entry, "faulted", err.problem)
+            raise
+        except asyncio.CancelledError:
+            self._log_end(entry, "cancelled")
+            raise
+        except _End:
+            self._log_end(entry, "completed")
+            raise
+        finally:
+            self._current = previous
+
+    async def _execute(
+        self,
+        kind: str,
+        name: str,
+        task: dict[str, Any],
+        data: Any,
+        variables: dict[str, Any],
+        ref: str,
+    ) -> tuple[Any, str | None]:
+        if kind == "set":
+            return self._set(task["set"], data, variables, ref), None
+        if kind == "switch":
+            return data, self._switch(task["switch"], data, variables, ref)
+        if kind == "wait":
+            await workflow.sleep(self._duration(task["wait"], f"{ref}/wait"))
+            return data, None
+        if kind == "raise":
+            raise self._raise_error(task["raise"], data, variables, ref)
+        if kind == "do":
+            return await self._run_list(task["do"], data, self._scope(variables), f"{ref}/do"), None
+        if kind == "for":
+            return await self._for(task, data, variables, ref), None
+        if kind == "try":
+            return await self._try(task, data, variables, ref), None
+        if kind == "fork":
+            return await self._fork(task["fork"], data, variables, ref), None
+        if kind == "listen":
+            return await self._listen(task["listen"], data, variables, ref), None
+        if kind == "emit":
+            await self._emit(task["emit"], data, variables, ref)
+            return data, None
+        if kind == "call":
+            return await self._call(task, data, variables, ref), None
+        if kind == "run":
+            return await self._run(task["run"], data, variables, ref), None
+        raise WorkflowError.of(ErrorType.CONFIGURATION, f"unsupported task kind {kind!r}")
+
+    # ---- expressions and data ---------------------------------------------------------
+
+    def _base_vars(self) -> dict[str, Any]:
+        return {
+            "context": self._context,
+            "workflow": self._workflow_descriptor,
+            "runtime": {"name": RUNTIME_NAME, "version": RUNTIME_VERSION},
+            "secret": self._secrets,
+        }
+
+    def _scope(self, variables: dict[str, Any]) -> dict[str, Any]:
+        """The variables a nested task list inherits (loop items, caught errors)."""
+        return {k: v for k, v in variables.items() if k not in ("task", "input", "output")}
+
+    def _expr(self, expression: Any, data: Any, variables: dict[str, Any], where: str) -> Any:
+        if not isinstance(expression, str):
+            return expression
+        try:
+            return evaluate(expression, data, {**self._base_vars(), **variables})
+        except ExpressionError as err:
+            raise WorkflowError(
+                Problem.model_validate({**err.to_error(), "instance": where})
+            ) from None
+
+    def _interpolate(self, value: Any, data: Any, variables: dict[str, Any], where: str) -> Any:
+        try:
+            return interpolate(value, data, {**self._base_vars(), **variables})
+        except ExpressionError as err:
+            raise WorkflowError(
+                Problem.model_validate({**err.to_error(), "instance": where})
+            ) from None
+
+    def _transform(self, spec: Any, data: Any, variables: dict[str, Any], where: str) -> Any:
+        """`input.from` / `output.as` / `export.as`: a jq string, or a value to interpolate."""
+        if isinstance(spec, str):
+            return self._expr(spec, data, variables, where)
+        return self._interpolate(spec, data, variables, where)
+
+    def _duration(self, value: Any, where: str) -> timedelta:
+        try:
+            return parse_duration(value)
+        except ValueError as err:
+            raise WorkflowError.of(ErrorType.CONFIGURATION, str(err), instance=where) from None
+
+    def _timeout_of(self, spec: Any, where: str) -> timedelta | None:
+        if spec is None:
+            return None
+        if isinstance(spec, str):
+            named = ((self._doc.get("use") or {}).get("timeouts") or {}).get(spec)
+            if named is None:
+                raise WorkflowError.of(
+                    ErrorType.CONFIGURATION,
+                    f"no timeout named {spec!r} in use.timeouts",
+                    instance=where,
+                )
+            spec = named
+        return self._duration(spec.get("after"), f"{where}/after")
+
+    async def _with_timeout(
+        self, work: Awaitable[Any], after: timedelta, ref: str, what: str
+    ) -> Any:
+        try:
+            return await asyncio.wait_for(work, after.total_seconds())
+        except TimeoutError:
+            raise WorkflowError.of(
+                ErrorType.TIMEOUT,
+                f"{what} timed out after {after}",
+                title="Timeout",
+                instance=ref,
+            ) from None
+
+    # ---- task kinds -------------------------------------------------------------------
+
+    def _set(self, spec: Any, data: Any, variables: dict[str, Any], ref: str) -> Any:
+        if isinstance(spec, str):
+            return self._expr(spec, data, variables, f"{ref}/set")
+        return self._interpolate(spec, data, variables, f"{ref}/set")
+
+    def _switch(
+        self, cases: list[dict[str, Any]], data: Any, variables: dict[str, Any], ref: str
+    ) -> str | None:
+        default: str | None = None
+        for i, item in enumerate(cases):
+            case_name = next(iter(item))
+            case = item[case_name] or {}
+            if "when" not in case:
+                default = case.get("then", "continue")
+                continue
+            if _truthy(
+                self._expr(case["when"], data, variables, f"{ref}/switch/{i}/{case_name}/when")
+            ):
+                then: str = case.get("then", "continue")
+                return then
+        return default
+
+    def _raise_error(
+        self, spec: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> WorkflowError:
+        error = spec.get("error")
+        if isinstance(error, str):
+            named = ((self._doc.get("use") or {}).get("errors") or {}).get(error)
+            if named is None:
+                return WorkflowError.of(
+                    ErrorType.CONFIGURATION,
+                    f"no error named {error!r} in use.errors",
+                    instance=f"{ref}/raise/error",
+                )
+            error = named
+        resolved = self._interpolate(error, data, variables, f"{ref}/raise/error")
+        problem = Problem.model_validate({"instance": ref, **resolved})
+        return WorkflowError(problem)
+
+    async def _for(
+        self, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> Any:
+        spec = task["for"]
+        each = spec.get("each", "item")
+        at = spec.get("at", "index")
+        items = self._expr(spec["in"], data, variables, f"{ref}/for/in")
+        if items is None:
+            items = []
+        if isinstance(items, dict):
+            items = list(items.values())
+        if not isinstance(items, list):
+            raise WorkflowError.of(
+                ErrorType.VALIDATION,
+                f"for.in must evaluate to an array, got {type(items).__name__}",
+                instance=f"{ref}/for/in",
+            )
+        scope = self._scope(variables)
+        for index, item in enumerate(items):
+            loop_scope = {**scope, each: item, at: index}
+            if "while" in task and not _truthy(
+                self._expr(task["while"], data, {**variables, **loop_scope}, f"{ref}/while")
+            ):
+                break
+            data = await self._run_list(task["do"], data, loop_scope, f"{ref}/do")
+        return data
+
+    async def _fork(
+        self, spec: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> Any:
+        branches = spec.get("branches") or []
+        scope = self._scope(variables)
+
+        async def branch(i: int) -> Any:
+            name = next(iter(branches[i]))
+            output, _ = await self._run_task(
+                name, branches[i][name], data, scope, f"{ref}/fork/branches/{i}/{name}"
+            )
+            return output
+
+        tasks = [asyncio.ensure_future(branch(i)) for i in range(len(branches))]
+        if not tasks:
+            return [] if not spec.get("compete") else data
+        try:
+            if spec.get("compete"):
+                done, pending = await workflow.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for t in pending:
+                    t.cancel()
+                # asyncio.wait's `done` is a set; the lowest branch index wins a tie so
+                # replays pick the same winner.
+                winner = min(done, key=tasks.index)
+                return winner.result()
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            raise
+
+    async def _try(
+        self, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> Any:
+        catch = task.get("catch") or {}
+        scope = self._scope(variables)
+        retry = catch.get("retry")
+        if isinstance(retry, str):
+            named = ((self._doc.get("use") or {}).get("retries") or {}).get(retry)
+            if named is None:
+                raise WorkflowError.of(
+                    ErrorType.CONFIGURATION,
+                    f"no retry policy named {retry!r} in use.retries",
+                    instance=f"{ref}/catch/retry",
+                )
+            retry = named
+        attempt = 0
+        first_failure = workflow.now()
+        while True:
+            try:
+                return await self._run_list(task["try"], data, scope, f"{ref}/try")
+            except WorkflowError as err:
+                var = catch.get("as", "error")
+                caught_scope = {**scope, var: err.problem.as_data()}
+                if not self._catches(catch, err.problem, data, caught_scope, ref):
+                    raise
+                if retry is not None:
+                    delay = self._retry_delay(
+                        retry, attempt, err.problem, data, caught_scope, first_failure, ref
+                    )
+                    if delay is not None:
+                        attempt += 1
+                        await workflow.sleep(delay)
+                        continue
+                if "do" in catch:
+                    return await self._run_list(catch["do"], data, caught_scope, f"{ref}/catch/do")
+                return data
+
+    def _catches(
+        self,
+        catch: dict[str, Any],
+        problem: Problem,
+        data: Any,
+        scope: dict[str, Any],
+        ref: str,
+    ) -> bool:
+        wanted = (catch.get("errors") or {}).get("with") or {}
+        actual = problem.as_data()
+        for key, value in wanted.items():
+            if actual.get(key) != value:
+                return False
+        if "when" in catch and not _truthy(
+            self._expr(catch["when"], data, scope, f"{ref}/catch/when")
+        ):
+            return False
+        return not (
+            "exceptWhen" in catch
+            and _truthy(self._expr(catch["exceptWhen"], data, scope, f"{ref}/catch/exceptWhen"))
+        )
+
+    def _retry_delay(
+        self,
+        policy: dict[str, Any],
+        attempt: int,
+        problem: Problem,
+        data: Any,
+        scope: dict[str, Any],
+        first_failure: Any,
+        ref: str,
+    ) -> timedelta | None:
+        """The delay before the next attempt, or None when the policy is exhausted."""
+        where = f"{ref}/catch/retry"
+        if "when" in policy and not _truthy(self._expr(policy["when"], data, scope, where)):
+            return None
+        if "exceptWhen" in policy and _truthy(self._expr(policy["exceptWhen"], data, scope, where)):
+            return None
+        limit = policy.get("limit") or {}
+        count = (limit.get("attempt") or {}).get("count")
+        if count is not None and attempt >= int(count):
+            return None
+        elapsed = workflow.now() - first_failure
+        if "duration" in limit and elapsed >= self._duration(limit["duration"], f"{where}/limit"):
+            return None
+        base = (
+            self._duration(policy["delay"], f"{where}/delay") if "delay" in policy else timedelta(0)
+        )
+        backoff = policy.get("backoff") or {"constant": {}}
+        if "exponential" in backoff:
+            delay = base * math.pow(2, attempt)
+        elif "linear" in backoff:
+            delay = base * (attempt + 1)
+        else:
+            delay = base
+        jitter = policy.get("jitter")
+        if jitter:
+            low = self._duration(jitter.get("from", "PT0S"), f"{where}/jitter/from")
+            high = self._duration(jitter.get("to", "PT0S"), f"{where}/jitter/to")
+            delay += low + (high - low) * workflow.random().random()
+        return delay
+
+    async def _listen(
+        self, spec: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> Any:
+        to = spec.get("to") or {}
+        read = spec.get("read", "data")
+        consumed: list[dict[str, Any]] = []
+        scope = self._scope(variables)
+
+        def take(filters: list[dict[str, Any]]) -> int | None:
+            """Consume the first buffered event that matches one of the filters."""
+            for i, event in enumerate(self._events):
+                for j, flt in enumerate(filters):
+                    if matches_filter(event, flt.get("with") or {}, self._filter_expr(data, scope)):
+                        consumed.append(self._events.pop(i))
+                        return j
+            return None
+
+        was = self._phase
+        self._phase = "waiting"
+        try:
+            if "one" in to:
+                await workflow.wait_condition(lambda: take([to["one"]]) is not None)
+            elif "all" in to:
+                remaining = list(to["all"])
+
+                def all_seen() -> bool:
+                    while remaining:
+                        hit = take(remaining)
+                        if hit is None:
+                            return False
+                        remaining.pop(hit)
+                    return True
+
+                await workflow.wait_condition(all_seen)
+            elif "any" in to:
+                filters = to["any"] or [{"with": {}}]
+                until = to.get("until") or spec.get("until")
+
+                def any_done() -> bool:
+                    while take(filters) is not None:
+                        if until is None:
+                            return True
+                        if self._until_met(until, consumed, data, variables, ref):
+                            return True
+                    return False
+
+                await workflow.wait_condition(any_done)
+            else:
+                raise WorkflowError.of(
+                    ErrorType.CONFIGURATION,
+                    "listen.to must set one, any or all",
+                    instance=f"{ref}/listen/to",
+                )
+        finally:
+            self._phase = was
+        if read == "envelope":
+            return consumed
+        return [event.get("data") for event in consumed]
+
+    def _filter_expr(self, data: Any, scope: dict[str, Any]) -> Callable[[str, Any], Any]:
+        def run(expression: str, event: Any) -> Any:
+            return self._expr(expression, event, scope, "listen/to")
+
+        return run
+
+    def _until_met(
+        self,
+        until: Any,
+        consumed: list[dict[str, Any]],
+        data: Any,
+        variables: dict[str, Any],
+        ref: str,
+    ) -> bool:
+        if isinstance(until, dict):
+            seen = [e for e in consumed if matches_filter(e, until.get("with") or {}, None)]
+            return bool(seen)
+        return _truthy(self._expr(until, consumed, variables, f"{ref}/listen/to/until"))
+
+    async def _emit(
+        self, spec: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> None:
+        attrs = self._interpolate(
+            (spec.get("event") or {}).get("with") or {}, data, variables, f"{ref}/emit/event/with"
+        )
+        event = {
+            "specversion": "1.0",
+            "id": str(workflow.uuid4()),
+            "time": workflow.now().isoformat(),
+            "source": f"temporalflow/{workflow.info().workflow_id}",
+            **attrs,
+        }
+        if "type" not in event:
+            raise WorkflowError.of(
+                ErrorType.VALIDATION, "an emitted event needs a type", instance=f"{ref}/emit"
+            )
+        await self._activity(ACTIVITY_EMIT, event, ref, timedelta(seconds=30), retries=5)
+
+    async def _call(
+        self, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> Any:
+        target = task["call"]
+        args = self._interpolate(task.get("with") or {}, data, variables, f"{ref}/with")
+        timeout = self._timeout_of(task.get("timeout"), f"{ref}/timeout") or DEFAULT_CALL_TIMEOUT
+        if target == "http":
+            request = self._http_request(args, data, variables, ref)
+            return await self._activity(ACTIVITY_HTTP, request, ref, timeout)
+        functions = (self._doc.get("use") or {}).get("functions") or {}
+        if target in functions:
+            # A function declared in the document is a task of its own, run with the
+            # call's arguments as its input.
+            output, _ = await self._run_task(
+                target, functions[target], args, self._scope(variables), f"/use/functions/{target}"
+            )
+            return output
+        return await self._activity(target, args, ref, timeout)
+
+    def _http_request(
+        self, args: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> HttpRequest:
+        endpoint = args.get("endpoint") or args.get("uri")
+        auth: dict[str, Any] = {}
+        if isinstance(endpoint, dict):
+            auth = endpoint.get("authentication") or {}
+            endpoint = endpoint.get("uri")
+        if not isinstance(endpoint, str):
+            raise WorkflowError.of(
+                ErrorType.CONFIGURATION, "call http needs with.endpoint", instance=f"{ref}/with"
+            )
+        uri = _expand_uri(endpoint, data)
+        if isinstance(auth, dict) and "use" in auth:
+            named = ((self._doc.get("use") or {}).get("authentications") or {}).get(auth["use"])
+            if named is None:
+                raise WorkflowError.of(
+                    ErrorType.CONFIGURATION,
+                    f"no authentication named {auth['use']!r} in use.authentications",
+                    instance=f"{ref}/with/endpoint/authentication",
+                )
+            auth = self._interpolate(named, data, variables, f"{ref}/with/endpoint/authentication")
+        basic = None
+        bearer = None
+        if isinstance(auth, dict) and "basic" in auth:
+            basic = (str(auth["basic"].get("username", "")), str(auth["basic"].get("password", "")))
+        if isinstance(auth, dict) and "bearer" in auth:
+            token = auth["bearer"]
+            bearer = str(token.get("token") if isinstance(token, dict) else token)
+        return HttpRequest(
+            method=str(args.get("method", "get")).upper(),
+            uri=uri,
+            headers={k: str(v) for k, v in (args.get("headers") or {}).items()},
+            query={k: str(v) for k, v in (args.get("query") or {}).items()},
+            body=args.get("body"),
+            output=args.get("output", "content"),
+            redirect=bool(args.get("redirect", False)),
+            basic=basic,
+            bearer=bearer,
+        )
+
+    async def _run(
+        self, spec: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> Any:
+        target = spec.get("workflow")
+        if target is None:
+            kinds = sorted(set(spec) - {"await", "return"})
+            raise WorkflowError.of(
+                ErrorType.CONFIGURATION,
+                f"run: {', '.join(kinds) or 'this process'} is not supported yet; "
+                "use run: workflow",
+                instance=f"{ref}/run",
+            )
+        resolved: ResolvedDefinition = await self._activity(
+            ACTIVITY_RESOLVE,
+            ResolveRequest(
+                namespace=target.get("namespace", "default"),
+                name=target["name"],
+                version=target.get("version"),
+            ),
+            ref,
+            timedelta(seconds=30),
+            retries=5,
+            result_type=ResolvedDefinition,
+        )
+        child_input = self._interpolate(
+            target.get("input", data), data, variables, f"{ref}/run/workflow/input"
+        )
+        child = RunInput(
+            document=resolved.document, input=child_input, definition=resolved.definition
+        )
+        child_id = f"{workflow.info().workflow_id}/{ref.strip('/').replace('/', '.')}"
+        queue = resolved.task_queue or workflow.info().task_queue
+        try:
+            if spec.get("await", True) is False:
+                await workflow.start_child_workflow(
+                    WORKFLOW_TYPE,
+                    child,
+                    id=child_id,
+                    task_queue=queue,
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                )
+                return data
+            return await workflow.execute_child_workflow(
+                WORKFLOW_TYPE, child, id=child_id, task_queue=queue
+            )
+        except ChildWorkflowError as err:
+            raise _from_failure(err, ref) from None
+
+    async def _activity(
+        self,
+        name: str,
+        arg: Any,
+        ref: str,
+        start_to_close: timedelta,
+        retries: int = 1,
+        result_type: type | None = None,
+    ) -> Any:
+        try:
+            return await workflow.execute_activity(
+                name,
+                arg,
+                start_to_close_timeout=start_to_close,
+                # A call's retries are the document's business (try/catch/retry); the
+                # engine's own plumbing retries transient faults itself.
+                retry_policy=RetryPolicy(maximum_attempts=retries),
+                result_type=result_type,
+                summary=ref,
+            )
+        except ActivityError as err:
+            raise _from_failure(err, ref) from None
+
+    # ---- task log ---------------------------------------------------------------------
+
+    def _log_start(self, name: str, ref: str, kind: str) -> TaskLogEntry:
+        entry = TaskLogEntry(name=name, reference=ref, kind=kind, started_at=workflow.now())
+        self._log.append(entry)
+        if len(self._log) > TASK_LOG_LIMIT:
+            # Keep running entries; drop the oldest finished one.
+            for i, old in enumerate(self._log):
+                if old.outcome != "running":
+                    del self._log[i]
+                    self._log_dropped += 1
+                    break
+        return entry
+
+    def _log_end(self, entry: TaskLogEntry, outcome: Any, error: Problem | None = None) -> None:
+        entry.ended_at = workflow.now()
+        entry.outcome = outcome
+        entry.error = error
+
+
+def _expand_uri(template: str, data: Any) -> str:
+    """`{name}` placeholders take top-level input fields (the spec's simple interpolation)."""
+
+    def value(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if not isinstance(data, dict) or key not in data:
+            raise WorkflowError.of(
+                ErrorType.VALIDATION, f"endpoint placeholder {{{key}}} has no value in the input"
+            )
+        return urllib.parse.quote(str(data[key]), safe="")
+
+    return _URI_PARAM.sub(value, template)
+
+
+def _from_failure(err: ActivityError | ChildWorkflowError, ref: str) -> WorkflowError:
+    """Turn an activity's or child's failure back into the DSL error it carries."""
+    cause = err.cause
+    while cause is not None:
+        if isinstance(cause, ApplicationError) and cause.type == APPLICATION_ERROR_TYPE:
+            details = cause.details[0] if cause.details else {}
+            if isinstance(details, dict) and "type" in details:
+                problem = Problem.model_validate(details)
+                return WorkflowError(problem).at(ref)
+        if isinstance(cause, ApplicationError) and cause.type in ("NotFoundError",):
+            break
+        nxt = getattr(cause, "cause", None)
+        if nxt is None:
+            break
+        cause = nxt
+    message = str(cause or err)
+    is_timeout = "timeout" in type(cause).__name__.lower() if cause is not None else False
+    return WorkflowError.of(
+        ErrorType.TIMEOUT if is_timeout else ErrorType.RUNTIME,
+        message,
+        title=type(cause).__name__ if cause is not None else "ActivityError",
+        instance=ref,
+    )
+
+
+def _parse_iso(text: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text)

@@ -1,0 +1,168 @@
+"""The worker process: serves the interpreter workflow, the built-in activities and the
+registered custom functions on one task queue; a health endpoint; Prometheus metrics
+from the SDK; graceful shutdown on SIGTERM.
+
+    tflow-worker --task-queue orders [--address HOST:PORT] [--namespace NS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.worker import Worker
+
+from tflow_workers.engine.activities import (
+    DEFAULT_ROUTER_TASK_QUEUE,
+    DirectoryRegistry,
+    EngineActivities,
+    SecretStore,
+)
+from tflow_workers.engine.catalog import Function, as_activity, discover, parse_specs
+from tflow_workers.engine.interpreter import ServerlessWorkflow
+
+log = logging.getLogger("tflow.worker")
+
+
+async def connect(address: str, namespace: str, runtime: Runtime | None = None) -> Client:
+    """A client with the pydantic data converter every Temporal Flow process uses."""
+    return await Client.connect(
+        address, namespace=namespace, data_converter=pydantic_data_converter, runtime=runtime
+    )
+
+
+def build_worker(
+    client: Client,
+    task_queue: str,
+    activities: EngineActivities | None = None,
+    functions: dict[str, Function] | None = None,
+    **options: Any,
+) -> Worker:
+    engine = activities or EngineActivities(client=client)
+    custom = [as_activity(name, fn) for name, fn in sorted((functions or {}).items())]
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ServerlessWorkflow],
+        activities=[*engine.all(), *custom],
+        graceful_shutdown_timeout=options.pop("graceful_shutdown_timeout", timedelta(seconds=20)),
+        **options,
+    )
+
+
+async def _serve_health(port: int, worker_ready: asyncio.Event) -> asyncio.Server:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await reader.readline()
+            path = request.split()[1].decode() if len(request.split()) > 1 else "/"
+            ok = path in ("/healthz", "/livez") or (path == "/readyz" and worker_ready.is_set())
+            status = (
+                "200 OK"
+                if ok
+                else ("404 Not Found" if path not in ("/readyz",) else "503 Service Unavailable")
+            )
+            body = b"ok\n" if ok else b"not ready\n"
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n"
+                "Content-Type: text/plain\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, "0.0.0.0", port)
+
+
+async def serve(args: argparse.Namespace) -> int:
+    runtime = None
+    if args.metrics_port:
+        runtime = Runtime(
+            telemetry=TelemetryConfig(
+                metrics=PrometheusConfig(bind_address=f"0.0.0.0:{args.metrics_port}")
+            )
+        )
+    client = await connect(args.address, args.namespace, runtime)
+    functions = discover(parse_specs(args.function or []))
+    activities = EngineActivities(
+        client=client,
+        definitions=DirectoryRegistry(args.definitions_dir),
+        secrets=SecretStore(args.secrets_dir),
+        router_task_queue=args.router_task_queue,
+    )
+    worker = build_worker(client, args.task_queue, activities, functions)
+    ready = asyncio.Event()
+    health = await _serve_health(args.health_port, ready) if args.health_port else None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker on task queue %s with functions %s", args.task_queue, sorted(functions))
+    async with worker:
+        ready.set()
+        await stop.wait()
+        log.info("shutting down: finishing in-flight tasks")
+    if health is not None:
+        health.close()
+        with contextlib.suppress(Exception):
+            await health.wait_closed()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tflow-worker", description=__doc__.splitlines()[0])
+    env = os.environ.get
+    p.add_argument(
+        "--task-queue", default=env("TFLOW_TASK_QUEUE"), required=not env("TFLOW_TASK_QUEUE")
+    )
+    p.add_argument("--address", default=env("TEMPORAL_ADDRESS", "127.0.0.1:7233"))
+    p.add_argument("--namespace", default=env("TEMPORAL_NAMESPACE", "default"))
+    p.add_argument(
+        "--function",
+        action="append",
+        default=[env("TFLOW_FUNCTIONS", "")],
+        help="name=module:callable (repeatable) — a custom function for `call: name`",
+    )
+    p.add_argument(
+        "--definitions-dir",
+        type=Path,
+        default=_path(env("TFLOW_DEFINITIONS_DIR")),
+        help="definitions that `run: workflow` resolves",
+    )
+    p.add_argument(
+        "--secrets-dir",
+        type=Path,
+        default=_path(env("TFLOW_SECRETS_DIR")),
+        help="mounted Secrets: <dir>/<name>/<key>",
+    )
+    p.add_argument(
+        "--router-task-queue", default=env("TFLOW_ROUTER_TASK_QUEUE", DEFAULT_ROUTER_TASK_QUEUE)
+    )
+    p.add_argument("--health-port", type=int, default=int(env("TFLOW_HEALTH_PORT", "8080")))
+    p.add_argument("--metrics-port", type=int, default=int(env("TFLOW_METRICS_PORT", "9090")))
+    return p
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    return asyncio.run(serve(parser().parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
