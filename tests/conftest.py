@@ -7,13 +7,12 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import http_fixture_app
 import pytest
 from aiohttp import web
+from engine_harness import EngineHarness
 from temporalio.client import Client
 from test_functions import TEST_FUNCTIONS
 
@@ -24,7 +23,6 @@ from tflow_devstack.process import free_port
 from tflow_devstack.temporal import TemporalServer
 from tflow_devstack.tools import REPO_ROOT
 from tflow_workers.engine.activities import DirectoryRegistry, EngineActivities, SecretStore
-from tflow_workers.engine.model import WORKFLOW_TYPE, RunInput
 from tflow_workers.worker import build_worker, connect
 
 
@@ -125,29 +123,6 @@ async def http_service() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
-
-
-class EngineHarness:
-    """Runs documents on an in-process worker serving the interpreter on `task_queue`."""
-
-    def __init__(self, client: Client, task_queue: str, definitions: Path) -> None:
-        self.client = client
-        self.task_queue = task_queue
-        self.definitions = definitions
-
-    async def start(self, document: dict[str, Any], input: Any = None, **kw: Any) -> Any:
-        return await self.client.start_workflow(
-            WORKFLOW_TYPE,
-            RunInput(document=document, input=input),
-            id=kw.pop("id", f"run-{uuid.uuid4()}"),
-            task_queue=self.task_queue,
-            execution_timeout=kw.pop("execution_timeout", timedelta(seconds=60)),
-            **kw,
-        )
-
-    async def run(self, document: dict[str, Any], input: Any = None, **kw: Any) -> Any:
-        handle = await self.start(document, input, **kw)
-        return await handle.result()
 
 
 @pytest.fixture

@@ -26,4 +26,9 @@ def explode(args: dict[str, Any]) -> Any:
     raise RuntimeError("boom")
 
 
-TEST_FUNCTIONS: dict[str, Function] = {"add": add, "shout": shout, "refuse": refuse, "explode": explode}
+TEST_FUNCTIONS: dict[str, Function] = {
+    "add": add,
+    "shout": shout,
+    "refuse": refuse,
+    "explode": explode,
+}

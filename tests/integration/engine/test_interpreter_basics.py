@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import EngineHarness
+from engine_harness import EngineHarness
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
@@ -174,7 +174,8 @@ async def test_retry_then_give_up(engine: EngineHarness) -> None:
     calls = [e for e in status.log if e.name == "call"]
     assert len(calls) == 3  # the first attempt and two retries
     assert all(e.outcome == "faulted" for e in calls)
-    assert calls[0].error is not None and calls[0].error.detail == "RuntimeError: boom"
+    assert calls[0].error is not None
+    assert calls[0].error.detail == "RuntimeError: boom"
 
 
 async def test_fork_gathers_and_competes(engine: EngineHarness) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import EngineHarness
+from engine_harness import EngineHarness
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
