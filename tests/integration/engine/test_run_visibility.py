@@ -1,0 +1,46 @@
+"""Finding runs: search attributes and memo set at start, the current task kept current."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from engine_harness import EngineHarness
+from temporalio.client import Client
+
+from tflow_workers.engine.model import SA_CURRENT_TASK, DefinitionRef, RunInput
+from tflow_workers.engine.starter import start_run
+
+pytestmark = pytest.mark.integration
+
+
+async def test_runs_are_searchable_by_definition_event_and_task(
+    engine: EngineHarness, temporal_client: Client
+) -> None:
+    marker = uuid.uuid4().hex[:8]
+    run = RunInput(
+        document={
+            "document": {"dsl": "1.0.0", "namespace": "shop", "name": "order", "version": "2.1.0"},
+            "do": [
+                {"receive": {"set": {"ok": True}}},
+                {"awaitPayment": {"listen": {"to": {"one": {"with": {"type": "paid"}}}}}},
+            ],
+        },
+        definition=DefinitionRef(name=f"order-{marker}", namespace="shop", version="7"),
+        event={"type": "order.created", "source": f"webshop-{marker}", "id": "e1"},
+    )
+    handle = await start_run(temporal_client, run, engine.task_queue)
+    query = f'TflowDefinition = "shop/order-{marker}" AND TflowEventSource = "webshop-{marker}"'
+    for _ in range(100):
+        found = [w async for w in temporal_client.list_workflows(query)]
+        described = await handle.describe()
+        if found and described.typed_search_attributes.get(SA_CURRENT_TASK) == "awaitPayment":
+            break
+        await asyncio.sleep(0.1)
+    assert [w.id for w in found] == [handle.id]
+    assert described.typed_search_attributes.get(SA_CURRENT_TASK) == "awaitPayment"
+    memo = await described.memo()
+    assert memo == {"definition": f"shop/order-{marker}", "version": "7"}
+    await handle.signal("paid", {"amount": 10})
+    await handle.result()

@@ -1,0 +1,77 @@
+"""Starting a flow run: the one place that decides a run's id, task queue, search
+attributes and memo, for every starter (the CLI, schedules, the root orchestrator)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from tflow_workers.engine.model import (
+    SA_DEFINITION,
+    SA_EVENT_SOURCE,
+    SA_EVENT_TYPE,
+    SA_VERSION,
+    WORKFLOW_TYPE,
+    RunInput,
+)
+
+
+def run_identity(run: RunInput) -> tuple[str, str]:
+    """The (name, version) a run is indexed under: the WorkflowDefinition's when there is
+    one, else the document's own namespace/name."""
+    document = run.document.get("document") or {}
+    if run.definition is not None:
+        name = f"{run.definition.namespace}/{run.definition.name}"
+        version = run.definition.version or str(document.get("version", ""))
+    else:
+        name = f"{document.get('namespace', 'default')}/{document.get('name', 'unnamed')}"
+        version = str(document.get("version", ""))
+    return name, version
+
+
+def search_attributes(run: RunInput) -> TypedSearchAttributes:
+    name, version = run_identity(run)
+    pairs: list[SearchAttributePair[Any]] = [
+        SearchAttributePair(SA_DEFINITION, name),
+        SearchAttributePair(SA_VERSION, version),
+    ]
+    if run.event:
+        if run.event.get("type"):
+            pairs.append(SearchAttributePair(SA_EVENT_TYPE, str(run.event["type"])))
+        if run.event.get("source"):
+            pairs.append(SearchAttributePair(SA_EVENT_SOURCE, str(run.event["source"])))
+    return TypedSearchAttributes(pairs)
+
+
+def memo(run: RunInput) -> dict[str, Any]:
+    name, version = run_identity(run)
+    return {"definition": name, "version": version}
+
+
+def new_run_id(run: RunInput) -> str:
+    document = run.document.get("document") or {}
+    base = run.definition.name if run.definition else str(document.get("name", "run"))
+    return f"{base}-{uuid.uuid4()}"
+
+
+async def start_run(
+    client: Client,
+    run: RunInput,
+    task_queue: str,
+    workflow_id: str | None = None,
+    execution_timeout: timedelta | None = None,
+) -> WorkflowHandle[Any, Any]:
+    return await client.start_workflow(
+        WORKFLOW_TYPE,
+        run,
+        id=workflow_id or new_run_id(run),
+        task_queue=task_queue,
+        search_attributes=search_attributes(run),
+        memo=memo(run),
+        execution_timeout=execution_timeout,
+    )
+
