@@ -4,6 +4,7 @@ stopped with SIGTERM then SIGKILL. Every server of the stack runs through this."
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,11 +17,38 @@ class ServerFailedError(RuntimeError):
     """A server exited or never became ready; the message carries its log tail."""
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    """A free loopback port outside the kernel's ephemeral range.
+
+    Ports the kernel hands to outgoing connections (and to servers binding port 0, as
+    Temporal's dev server does for its internal services) come from the ephemeral range;
+    a port picked there can be taken by such a connection before our server binds it.
+    """
+    low, high = _ephemeral_range()
+    candidates = [p for p in range(10000, 30000) if not low <= p <= high]
+    for _ in range(200):
+        port = random.choice(candidates)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise ServerFailedError("no free loopback port found outside the ephemeral range")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
