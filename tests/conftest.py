@@ -14,6 +14,8 @@ import pytest
 from aiohttp import web
 from engine_harness import EngineHarness
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 from test_functions import TEST_FUNCTIONS
 
 from tflow_devstack.controlplane import ControlPlane
@@ -21,7 +23,7 @@ from tflow_devstack.moto import MotoServer
 from tflow_devstack.postgres import PostgresServer
 from tflow_devstack.process import free_port
 from tflow_devstack.temporal import TemporalServer
-from tflow_devstack.tools import REPO_ROOT
+from tflow_devstack.tools import REPO_ROOT, venv_binary
 from tflow_workers.engine.activities import DirectoryRegistry, EngineActivities, SecretStore
 from tflow_workers.worker import build_worker, connect
 
@@ -142,3 +144,23 @@ async def engine(
     worker = build_worker(temporal_client, task_queue, activities, functions=TEST_FUNCTIONS)
     async with worker:
         yield EngineHarness(temporal_client, task_queue, definitions)
+
+
+@pytest.fixture(scope="session")
+async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server, for flows that wait minutes or days."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(venv_binary("temporal-test-server")),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def shop_db(postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The sample shop functions' database (they read SHOP_DATABASE_URL)."""
+    monkeypatch.setenv("SHOP_DATABASE_URL", postgres.dsn)
+    return postgres.dsn

@@ -407,7 +407,9 @@ class ServerlessWorkflow:
         if not isinstance(expression, str):
             return expression
         try:
-            return evaluate(expression, data, {**self._base_vars(), **variables})
+            return evaluate(
+                expression, data, {**self._base_vars(), **variables}, now=workflow.now()
+            )
         except ExpressionError as err:
             raise WorkflowError(
                 Problem.model_validate({**err.to_error(), "instance": where})
@@ -415,7 +417,7 @@ class ServerlessWorkflow:
 
     def _interpolate(self, value: Any, data: Any, variables: dict[str, Any], where: str) -> Any:
         try:
-            return interpolate(value, data, {**self._base_vars(), **variables})
+            return interpolate(value, data, {**self._base_vars(), **variables}, now=workflow.now())
         except ExpressionError as err:
             raise WorkflowError(
                 Problem.model_validate({**err.to_error(), "instance": where})
@@ -592,6 +594,9 @@ class ServerlessWorkflow:
                         attempt += 1
                         await workflow.sleep(delay)
                         continue
+                    if "do" not in catch:
+                        # The retries could not recover and nothing handles the error.
+                        raise
                 if "do" in catch:
                     return await self._run_list(catch["do"], data, caught_scope, f"{ref}/catch/do")
                 return data

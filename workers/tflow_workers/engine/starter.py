@@ -74,4 +74,3 @@ async def start_run(
         memo=memo(run),
         execution_timeout=execution_timeout,
     )
-

@@ -1,0 +1,241 @@
+"""Runtime expressions: jq programs written as `${ ... }`, compiled once and cached.
+
+Two evaluation entry points:
+
+* `evaluate(expr, data, variables)` always treats `expr` as jq; the `${ }` wrapper is
+  optional. Use it for fields that are expressions by definition (`if`, switch `when`,
+  `for.in`, `while`, catch/retry `when`/`exceptWhen`, listen `until`, correlate `from`,
+  and `input.from`/`output.as`/`export.as` when they are strings).
+* `interpolate(value, data, variables)` walks a value and evaluates only the strings that
+  are wholly wrapped in `${ }` (strict mode); everything else passes through unchanged.
+
+The spec's runtime arguments ($context, $input, $output, $secret, $task, $workflow,
+$runtime, $authorization) are always bound, to null when the caller does not pass them,
+so an expression never fails to compile just because an argument is absent at one site.
+Extra variables (a catch's `as`, a for loop's `each`/`at`) are passed by name.
+
+jq binds variables at compile time, by value. To compile once per expression rather than
+once per evaluation, the program is wrapped so that it reads its variables from its input:
+`. as [$data, {$input, $context, ...}, $now] | ... | $data | (EXPR)`; the cache is keyed by
+the expression text plus the sorted variable names.
+
+The wrapper also makes evaluation safe to run inside a Temporal workflow: `$ENV` and `env`
+are empty (worker environment variables must never reach documents), local time is UTC,
+and `now` is the clock the caller passes (`now=workflow.now()` in workflow code); with no
+clock, `now` is an expression error rather than a silent read of the host clock.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import jq
+
+EXPRESSION_ERROR_TYPE: Final = "https://serverlessworkflow.io/spec/1.0.0/errors/expression"
+EXPRESSION_ERROR_STATUS: Final = 400
+
+RUNTIME_ARGUMENTS: Final[tuple[str, ...]] = (
+    "authorization",
+    "context",
+    "input",
+    "output",
+    "runtime",
+    "secret",
+    "task",
+    "workflow",
+)
+
+CACHE_SIZE: Final = 4096
+
+_WRAPPED = re.compile(r"^\s*\$\{(?P<body>.*)\}\s*$", re.DOTALL)
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DATA_VARIABLE: Final = "__tflow_data"
+_NOW_VARIABLE: Final = "__tflow_now"
+# Builtins that would read the host (environment, clock, time zone) are replaced, so that
+# replaying a workflow on another worker, later, evaluates every expression the same way.
+_PRELUDE: Final = (
+    "def env: {}; def localtime: gmtime; def strflocaltime(f): strftime(f); "
+    f"def now: if ${_NOW_VARIABLE} == null "
+    'then error("now is not available here: the caller passed no clock") '
+    f"else ${_NOW_VARIABLE} end; "
+    "{} as $ENV | "
+)
+_COMPILE_NOISE = re.compile(r"^jq: error: |:$")
+
+
+class ExpressionError(Exception):
+    """A runtime expression that failed; `expression` is the jq text, `message` the cause."""
+
+    title: str = "Expression error"
+
+    def __init__(self, expression: str, message: str) -> None:
+        super().__init__(f"{message} (expression: {expression})")
+        self.expression = expression
+        self.message = message
+
+    def to_error(self) -> dict[str, Any]:
+        """The Serverless Workflow error object this failure raises."""
+        return {
+            "type": EXPRESSION_ERROR_TYPE,
+            "status": EXPRESSION_ERROR_STATUS,
+            "title": self.title,
+            "detail": f"{self.message} (expression: {self.expression})",
+        }
+
+
+class ExpressionCompileError(ExpressionError):
+    """The expression is not valid jq, or uses a variable that is not bound."""
+
+    title = "Invalid expression"
+
+
+class ExpressionRuntimeError(ExpressionError):
+    """The expression compiled but failed on the data it was given."""
+
+    title = "Expression evaluation failed"
+
+
+def is_expression(value: object) -> bool:
+    """True for a string that is wholly a `${ ... }` runtime expression."""
+    return isinstance(value, str) and _WRAPPED.match(value) is not None
+
+
+def strip_expression(text: str) -> str:
+    """The jq program inside `${ ... }`; a bare program is returned stripped."""
+    match = _WRAPPED.match(text)
+    return (match.group("body") if match else text).strip()
+
+
+def is_variable_name(name: str) -> bool:
+    """True when `name` can be bound as a jq variable (`$name`)."""
+    return bool(_VARIABLE_NAME.match(name)) and not name.startswith("__")
+
+
+def _clean_compile_message(raw: str) -> str:
+    first = raw.strip().splitlines()[0] if raw.strip() else "invalid expression"
+    return _COMPILE_NOISE.sub("", first).replace(" at <top-level>, ", " at ")
+
+
+Clock = datetime | float | None
+"""What `now` returns inside expressions: a datetime or epoch seconds; None disables it."""
+
+
+class CompiledExpression:
+    """A compiled jq program with the variable names it binds."""
+
+    __slots__ = ("_program", "text", "variable_names")
+
+    def __init__(self, text: str, variable_names: tuple[str, ...], program: Any) -> None:
+        self.text = text
+        self.variable_names = variable_names
+        self._program = program
+
+    def _run(self, data: Any, variables: Mapping[str, Any] | None, now: Clock) -> Any:
+        bound = {name: (variables or {}).get(name) for name in self.variable_names}
+        clock = now.timestamp() if isinstance(now, datetime) else now
+        try:
+            return self._program.input_value([data, bound, clock])
+        except (TypeError, ValueError) as error:
+            raise ExpressionRuntimeError(self.text, f"cannot pass data to jq: {error}") from None
+
+    def first(
+        self, data: Any, variables: Mapping[str, Any] | None = None, *, now: Clock = None
+    ) -> Any:
+        """The first output, or None when the program outputs nothing."""
+        outputs = self._run(data, variables, now)
+        try:
+            return outputs.first()
+        except StopIteration:
+            return None
+        except ValueError as error:
+            raise ExpressionRuntimeError(self.text, str(error)) from None
+
+    def all(
+        self, data: Any, variables: Mapping[str, Any] | None = None, *, now: Clock = None
+    ) -> list[Any]:
+        """Every output, in order."""
+        outputs = self._run(data, variables, now)
+        try:
+            result: list[Any] = outputs.all()
+        except ValueError as error:
+            raise ExpressionRuntimeError(self.text, str(error)) from None
+        return result
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _compile(text: str, names: tuple[str, ...]) -> CompiledExpression:
+    if not text:
+        raise ExpressionCompileError(text, "empty expression")
+    # Compiling the bare program first gives error positions in the author's own text,
+    # and refuses anything that would escape the wrapper below.
+    try:
+        jq.compile(text, args=dict.fromkeys(names))
+    except ValueError as error:
+        raise ExpressionCompileError(text, _clean_compile_message(str(error))) from None
+    bindings = ", ".join(f"${name}" for name in names)
+    wrapped = (
+        f". as [${_DATA_VARIABLE}, {{{bindings}}}, ${_NOW_VARIABLE}] | {_PRELUDE}"
+        f"${_DATA_VARIABLE} | (\n{text}\n)"
+    )
+    try:
+        program = jq.compile(wrapped)
+    except ValueError as error:  # pragma: no cover - the bare compile above catches these
+        raise ExpressionCompileError(text, _clean_compile_message(str(error))) from None
+    return CompiledExpression(text, names, program)
+
+
+def _names(variable_names: Iterable[str], expression: str) -> tuple[str, ...]:
+    names = set(RUNTIME_ARGUMENTS)
+    for name in variable_names:
+        if not is_variable_name(name):
+            raise ExpressionCompileError(expression, f"invalid variable name {name!r}")
+        names.add(name)
+    return tuple(sorted(names))
+
+
+def compile_expression(expression: str, variable_names: Iterable[str] = ()) -> CompiledExpression:
+    """Compile (or fetch from the cache) `expression`, binding the runtime arguments and
+    `variable_names`. Raises `ExpressionCompileError`."""
+    return _compile(strip_expression(expression), _names(variable_names, expression))
+
+
+def cache_info() -> functools._CacheInfo:
+    """Hits, misses and size of the compiled-program cache."""
+    return _compile.cache_info()
+
+
+def clear_cache() -> None:
+    """Forget every compiled program (tests use this to observe cache behaviour)."""
+    _compile.cache_clear()
+
+
+def evaluate(
+    expression: str, data: Any, variables: Mapping[str, Any] | None = None, *, now: Clock = None
+) -> Any:
+    """First output of `expression` (wrapper optional) run on `data`; None if it has none."""
+    return compile_expression(expression, variables or ()).first(data, variables, now=now)
+
+
+def evaluate_all(
+    expression: str, data: Any, variables: Mapping[str, Any] | None = None, *, now: Clock = None
+) -> list[Any]:
+    """Every output of `expression` run on `data`."""
+    return compile_expression(expression, variables or ()).all(data, variables, now=now)
+
+
+def interpolate(
+    value: Any, data: Any, variables: Mapping[str, Any] | None = None, *, now: Clock = None
+) -> Any:
+    """Return `value` with every `${ ... }` string inside it (at any depth) replaced by its
+    first output; other strings, keys, and non-string scalars are left as they are."""
+    if isinstance(value, str):
+        return evaluate(value, data, variables, now=now) if is_expression(value) else value
+    if isinstance(value, Mapping):
+        return {key: interpolate(item, data, variables, now=now) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [interpolate(item, data, variables, now=now) for item in value]
+    return value
