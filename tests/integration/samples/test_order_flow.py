@@ -15,6 +15,7 @@ import psycopg
 import pytest
 import samples
 from temporalio.client import Client, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from tflow_workers.engine.activities import DirectoryRegistry, EngineActivities
@@ -185,7 +186,9 @@ async def test_invalid_order_faults_with_validation_error(shop: Shop) -> None:
     )
     with pytest.raises(WorkflowFailureError) as caught:
         await handle.result()
-    detail = caught.value.cause.details[0]  # type: ignore[union-attr]
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError)
+    detail = cause.details[0]
     assert detail["type"] == "https://serverlessworkflow.io/spec/1.0.0/errors/validation"
     assert detail["detail"] == "the shipping address is empty; the amount must be positive"
     assert detail["instance"] == "/do/1/validateOrder"
