@@ -46,8 +46,21 @@ async def text(request: web.Request) -> web.Response:
     return web.Response(text="plain words", content_type="text/plain")
 
 
+HOOKS = web.AppKey("hooks", dict[str, list[object]])
+
+
+async def hook_post(request: web.Request) -> web.Response:
+    request.app[HOOKS].setdefault(request.match_info["name"], []).append(await request.json())
+    return web.json_response({"ok": True}, status=202)
+
+
+async def hook_get(request: web.Request) -> web.Response:
+    return web.json_response(request.app[HOOKS].get(request.match_info["name"], []))
+
+
 def app() -> web.Application:
     application = web.Application()
+    application[HOOKS] = {}
     application.add_routes(
         [
             web.get("/pets/{id}", pet),
@@ -57,6 +70,9 @@ def app() -> web.Application:
             web.get("/auth/basic", basic),
             web.get("/auth/bearer", bearer),
             web.get("/text", text),
+            # A webhook sink: POSTs are kept per name and read back with GET.
+            web.post("/hooks/{name:.+}", hook_post),
+            web.get("/hooks/{name:.+}", hook_get),
         ]
     )
     return application
