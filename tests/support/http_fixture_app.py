@@ -42,6 +42,10 @@ async def bearer(request: web.Request) -> web.Response:
     return web.json_response({"token": "ok"})
 
 
+async def api_data(request: web.Request) -> web.Response:
+    return web.json_response({"data": {"items": [1, 2, 3]}, "page": 1})
+
+
 async def text(request: web.Request) -> web.Response:
     return web.Response(text="plain words", content_type="text/plain")
 
@@ -70,6 +74,7 @@ def app() -> web.Application:
             web.get("/auth/basic", basic),
             web.get("/auth/bearer", bearer),
             web.get("/text", text),
+            web.get("/api/data", api_data),
             # A webhook sink: POSTs are kept per name and read back with GET.
             web.post("/hooks/{name:.+}", hook_post),
             web.get("/hooks/{name:.+}", hook_get),

@@ -96,11 +96,28 @@ def test_abandoned_cart_plain_steps_become_custom_calls(cart: dict[str, Any]) ->
         "step_5",
         "step_6",
     ]
-    assert tasks["step_1"] == {"call": "send_message", "then": "step_2"}
-    assert tasks["step_3"] == {"call": "notify_creator", "then": "end"}
-    assert tasks["step_4"] == {"call": "webhook", "then": "step_5"}
-    assert tasks["step_5"] == {"call": "explicity_wait", "then": "step_6"}
-    assert tasks["step_6"] == {"call": "send_message", "then": "end"}
+    assert tasks["step_1"] == {
+        "call": "send_message",
+        "with": {"cartId": "${ .cartId }"},
+        "then": "step_2",
+    }
+    assert tasks["step_3"] == {
+        "call": "notify_creator",
+        "with": {"cartId": "${ $workflow.input.cartId }"},
+        "then": "end",
+    }
+    assert tasks["step_4"] == {
+        "call": "webhook",
+        "with": {"cartId": "${ $workflow.input.cartId }"},
+        "then": "step_5",
+    }
+    # The sample declares the POC's sleep, so it becomes a durable timer, not a call.
+    assert tasks["step_5"] == {"wait": "PT30S", "then": "step_6"}
+    assert tasks["step_6"] == {
+        "call": "send_message",
+        "with": {"cartId": "${ $workflow.input.cartId }"},
+        "then": "end",
+    }
 
 
 def test_yaml_sample_and_json_input_give_the_same_document() -> None:
@@ -355,3 +372,15 @@ def test_timeouts_accept_iso_go_and_seconds(value: object, expected: str) -> Non
     data = {"steps": {"w": {"node": "wait_answer", "timeout": value}}}
     listen = convert_poc_steps(data)["do"][0]["w"]["try"][0]["wait_answer"]
     assert listen["timeout"] == {"after": expected}
+
+
+def test_sleep_step_must_not_take_arguments() -> None:
+    with pytest.raises(
+        ConversionError, match=r"\$\.steps\.s1\.sleep: step 's1': a sleep step only waits"
+    ):
+        convert_poc_steps(
+            {
+                "start_step": "s1",
+                "steps": {"s1": {"node": "pause", "sleep": "PT5S", "with": {"a": 1}}},
+            }
+        )

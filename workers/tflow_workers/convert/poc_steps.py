@@ -15,7 +15,9 @@ so task order only matters for the start step, which always comes first.
 
 The POC hard-codes what a node does in Go. Nodes that wait for a signal are known from
 `SIGNAL_NODES` (the seed's `wait_answer`: signal `client-answered`, 1 minute), or declared
-per step with the extension fields `signal` and `timeout`; every other node is a custom
+per step with the extension fields `signal` and `timeout`; a node that only sleeps (the
+POC's `workflow.Sleep`, e.g. `explicity_wait`) is declared with the extension field
+`sleep: <ISO 8601 duration>` and becomes a durable `wait`; every other node is a custom
 function call (`call: <node>`, arguments from the extension field `with`).
 """
 
@@ -59,7 +61,7 @@ CONDITION_EVENTS: Final[Mapping[str, str]] = {
 EVENT_FIELD: Final = "eventType"
 
 _TOP_FIELDS: Final = ("start_step", "steps", "name", "version")
-_STEP_FIELDS: Final = ("node", "go_to", "condition", "with", "signal", "timeout")
+_STEP_FIELDS: Final = ("node", "go_to", "condition", "with", "signal", "timeout", "sleep")
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class _Step:
     condition: dict[str, str]  # condition key -> target step, only the keys that are set
     args: dict[str, Any] | None
     wait: SignalWait | None
+    sleep: str | None = None
 
     def successors(self) -> list[tuple[str, str]]:
         """(field path suffix, target) pairs in the order the runtime would consider them."""
@@ -194,7 +197,16 @@ def _parse_step(
             child(path, "with"),
             f"step {step_name!r} waits for signal {wait.signal!r}; a listen takes no arguments",
         )
-    return _Step(step_name, node, go_to, condition, args, wait)
+    sleep = None
+    if step.get("sleep") is not None:
+        sleep_path = child(path, "sleep")
+        if wait is not None or args is not None:
+            raise ConversionError(
+                sleep_path,
+                f"step {step_name!r}: a sleep step only waits; it takes no signal or arguments",
+            )
+        sleep = iso_duration(step["sleep"], sleep_path)
+    return _Step(step_name, node, go_to, condition, args, wait, sleep)
 
 
 def _start_step(data: Mapping[str, Any], steps: Mapping[str, _Step]) -> str:
@@ -246,8 +258,11 @@ def _tasks_for(step: _Step, taken: set[str]) -> list[dict[str, Any]]:
     route = unique_name(f"{step.name}_route", taken) if step.condition else None
     after = route if route is not None else _default_then(step)
 
-    if step.wait is None:
-        task: dict[str, Any] = {"call": step.node}
+    if step.sleep is not None:
+        task: dict[str, Any] = {"wait": step.sleep}
+        event_expr = f'(.{EVENT_FIELD} // "{SATISFIED}")'
+    elif step.wait is None:
+        task = {"call": step.node}
         if step.args:
             task["with"] = step.args
         # A plain node's function result decides the branch; the POC's plain nodes always
