@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import uuid
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -97,7 +98,7 @@ async def run_document(
     namespace: str = "default",
     task_queue: str | None = None,
     execution_timeout: timedelta | None = None,
-    functions: dict[str, Function] | None = None,
+    functions: Mapping[str, Function] | None = None,
     definitions_dir: Path | None = None,
     secrets_dir: Path | None = None,
     progress: TextIO | None = None,

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ def build_worker(
     client: Client,
     task_queue: str,
     activities: EngineActivities | None = None,
-    functions: dict[str, Function] | None = None,
+    functions: Mapping[str, Function] | None = None,
     **options: Any,
 ) -> Worker:
     engine = activities or EngineActivities(client=client)
