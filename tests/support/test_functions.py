@@ -32,3 +32,10 @@ TEST_FUNCTIONS: dict[str, Function] = {
     "refuse": refuse,
     "explode": explode,
 }
+
+
+def huge(args: dict[str, Any]) -> Any:
+    return {"blob": "x" * (3 * 1024 * 1024)}
+
+
+TEST_FUNCTIONS["huge"] = huge

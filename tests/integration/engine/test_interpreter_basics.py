@@ -293,3 +293,49 @@ async def test_listen_one_event_from_a_signal(engine: EngineHarness) -> None:
     await handle.signal("unrelated", {"by": "nobody"})
     await handle.signal("approve", {"by": "ops"})
     assert await handle.result() == {"approvedBy": "ops"}
+
+
+async def test_invalid_document_fails_at_once_with_every_problem(engine: EngineHarness) -> None:
+    handle = await engine.start(
+        doc(
+            {"a": {"set": {"x": "${ .x | nosuchfn }"}}},
+            {"b": {"switch": [{"go": {"when": ".x", "then": "nowhere"}}]}},
+        )
+    )
+    with pytest.raises(WorkflowFailureError) as caught:
+        await handle.result()
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError)
+    problem = cause.details[0]
+    assert problem["type"] == "https://serverlessworkflow.io/spec/1.0.0/errors/validation"
+    assert problem["title"] == "Invalid workflow document"
+    assert "do[1].b.switch[0].then: no task named 'nowhere'" in problem["detail"]
+    assert "do[0].a.set.x" in problem["detail"]
+    status = await handle.query("status", result_type=RunStatus)
+    assert status.log == []
+
+
+async def test_oversized_task_output_names_the_limit(engine: EngineHarness) -> None:
+    handle = await engine.start(doc({"big": {"call": "huge"}}))
+    with pytest.raises(WorkflowFailureError) as caught:
+        await handle.result()
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError)
+    problem = cause.details[0]
+    assert problem["status"] == 413
+    assert problem["detail"].startswith("the result of 'huge' is 3.0 MiB, over Temporal's payload")
+    assert "limit of 2 MiB" in problem["detail"]
+    assert problem["instance"] == "/do/0/big"
+
+
+async def test_oversized_run_input_is_refused_before_start(engine: EngineHarness) -> None:
+    from tflow_workers.engine.errors import WorkflowError
+    from tflow_workers.engine.model import RunInput
+    from tflow_workers.engine.starter import start_run
+
+    with pytest.raises(WorkflowError, match=r"the run's input is 2\.5 MiB, over .* limit of 2 MiB"):
+        await start_run(
+            engine.client,
+            RunInput(document=doc({"a": {"set": {}}}), input={"x": "y" * (5 * 1024 * 512)}),
+            engine.task_queue,
+        )

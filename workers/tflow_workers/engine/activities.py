@@ -18,7 +18,13 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
-from tflow_workers.engine.errors import APPLICATION_ERROR_TYPE, ErrorType, Problem
+from tflow_workers.engine.errors import (
+    APPLICATION_ERROR_TYPE,
+    ErrorType,
+    Problem,
+    WorkflowError,
+    check_payload,
+)
 from tflow_workers.engine.model import (
     ACTIVITY_EMIT,
     ACTIVITY_HTTP,
@@ -194,6 +200,10 @@ class EngineActivities:
                     data={"response": {"statusCode": response.status_code, "content": content}},
                 )
             )
+        try:
+            check_payload(content, f"the response of {request.method} {request.uri}")
+        except WorkflowError as err:
+            raise problem_error(err.problem) from None
         if request.output == "raw":
             return base64.b64encode(response.content).decode()
         if request.output == "response":

@@ -24,7 +24,7 @@ from typing import Any
 from temporalio import activity
 
 from tflow_workers.engine.activities import problem_error
-from tflow_workers.engine.errors import ErrorType, Problem
+from tflow_workers.engine.errors import ErrorType, Problem, WorkflowError, check_payload
 
 ENTRY_POINT_GROUP = "temporalflow.functions"
 
@@ -97,9 +97,14 @@ def as_activity(name: str, fn: Function) -> Callable[..., Any]:
     async def run(args: dict[str, Any]) -> Any:
         try:
             if inspect.iscoroutinefunction(fn):
-                return await fn(args)
-            # Sync functions do blocking I/O; keep the worker's event loop free.
-            return await asyncio.to_thread(fn, args)
+                result = await fn(args)
+            else:
+                # Sync functions do blocking I/O; keep the worker's event loop free.
+                result = await asyncio.to_thread(fn, args)
+            check_payload(result, f"the result of {name!r}")
+            return result
+        except WorkflowError as err:
+            raise problem_error(err.problem) from None
         except FunctionError as err:
             raise problem_error(err.problem) from None
         except Exception as err:

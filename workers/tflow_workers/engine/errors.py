@@ -4,6 +4,7 @@ the problem, the interpreter turns failures back into them so `try`/`catch` can 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -89,3 +90,26 @@ class WorkflowError(Exception):
         if self.problem.instance is None:
             self.problem = self.problem.model_copy(update={"instance": instance})
         return self
+
+
+# Temporal refuses a payload over 2 MiB (its default blob size limit); checking first
+# turns an opaque server rejection into an error that names the limit and the culprit.
+PAYLOAD_LIMIT_BYTES = 2 * 1024 * 1024
+
+
+def payload_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), default=str).encode())
+
+
+def check_payload(value: Any, what: str, instance: str | None = None) -> None:
+    size = payload_size(value)
+    if size > PAYLOAD_LIMIT_BYTES:
+        raise WorkflowError.of(
+            ErrorType.RUNTIME,
+            f"{what} is {size / 1048576:.1f} MiB, over Temporal's payload limit of "
+            f"{PAYLOAD_LIMIT_BYTES // 1048576} MiB; pass a reference (e.g. a document store "
+            "URI) instead of the data",
+            title="Payload too large",
+            status=413,
+            instance=instance,
+        )

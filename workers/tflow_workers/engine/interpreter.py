@@ -22,11 +22,13 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 with workflow.unsafe.imports_passed_through():
     from tflow_workers.dsl.durations import parse_duration
     from tflow_workers.dsl.expressions import ExpressionError, evaluate, interpolate
+    from tflow_workers.dsl.validate import validate_document
     from tflow_workers.engine.errors import (
         APPLICATION_ERROR_TYPE,
         ErrorType,
         Problem,
         WorkflowError,
+        check_payload,
     )
     from tflow_workers.engine.events import event_from_signal, matches_filter
     from tflow_workers.engine.model import (
@@ -143,6 +145,17 @@ class ServerlessWorkflow:
             },
         }
         try:
+            if resume is None:
+                # Whoever started the run should have validated the document; a run that
+                # gets an invalid one anyway fails at once with every problem listed.
+                issues = validate_document(self._doc)
+                if issues:
+                    raise WorkflowError.of(
+                        ErrorType.VALIDATION,
+                        "; ".join(str(i) for i in issues),
+                        title="Invalid workflow document",
+                        instance="/",
+                    )
             secret_names = sorted((self._doc.get("use") or {}).get("secrets") or [])
             if secret_names:
                 self._secrets = await workflow.execute_activity(
@@ -847,6 +860,7 @@ class ServerlessWorkflow:
         child_input = self._interpolate(
             target.get("input", data), data, variables, f"{ref}/run/workflow/input"
         )
+        check_payload(child_input, "the child workflow's input", ref)
         child = RunInput(
             document=resolved.document, input=child_input, definition=resolved.definition
         )
@@ -877,6 +891,11 @@ class ServerlessWorkflow:
         retries: int = 1,
         result_type: type | None = None,
     ) -> Any:
+        check_payload(
+            arg.model_dump(mode="json") if hasattr(arg, "model_dump") else arg,
+            f"the input of {name!r}",
+            ref,
+        )
         try:
             return await workflow.execute_activity(
                 name,

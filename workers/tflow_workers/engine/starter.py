@@ -10,6 +10,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from tflow_workers.engine.errors import check_payload
 from tflow_workers.engine.model import (
     SA_DEFINITION,
     SA_EVENT_SOURCE,
@@ -58,6 +59,12 @@ def new_run_id(run: RunInput) -> str:
     return f"{base}-{uuid.uuid4()}"
 
 
+def check_run_input(run: RunInput) -> None:
+    """Refuse a run whose start would exceed Temporal's payload limit, naming the limit."""
+    check_payload(run.input, "the run's input")
+    check_payload(run.model_dump(mode="json"), "the run's input with its document")
+
+
 async def start_run(
     client: Client,
     run: RunInput,
@@ -65,6 +72,7 @@ async def start_run(
     workflow_id: str | None = None,
     execution_timeout: timedelta | None = None,
 ) -> WorkflowHandle[Any, Any]:
+    check_run_input(run)
     return await client.start_workflow(
         WORKFLOW_TYPE,
         run,
