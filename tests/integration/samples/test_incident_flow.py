@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import samples
+from histories import check_replay
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -79,6 +80,7 @@ async def test_normal_incident_notifies_the_team(
         }
     ]
     assert await _posted(hooks, "pager") == []
+    await check_replay(handle, "incident-notify")
 
 
 async def test_critical_incident_pages_and_waits_for_ack(
@@ -102,6 +104,7 @@ async def test_critical_incident_pages_and_waits_for_ack(
         "status": "acknowledged",
         "by": "alice",
     }
+    await check_replay(handle, "incident-acknowledged")
 
 
 async def test_unacknowledged_incident_escalates_after_15_minutes(
@@ -118,6 +121,7 @@ async def test_unacknowledged_incident_escalates_after_15_minutes(
             "severity": "critical",
             "status": "escalated",
         }
+        await check_replay(handle, "incident-escalated")
     pages = await _posted(hooks, "pager")
     assert [(p["incidentId"], p["escalation"]) for p in pages] == [
         ("inc-3", False),

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 import samples
+from histories import check_replay
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -132,6 +133,7 @@ async def test_approved_order_with_address_update(shop: Shop, shop_db: str) -> N
         ("ship", "completed"),
         ("complete", "completed"),
     ]
+    await check_replay(handle, "order-approved")
 
 
 async def test_payment_retried_never_charged_twice(shop: Shop, shop_db: str) -> None:
@@ -157,6 +159,7 @@ async def test_payment_retried_never_charged_twice(shop: Shop, shop_db: str) -> 
     ]
     assert events.count("payment_charged") == 1
     assert events.count("payment_gateway_unavailable") == 2
+    await check_replay(handle, "order-payment-retried")
 
 
 async def test_cancel_signal_cancels_without_charging(shop: Shop, shop_db: str) -> None:
@@ -170,6 +173,7 @@ async def test_cancel_signal_cancels_without_charging(shop: Shop, shop_db: str) 
     assert _rows(shop_db, "SELECT status FROM orders WHERE order_id = %s", order_id) == [
         ("cancelled",)
     ]
+    await check_replay(handle, "order-cancelled")
 
 
 async def test_invalid_order_faults_with_validation_error(shop: Shop) -> None:
@@ -192,6 +196,7 @@ async def test_invalid_order_faults_with_validation_error(shop: Shop) -> None:
     assert detail["type"] == "https://serverlessworkflow.io/spec/1.0.0/errors/validation"
     assert detail["detail"] == "the shipping address is empty; the amount must be positive"
     assert detail["instance"] == "/do/1/validateOrder"
+    await check_replay(handle, "order-invalid")
 
 
 async def test_approval_sla_auto_cancels_after_three_minutes(
@@ -214,3 +219,4 @@ async def test_approval_sla_auto_cancels_after_three_minutes(
         assert review.error.status == 408
         assert review.ended_at is not None
         assert review.ended_at - review.started_at >= timedelta(minutes=3)
+        await check_replay(handle, "order-sla-expired")

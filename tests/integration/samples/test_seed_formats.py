@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from histories import check_replay
 from samples import SAMPLES
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -73,6 +74,7 @@ async def test_cart_client_answers_in_time(
         await handle.signal("client-answered", {"answer": "yes"})
         await handle.result()
         status = await handle.query("status", result_type=RunStatus)
+        await check_replay(handle, "cart-answered")
     assert [e.name for e in status.log] == [
         "step_1",
         "step_2",
@@ -99,6 +101,7 @@ async def test_cart_timeout_runs_webhook_wait_and_message(
         )
         await handle.result()
         status = await handle.query("status", result_type=RunStatus)
+        await check_replay(handle, "cart-timeout")
     assert [(e.name, e.outcome) for e in status.log] == [
         ("step_1", "completed"),
         ("step_2", "completed"),
@@ -123,11 +126,13 @@ async def test_node_graph_api_call_then_transform(
     assert validate_document(document) == []
     worker = build_worker(temporal_client, task_queue, EngineActivities(client=temporal_client))
     async with worker:
-        out = await temporal_client.execute_workflow(
+        handle = await temporal_client.start_workflow(
             WORKFLOW_TYPE,
             RunInput(document=document, input={}),
             id=f"graph-{uuid.uuid4().hex[:8]}",
             task_queue=task_queue,
         )
+        out = await handle.result()
+        await check_replay(handle, "node-graph")
     # The transform maps `inputs.data` of the api_call's response to `result`.
     assert out == {"result": {"items": [1, 2, 3]}}

@@ -133,12 +133,12 @@ def test_missing_document_is_a_404_communication_error(backend: Backend) -> None
 def test_missing_bucket_or_container_is_a_404(backend: Backend) -> None:
     scheme = backend.root.split("://")[0]
     uri = f"{scheme}://no-such-place-{backend.name}-x1/file.txt"
-    for call in (
-        lambda: read_document({"uri": uri}),
-        lambda: write_document({"uri": uri, "text": "x"}),
+    for function, args in (
+        (read_document, {"uri": uri}),
+        (write_document, {"uri": uri, "text": "x"}),
     ):
         with pytest.raises(FunctionError) as caught:
-            call()
+            function(args)
         assert caught.value.problem.status == 404
         assert "no-such-place" in str(caught.value.problem.detail)
 
