@@ -3,6 +3,7 @@ keeping its state in a SQLite file so a restart loses nothing."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ class TemporalServer:
     # name -> type (Keyword, Text, Int, Double, Bool, Datetime, KeywordList); by default
     # the ones the engine sets on every run.
     search_attributes: dict[str, str] = field(default_factory=lambda: dict(SEARCH_ATTRIBUTES))
+    # Dynamic config values (key -> JSON value), e.g. a low continue-as-new threshold.
+    dynamic_config: dict[str, object] = field(default_factory=dict)
     process: ManagedProcess | None = None
 
     @property
@@ -57,6 +60,8 @@ class TemporalServer:
             argv.append("--headless")
         else:
             argv.append(f"--ui-port={self.ui_port}")
+        for key, value in sorted(self.dynamic_config.items()):
+            argv.append(f"--dynamic-config-value={key}={json.dumps(value)}")
         for name, kind in sorted(self.search_attributes.items()):
             argv.append(f"--search-attribute={name}={kind}")
         self.process = ManagedProcess("temporal", argv, self.workdir / "temporal.log").start()

@@ -112,6 +112,9 @@ class ServerlessWorkflow:
         self._started_at = ""
         self._indexed = False
         self._workflow_descriptor: dict[str, Any] = {}
+        # The top-level task running now: (index, raw input), for continue-as-new.
+        self._top: tuple[int, Any] = (0, None)
+        self._resume_loop: tuple[int, Any] | None = None
 
     # ---- Temporal surface -------------------------------------------------------------
 
@@ -123,6 +126,8 @@ class ServerlessWorkflow:
         started = resume.started_at if resume else workflow.now()
         self._started_at = started.isoformat()
         if resume is not None:
+            if resume.loop_index is not None:
+                self._resume_loop = (resume.loop_index, resume.loop_data)
             self._context = dict(resume.context)
             self._log = list(resume.log)
             self._log_dropped = resume.log_dropped
@@ -225,6 +230,9 @@ class ServerlessWorkflow:
             data = resume.data
             start = resume.next_task
         timeout = self._timeout_of(doc.get("timeout"), "/timeout")
+        if timeout is not None and resume is not None:
+            # The workflow's timeout counts from its first run, not from this one.
+            timeout = max(timeout - (workflow.now() - resume.started_at), timedelta(0))
         body = self._run_list(doc.get("do") or [], data, {}, "/do", start=start, top=True)
         try:
             if timeout is not None:
@@ -256,6 +264,8 @@ class ServerlessWorkflow:
                 raise _ContinueAsNew(self._resume_state(index, data))
             name = names[index]
             task = tasks[index][name]
+            if top:
+                self._top = (index, data)
             data, then = await self._run_task(
                 name, task, data, scope, f"{pointer}/{index}/{name}", top=top
             )
@@ -275,10 +285,18 @@ class ServerlessWorkflow:
                 )
         return data
 
-    def _resume_state(self, next_task: int, data: Any) -> ResumeState:
+    def _resume_state(
+        self, next_task: int, data: Any, loop: tuple[int, Any] | None = None
+    ) -> ResumeState:
+        for entry in self._log:
+            if entry.outcome == "running":
+                entry.outcome = "continued"
+                entry.ended_at = workflow.now()
         return ResumeState(
             next_task=next_task,
             data=data,
+            loop_index=loop[0] if loop else None,
+            loop_data=loop[1] if loop else None,
             context=self._context,
             started_at=workflow.now() if not self._started_at else _parse_iso(self._started_at),
             workflow_input=self._workflow_input,
@@ -534,7 +552,17 @@ class ServerlessWorkflow:
                 instance=f"{ref}/for/in",
             )
         scope = self._scope(variables)
-        for index, item in enumerate(items):
+        first = 0
+        top_level = ref.count("/") == 3  # /do/<index>/<name>
+        if top_level and self._resume_loop is not None:
+            first, data = self._resume_loop
+            self._resume_loop = None
+        for index in range(first, len(items)):
+            if top_level and index > first and workflow.info().is_continue_as_new_suggested():
+                # A long loop carries its position and data into a fresh history.
+                top_index, top_input = self._top
+                raise _ContinueAsNew(self._resume_state(top_index, top_input, (index, data)))
+            item = items[index]
             loop_scope = {**scope, each: item, at: index}
             if "while" in task and not _truthy(
                 self._expr(task["while"], data, {**variables, **loop_scope}, f"{ref}/while")

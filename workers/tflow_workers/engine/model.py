@@ -47,6 +47,10 @@ class ResumeState(_Model):
 
     next_task: int
     data: Any = None
+    # Set when the run continued as new inside a top-level `for` loop: the loop resumes
+    # at this iteration with this loop-carried data.
+    loop_index: int | None = None
+    loop_data: Any = None
     context: dict[str, Any] = Field(default_factory=dict)
     started_at: datetime
     workflow_input: Any = None
@@ -65,7 +69,9 @@ class RunInput(_Model):
     resume: ResumeState | None = None
 
 
-TaskOutcome = Literal["running", "completed", "faulted", "skipped", "cancelled"]
+# "continued": the task was still going when the run continued as new; the next run's
+# log carries on with it.
+TaskOutcome = Literal["running", "completed", "faulted", "skipped", "cancelled", "continued"]
 
 
 class TaskLogEntry(_Model):
