@@ -44,8 +44,20 @@ postgres: ## Install the PostgreSQL server from Debian's packages if it is missi
 	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends postgresql; \
 	fi
 
+AZURITE_HOME := $(CACHE_DIR)/azurite-$(AZURITE_VERSION)
+
+.PHONY: azurite
+azurite: ## Install the Azurite storage emulator from npm (cached per version).
+	@if [ -x "$(AZURITE_HOME)/node_modules/.bin/azurite-blob" ]; then \
+	  echo "Azurite $(AZURITE_VERSION) present"; \
+	else \
+	  rm -rf "$(AZURITE_HOME).partial"; \
+	  npm install --prefix "$(AZURITE_HOME).partial" --no-audit --no-fund "azurite@$(AZURITE_VERSION)"; \
+	  rm -rf "$(AZURITE_HOME)" && mv "$(AZURITE_HOME).partial" "$(AZURITE_HOME)"; \
+	fi
+
 .PHONY: deps
-deps: venv tools postgres ## Everything the tests and the dev stack need.
+deps: venv tools postgres azurite ## Everything the tests and the dev stack need.
 
 ##@ Development
 
@@ -63,6 +75,7 @@ lint: venv ## ruff, mypy, and the generated-files drift check.
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	"$(UV)" lock --check
 	$(PY) -m tflow_operator.api.crdgen --out crds --docs docs/crd-reference.md --check
 
 ##@ Test
@@ -74,6 +87,10 @@ test: deps lint ## The whole suite: lint, unit and integration tests on real ser
 .PHONY: test-unit
 test-unit: venv ## Unit tests only (no servers).
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: record-histories
+record-histories: deps ## Re-record the sample runs' histories that the replay tests check.
+	TFLOW_RECORD_HISTORIES=1 $(VENV)/bin/pytest tests/integration/samples $(PYTEST_ARGS)
 
 ##@ Local stack
 

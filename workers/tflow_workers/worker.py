@@ -30,8 +30,15 @@ from tflow_workers.engine.activities import (
     EngineActivities,
     SecretStore,
 )
-from tflow_workers.engine.catalog import Function, as_activity, discover, parse_specs
+from tflow_workers.engine.catalog import (
+    CatalogError,
+    Function,
+    as_activity,
+    discover,
+    parse_specs,
+)
 from tflow_workers.engine.interpreter import ServerlessWorkflow
+from tflow_workers.stores import BUILTIN_FUNCTIONS
 
 log = logging.getLogger("tflow.worker")
 
@@ -51,7 +58,11 @@ def build_worker(
     **options: Any,
 ) -> Worker:
     engine = activities or EngineActivities(client=client)
-    custom = [as_activity(name, fn) for name, fn in sorted((functions or {}).items())]
+    clashes = sorted(set(functions or {}) & set(BUILTIN_FUNCTIONS))
+    if clashes:
+        raise CatalogError(f"custom functions may not reuse built-in names: {', '.join(clashes)}")
+    served = {**BUILTIN_FUNCTIONS, **(functions or {})}
+    custom = [as_activity(name, fn) for name, fn in sorted(served.items())]
     return Worker(
         client,
         task_queue=task_queue,

@@ -16,7 +16,6 @@ from temporalio.client import Client
 from tflow_devstack.azurite import AzuriteServer
 from tflow_devstack.moto import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
 from tflow_workers.engine.activities import EngineActivities
-from tflow_workers.stores import BUILTIN_FUNCTIONS
 from tflow_workers.stores.azure_blob import CONNECTION_STRING_ENV
 from tflow_workers.worker import build_worker
 
@@ -79,6 +78,7 @@ async def store_engine(
 ) -> AsyncIterator[EngineHarness]:
     """A worker serving the interpreter and the built-in document functions."""
     activities = EngineActivities(client=temporal_client, router_task_queue=f"{task_queue}-router")
-    worker = build_worker(temporal_client, task_queue, activities, functions=BUILTIN_FUNCTIONS)
+    # Every worker serves the built-in document functions.
+    worker = build_worker(temporal_client, task_queue, activities)
     async with worker:
         yield EngineHarness(temporal_client, task_queue, tmp_path)

@@ -176,6 +176,12 @@ async def test_sample_accepts_the_routes_uri_field(
     """route.yaml hands the document over as `uri`; the seed's event calls it documentUri."""
     backend = azure_backend(azure_env, blob_container)
     backend.put("a.txt", b"one two", "text/plain", {})
-    output = await store_engine.run(sample_document(), {"uri": backend.uri("a.txt")})
+    handle = await store_engine.start(sample_document(), {"uri": backend.uri("a.txt")})
+    output = await handle.result()
     assert (output["kind"], output["words"]) == ("text", 2)
     assert json.loads(backend.get("a.txt.summary.json").content)["title"] == "one two"
+    for event in await emitted_events(store_engine.client, handle):
+        router_run = store_engine.client.get_workflow_handle(
+            event_workflow_id(event["source"], event["id"])
+        )
+        await router_run.terminate("test cleanup")
