@@ -1,0 +1,203 @@
+"""The routing table: EventRoutes compiled by the operator into data the RootOrchestrator
+workers read, and the matching of a CloudEvent against it.
+
+The table is cluster-wide: the operator compiles the EventRoutes of every namespace it
+watches into one table. Each route belongs to a namespace and starts a WorkflowDefinition
+of that namespace. An event carries no namespace, so it is matched against every route.
+
+Matching: a route matches when each of its `type`, `source` and jq `filter` that is set
+matches. Every matching route starts its workflow, but an event starts at most one run of
+any one WorkflowDefinition: when several routes to the same definition match (the seed
+routes `incident` events both by type and by source `monitoring`), the one with the
+highest priority wins, then the lowest route id. Runs start in priority order.
+
+On disk (a mounted ConfigMap), the table is one or more files `routes*.json` or
+`routes*.json.gz`, each a JSON object `{"routes": [...]}`; the loader merges them, so the
+operator can compress and split a table that would pass the ConfigMap size limit.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tflow_workers.dsl.expressions import ExpressionError, compile_expression
+
+TABLE_FORMAT = 1
+
+
+class CompiledRoute(BaseModel):
+    """One EventRoute, ready to match: what the operator writes for the router."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    namespace: str
+    name: str
+    priority: int = 0
+    type: str | None = None
+    source: str | None = None
+    filter: str | None = None
+    input: str | None = None
+    # The target WorkflowDefinition and where its runs go.
+    workflow: str
+    task_queue: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def target(self) -> str:
+        return f"{self.namespace}/{self.workflow}"
+
+
+class RoutingTable(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: int = TABLE_FORMAT
+    routes: list[CompiledRoute] = Field(default_factory=list)
+
+    def canonical(self) -> list[CompiledRoute]:
+        """Routes in a stable order, so the same routes always serialise the same."""
+        return sorted(self.routes, key=lambda r: (r.namespace, r.name))
+
+    def to_json(self) -> str:
+        body = {
+            "format": self.format,
+            "routes": [r.model_dump(mode="json", exclude_none=True) for r in self.canonical()],
+        }
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+
+def load_table(directory: Path) -> RoutingTable:
+    """Merge every `routes*.json[.gz]` file of a directory (a mounted ConfigMap)."""
+    routes: list[CompiledRoute] = []
+    for path in sorted(directory.glob("routes*.json*")):
+        if path.name.endswith(".json.gz"):
+            text = gzip.decompress(path.read_bytes()).decode()
+        elif path.name.endswith(".json"):
+            text = path.read_text()
+        else:
+            continue
+        routes.extend(RoutingTable.model_validate_json(text).routes)
+    return RoutingTable(routes=routes)
+
+
+def table_fingerprint(directory: Path) -> str:
+    """Changes whenever the mounted table changes (Kubernetes swaps a `..data` symlink)."""
+    digest = hashlib.sha256()
+    for path in sorted(directory.glob("routes*.json*")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+class RouteError(ValueError):
+    """A route whose filter or mapping failed on an event; names the route."""
+
+
+@dataclass(frozen=True)
+class Match:
+    route: CompiledRoute
+    input: Any
+
+
+@dataclass
+class Router:
+    """Matches events against a table; build once per table version.
+
+    Routes are indexed by event type, so an event is compared only with the routes for
+    its type and those without one; jq filters run only on those candidates.
+    """
+
+    table: RoutingTable
+    by_type: dict[str, list[CompiledRoute]] = field(init=False, default_factory=dict)
+    any_type: list[CompiledRoute] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        ordered = sorted(self.table.routes, key=lambda r: (-r.priority, r.id))
+        for route in ordered:
+            if route.type is None:
+                self.any_type.append(route)
+            else:
+                self.by_type.setdefault(route.type, []).append(route)
+
+    def candidates(self, event_type: str | None) -> Iterable[CompiledRoute]:
+        typed = self.by_type.get(event_type or "", [])
+        if not self.any_type:
+            return typed
+        return sorted([*typed, *self.any_type], key=lambda r: (-r.priority, r.id))
+
+    def match(self, event: dict[str, Any]) -> list[Match]:
+        """The runs an event starts, highest priority first; one per WorkflowDefinition."""
+        chosen: dict[str, Match] = {}
+        for route in self.candidates(event.get("type")):
+            if route.target in chosen:
+                continue
+            if route.source is not None and route.source != event.get("source"):
+                continue
+            if route.filter is not None and not _truthy(_run(route, route.filter, event)):
+                continue
+            mapped = _run(route, route.input, event) if route.input else event.get("data")
+            chosen[route.target] = Match(route, mapped)
+        return list(chosen.values())
+
+
+def _truthy(value: Any) -> bool:
+    return value is not None and value is not False
+
+
+def _run(route: CompiledRoute, expression: str, event: dict[str, Any]) -> Any:
+    try:
+        return compile_expression(expression).first(event)
+    except ExpressionError as err:
+        raise RouteError(f"route {route.id}: {err}") from None
+
+
+def check_route_expressions(filter: str | None, mapping: str | None) -> list[str]:
+    """Problems with a route's jq (compile errors), for the operator's validation."""
+    problems = []
+    for field_name, expression in (("spec.match.filter", filter), ("spec.input", mapping)):
+        if expression is None:
+            continue
+        try:
+            compile_expression(expression)
+        except ExpressionError as err:
+            problems.append(f"{field_name}: {err.message}")
+    return problems
+
+
+def split_for_configmap(table: RoutingTable, limit_bytes: int = 900 * 1024) -> dict[str, bytes]:
+    """The ConfigMap files for a table: `routes.json` when it fits, else gzip-compressed
+    shards `routes-NNN.json.gz` each under the limit (ConfigMaps hold about 1 MiB)."""
+    plain = table.to_json().encode()
+    if len(plain) <= limit_bytes:
+        return {"routes.json": plain}
+    whole = gzip.compress(plain, mtime=0)
+    if len(whole) <= limit_bytes:
+        return {"routes.json.gz": whole}
+    routes = table.canonical()
+    shards: list[Sequence[CompiledRoute]] = []
+    count = max(2, len(whole) // limit_bytes + 1)
+    while True:
+        size = -(-len(routes) // count)
+        shards = [routes[i : i + size] for i in range(0, len(routes), size)]
+        files = {
+            f"routes-{i:03d}.json.gz": gzip.compress(
+                RoutingTable(routes=list(shard)).to_json().encode(), mtime=0
+            )
+            for i, shard in enumerate(shards)
+        }
+        if all(len(b) <= limit_bytes for b in files.values()):
+            return files
+        count *= 2
