@@ -24,8 +24,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from tflow_workers.cloudevents import DEFAULT_ROUTER_TASK_QUEUE
 from tflow_workers.engine.activities import (
-    DEFAULT_ROUTER_TASK_QUEUE,
     DirectoryRegistry,
     EngineActivities,
     SecretStore,

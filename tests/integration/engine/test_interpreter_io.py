@@ -12,7 +12,7 @@ from engine_harness import EngineHarness
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
-from tflow_workers.engine.activities import event_workflow_id
+from tflow_workers.cloudevents import event_workflow_id
 from tflow_workers.engine.model import RunStatus
 
 pytestmark = pytest.mark.integration
@@ -298,7 +298,7 @@ async def test_emit_hands_the_event_to_the_router(
     )
     router_run = temporal_client.get_workflow_handle(event_workflow_id("shop/orders", "o-77"))
     described = await router_run.describe()
-    assert described.workflow_type == "RootOrchestrator"
+    assert described.workflow_type == "RootOrchestratorWorkflow"
     assert described.task_queue == f"{task_queue}-router"
     await router_run.terminate("test cleanup")
 

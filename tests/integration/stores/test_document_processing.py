@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 from tflow_devstack.azurite import AzuriteServer
 from tflow_devstack.moto import MotoServer
 from tflow_devstack.tools import REPO_ROOT
-from tflow_workers.engine.activities import event_workflow_id
+from tflow_workers.cloudevents import event_workflow_id
 from tflow_workers.engine.errors import ErrorType
 from tflow_workers.engine.model import ACTIVITY_EMIT
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -18,6 +17,11 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
+from tflow_workers.cloudevents import (
+    DEFAULT_ROUTER_TASK_QUEUE,
+    ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
+    event_workflow_id,
+)
 from tflow_workers.engine.errors import (
     APPLICATION_ERROR_TYPE,
     ErrorType,
@@ -36,9 +40,6 @@ from tflow_workers.engine.model import (
     ResolveRequest,
 )
 
-ROUTER_WORKFLOW_TYPE = "RootOrchestrator"
-DEFAULT_ROUTER_TASK_QUEUE = "root_orchestrator-queue"
-
 
 def problem_error(problem: Problem, retryable: bool = False) -> ApplicationError:
     """An ApplicationError the interpreter turns back into this DSL error."""
@@ -48,13 +49,6 @@ def problem_error(problem: Problem, retryable: bool = False) -> ApplicationError
         type=APPLICATION_ERROR_TYPE,
         non_retryable=not retryable,
     )
-
-
-def event_workflow_id(source: str, event_id: str) -> str:
-    """The RootOrchestrator workflow id of an event: the same event (source + id) always
-    maps to the same id, so a redelivery can never start a second run."""
-    digest = hashlib.sha256(f"{source}\x00{event_id}".encode()).hexdigest()[:32]
-    return f"event-{digest}"
 
 
 class DefinitionRegistry(Protocol):
@@ -229,7 +223,7 @@ class EngineActivities:
         # A retried activity whose start already went through is the same event.
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await self.client.start_workflow(
-                ROUTER_WORKFLOW_TYPE,
+                ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
                 event,
                 id=event_workflow_id(str(event["source"]), str(event["id"])),
                 task_queue=self.router_task_queue,

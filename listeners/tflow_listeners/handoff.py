@@ -1,0 +1,55 @@
+"""The one thing every listener does with an event: start its RootOrchestratorWorkflow,
+whose id derives from the event's source and id, and say whether Temporal accepted it.
+
+A listener acknowledges its source (HTTP 202, SQS delete, Service Bus complete) only after
+`submit` returned: "started", or "duplicate" when that event's run already exists (a
+redelivery). `TemporalUnavailable` means nothing was accepted: do not acknowledge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from tflow_workers.cloudevents import (
+    DEFAULT_ROUTER_TASK_QUEUE,
+    ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
+    CloudEvent,
+    RootInput,
+    event_workflow_id,
+)
+
+Outcome = Literal["started", "duplicate"]
+
+
+class TemporalUnavailable(Exception):
+    """Temporal did not accept the start; the event must not be acknowledged."""
+
+
+@dataclass
+class HandOff:
+    client: Client
+    task_queue: str = DEFAULT_ROUTER_TASK_QUEUE
+
+    async def submit(self, event: CloudEvent) -> Outcome:
+        try:
+            await self.client.start_workflow(
+                ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
+                RootInput(event=event.as_data()),
+                id=event_workflow_id(event.source, event.id),
+                task_queue=self.task_queue,
+                # A closed run keeps its id too: an event redelivered after its run
+                # finished is still the same event.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            return "duplicate"
+        except (RPCError, RuntimeError) as err:
+            # RuntimeError: a lazy client's connection attempt failed.
+            raise TemporalUnavailable(f"Temporal did not accept the start: {err}") from err
+        return "started"
