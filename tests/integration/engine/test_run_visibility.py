@@ -9,7 +9,7 @@ import pytest
 from engine_harness import EngineHarness
 from temporalio.client import Client
 
-from tflow_workers.engine.model import SA_CURRENT_TASK, DefinitionRef, RunInput
+from tflow_workers.engine.model import SA_CURRENT_TASK, SA_LISTENING, DefinitionRef, RunInput
 from tflow_workers.engine.starter import start_run
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,17 @@ async def test_runs_are_searchable_by_definition_event_and_task(
         await asyncio.sleep(0.1)
     assert [w.id for w in found] == [handle.id]
     assert described.typed_search_attributes.get(SA_CURRENT_TASK) == "awaitPayment"
+    assert described.typed_search_attributes.get(SA_LISTENING) == ["paid"]
+    waiting = [
+        w.id
+        async for w in temporal_client.list_workflows(
+            f'TflowListening = "paid" AND TflowDefinition = "shop/order-{marker}"'
+        )
+    ]
+    assert waiting == [handle.id]
     memo = await described.memo()
     assert memo == {"definition": f"shop/order-{marker}", "version": "7"}
     await handle.signal("paid", {"amount": 10})
     await handle.result()
+    described = await handle.describe()
+    assert described.typed_search_attributes.get(SA_LISTENING) is None

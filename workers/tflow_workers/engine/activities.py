@@ -106,6 +106,15 @@ class DirectoryRegistry:
             return candidate
         return None
 
+    def by_definition(self, namespace: str, name: str) -> ResolvedDefinition | None:
+        """The WorkflowDefinition manifest with this Kubernetes namespace and name (what an
+        EventRoute targets); raw documents and document names do not count here."""
+        for candidate in self._candidates():
+            ref = candidate.definition
+            if ref is not None and ref.namespace == namespace and ref.name == name:
+                return candidate
+        return None
+
 
 class SecretStore:
     """Secrets mounted as files: `<dir>/<secret name>/<key>` (how Kubernetes mounts a

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_SECRETS,
         SA_CURRENT_TASK,
         SA_DEFINITION,
+        SA_LISTENING,
         TASK_LOG_LIMIT,
         WORKFLOW_TYPE,
         HttpRequest,
@@ -723,6 +724,9 @@ class ServerlessWorkflow:
 
         was = self._phase
         self._phase = "waiting"
+        listening = self._listening_types(to)
+        if self._indexed and listening:
+            workflow.upsert_search_attributes([SA_LISTENING.value_set(listening)])
         try:
             if "one" in to:
                 await workflow.wait_condition(lambda: take([to["one"]]) is not None)
@@ -759,9 +763,17 @@ class ServerlessWorkflow:
                 )
         finally:
             self._phase = was
+            if self._indexed and listening:
+                workflow.upsert_search_attributes([SA_LISTENING.value_unset()])
         if read == "envelope":
             return consumed
         return [event.get("data") for event in consumed]
+
+    @staticmethod
+    def _listening_types(to: dict[str, Any]) -> list[str]:
+        filters = [to["one"]] if "one" in to else list(to.get("all") or to.get("any") or [])
+        types = {(f.get("with") or {}).get("type") for f in filters if isinstance(f, dict)}
+        return sorted(t for t in types if isinstance(t, str) and not t.startswith("${"))
 
     def _filter_expr(self, data: Any, scope: dict[str, Any]) -> Callable[[str, Any], Any]:
         def run(expression: str, event: Any) -> Any:

@@ -20,9 +20,15 @@ SA_VERSION = SearchAttributeKey.for_keyword("TflowVersion")
 SA_EVENT_TYPE = SearchAttributeKey.for_keyword("TflowEventType")
 SA_EVENT_SOURCE = SearchAttributeKey.for_keyword("TflowEventSource")
 SA_CURRENT_TASK = SearchAttributeKey.for_keyword("TflowCurrentTask")
+# The event types a run's current `listen` waits for, so the router can find the runs an
+# event should be delivered to.
+SA_LISTENING = SearchAttributeKey.for_keyword_list("TflowListening")
 SEARCH_ATTRIBUTES: dict[str, str] = {
-    key.name: "Keyword"
-    for key in (SA_DEFINITION, SA_VERSION, SA_EVENT_TYPE, SA_EVENT_SOURCE, SA_CURRENT_TASK)
+    **{
+        key.name: "Keyword"
+        for key in (SA_DEFINITION, SA_VERSION, SA_EVENT_TYPE, SA_EVENT_SOURCE, SA_CURRENT_TASK)
+    },
+    SA_LISTENING.name: "KeywordList",
 }
 
 # How many task log entries a run keeps; older ones are counted, not kept, so a long

@@ -1,0 +1,93 @@
+"""What crosses the RootOrchestrator's boundaries: the routing activity's answer and the
+decision the workflow records (its result, and the `decision` / `decisions` queries)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tflow_workers.engine.model import DefinitionRef
+
+ACTIVITY_ROUTE = "tflow.route-event"
+
+QUERY_DECISION = "decision"
+QUERY_DECISIONS = "decisions"
+SIGNAL_TRIGGER = "trigger"
+
+# The long-running form continues as new after this many events even when Temporal does
+# not suggest it yet, and keeps this many recent decisions for the `decisions` query.
+EVENTS_PER_RUN = 500
+RECENT_DECISIONS = 50
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RouteTarget(_Model):
+    """One flow run an event starts (or would have started): the route that chose it, the
+    definition's document snapshot and the mapped input, or why it cannot start."""
+
+    route: str
+    namespace: str
+    workflow: str
+    task_queue: str
+    priority: int = 0
+    input: Any = None
+    document: dict[str, Any] | None = None
+    definition: DefinitionRef | None = None
+    error: str | None = None
+
+
+class RoutingResult(_Model):
+    """The routing activity's answer for one event."""
+
+    # The content hash of the routing table that decided, and its size.
+    table: str
+    routes: int
+    # Highest priority first; a target with `error` set does not start (its route's jq
+    # failed, or its definition is not published).
+    targets: list[RouteTarget] = Field(default_factory=list)
+
+
+MatchStatus = Literal["started", "duplicate", "failed"]
+DecisionStatus = Literal["routed", "unroutable", "invalid"]
+
+
+class MatchOutcome(_Model):
+    route: str
+    workflow: str
+    namespace: str
+    task_queue: str
+    status: MatchStatus
+    child_workflow_id: str | None = None
+    child_run_id: str | None = None
+    error: str | None = None
+
+
+class Decision(_Model):
+    """What the orchestrator did with one event.
+
+    `routed`: at least one flow run started (or had already started: a redelivery);
+    `unroutable`: nothing started (no route matched, the target definitions are not
+    published, or every matching route failed), `reason` says why; `invalid`: the input
+    is not an event. None of them fails the workflow: a poison event must not retry.
+    """
+
+    status: DecisionStatus
+    reason: str | None = None
+    event_id: str | None = None
+    event_type: str | None = None
+    event_source: str | None = None
+    table: str | None = None
+    matches: list[MatchOutcome] = Field(default_factory=list)
+
+
+class RecentDecisions(_Model):
+    """The `decisions` query: events routed by this workflow id (across continue-as-new),
+    events waiting, and the latest decisions of the current run, oldest first."""
+
+    routed: int
+    pending: int
+    decisions: list[Decision] = Field(default_factory=list)
