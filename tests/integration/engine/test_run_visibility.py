@@ -41,12 +41,12 @@ async def test_runs_are_searchable_by_definition_event_and_task(
     assert [w.id for w in found] == [handle.id]
     assert described.typed_search_attributes.get(SA_CURRENT_TASK) == "awaitPayment"
     assert described.typed_search_attributes.get(SA_LISTENING) == ["paid"]
-    waiting = [
-        w.id
-        async for w in temporal_client.list_workflows(
-            f'TflowListening = "paid" AND TflowDefinition = "shop/order-{marker}"'
-        )
-    ]
+    listening = f'TflowListening = "paid" AND TflowDefinition = "shop/order-{marker}"'
+    for _ in range(50):  # visibility is eventually consistent
+        waiting = [w.id async for w in temporal_client.list_workflows(listening)]
+        if waiting:
+            break
+        await asyncio.sleep(0.1)
     assert waiting == [handle.id]
     memo = await described.memo()
     assert memo == {"definition": f"shop/order-{marker}", "version": "7"}
