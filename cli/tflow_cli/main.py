@@ -162,6 +162,137 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _client(args: argparse.Namespace) -> Any:
+    from tflow_workers.worker import connect
+
+    if not args.address:
+        raise SystemExit("tflow: no Temporal server: set TEMPORAL_ADDRESS or pass --address")
+    return await connect(args.address, args.namespace)
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    from tflow_cli.runs import list_runs, print_runs
+
+    async def go() -> list[dict[str, Any]]:
+        return await list_runs(await _client(args), args.definition, args.status, args.limit)
+
+    rows = asyncio.run(go())
+    if args.output == "json":
+        output.print_json(rows, sys.stdout)
+    elif rows:
+        print_runs(rows)
+    else:
+        print("no runs found", file=sys.stderr)
+    return 0
+
+
+def cmd_runs_show(args: argparse.Namespace) -> int:
+    from temporalio.service import RPCError
+
+    from tflow_cli.runs import print_run, show_run
+
+    async def go() -> dict[str, Any]:
+        return await show_run(await _client(args), args.workflow_id)
+
+    try:
+        report = asyncio.run(go())
+    except RPCError as err:
+        print(f"tflow: {args.workflow_id}: {err.message}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.output == "json":
+        output.print_json(report, sys.stdout)
+    else:
+        print_run(report)
+    return 0
+
+
+def cmd_signal(args: argparse.Namespace) -> int:
+    from temporalio.service import RPCError
+
+    async def go() -> None:
+        client = await _client(args)
+        await client.get_workflow_handle(args.workflow_id).signal(args.name, _input_arg(args.input))
+
+    try:
+        asyncio.run(go())
+    except RPCError as err:
+        print(f"tflow: {args.workflow_id}: {err.message}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"signalled {args.name} to {args.workflow_id}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from temporalio.service import RPCError
+
+    async def go() -> None:
+        client = await _client(args)
+        await client.get_workflow_handle(args.workflow_id).cancel()
+
+    try:
+        asyncio.run(go())
+    except RPCError as err:
+        print(f"tflow: {args.workflow_id}: {err.message}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"requested cancellation of {args.workflow_id}")
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from tflow_workers.cloudevents import EventFormatError, from_plain_json
+
+    if args.file:
+        body = json.loads(Path(args.file).read_text()) if args.file != "-" else json.load(sys.stdin)
+    else:
+        if not args.type:
+            print("tflow: give an event file, or --type (and --source, --data)", file=sys.stderr)
+            return EXIT_USAGE
+        body = {"type": args.type, "source": args.source, "data": _input_arg(args.data) or {}}
+        if args.id:
+            body["id"] = args.id
+    if args.webhook:
+        from tflow_cli.runs import send_via_webhook
+
+        answer = asyncio.run(send_via_webhook(args.webhook, body, args.token))
+        if args.output == "json":
+            output.print_json(answer, sys.stdout)
+        else:
+            print(
+                f"{args.webhook} answered {answer['httpStatus']}: "
+                f"{json.dumps({k: v for k, v in answer.items() if k != 'httpStatus'})}"
+            )
+        return 0 if answer["httpStatus"] == 202 else EXIT_INVALID
+    try:
+        event = from_plain_json(body, default_source="tflow-cli")
+    except EventFormatError as err:
+        print(f"tflow: {err}", file=sys.stderr)
+        return EXIT_INVALID
+
+    async def go() -> str:
+        from tflow_listeners.handoff import HandOff
+
+        return await HandOff(await _client(args), args.router_task_queue).submit(event)
+
+    outcome = asyncio.run(go())
+    from tflow_workers.cloudevents import event_workflow_id
+
+    result = {
+        "id": event.id,
+        "source": event.source,
+        "type": event.type,
+        "outcome": outcome,
+        "workflowId": event_workflow_id(event.source, event.id),
+    }
+    if args.output == "json":
+        output.print_json(result, sys.stdout)
+    else:
+        print(
+            f"event {event.id} ({event.type} from {event.source}): {outcome}, "
+            f"routed by {result['workflowId']}"
+        )
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from tflow_workers import worker
 
@@ -220,6 +351,67 @@ def parser() -> argparse.ArgumentParser:
     graph.add_argument("--format", choices=["mermaid", "svg"])
     graph.add_argument("--out", type=Path, help="write here (.svg implies --format svg)")
     graph.set_defaults(func=cmd_graph)
+
+    def server_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--address",
+            default=env("TEMPORAL_ADDRESS"),
+            help="Temporal frontend (default $TEMPORAL_ADDRESS)",
+        )
+        p.add_argument("--namespace", default=env("TEMPORAL_NAMESPACE", "default"))
+
+    runs = sub.add_parser("runs", help="list runs, or show one with its task log")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="COMMAND")
+    rl = runs_sub.add_parser("list", help="the latest runs, newest first")
+    rl.add_argument("--definition", help="only runs of this definition (namespace/name)")
+    rl.add_argument(
+        "--status",
+        choices=[
+            "running",
+            "completed",
+            "failed",
+            "cancelled",
+            "terminated",
+            "timedout",
+            "continuedasnew",
+        ],
+    )
+    rl.add_argument("--limit", type=int, default=20)
+    rl.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    server_flags(rl)
+    rl.set_defaults(func=cmd_runs_list)
+    rs = runs_sub.add_parser("show", help="a run's status, output or error, and task log")
+    rs.add_argument("workflow_id")
+    rs.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    server_flags(rs)
+    rs.set_defaults(func=cmd_runs_show)
+
+    sig = sub.add_parser("signal", help="send a signal (an event of that type) to a run")
+    sig.add_argument("workflow_id")
+    sig.add_argument("name", help="the signal name, e.g. approve")
+    sig.add_argument("--input", help="the signal's argument as JSON, or @file.json")
+    server_flags(sig)
+    sig.set_defaults(func=cmd_signal)
+
+    can = sub.add_parser("cancel", help="request cancellation of a run")
+    can.add_argument("workflow_id")
+    server_flags(can)
+    can.set_defaults(func=cmd_cancel)
+
+    snd = sub.add_parser("send", help="send an event to the router (directly, or to a webhook)")
+    snd.add_argument("file", nargs="?", help="a JSON event (CloudEvent or plain), or - for stdin")
+    snd.add_argument("--type", help="the event type, when not sending a file")
+    snd.add_argument("--source", default="tflow-cli")
+    snd.add_argument("--id", help="the event id (default: derived from the content)")
+    snd.add_argument("--data", help="the event data as JSON")
+    snd.add_argument("--webhook", help="POST to this webhook listener URL instead")
+    snd.add_argument("--token", default=env("TFLOW_WEBHOOK_TOKEN"), help="bearer token")
+    snd.add_argument(
+        "--router-task-queue", default=env("TFLOW_ROUTER_TASK_QUEUE", "root_orchestrator-queue")
+    )
+    snd.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    server_flags(snd)
+    snd.set_defaults(func=cmd_send)
 
     wrk = sub.add_parser("worker", help="run a worker (see `tflow worker --help`)", add_help=False)
     wrk.add_argument("rest", nargs=argparse.REMAINDER)

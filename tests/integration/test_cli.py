@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from engine_harness import EngineHarness
+from temporalio.client import WorkflowFailureError
 
 from tflow_devstack.temporal import TemporalServer
 from tflow_devstack.tools import REPO_ROOT
+from tflow_workers.engine.model import RunInput
+from tflow_workers.engine.starter import start_run
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +37,11 @@ def tflow(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
     if check and result.returncode != 0:
         raise AssertionError(f"tflow {' '.join(args)}: {result.returncode}\n{result.stderr}")
     return result
+
+
+async def atflow(*args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """`tflow` without blocking the event loop the test's in-process worker runs on."""
+    return await asyncio.to_thread(tflow, *args, check=check)
 
 
 HELLO = {
@@ -189,3 +201,59 @@ def test_help_everywhere() -> None:
     ):
         result = tflow(*args, check=True)
         assert "usage: tflow" in result.stdout
+
+
+async def test_runs_list_show_signal_cancel_and_send(
+    engine: EngineHarness, temporal: TemporalServer
+) -> None:
+    marker = uuid.uuid4().hex[:8]
+    document = {
+        "document": {
+            "dsl": "1.0.0",
+            "namespace": "cli",
+            "name": f"wait-{marker}",
+            "version": "1.0.0",
+        },
+        "do": [
+            {"prepare": {"set": {"ok": True}}},
+            {"approval": {"listen": {"to": {"one": {"with": {"type": "approve"}}}}}},
+        ],
+    }
+    first = await start_run(engine.client, RunInput(document=document), engine.task_queue)
+    second = await start_run(engine.client, RunInput(document=document), engine.task_queue)
+    address = ("--address", temporal.address)
+    router = ("--router-task-queue", engine.task_queue + "-router")
+
+    async def as_json(*args: str) -> Any:
+        return json.loads((await atflow(*args, "-o", "json", *address, check=True)).stdout)
+
+    for _ in range(50):  # visibility is eventually consistent
+        listed = await as_json("runs", "list", "--definition", f"cli/wait-{marker}")
+        if len(listed) == 2:
+            break
+        await asyncio.sleep(0.2)
+    assert sorted(r["workflowId"] for r in listed) == sorted([first.id, second.id])
+    assert {r["status"] for r in listed} == {"running"}
+
+    shown = await as_json("runs", "show", first.id)
+    assert shown["phase"] == "waiting"
+    assert [e["name"] for e in shown["log"]] == ["prepare", "approval"]
+    table = (await atflow("runs", "show", first.id, *address, check=True)).stdout
+    assert "approval" in table
+    assert "running" in table
+
+    await atflow("signal", first.id, "approve", "--input", '{"by": "cli"}', *address, check=True)
+    assert await first.result() == [{"by": "cli"}]
+    await atflow("cancel", second.id, *address, check=True)
+    with pytest.raises(WorkflowFailureError):
+        await second.result()
+    missing = await atflow("runs", "show", "no-such-run", *address)
+    assert missing.returncode == 1
+    assert "no-such-run" in missing.stderr
+
+    event = ("--type", "incident", "--source", "monitoring", "--id", marker, *router)
+    sent = await as_json("send", *event, "--data", '{"message": "down"}')
+    assert sent["outcome"] == "started"
+    again = await as_json("send", *event)
+    assert again["outcome"] == "duplicate"
+    await engine.client.get_workflow_handle(sent["workflowId"]).terminate("test done")
