@@ -1,0 +1,85 @@
+"""The one interface every listener source implements, and the flags they share.
+
+A source is a module (`tflow_listeners.webhook`, `.sqs`, `.servicebus`) with two functions:
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None   # its own flags
+    async def run(args: argparse.Namespace) -> None              # serve until cancelled
+
+`python -m tflow_listeners <source>` adds the Temporal flags below to the source's parser,
+then awaits its `run`. Every flag can also come from an environment variable (the
+operator's Deployments set those and mount Secrets as files), named in the flag's help.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any, Protocol
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from tflow_workers.cloudevents import DEFAULT_ROUTER_TASK_QUEUE
+
+
+class ListenerSource(Protocol):
+    """What `python -m tflow_listeners` needs from a source module."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    async def run(self, args: argparse.Namespace) -> None: ...
+
+
+def add_flag(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    env: str,
+    *,
+    help: str,
+    default: Any = None,
+    required: bool = False,
+    **kwargs: Any,
+) -> None:
+    """`--flag`, defaulting to the environment variable `env` and then to `default`;
+    `required` only bites when neither the flag nor the variable is set."""
+    from_env = os.environ.get(env)
+    value = from_env if from_env not in (None, "") else default
+    parser.add_argument(
+        flag,
+        default=value,
+        required=required and value is None,
+        help=f"{help} [env {env}]",
+        **kwargs,
+    )
+
+
+def add_temporal_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the events go: the Temporal frontend, namespace and the router's task queue."""
+    add_flag(
+        parser,
+        "--address",
+        "TEMPORAL_ADDRESS",
+        default="localhost:7233",
+        help="Temporal frontend host:port",
+    )
+    add_flag(
+        parser, "--namespace", "TEMPORAL_NAMESPACE", default="default", help="Temporal namespace"
+    )
+    add_flag(
+        parser,
+        "--task-queue",
+        "TFLOW_LISTENER_TASK_QUEUE",
+        default=DEFAULT_ROUTER_TASK_QUEUE,
+        help="task queue of the RootOrchestrator workers",
+    )
+
+
+async def connect_temporal(args: argparse.Namespace) -> Client:
+    """A lazy client: the listener starts (and reports not ready) while Temporal is down,
+    and connects on first use; every Temporal Flow process uses the pydantic converter."""
+    return await Client.connect(
+        args.address,
+        namespace=args.namespace,
+        data_converter=pydantic_data_converter,
+        lazy=True,
+    )

@@ -1,0 +1,87 @@
+"""`python -m tflow_listeners webhook` as the operator runs it: configured by environment
+variables with its secret in a mounted file, it hands events to Temporal and stops cleanly
+on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+from temporalio.client import Client
+
+from tflow_devstack.process import free_port
+from tflow_devstack.temporal import TemporalServer
+from tflow_workers.cloudevents import event_workflow_id
+
+pytestmark = pytest.mark.integration
+
+
+async def test_cli_serves_events_from_env_configuration(
+    temporal: TemporalServer, temporal_client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    (tmp_path / "token").write_text("cli-token\n")
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": temporal.address,
+        "TEMPORAL_NAMESPACE": temporal.namespace,
+        "TFLOW_LISTENER_PORT": str(port),
+        "TFLOW_LISTENER_HOST": "127.0.0.1",
+        "TFLOW_LISTENER_TASK_QUEUE": task_queue,
+        "TFLOW_LISTENER_BEARER_TOKEN_FILE": str(tmp_path / "token"),
+    }
+    log_path = tmp_path / "listener.log"
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "tflow_listeners", "webhook", "--path", "/in"),
+            env=env,
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(300):
+                assert process.returncode is None, log_path.read_text()
+                try:
+                    async with http.get(f"{base}/readyz") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the listener never became ready")
+            event_id = uuid.uuid4().hex
+            body = {"specversion": "1.0", "id": event_id, "source": "cli", "type": "incident"}
+            async with http.post(f"{base}/in", json=body) as response:
+                assert response.status == 401
+            async with http.post(
+                f"{base}/in", json=body, headers={"Authorization": "Bearer cli-token"}
+            ) as response:
+                answer = await response.json()
+                assert response.status == 202, answer
+        workflow_id = event_workflow_id("cli", event_id)
+        assert answer["events"][0]["workflowId"] == workflow_id
+        handle = temporal_client.get_workflow_handle(workflow_id)
+        assert (await handle.describe()).task_queue == task_queue
+        await handle.terminate("test done")
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            code = await asyncio.wait_for(process.wait(), timeout=20)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    output = log_path.read_text()
+    assert code == 0, output
+    assert f"webhook listener on 127.0.0.1:{port}/in (auth: bearer)" in output

@@ -1,0 +1,147 @@
+"""The webhook listener's parts on their own: the token bucket, secrets from files, JSON
+limits, the command line and its environment variables, the API document."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from tflow_devstack.process import free_port
+from tflow_listeners.__main__ import SOURCES, build_parser
+from tflow_listeners.webhook import (
+    MAX_JSON_DEPTH,
+    Problem,
+    Secret,
+    TokenBucket,
+    WebhookListener,
+    WebhookSettings,
+    openapi,
+    parse_json,
+    settings_from,
+)
+
+
+def test_token_bucket_allows_bursts_then_paces() -> None:
+    now = [100.0]
+    bucket = TokenBucket(2, clock=lambda: now[0])
+    assert bucket.take() == 0
+    assert bucket.take() == 0
+    assert bucket.take() == pytest.approx(0.5)  # the next token in half a second
+    now[0] += 0.5
+    assert bucket.take() == 0
+    now[0] += 60  # idle time refills only up to the burst
+    assert [bucket.take() for _ in range(3)] == [0, 0, pytest.approx(0.5)]
+    slow = TokenBucket(0.1, clock=lambda: now[0])
+    assert slow.take() == 0
+    assert slow.take() == pytest.approx(10)
+    with pytest.raises(ValueError, match="positive"):
+        TokenBucket(0)
+
+
+def test_secret_files_are_stripped_and_reread_when_rotated(tmp_path: Path) -> None:
+    path = tmp_path / "secret"
+    path.write_text("first\n")
+    secret = Secret.from_file(path)
+    assert secret.value() == b"first"
+    path.write_text("second-value")
+    os.utime(path, ns=(1, 10**18))  # a distinct mtime, however coarse the clock
+    assert secret.value() == b"second-value"
+    path.unlink()  # mid-swap: the last value stands
+    assert secret.value() == b"second-value"
+    with pytest.raises(FileNotFoundError):
+        Secret.from_file(tmp_path / "missing")
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ValueError, match="is empty"):
+        Secret.from_file(tmp_path / "empty")
+    assert Secret(b"literal").value() == b"literal"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "words"),
+    [
+        (b"", "empty-body", "empty"),
+        (b"  \n", "empty-body", "empty"),
+        (b"{", "malformed-json", "not valid JSON"),
+        (b"\xff\xfe{", "malformed-json", "not valid JSON"),
+        (b'{"x": Infinity}', "malformed-json", "Infinity is not a JSON number"),
+        (b'{"x": 1e999}', "malformed-json", "out of range"),
+        (b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1), "too-deep", "100 levels"),
+        (b"[" * 5000 + b"]" * 5000, "too-deep", "100 levels"),
+    ],
+)
+def test_parse_json_refusals(body: bytes, reason: str, words: str) -> None:
+    with pytest.raises(Problem) as caught:
+        parse_json(body)
+    assert caught.value.status == 400
+    assert caught.value.reason == reason
+    assert words in caught.value.detail
+
+
+def test_parse_json_accepts_the_deepest_allowed() -> None:
+    depth = MAX_JSON_DEPTH
+    assert parse_json(b"[" * depth + b"]" * depth) is not None
+
+
+def test_cli_flags_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert "webhook" in SOURCES
+    (tmp_path / "hmac").write_text("k")
+    monkeypatch.setenv("TFLOW_LISTENER_PORT", "9090")
+    monkeypatch.setenv("TFLOW_LISTENER_RATE_LIMIT", "2.5")
+    monkeypatch.setenv("TFLOW_LISTENER_HMAC_SECRET_FILE", str(tmp_path / "hmac"))
+    monkeypatch.setenv("TEMPORAL_ADDRESS", "temporal-frontend:7233")
+    monkeypatch.setenv("TEMPORAL_NAMESPACE", "flows")
+    args = build_parser("webhook").parse_args(["webhook", "--max-body-bytes", "2048"])
+    assert (args.port, args.rate_limit, args.max_body_bytes) == (9090, 2.5, 2048)
+    assert (args.address, args.namespace) == ("temporal-frontend:7233", "flows")
+    assert args.task_queue == "root_orchestrator-queue"
+    assert args.path == "/events"
+    settings = settings_from(args)
+    assert settings.hmac_secret is not None
+    assert settings.hmac_secret.value() == b"k"
+    assert settings.bearer_token is None
+    # A flag wins over its variable.
+    assert build_parser("webhook").parse_args(["webhook", "--port", "1"]).port == 1
+    with pytest.raises(ValueError, match="--rate-limit must be positive"):
+        settings_from(build_parser("webhook").parse_args(["webhook", "--rate-limit", "0"]))
+
+
+def test_cli_needs_a_known_source(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser(None).parse_args(["carrier-pigeon"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+async def test_the_path_cannot_shadow_a_built_in_route() -> None:
+    client = await Client.connect(
+        f"127.0.0.1:{free_port()}", lazy=True, data_converter=pydantic_data_converter
+    )
+    for path in ("/healthz", "/webhook/sharepoint", "/runs/x"):
+        with pytest.raises(ValueError, match="collides"):
+            WebhookListener(client, WebhookSettings(path=path)).app()
+    WebhookListener(client, WebhookSettings(path="/hooks/github")).app()
+
+
+def test_openapi_document_covers_the_routes_and_resolves_its_refs() -> None:
+    document = openapi(WebhookSettings(path="/hooks/in"))
+    assert document["openapi"] == "3.1.0"
+    assert "/hooks/in" in document["paths"]
+    assert "/events" not in document["paths"]
+    schemas = document["components"]["schemas"]
+    assert {"CloudEvent", "RunStatus", "TaskLogEntry", "Problem", "Accepted", "Run"} <= set(schemas)
+
+    def refs(node: object) -> list[str]:
+        if isinstance(node, dict):
+            found = [node["$ref"]] if "$ref" in node else []
+            return found + [r for v in node.values() for r in refs(v)]
+        if isinstance(node, list):
+            return [r for v in node for r in refs(v)]
+        return []
+
+    for ref in refs(document):
+        assert ref.removeprefix("#/components/schemas/") in schemas, ref
