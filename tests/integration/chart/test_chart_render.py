@@ -1,0 +1,96 @@
+"""The Helm chart: lint, rendered objects, the values schema, install.yaml drift."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from chart import CHART, INSTALL_YAML, find, helm, render, render_install_yaml
+
+from tflow_devstack.tools import REPO_ROOT
+from tflow_operator.rbac import RULES
+
+pytestmark = pytest.mark.integration
+
+
+def env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_lint() -> None:
+    helm("lint", str(CHART), "--strict")
+    helm("lint", str(CHART), "--strict", "--values", str(REPO_ROOT / "hack" / "kind-values.yaml"))
+
+
+def test_defaults_render_the_operator_rbac_and_kept_crds() -> None:
+    objects = render()
+    crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
+    assert sorted(c["spec"]["names"]["kind"] for c in crds) == [
+        "EventRoute",
+        "Listener",
+        "WorkflowDefinition",
+    ]
+    assert all(c["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for c in crds)
+
+    operator = find(objects, "Deployment", "operator")
+    assert operator["spec"]["replicas"] == 1
+    assert operator["spec"]["strategy"] == {"type": "Recreate"}
+    pod = operator["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == ["tflow-operator"]
+    assert container["image"] == "ghcr.io/temporal-flow/temporal-flow:0.1.0"
+    assert env(container)["TEMPORAL_ADDRESS"] == "temporal-frontend:7233"
+    assert env(container)["TFLOW_SYSTEM_NAMESPACE"] == "temporal-flow"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["serviceAccountName"] == find(objects, "ServiceAccount")["metadata"]["name"]
+
+    role = find(objects, "ClusterRole")
+    assert role["rules"] == RULES
+    binding = find(objects, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == pod["serviceAccountName"]
+
+    test_pod = find(objects, "Pod", "test")
+    assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+
+
+def test_toggles() -> None:
+    objects = render("crds.install=false", "rbac.create=false", "crds.keep=false")
+    assert not [o for o in objects if o["kind"] == "CustomResourceDefinition"]
+    assert not [o for o in objects if o["kind"].startswith("ClusterRole")]
+    unkept = render("crds.keep=false")
+    crd = find(unkept, "CustomResourceDefinition")
+    assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
+
+
+def test_kind_values_use_the_local_image_and_dev_temporal() -> None:
+    objects = render(str(REPO_ROOT / "hack" / "kind-values.yaml"))
+    container = find(objects, "Deployment", "operator")["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "temporal-flow:dev"
+    assert container["imagePullPolicy"] == "Never"
+    assert env(container)["TEMPORAL_ADDRESS"] == "temporal-frontend.temporal.svc:7233"
+    assert env(container)["TFLOW_WORKER_IMAGE"] == "temporal-flow:dev"
+    listener = find(objects, "Listener")
+    assert listener["spec"] == {"type": "webhook", "webhook": {"path": "/events", "port": 8080}}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("unknownKey=1", "additional properties 'unknownKey' not allowed"),
+        ("operator.replicas=2", "additional properties 'replicas' not allowed"),
+        ("temporal.address=no-port", "at '/temporal/address'"),
+        ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
+    ],
+)
+def test_schema_rejects_bad_values(value: str, message: str) -> None:
+    result = helm("template", "x", str(CHART), "--set", value, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_install_yaml_is_rendered_from_the_chart() -> None:
+    assert INSTALL_YAML.read_text() == render_install_yaml(), (
+        "manifests/install.yaml is out of date: run `make manifests`"
+    )
