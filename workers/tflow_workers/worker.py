@@ -3,6 +3,10 @@ registered custom functions on one task queue; a health endpoint; Prometheus met
 from the SDK; graceful shutdown on SIGTERM.
 
     tflow-worker --task-queue orders [--address HOST:PORT] [--namespace NS]
+    tflow-worker --serve-orchestrator --routes-dir DIR --definitions-dir DIR
+
+With `--serve-orchestrator` the process serves the RootOrchestratorWorkflow and its
+routing activity instead, on the router's task queue unless `--task-queue` says otherwise.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from tflow_workers.engine.catalog import (
     parse_specs,
 )
 from tflow_workers.engine.interpreter import ServerlessWorkflow
+from tflow_workers.orchestrator.activities import OrchestratorActivities
+from tflow_workers.orchestrator.worker import build_orchestrator_worker
 from tflow_workers.stores import BUILTIN_FUNCTIONS
 
 log = logging.getLogger("tflow.worker")
@@ -106,14 +112,19 @@ async def serve(args: argparse.Namespace) -> int:
             )
         )
     client = await connect(args.address, args.namespace, runtime)
-    functions = discover(parse_specs(args.function or []))
-    activities = EngineActivities(
-        client=client,
-        definitions=DirectoryRegistry(args.definitions_dir),
-        secrets=SecretStore(args.secrets_dir),
-        router_task_queue=args.router_task_queue,
-    )
-    worker = build_worker(client, args.task_queue, activities, functions)
+    functions: Mapping[str, Function] = {}
+    if args.serve_orchestrator:
+        routing = OrchestratorActivities(args.routes_dir, args.definitions_dir)
+        worker = build_orchestrator_worker(client, args.task_queue, routing)
+    else:
+        functions = discover(parse_specs(args.function or []))
+        activities = EngineActivities(
+            client=client,
+            definitions=DirectoryRegistry(args.definitions_dir),
+            secrets=SecretStore(args.secrets_dir),
+            router_task_queue=args.router_task_queue,
+        )
+        worker = build_worker(client, args.task_queue, activities, functions)
     ready = asyncio.Event()
     health = await _serve_health(args.health_port, ready) if args.health_port else None
     stop = asyncio.Event()
@@ -135,9 +146,7 @@ async def serve(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tflow-worker", description=__doc__.splitlines()[0])
     env = os.environ.get
-    p.add_argument(
-        "--task-queue", default=env("TFLOW_TASK_QUEUE"), required=not env("TFLOW_TASK_QUEUE")
-    )
+    p.add_argument("--task-queue", default=env("TFLOW_TASK_QUEUE"))
     p.add_argument("--address", default=env("TEMPORAL_ADDRESS", "127.0.0.1:7233"))
     p.add_argument("--namespace", default=env("TEMPORAL_NAMESPACE", "default"))
     p.add_argument(
@@ -161,6 +170,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--router-task-queue", default=env("TFLOW_ROUTER_TASK_QUEUE", DEFAULT_ROUTER_TASK_QUEUE)
     )
+    p.add_argument(
+        "--serve-orchestrator",
+        action="store_true",
+        default=env("TFLOW_SERVE_ORCHESTRATOR", "") in ("1", "true"),
+        help="serve the RootOrchestratorWorkflow (default queue: the router's)",
+    )
+    p.add_argument(
+        "--routes-dir",
+        type=Path,
+        default=_path(env("TFLOW_ROUTES_DIR")),
+        help="the mounted routing table (routes*.json[.gz]), reloaded on change",
+    )
     p.add_argument("--health-port", type=int, default=int(env("TFLOW_HEALTH_PORT", "8080")))
     p.add_argument("--metrics-port", type=int, default=int(env("TFLOW_METRICS_PORT", "9090")))
     return p
@@ -170,9 +191,23 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = parser()
+    args = p.parse_args(argv)
+    if args.serve_orchestrator:
+        args.task_queue = args.task_queue or DEFAULT_ROUTER_TASK_QUEUE
+        if args.routes_dir is None:
+            p.error("--serve-orchestrator needs --routes-dir (or TFLOW_ROUTES_DIR)")
+        if args.definitions_dir is None:
+            p.error("--serve-orchestrator needs --definitions-dir (or TFLOW_DEFINITIONS_DIR)")
+    elif not args.task_queue:
+        p.error("the following arguments are required: --task-queue")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return asyncio.run(serve(parser().parse_args(argv)))
+    return asyncio.run(serve(parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -51,6 +51,16 @@ def test_defaults_render_the_operator_rbac_and_kept_crds() -> None:
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"][0]["name"] == pod["serviceAccountName"]
 
+    root = find(objects, "Deployment", "root-orchestrator")
+    root_container = root["spec"]["template"]["spec"]["containers"][0]
+    assert root_container["command"] == ["tflow-worker", "--serve-orchestrator"]
+    assert env(root_container)["TFLOW_TASK_QUEUE"] == "root_orchestrator-queue"
+    volumes = {v["name"]: v for v in root["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["routes"]["configMap"]["name"] == "tflow-routing"
+    shards = [s["configMap"]["name"] for s in volumes["definitions"]["projected"]["sources"]]
+    assert shards[:2] == ["tflow-definitions", "tflow-definitions-1"]
+    assert len(shards) == 64
+
     test_pod = find(objects, "Pod", "test")
     assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
 

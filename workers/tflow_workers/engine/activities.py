@@ -106,14 +106,15 @@ class DirectoryRegistry:
             return candidate
         return None
 
-    def by_definition(self, namespace: str, name: str) -> ResolvedDefinition | None:
-        """The WorkflowDefinition manifest with this Kubernetes namespace and name (what an
-        EventRoute targets); raw documents and document names do not count here."""
+    def workflow_definitions(self) -> dict[tuple[str, str], ResolvedDefinition]:
+        """The WorkflowDefinition manifests by Kubernetes (namespace, name), what an
+        EventRoute targets; raw documents are left out. The first file wins a clash."""
+        found: dict[tuple[str, str], ResolvedDefinition] = {}
         for candidate in self._candidates():
             ref = candidate.definition
-            if ref is not None and ref.namespace == namespace and ref.name == name:
-                return candidate
-        return None
+            if ref is not None:
+                found.setdefault((ref.namespace, ref.name), candidate)
+        return found
 
 
 class SecretStore:

@@ -1,0 +1,694 @@
+"""The RootOrchestratorWorkflow on a real Temporal server: events become flow runs of the
+definitions their routes name, searchable and outliving the orchestrator; a redelivered
+event starts nothing twice; unroutable, invalid and half-failing events complete with the
+reason; a new routing table applies without a restart; and the seed's long-running form
+(`temporal workflow start ... --input '{}'` then `signal --name trigger`) routes every
+signalled event, continuing as new without losing one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+import yaml
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.worker import Replayer
+
+from tflow_devstack.process import free_port
+from tflow_devstack.temporal import TemporalServer
+from tflow_devstack.tools import venv_binary
+from tflow_workers.cloudevents import (
+    ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
+    CloudEvent,
+    RootInput,
+    event_workflow_id,
+    from_plain_json,
+)
+from tflow_workers.engine.activities import EngineActivities
+from tflow_workers.engine.interpreter import ServerlessWorkflow
+from tflow_workers.orchestrator.activities import OrchestratorActivities
+from tflow_workers.orchestrator.model import Decision, RecentDecisions
+from tflow_workers.orchestrator.worker import build_orchestrator_worker
+from tflow_workers.orchestrator.workflow import RootOrchestratorWorkflow
+from tflow_workers.routing import CompiledRoute, RoutingTable
+from tflow_workers.worker import build_worker, connect
+
+pytestmark = pytest.mark.integration
+
+
+# ---- harness -----------------------------------------------------------------------------
+
+
+@dataclass
+class Orchestra:
+    """An orchestrator worker and two interpreter workers, reading a routing table and
+    definitions from directories the test writes (as the operator would)."""
+
+    client: Client
+    router_queue: str
+    queues: tuple[str, str]
+    routes_dir: Path
+    definitions_dir: Path
+    # The Kubernetes namespace of this test's definitions: keeps searches apart.
+    namespace: str
+
+    def route(self, name: str, workflow: str, queue: int = 0, **kw: Any) -> CompiledRoute:
+        return CompiledRoute(
+            namespace=self.namespace,
+            name=name,
+            workflow=workflow,
+            task_queue=self.queues[queue],
+            **kw,
+        )
+
+    def publish_routes(self, *routes: CompiledRoute) -> None:
+        """Swap the table in the way the kubelet updates a mounted ConfigMap: a new
+        timestamped directory, then one atomic rename of the `..data` symlink."""
+        version = self.routes_dir / f"..{uuid.uuid4().hex}"
+        version.mkdir()
+        (version / "routes.json").write_text(RoutingTable(routes=list(routes)).to_json())
+        staged = self.routes_dir / "..data_tmp"
+        staged.symlink_to(version.name)
+        os.replace(staged, self.routes_dir / "..data")
+        link = self.routes_dir / "routes.json"
+        if not link.is_symlink():
+            link.symlink_to("..data/routes.json")
+
+    def define(self, name: str, queue: int = 0, do: list[dict[str, Any]] | None = None) -> None:
+        manifest = {
+            "apiVersion": "temporalflow.dev/v1alpha1",
+            "kind": "WorkflowDefinition",
+            "metadata": {"name": name, "namespace": self.namespace, "generation": 2},
+            "spec": {
+                "taskQueue": self.queues[queue],
+                "workflow": {
+                    "document": {
+                        "dsl": "1.0.0",
+                        "namespace": "tests",
+                        "name": f"{name}-flow",
+                        "version": "1.0.0",
+                    },
+                    "do": do or [{"record": {"set": {"flow": name, "got": "${ . }"}}}],
+                },
+            },
+        }
+        (self.definitions_dir / f"{name}.yaml").write_text(yaml.safe_dump(manifest))
+
+    async def submit(self, event: CloudEvent) -> WorkflowHandle[Any, Decision]:
+        """What a listener does (tflow_listeners.handoff)."""
+        return await self.client.start_workflow(
+            ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
+            RootInput(event=event.as_data()),
+            id=event_workflow_id(event.source, event.id),
+            task_queue=self.router_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            result_type=Decision,
+        )
+
+    async def decide(self, event: CloudEvent) -> Decision:
+        handle = await self.submit(event)
+        decision = await handle.result()
+        await replay(handle)
+        return decision
+
+    def child(self, decision: Decision, workflow: str) -> WorkflowHandle[Any, Any]:
+        (match,) = [m for m in decision.matches if m.workflow == workflow]
+        assert match.child_workflow_id is not None
+        return self.client.get_workflow_handle(match.child_workflow_id)
+
+
+@asynccontextmanager
+async def orchestra(
+    client: Client, tmp_path: Path, task_queue: str, orchestrator: bool = True
+) -> AsyncIterator[Orchestra]:
+    routes, definitions = tmp_path / "routes", tmp_path / "definitions"
+    routes.mkdir()
+    definitions.mkdir()
+    marker = uuid.uuid4().hex[:8]
+    o = Orchestra(
+        client=client,
+        router_queue=f"{task_queue}-router",
+        queues=(f"{task_queue}-a", f"{task_queue}-b"),
+        routes_dir=routes,
+        definitions_dir=definitions,
+        namespace=f"ns-{marker}",
+    )
+    o.publish_routes()
+    async with AsyncExitStack() as stack:
+        for queue in o.queues:
+            # Flows hand the events they emit to this orchestrator.
+            engine = EngineActivities(client=client, router_task_queue=o.router_queue)
+            await stack.enter_async_context(build_worker(client, queue, engine))
+        if orchestrator:
+            await stack.enter_async_context(
+                build_orchestrator_worker(
+                    client, o.router_queue, OrchestratorActivities(routes, definitions)
+                )
+            )
+        yield o
+
+
+@pytest.fixture
+async def orch(
+    temporal_client: Client, tmp_path: Path, task_queue: str
+) -> AsyncIterator[Orchestra]:
+    async with orchestra(temporal_client, tmp_path, task_queue) as o:
+        yield o
+
+
+async def replay(handle: WorkflowHandle[Any, Any]) -> None:
+    history = await handle.fetch_history()
+    await Replayer(
+        workflows=[RootOrchestratorWorkflow, ServerlessWorkflow],
+        data_converter=pydantic_data_converter,
+    ).replay_workflow(history)
+
+
+def cloud_event(type: str, source: str = "monitoring", **data: Any) -> CloudEvent:
+    return CloudEvent(id=uuid.uuid4().hex, source=source, type=type, data=data)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
+
+
+async def recent(handle: WorkflowHandle[Any, Any]) -> RecentDecisions:
+    answer: RecentDecisions = await handle.query("decisions", result_type=RecentDecisions)
+    return answer
+
+
+async def routed(handle: WorkflowHandle[Any, Any], count: int) -> RecentDecisions:
+    async def done() -> bool:
+        return (await recent(handle)).routed >= count
+
+    await eventually(done, f"{count} routed events")
+    return await recent(handle)
+
+
+# ---- per-event form ------------------------------------------------------------------------
+
+
+async def test_event_starts_the_runs_its_routes_name(orch: Orchestra) -> None:
+    orch.define("incident")
+    orch.define("audit", queue=1)
+    orch.define("documents")
+    orch.publish_routes(
+        # The seed routes incidents by type and by source: one run of `incident`, by the
+        # route with the higher priority.
+        orch.route("by-type", "incident", type="incident", input="${ {why: .data.message} }"),
+        orch.route("by-source", "incident", source="monitoring", priority=5),
+        orch.route(
+            "audit-all",
+            "audit",
+            queue=1,
+            filter="${ .data.severity >= 3 }",
+            input="${ {what: .type, severity: .data.severity, from: .source} }",
+        ),
+        orch.route("docs", "documents", type="document-added"),
+    )
+    event = cloud_event("incident", message="disk full", severity=4)
+    decision = await orch.decide(event)
+
+    assert decision.status == "routed"
+    assert decision.reason is None
+    assert (decision.event_id, decision.event_type, decision.event_source) == (
+        event.id,
+        "incident",
+        "monitoring",
+    )
+    assert [(m.route, m.workflow, m.status) for m in decision.matches] == [
+        (f"{orch.namespace}/by-source", "incident", "started"),
+        (f"{orch.namespace}/audit-all", "audit", "started"),
+    ]
+    base = event_workflow_id(event.source, event.id)
+    incident_match = decision.matches[0]
+    assert incident_match.child_workflow_id == f"{base}/{orch.namespace}/incident"
+    assert incident_match.task_queue == orch.queues[0]
+    assert decision.matches[1].task_queue == orch.queues[1]
+
+    incident = orch.child(decision, "incident")
+    assert incident_match.child_run_id == (await incident.describe()).run_id
+    assert await incident.result() == {
+        "flow": "incident",
+        "got": {"message": "disk full", "severity": 4},
+    }
+    audit = orch.child(decision, "audit")
+    assert await audit.result() == {
+        "flow": "audit",
+        "got": {"what": "incident", "severity": 4, "from": "monitoring"},
+    }
+
+    # The runs are findable by their definition and the event that started them.
+    query = f'TflowDefinition = "{orch.namespace}/incident" AND TflowEventType = "incident"'
+
+    async def searchable() -> bool:
+        return [w.id async for w in orch.client.list_workflows(query)] == [incident.id]
+
+    await eventually(searchable, "the run to be searchable")
+    described = await incident.describe()
+    assert await described.memo() == {"definition": f"{orch.namespace}/incident", "version": "2"}
+    # A low-severity incident skips the audit route's filter.
+    quiet = await orch.decide(cloud_event("incident", message="blip", severity=1))
+    assert [m.workflow for m in quiet.matches] == ["incident"]
+    await replay(incident)
+    await replay(audit)
+
+
+async def test_runs_outlive_the_orchestrator(orch: Orchestra) -> None:
+    orch.define("approval", do=[{"wait": {"listen": {"to": {"one": {"with": {"type": "ok"}}}}}}])
+    orch.publish_routes(orch.route("approvals", "approval", type="approval-needed"))
+    event = cloud_event("approval-needed", source="shop", order=7)
+    handle = await orch.submit(event)
+    decision = await handle.result()
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    child = orch.child(decision, "approval")
+    assert (await child.describe()).status == WorkflowExecutionStatus.RUNNING
+    await child.signal("ok", {"by": "me"})
+    await child.result()
+    await replay(child)
+
+
+async def test_the_same_event_twice_starts_one_run(orch: Orchestra) -> None:
+    orch.define("incident")
+    orch.publish_routes(orch.route("incidents", "incident", type="incident"))
+    event = cloud_event("incident", message="once")
+    first = await orch.submit(event)
+    with pytest.raises(WorkflowAlreadyStartedError):
+        await orch.submit(event)
+    decision = await first.result()
+    child = orch.child(decision, "incident")
+    await child.result()
+
+    # The same event signalled to a long-running orchestrator finds the run already there.
+    seed_id = f"seed-{uuid.uuid4().hex[:8]}"
+    await orch.client.start_workflow(
+        ROOT_ORCHESTRATOR_WORKFLOW_TYPE, RootInput(), id=seed_id, task_queue=orch.router_queue
+    )
+    seed = orch.client.get_workflow_handle(seed_id)
+    await seed.signal("trigger", event.as_data())
+    again = (await routed(seed, 1)).decisions[-1]
+    assert again.status == "routed"
+    assert [(m.status, m.child_workflow_id) for m in again.matches] == [("duplicate", child.id)]
+    runs = [w async for w in orch.client.list_workflows(f'WorkflowId = "{child.id}"')]
+    assert len(runs) == 1
+    await seed.terminate("test done")
+    await replay(seed)
+
+
+async def test_unroutable_and_invalid_events_complete_with_the_reason(orch: Orchestra) -> None:
+    orch.publish_routes(orch.route("pages", "pager", type="page"))
+    nothing = await orch.decide(cloud_event("unknown", source="nowhere"))
+    assert nothing.status == "unroutable"
+    assert nothing.matches == []
+    assert nothing.reason is not None
+    assert nothing.reason.startswith("no route matches type 'unknown' from source 'nowhere'")
+    assert nothing.table is not None
+
+    unpublished = await orch.decide(cloud_event("page"))
+    assert unpublished.status == "unroutable"
+    assert unpublished.reason == (
+        f"route {orch.namespace}/pages: WorkflowDefinition {orch.namespace}/pager is not published"
+    )
+    assert [m.status for m in unpublished.matches] == ["failed"]
+
+    async def run(params: Any) -> Decision:
+        handle = await orch.client.start_workflow(
+            ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
+            params,
+            id=f"bad-{uuid.uuid4().hex[:8]}",
+            task_queue=orch.router_queue,
+            result_type=Decision,
+        )
+        decision: Decision = await handle.result()
+        assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+        await replay(handle)
+        return decision
+
+    no_id = await run(RootInput(event={"specversion": "1.0", "type": "page", "source": "x"}))
+    assert (no_id.status, no_id.reason) == ("invalid", "id: Field required")
+    no_type = await run(RootInput(event={"source": "x", "message": "?"}))
+    assert (no_type.status, no_type.reason) == (
+        "invalid",
+        "missing event type: set `type` or `eventType`",
+    )
+    not_an_object = await run(["not", "an", "event"])
+    assert (not_an_object.status, not_an_object.reason) == (
+        "invalid",
+        "the input must be a JSON object, got list",
+    )
+
+
+async def test_a_failing_route_is_reported_while_the_others_start(orch: Orchestra) -> None:
+    orch.define("incident")
+    orch.define("audit")
+    orch.publish_routes(
+        orch.route("broken", "audit", type="incident", filter="${ .data.count + 1 }"),
+        orch.route("incidents", "incident", type="incident"),
+    )
+    decision = await orch.decide(cloud_event("incident", count="three"))
+    assert decision.status == "routed"
+    broken, started = decision.matches
+    assert (broken.route, broken.status) == (f"{orch.namespace}/broken", "failed")
+    assert broken.error is not None
+    assert broken.error.startswith(f"route {orch.namespace}/broken:")
+    assert started.status == "started"
+    assert decision.reason == f"1 of 2 routes failed: {broken.error}"
+    await orch.child(decision, "incident").result()
+
+
+async def test_a_new_table_and_definition_apply_without_a_restart(orch: Orchestra) -> None:
+    orch.define("v1")
+    orch.publish_routes(orch.route("orders", "v1", type="order"))
+    before = await orch.decide(cloud_event("order", source="shop"))
+    assert [m.workflow for m in before.matches] == ["v1"]
+
+    orch.publish_routes(orch.route("orders", "v2", type="order", queue=1))
+    # The worker checks the mounted files at most once a second.
+    await asyncio.sleep(1.2)
+    unpublished = await orch.decide(cloud_event("order", source="shop"))
+    assert unpublished.status == "unroutable"
+    assert unpublished.table != before.table
+
+    orch.define("v2", queue=1)
+    await asyncio.sleep(1.2)
+    after = await orch.decide(cloud_event("order", source="shop"))
+    assert after.status == "routed"
+    assert [(m.workflow, m.task_queue) for m in after.matches] == [("v2", orch.queues[1])]
+    assert await orch.child(after, "v2").result() == {"flow": "v2", "got": {}}
+
+
+async def test_an_event_a_flow_emits_is_routed(orch: Orchestra) -> None:
+    orch.define(
+        "checkout",
+        do=[
+            {
+                "announce": {
+                    "emit": {
+                        "event": {
+                            "with": {
+                                "type": "order.placed",
+                                "source": "shop/checkout",
+                                "data": {"order": "${ .order }"},
+                            }
+                        }
+                    }
+                }
+            }
+        ],
+    )
+    orch.define("fulfilment", queue=1)
+    orch.publish_routes(
+        orch.route("checkouts", "checkout", type="cart.closed"),
+        orch.route("orders", "fulfilment", queue=1, type="order.placed"),
+    )
+    decision = await orch.decide(cloud_event("cart.closed", source="shop", order="o-1"))
+    await orch.child(decision, "checkout").result()
+
+    query = f'TflowDefinition = "{orch.namespace}/fulfilment"'
+    found: list[str] = []
+
+    async def started() -> bool:
+        found[:] = [w.id async for w in orch.client.list_workflows(query)]
+        return bool(found)
+
+    await eventually(started, "the emitted event's run")
+    fulfilment = orch.client.get_workflow_handle(found[0])
+    assert await fulfilment.result() == {"flow": "fulfilment", "got": {"order": "o-1"}}
+    # Its orchestrator is the one the emitted event's id names.
+    root = orch.client.get_workflow_handle(found[0].split("/")[0])
+    emitted = await root.query("decision", result_type=Decision)
+    assert emitted.status == "routed"
+    assert emitted.event_type == "order.placed"
+    await replay(root)
+
+
+# ---- long-running form ---------------------------------------------------------------------
+
+
+SEED_EVENTS = [
+    {"eventType": "incident", "source": "monitoring", "message": "Critical system failure"},
+    {
+        "eventType": "document-added",
+        "source": "s3",
+        "bucket": "my-documents",
+        "key": "uploads/document.pdf",
+        "documentUri": "s3://my-documents/uploads/document.pdf",
+    },
+    {"eventType": "incident", "source": "monitoring", "message": "Disk almost full"},
+    {"eventType": "document-added", "source": "s3", "key": "notes.txt"},
+]
+
+
+def seed_routes(o: Orchestra) -> None:
+    """The seed's table: incidents by type or from monitoring, PDFs from S3."""
+    o.define("incident")
+    o.define("document-processing", queue=1)
+    o.publish_routes(
+        o.route("incident-by-type", "incident", type="incident"),
+        o.route("incident-by-source", "incident", source="monitoring"),
+        o.route(
+            "pdf-documents",
+            "document-processing",
+            queue=1,
+            type="document-added",
+            filter='${ .data.key | endswith(".pdf") }',
+            input="${ {uri: .data.documentUri} }",
+        ),
+    )
+
+
+def expected_child(o: Orchestra, body: dict[str, Any], workflow: str) -> str:
+    event = from_plain_json(body)
+    return f"{event_workflow_id(event.source, event.id)}/{o.namespace}/{workflow}"
+
+
+async def test_long_running_form_routes_each_signalled_event(orch: Orchestra) -> None:
+    seed_routes(orch)
+    workflow_id = f"seed-{uuid.uuid4().hex[:8]}"
+    await orch.client.start_workflow(
+        ROOT_ORCHESTRATOR_WORKFLOW_TYPE, RootInput(), id=workflow_id, task_queue=orch.router_queue
+    )
+    # Signals and queries go to the workflow id's current run.
+    handle = orch.client.get_workflow_handle(workflow_id)
+    for body in SEED_EVENTS:
+        await handle.signal("trigger", body)
+    await handle.signal("trigger", "not an event")
+    state = await routed(handle, len(SEED_EVENTS) + 1)
+    assert state.pending == 0
+    by_status = [(d.event_type, d.status) for d in state.decisions]
+    assert sorted(by_status, key=str) == sorted(
+        [
+            ("incident", "routed"),
+            ("document-added", "routed"),
+            ("incident", "routed"),
+            ("document-added", "unroutable"),
+            (None, "invalid"),
+        ],
+        key=str,
+    )
+    pdf = orch.client.get_workflow_handle(
+        expected_child(orch, SEED_EVENTS[1], "document-processing")
+    )
+    assert await pdf.result() == {
+        "flow": "document-processing",
+        "got": {"uri": "s3://my-documents/uploads/document.pdf"},
+    }
+    incident = orch.client.get_workflow_handle(expected_child(orch, SEED_EVENTS[0], "incident"))
+    assert (await incident.result())["got"]["message"] == "Critical system failure"
+    latest = await handle.query("decision", result_type=Decision)
+    assert latest is not None
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    await handle.terminate("test done")
+    await replay(handle)
+
+
+def _get(url: str) -> httpx.Response | None:
+    try:
+        return httpx.get(url, timeout=1)
+    except httpx.HTTPError:
+        return None
+
+
+def spawn(argv: list[str], log: IO[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def temporal_cli(address: str, *args: str) -> str:
+    done = subprocess.run(
+        [str(venv_binary("temporal")), *args, "--address", address],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def test_the_seeds_cli_commands_drive_the_orchestrator_process(
+    temporal: TemporalServer, temporal_client: Client, tmp_path: Path, task_queue: str
+) -> None:
+    async with orchestra(temporal_client, tmp_path, task_queue, orchestrator=False) as o:
+        seed_routes(o)
+        health = free_port()
+        log_path = tmp_path / "orchestrator.log"
+        with log_path.open("w") as log:
+            proc = spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "tflow_workers.orchestrator",
+                    "--address",
+                    temporal.address,
+                    "--task-queue",
+                    o.router_queue,
+                    "--health-port",
+                    str(health),
+                    "--metrics-port",
+                    "0",
+                ],
+                log,
+                {
+                    **os.environ,
+                    "TFLOW_ROUTES_DIR": str(o.routes_dir),
+                    "TFLOW_DEFINITIONS_DIR": str(o.definitions_dir),
+                },
+            )
+            try:
+                deadline = time.monotonic() + 30
+                # Ready, and it is this process that says so (it logged its queue).
+                while (
+                    (r := _get(f"http://127.0.0.1:{health}/readyz")) is None
+                    or r.status_code != 200
+                    or o.router_queue not in log_path.read_text()
+                ):
+                    assert proc.poll() is None, log_path.read_text()
+                    assert time.monotonic() < deadline, "the orchestrator never became ready"
+                    await asyncio.sleep(0.2)
+
+                workflow_id = f"test-orchestrator-{uuid.uuid4().hex[:8]}"
+                temporal_cli(
+                    temporal.address,
+                    "workflow",
+                    "start",
+                    "--task-queue",
+                    o.router_queue,
+                    "--type",
+                    "RootOrchestratorWorkflow",
+                    "--workflow-id",
+                    workflow_id,
+                    "--input",
+                    "{}",
+                )
+                for body in SEED_EVENTS[:2]:
+                    temporal_cli(
+                        temporal.address,
+                        "workflow",
+                        "signal",
+                        "--workflow-id",
+                        workflow_id,
+                        "--name",
+                        "trigger",
+                        "--input",
+                        json.dumps(body),
+                    )
+                handle = temporal_client.get_workflow_handle(workflow_id)
+                state = await routed(handle, 2)
+                assert [d.status for d in state.decisions] == ["routed", "routed"]
+                for body, workflow in zip(
+                    SEED_EVENTS[:2], ["incident", "document-processing"], strict=True
+                ):
+                    child = temporal_client.get_workflow_handle(expected_child(o, body, workflow))
+                    assert (await child.result())["flow"] == workflow
+                answer = json.loads(
+                    temporal_cli(
+                        temporal.address,
+                        "workflow",
+                        "query",
+                        "--workflow-id",
+                        workflow_id,
+                        "--name",
+                        "decisions",
+                        "--output",
+                        "json",
+                    )
+                )
+                assert "routed" in json.dumps(answer)
+                await handle.terminate("test done")
+                await replay(handle)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    assert proc.wait(timeout=30) == 0, log_path.read_text()
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+
+
+# ---- continue-as-new -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_history_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
+    server = TemporalServer(
+        tmp_path_factory.mktemp("temporal-orchestrator-can"),
+        headless=True,
+        dynamic_config={"limit.historyCount.suggestContinueAsNew": 40},
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_long_running_form_continues_as_new_without_losing_an_event(
+    small_history_server: TemporalServer, tmp_path: Path, task_queue: str
+) -> None:
+    client = await connect(small_history_server.address, small_history_server.namespace)
+    async with orchestra(client, tmp_path, task_queue) as o:
+        seed_routes(o)
+        workflow_id = f"seed-{uuid.uuid4().hex[:8]}"
+        await client.start_workflow(
+            ROOT_ORCHESTRATOR_WORKFLOW_TYPE, RootInput(), id=workflow_id, task_queue=o.router_queue
+        )
+        # Signals and queries go to the workflow id's current run, whichever it is.
+        handle = client.get_workflow_handle(workflow_id)
+        bodies = [
+            {"eventType": "incident", "source": "monitoring", "message": f"failure {i}"}
+            for i in range(24)
+        ]
+        # In bursts, so that signals arrive while the workflow routes and continues as new.
+        for burst in range(0, len(bodies), 6):
+            await asyncio.gather(*(handle.signal("trigger", b) for b in bodies[burst : burst + 6]))
+            await asyncio.sleep(0.3)
+        state = await routed(handle, len(bodies))
+        assert state.routed == len(bodies)
+        assert state.pending == 0
+        for body in bodies:
+            child = client.get_workflow_handle(expected_child(o, body, "incident"))
+            assert (await child.result())["got"]["message"] == body["message"]
+
+        runs = [w async for w in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
+        assert len(runs) > 1
+        await handle.terminate("test done")
+        for run in runs:
+            await replay(client.get_workflow_handle(workflow_id, run_id=run.run_id))

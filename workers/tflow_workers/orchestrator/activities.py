@@ -1,0 +1,237 @@
+"""The RootOrchestrator's I/O: the routing table and the published definitions, both
+mounted directories that change under a running worker.
+
+`tflow.route-event` answers, for one CloudEvent, which flow runs it starts: each matching
+route with its mapped input and the document snapshot of its target WorkflowDefinition.
+Both directories are re-read when their content changes (checked at most once per
+`reload_interval`), so a new routing table or definition applies without a restart; a
+table that cannot be read keeps the last good one in service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+
+from tflow_workers.engine.activities import DirectoryRegistry
+from tflow_workers.engine.errors import WorkflowError
+from tflow_workers.engine.model import ResolvedDefinition, RunInput
+from tflow_workers.engine.starter import check_run_input
+from tflow_workers.orchestrator.model import ACTIVITY_ROUTE, RouteTarget, RoutingResult
+from tflow_workers.routing import (
+    CompiledRoute,
+    RouteError,
+    Router,
+    RoutingTable,
+    load_table,
+    table_fingerprint,
+)
+
+log = logging.getLogger("tflow.orchestrator")
+
+RELOAD_INTERVAL = 1.0
+DEFINITION_SUFFIXES = (".yaml", ".yml", ".json")
+
+Clock = Callable[[], float]
+
+
+class TableUnavailable(RuntimeError):
+    """No routing table could be loaded yet (the activity retries until one can)."""
+
+
+class RoutingTableSource:
+    """The routing table of a mounted directory, rebuilt only when its content changes."""
+
+    def __init__(
+        self, directory: Path, reload_interval: float = RELOAD_INTERVAL, clock: Clock | None = None
+    ) -> None:
+        self.directory = directory
+        self.reload_interval = reload_interval
+        self._clock = clock or time.monotonic
+        self._lock = threading.Lock()
+        self._checked = -math.inf
+        self._fingerprint: str | None = None
+        self._router: Router | None = None
+        self._hash = ""
+        self.loads = 0
+
+    def current(self) -> tuple[Router, str]:
+        """The router and the content hash of the table it was built from."""
+        with self._lock:
+            now = self._clock()
+            if self._router is None or now - self._checked >= self.reload_interval:
+                self._checked = now
+                self._refresh()
+            if self._router is None:  # pragma: no cover - _refresh raises instead
+                raise TableUnavailable(f"no routing table in {self.directory}")
+            return self._router, self._hash
+
+    def _refresh(self) -> None:
+        try:
+            fingerprint = table_fingerprint(self.directory)
+        except OSError as err:
+            self._keep(err)
+            return
+        if fingerprint == self._fingerprint:
+            return
+        try:
+            table = load_table(self.directory)
+        except (OSError, ValueError) as err:
+            self._keep(err)
+            # Not retried until the content changes again.
+            self._fingerprint = fingerprint
+            return
+        if not self.directory.is_dir():
+            log.warning("routing table directory %s does not exist: no routes", self.directory)
+        self._router = Router(table)
+        self._fingerprint = fingerprint
+        self._hash = table.content_hash()[:16]
+        self.loads += 1
+        log.info("routing table %s loaded: %d routes", self._hash, len(table.routes))
+
+    def _keep(self, err: Exception) -> None:
+        """A table that cannot be read: keep routing with the last good one, if any."""
+        if self._router is None:
+            raise TableUnavailable(
+                f"cannot load the routing table from {self.directory}: {err}"
+            ) from err
+        log.error("routing table unreadable, keeping %s: %s", self._hash, err)
+
+
+class DefinitionSource:
+    """Published WorkflowDefinitions by Kubernetes namespace and name, re-read when the
+    directory's content changes."""
+
+    def __init__(
+        self,
+        directory: Path | None,
+        reload_interval: float = RELOAD_INTERVAL,
+        clock: Clock | None = None,
+    ) -> None:
+        self.directory = directory
+        self.registry = DirectoryRegistry(directory)
+        self.reload_interval = reload_interval
+        self._clock = clock or time.monotonic
+        self._lock = threading.Lock()
+        self._checked = -math.inf
+        self._fingerprint: str | None = None
+        self._index: dict[tuple[str, str], ResolvedDefinition] = {}
+
+    def get(self, namespace: str, name: str) -> ResolvedDefinition | None:
+        with self._lock:
+            now = self._clock()
+            if now - self._checked >= self.reload_interval:
+                self._checked = now
+                fingerprint = definitions_fingerprint(self.directory)
+                if fingerprint != self._fingerprint:
+                    self._index = self.registry.workflow_definitions()
+                    self._fingerprint = fingerprint
+            return self._index.get((namespace, name))
+
+
+def definitions_fingerprint(directory: Path | None) -> str:
+    """Changes whenever a definition file the registry would read changes."""
+    digest = hashlib.sha256()
+    if directory is None or not directory.is_dir():
+        return ""
+    for path in sorted(directory.iterdir()):
+        if path.suffix in DEFINITION_SUFFIXES and path.is_file():
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def match_routes(router: Router, event: dict[str, Any]) -> list[tuple[CompiledRoute, Any, str]]:
+    """`Router.match`, except that a route whose jq fails does not stop the others: it is
+    returned with its error (and no input) and does not count as a match, so another route
+    to the same definition may still start it. Each item is (route, input, error)."""
+    try:
+        return [(m.route, m.input, "") for m in router.match(event)]
+    except RouteError:
+        pass
+    found: list[tuple[CompiledRoute, Any, str]] = []
+    claimed: set[str] = set()
+    for route in router.candidates(event.get("type")):
+        if route.target in claimed:
+            continue
+        try:
+            matches = Router(RoutingTable(routes=[route])).match(event)
+        except RouteError as err:
+            found.append((route, None, str(err)))
+            continue
+        if matches:
+            claimed.add(route.target)
+            found.append((route, matches[0].input, ""))
+    return found
+
+
+class OrchestratorActivities:
+    def __init__(
+        self,
+        routes_dir: Path,
+        definitions_dir: Path | None,
+        reload_interval: float = RELOAD_INTERVAL,
+    ) -> None:
+        self.table = RoutingTableSource(routes_dir, reload_interval)
+        self.definitions = DefinitionSource(definitions_dir, reload_interval)
+
+    def all(self) -> list[Any]:
+        return [self.route_event]
+
+    @activity.defn(name=ACTIVITY_ROUTE)
+    async def route_event(self, event: dict[str, Any]) -> RoutingResult:
+        # File reads and YAML parsing stay off the worker's event loop.
+        return await asyncio.to_thread(self.route, event)
+
+    def route(self, event: dict[str, Any]) -> RoutingResult:
+        router, table_hash = self.table.current()
+        targets = [
+            self._target(route, mapped, error, event)
+            for route, mapped, error in match_routes(router, event)
+        ]
+        return RoutingResult(table=table_hash, routes=len(router.table.routes), targets=targets)
+
+    def _target(
+        self, route: CompiledRoute, mapped: Any, error: str, event: dict[str, Any]
+    ) -> RouteTarget:
+        target = RouteTarget(
+            route=route.id,
+            namespace=route.namespace,
+            workflow=route.workflow,
+            task_queue=route.task_queue,
+            priority=route.priority,
+        )
+        if error:
+            return target.model_copy(update={"error": error})
+        resolved = self.definitions.get(route.namespace, route.workflow)
+        if resolved is None:
+            return target.model_copy(
+                update={
+                    "error": f"route {route.id}: WorkflowDefinition {route.target} is not published"
+                }
+            )
+        run = RunInput(
+            document=resolved.document, input=mapped, definition=resolved.definition, event=event
+        )
+        try:
+            check_run_input(run)
+        except WorkflowError as err:
+            return target.model_copy(
+                update={"error": f"route {route.id}: {err.problem.detail or err.problem.title}"}
+            )
+        return target.model_copy(
+            update={
+                "input": mapped,
+                "document": resolved.document,
+                "definition": resolved.definition,
+            }
+        )

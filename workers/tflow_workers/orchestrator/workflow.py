@@ -1,0 +1,281 @@
+"""The RootOrchestratorWorkflow: turns an event into flow runs, and says what it did.
+
+Two forms, one workflow type (the seed's `RootOrchestratorWorkflow`):
+
+- per event (`RootInput(event=...)`, what listeners start, one workflow per event with an
+  id derived from the event's source and id): validate the event, ask the routing
+  activity which flow runs it starts, start each as a child `ServerlessWorkflow` that
+  outlives this workflow, return the `Decision`;
+- long-running (`RootInput()`, or `{}` from the Temporal CLI): route every event
+  signalled as `trigger` the same way, and continue as new, carrying the events not
+  routed yet, before its history grows large.
+
+A child's workflow id derives from the event (`event_workflow_id(source, id)/<namespace>/
+<definition>`) and is never reused, so an event that arrives twice, by either form,
+starts each flow run once.
+
+Nothing about an event fails this workflow: an input that is not an event, an event no
+route matches and a route whose jq fails all complete with the reason in the decision. A
+poison event must not retry forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from tflow_workers.cloudevents import (
+        ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
+        EventFormatError,
+        RootInput,
+        event_workflow_id,
+        from_plain_json,
+    )
+    from tflow_workers.engine.model import WORKFLOW_TYPE, RunInput
+    from tflow_workers.engine.starter import memo, search_attributes
+    from tflow_workers.orchestrator.model import (
+        ACTIVITY_ROUTE,
+        EVENTS_PER_RUN,
+        QUERY_DECISION,
+        QUERY_DECISIONS,
+        RECENT_DECISIONS,
+        SIGNAL_TRIGGER,
+        Decision,
+        MatchOutcome,
+        RecentDecisions,
+        RouteTarget,
+        RoutingResult,
+    )
+
+ROUTE_TIMEOUT = timedelta(seconds=30)
+# Reading the table only fails while it is unreadable: keep trying, the event waits.
+ROUTE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+# Well under Temporal's 2 MiB payload limit, for the events carried to the next run.
+CARRY_LIMIT_BYTES = 1024 * 1024
+# An event without a source (plain JSON) gets this one.
+SIGNAL_SOURCE = "root-orchestrator"
+_ROOT_INPUT_FIELDS = frozenset(RootInput.model_fields)
+
+
+@workflow.defn(name=ROOT_ORCHESTRATOR_WORKFLOW_TYPE)
+class RootOrchestratorWorkflow:
+    """See the module docstring. The input is a `RootInput`; it is decoded here rather than
+    by the SDK so that a malformed one completes as `invalid` instead of failing the
+    workflow task over and over."""
+
+    def __init__(self) -> None:
+        self._pending: list[dict[str, Any]] = []
+        self._decisions: list[Decision] = []
+        self._routed = 0
+        # Events routed by this run (the long-running form continues as new after
+        # EVENTS_PER_RUN of them).
+        self._handled = 0
+        # The per-event form's decision about its event.
+        self._event_decision: Decision | None = None
+
+    @workflow.run
+    async def run(self, params: Any = None) -> Decision:
+        root, problem = parse_root_input(params)
+        if root is None:
+            return self._remember(problem or Decision(status="invalid"))
+        self._routed += root.routed
+        # Carried over from the previous run first: they were signalled earlier.
+        self._pending[:0] = root.pending
+        if root.event is not None:
+            decision = self._remember(await self._route(root.event))
+            self._event_decision = decision
+            # Events signalled to a per-event run are routed too, never dropped.
+            while self._pending:
+                self._remember(await self._route(self._pending.pop(0)))
+            return decision
+        while True:
+            await workflow.wait_condition(lambda: bool(self._pending) or self._should_continue())
+            if self._should_continue() and self._can_carry():
+                break
+            self._remember(await self._route(self._pending.pop(0)))
+            self._handled += 1
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.logger.info(
+            "continuing as new after %d events, %d pending", self._handled, len(self._pending)
+        )
+        workflow.continue_as_new(RootInput(pending=self._pending, routed=self._routed))
+
+    @workflow.signal(name=SIGNAL_TRIGGER)
+    def trigger(self, payload: Any = None) -> None:
+        if isinstance(payload, dict):
+            self._pending.append(payload)
+            return
+        kind = "nothing" if payload is None else type(payload).__name__
+        self._remember(
+            Decision(status="invalid", reason=f"an event must be a JSON object, got {kind}")
+        )
+
+    @workflow.query(name=QUERY_DECISION)
+    def decision(self) -> Decision | None:
+        """The event's decision for a per-event run, else the latest one."""
+        if self._event_decision is not None:
+            return self._event_decision
+        return self._decisions[-1] if self._decisions else None
+
+    @workflow.query(name=QUERY_DECISIONS)
+    def decisions(self) -> RecentDecisions:
+        return RecentDecisions(
+            routed=self._routed, pending=len(self._pending), decisions=list(self._decisions)
+        )
+
+    # ---- routing ----------------------------------------------------------------------
+
+    def _should_continue(self) -> bool:
+        # A run routes at least one event before it follows Temporal's suggestion, so a
+        # large carried-over backlog cannot make it continue as new without progress.
+        suggested = self._handled > 0 and workflow.info().is_continue_as_new_suggested()
+        return self._handled >= EVENTS_PER_RUN or suggested
+
+    def _can_carry(self) -> bool:
+        """Whether the events not routed yet fit the next run's input. While they do not
+        (a burst faster than routing), the run keeps routing and its history grows."""
+        size = len(json.dumps(self._pending, separators=(",", ":"), default=str))
+        return size <= CARRY_LIMIT_BYTES
+
+    def _remember(self, decision: Decision) -> Decision:
+        self._routed += 1
+        self._decisions.append(decision)
+        del self._decisions[:-RECENT_DECISIONS]
+        return decision
+
+    async def _route(self, raw: dict[str, Any]) -> Decision:
+        try:
+            event = from_plain_json(raw, default_source=SIGNAL_SOURCE)
+        except EventFormatError as err:
+            decision = Decision(status="invalid", reason=str(err), **_identity(raw))
+            workflow.logger.warning("invalid event: %s", err)
+            return decision
+        data = event.as_data()
+        identity = {
+            "event_id": event.id,
+            "event_type": event.type,
+            "event_source": event.source,
+        }
+        result: RoutingResult = await workflow.execute_activity(
+            ACTIVITY_ROUTE,
+            data,
+            start_to_close_timeout=ROUTE_TIMEOUT,
+            retry_policy=ROUTE_RETRY,
+            result_type=RoutingResult,
+            summary=f"{event.type} from {event.source}",
+        )
+        base = event_workflow_id(event.source, event.id)
+        outcomes = list(await asyncio.gather(*(_start(t, data, base) for t in result.targets)))
+        decision = _decide(outcomes, result, event.type, event.source)
+        decision = decision.model_copy(update=identity)
+        workflow.logger.info(
+            "event %s (%s from %s): %s%s",
+            event.id,
+            event.type,
+            event.source,
+            decision.status,
+            f": {decision.reason}" if decision.reason else "",
+        )
+        return decision
+
+
+def parse_root_input(params: Any) -> tuple[RootInput | None, Decision | None]:
+    """The run's `RootInput`. A bare event (a CloudEvent or the seed's plain JSON, as some
+    starters send) is taken as `RootInput(event=...)`; anything else is invalid."""
+    if params is None:
+        return RootInput(), None
+    if isinstance(params, RootInput):
+        return params, None
+    if not isinstance(params, dict):
+        reason = f"the input must be a JSON object, got {type(params).__name__}"
+        return None, Decision(status="invalid", reason=reason)
+    if params and not set(params) <= _ROOT_INPUT_FIELDS:
+        return RootInput(event=params), None
+    try:
+        return RootInput.model_validate(params), None
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "input"
+        return None, Decision(status="invalid", reason=f"not a RootInput: {where}: {first['msg']}")
+
+
+def _identity(raw: dict[str, Any]) -> dict[str, str | None]:
+    def text(*keys: str) -> str | None:
+        value = next((raw[k] for k in keys if raw.get(k)), None)
+        return str(value) if value is not None else None
+
+    return {
+        "event_id": text("id", "eventId"),
+        "event_type": text("type", "eventType"),
+        "event_source": text("source"),
+    }
+
+
+async def _start(target: RouteTarget, event: dict[str, Any], base: str) -> MatchOutcome:
+    outcome = MatchOutcome(
+        route=target.route,
+        workflow=target.workflow,
+        namespace=target.namespace,
+        task_queue=target.task_queue,
+        status="failed",
+        error=target.error,
+    )
+    if target.error is not None or target.document is None:
+        return outcome
+    run = RunInput(
+        document=target.document, input=target.input, definition=target.definition, event=event
+    )
+    child_id = f"{base}/{target.namespace}/{target.workflow}"
+    try:
+        handle = await workflow.start_child_workflow(
+            WORKFLOW_TYPE,
+            run,
+            id=child_id,
+            task_queue=target.task_queue,
+            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            # A closed run keeps its id: the same event never starts the flow again.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=search_attributes(run),
+            memo=memo(run),
+        )
+    except WorkflowAlreadyStartedError:
+        return outcome.model_copy(
+            update={"status": "duplicate", "child_workflow_id": child_id, "error": None}
+        )
+    return outcome.model_copy(
+        update={
+            "status": "started",
+            "child_workflow_id": handle.id,
+            "child_run_id": handle.first_execution_run_id,
+        }
+    )
+
+
+def _decide(
+    outcomes: list[MatchOutcome], result: RoutingResult, event_type: str, source: str
+) -> Decision:
+    failed = [o for o in outcomes if o.status == "failed"]
+    if len(failed) < len(outcomes):
+        reason = None
+        if failed:
+            reason = f"{len(failed)} of {len(outcomes)} routes failed: " + "; ".join(
+                str(o.error) for o in failed
+            )
+        return Decision(status="routed", reason=reason, table=result.table, matches=outcomes)
+    if not outcomes:
+        reason = (
+            f"no route matches type {event_type!r} from source {source!r} "
+            f"(routing table {result.table}, {result.routes} routes)"
+        )
+    else:
+        reason = "; ".join(str(o.error) for o in failed)
+    return Decision(status="unroutable", reason=reason, table=result.table, matches=outcomes)
