@@ -42,6 +42,8 @@ from tflow_workers.cloudevents import (
 )
 from tflow_workers.engine.activities import EngineActivities
 from tflow_workers.engine.interpreter import ServerlessWorkflow
+from tflow_workers.engine.model import RunInput
+from tflow_workers.engine.starter import start_run
 from tflow_workers.orchestrator.activities import OrchestratorActivities
 from tflow_workers.orchestrator.model import Decision, RecentDecisions
 from tflow_workers.orchestrator.worker import build_orchestrator_worker
@@ -692,3 +694,48 @@ async def test_long_running_form_continues_as_new_without_losing_an_event(
         await handle.terminate("test done")
         for run in runs:
             await replay(client.get_workflow_handle(workflow_id, run_id=run.run_id))
+
+
+async def test_an_event_reaches_runs_waiting_for_it(orch: Orchestra) -> None:
+    """Runs waiting in a `listen` get the event through the router, without a route."""
+    event_type = f"order.approved.{orch.namespace}"
+    document = {
+        "document": {"dsl": "1.0.0", "namespace": "tests", "name": "waits", "version": "1.0.0"},
+        "do": [{"approval": {"listen": {"to": {"one": {"with": {"type": event_type}}}}}}],
+    }
+    waiting = await start_run(orch.client, RunInput(document=document), orch.queues[0])
+    listening = f'TflowListening = "{event_type}"'
+    for _ in range(100):  # visibility is eventually consistent
+        if [w async for w in orch.client.list_workflows(listening)]:
+            break
+        await asyncio.sleep(0.1)
+    decision = await orch.decide(cloud_event(event_type, by="ops"))
+    assert decision.status == "routed"
+    assert decision.matches == []
+    assert decision.delivered == [waiting.id]
+    assert await waiting.result() == [{"by": "ops"}]
+
+
+async def test_a_run_ignores_an_event_delivered_twice(orch: Orchestra) -> None:
+    document = {
+        "document": {"dsl": "1.0.0", "namespace": "tests", "name": "two", "version": "1.0.0"},
+        "do": [
+            {
+                "collect": {
+                    "listen": {
+                        "to": {"any": [{"with": {"type": "reading"}}], "until": "length >= 2"},
+                        "read": "envelope",
+                    },
+                    "output": {"as": "[.[].id]"},
+                }
+            }
+        ],
+    }
+    run = await start_run(orch.client, RunInput(document=document), orch.queues[0])
+    first = cloud_event("reading", n=1).as_data()
+    await run.signal("event", first)
+    await run.signal("event", first)
+    await run.signal("event", cloud_event("reading", n=2).as_data())
+    ids = await run.result()
+    assert ids[0] == first["id"]
+    assert ids[1] != first["id"]

@@ -68,6 +68,7 @@ TASK_KINDS = (
     "run",
     "do",
 )
+SEEN_EVENTS_LIMIT = 1000
 _URI_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -116,6 +117,8 @@ class ServerlessWorkflow:
         # The top-level task running now: (index, raw input), for continue-as-new.
         self._top: tuple[int, Any] = (0, None)
         self._resume_loop: tuple[int, Any] | None = None
+        # Ids of the events received, oldest first, to drop a redelivered one.
+        self._seen_events: dict[str, None] = {}
 
     # ---- Temporal surface -------------------------------------------------------------
 
@@ -201,9 +204,14 @@ class ServerlessWorkflow:
     @workflow.signal(dynamic=True)
     async def on_signal(self, name: str, args: Sequence[RawValue]) -> None:
         payload = workflow.payload_converter().from_payload(args[0].payload) if args else None
-        self._events.append(
-            event_from_signal(name, payload, workflow.now().isoformat(), str(workflow.uuid4()))
-        )
+        event = event_from_signal(name, payload, workflow.now().isoformat(), str(workflow.uuid4()))
+        key = f"{event.get('source')}\x00{event.get('id')}"
+        if key in self._seen_events:
+            return  # the same event delivered twice (a retried delivery)
+        self._seen_events[key] = None
+        if len(self._seen_events) > SEEN_EVENTS_LIMIT:
+            del self._seen_events[next(iter(self._seen_events))]
+        self._events.append(event)
 
     @workflow.query(name="status")
     def status(self) -> RunStatus:

@@ -21,12 +21,24 @@ from pathlib import Path
 from typing import Any
 
 from temporalio import activity
+from temporalio.service import RPCError, RPCStatusCode
 
 from tflow_workers.engine.activities import DirectoryRegistry
 from tflow_workers.engine.errors import WorkflowError
-from tflow_workers.engine.model import ResolvedDefinition, RunInput
+from tflow_workers.engine.events import EVENT_SIGNAL
+from tflow_workers.engine.model import (
+    SA_LISTENING,
+    WORKFLOW_TYPE,
+    ResolvedDefinition,
+    RunInput,
+)
 from tflow_workers.engine.starter import check_run_input
-from tflow_workers.orchestrator.model import ACTIVITY_ROUTE, RouteTarget, RoutingResult
+from tflow_workers.orchestrator.model import (
+    ACTIVITY_DELIVER,
+    ACTIVITY_ROUTE,
+    RouteTarget,
+    RoutingResult,
+)
 from tflow_workers.routing import (
     CompiledRoute,
     RouteError,
@@ -185,7 +197,33 @@ class OrchestratorActivities:
         self.definitions = DefinitionSource(definitions_dir, reload_interval)
 
     def all(self) -> list[Any]:
-        return [self.route_event]
+        return [self.route_event, self.deliver_event]
+
+    @activity.defn(name=ACTIVITY_DELIVER)
+    async def deliver_event(self, event: dict[str, Any]) -> list[str]:
+        """Signal the event to every run whose `listen` waits for its type.
+
+        Runs say what they wait for in the `TflowListening` search attribute. Visibility
+        is eventually consistent: a run that started listening a moment ago may be
+        missed, which is why an event meant for one run is better signalled to it by id.
+        A retried delivery may signal a run twice; runs ignore an event id they have seen.
+        """
+        client = activity.client()
+        event_type = str(event.get("type", "")).replace("\\", "\\\\").replace('"', '\\"')
+        query = (
+            f'WorkflowType = "{WORKFLOW_TYPE}" AND ExecutionStatus = "Running" '
+            f'AND {SA_LISTENING.name} = "{event_type}"'
+        )
+        delivered: list[str] = []
+        async for run in client.list_workflows(query):
+            try:
+                await client.get_workflow_handle(run.id).signal(EVENT_SIGNAL, event)
+            except RPCError as err:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    continue  # it finished in the meantime
+                raise
+            delivered.append(run.id)
+        return sorted(delivered)
 
     @activity.defn(name=ACTIVITY_ROUTE)
     async def route_event(self, event: dict[str, Any]) -> RoutingResult:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tflow_workers.engine.model import DefinitionRef
 
+ACTIVITY_DELIVER = "tflow.deliver-event"
 ACTIVITY_ROUTE = "tflow.route-event"
 
 QUERY_DECISION = "decision"
@@ -69,7 +70,8 @@ class MatchOutcome(_Model):
 class Decision(_Model):
     """What the orchestrator did with one event.
 
-    `routed`: at least one flow run started (or had already started: a redelivery);
+    `routed`: at least one flow run started (or had already started: a redelivery), or
+    the event was delivered to runs waiting for it (`delivered`);
     `unroutable`: nothing started (no route matched, the target definitions are not
     published, or every matching route failed), `reason` says why; `invalid`: the input
     is not an event. None of them fails the workflow: a poison event must not retry.
@@ -82,6 +84,8 @@ class Decision(_Model):
     event_source: str | None = None
     table: str | None = None
     matches: list[MatchOutcome] = Field(default_factory=list)
+    # Runs that were waiting in a `listen` for this event type and were handed the event.
+    delivered: list[str] = Field(default_factory=list)
 
 
 class RecentDecisions(_Model):

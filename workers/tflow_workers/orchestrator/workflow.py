@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from tflow_workers.engine.model import WORKFLOW_TYPE, RunInput
     from tflow_workers.engine.starter import memo, search_attributes
     from tflow_workers.orchestrator.model import (
+        ACTIVITY_DELIVER,
         ACTIVITY_ROUTE,
         EVENTS_PER_RUN,
         QUERY_DECISION,
@@ -175,8 +176,18 @@ class RootOrchestratorWorkflow:
         )
         base = event_workflow_id(event.source, event.id)
         outcomes = list(await asyncio.gather(*(_start(t, data, base) for t in result.targets)))
+        delivered: list[str] = await workflow.execute_activity(
+            ACTIVITY_DELIVER,
+            data,
+            start_to_close_timeout=ROUTE_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_attempts=5),
+            result_type=list,
+            summary=f"deliver {event.type} to waiting runs",
+        )
         decision = _decide(outcomes, result, event.type, event.source)
-        decision = decision.model_copy(update=identity)
+        if delivered and decision.status == "unroutable" and not outcomes:
+            decision = decision.model_copy(update={"status": "routed", "reason": None})
+        decision = decision.model_copy(update={**identity, "delivered": delivered})
         workflow.logger.info(
             "event %s (%s from %s): %s%s",
             event.id,
