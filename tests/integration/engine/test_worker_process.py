@@ -63,7 +63,8 @@ async def test_worker_process_serves_probes_metrics_and_stops_on_sigterm(
         env,
     )
     try:
-        deadline = time.monotonic() + 30
+        # Generous: a busy two-core machine takes a while to import the SDKs.
+        deadline = time.monotonic() + 120
         while (r := _get(f"http://127.0.0.1:{health}/readyz")) is None or r.status_code != 200:
             assert proc.poll() is None, (tmp_path / "worker.log").read_text()
             assert time.monotonic() < deadline, "the worker never became ready"
