@@ -28,14 +28,14 @@ FROM python:${PYTHON_VERSION}-slim-bookworm
 LABEL org.opencontainers.image.title="temporal-flow" \
       org.opencontainers.image.description="Durable Temporal workflows from Serverless Workflow YAML" \
       org.opencontainers.image.licenses="Apache-2.0"
-RUN groupadd --system --gid 10001 tflow \
-    && useradd --system --uid 10001 --gid tflow --no-create-home --shell /usr/sbin/nologin tflow
+RUN groupadd --system --gid 65532 tflow \
+    && useradd --system --uid 65532 --gid tflow --no-create-home --shell /usr/sbin/nologin tflow
 COPY --from=build /opt/tflow /opt/tflow
 ENV PATH=/opt/tflow/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp
-USER 10001:10001
+USER 65532:65532
 WORKDIR /tmp
 EXPOSE 8080 9090
 ENTRYPOINT []

@@ -1,0 +1,276 @@
+"""The Listener reconcile against the real apiserver (with the project's CRDs and KEDA's):
+a webhook gets its Deployment and Service; an SQS listener with scaling gets a KEDA
+ScaledObject and TriggerAuthentication the apiserver accepts; a missing Secret holds the
+rollout with Ready=False/SecretNotFound; dropping scaling prunes the KEDA objects; and
+deleting the Listener garbage-collects every child through the owner references."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from tflow_devstack.controlplane import ControlPlane
+from tflow_operator.api.common import API_VERSION
+from tflow_operator.config import Config
+from tflow_operator.kube import KubeClient
+from tflow_operator.listener import child_name, reconcile_listener
+
+pytestmark = pytest.mark.integration
+
+CONFIG = Config(
+    temporal_address="127.0.0.1:7233",
+    worker_temporal_address="temporal-frontend.temporal:7233",
+    listener_image="ghcr.io/temporal-flow/listener:test",
+    router_task_queue="router-q",
+)
+KEDA = "keda.sh/v1alpha1"
+
+
+@pytest.fixture
+async def kube_client(
+    kube: ControlPlane, crds: None, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[KubeClient]:
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
+    client = KubeClient.from_env()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def create_listener(
+    kube: KubeClient, namespace: str, name: str, spec: dict[str, Any]
+) -> dict[str, Any]:
+    return await kube.apply(
+        {
+            "apiVersion": API_VERSION,
+            "kind": "Listener",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }
+    )
+
+
+async def secret(kube: KubeClient, namespace: str, name: str, data: dict[str, str]) -> None:
+    await kube.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "stringData": data,
+        }
+    )
+
+
+async def fetch(kube: KubeClient, namespace: str, name: str) -> dict[str, Any]:
+    listener = await kube.get(API_VERSION, "Listener", namespace, name)
+    assert listener is not None
+    return listener
+
+
+def ready(listener: dict[str, Any]) -> dict[str, Any]:
+    conditions = listener.get("status", {}).get("conditions", [])
+    found: list[dict[str, Any]] = [c for c in conditions if c["type"] == "Ready"]
+    assert len(found) == 1, conditions
+    return found[0]
+
+
+async def gone(
+    kube: KubeClient, kinds: list[tuple[str, str]], namespace: str, name: str, within: float = 60
+) -> None:
+    """Wait until none of `kinds` named `name` exists any more."""
+    deadline = time.monotonic() + within
+    left: list[str] = []
+    while time.monotonic() < deadline:
+        left = [
+            kind
+            for api_version, kind in kinds
+            if await kube.get(api_version, kind, namespace, name) is not None
+        ]
+        if not left:
+            return
+        await asyncio.sleep(0.5)
+    pytest.fail(f"still there after {within:.0f}s: {left}")
+
+
+async def test_webhook_listener_gets_a_deployment_and_a_service(
+    kube_client: KubeClient, namespace: str
+) -> None:
+    await secret(kube_client, namespace, "hook", {"hmac": "s3cret-hmac", "token": "s3cret-token"})
+    body = await create_listener(
+        kube_client,
+        namespace,
+        "orders",
+        {
+            "type": "webhook",
+            "webhook": {
+                "path": "/orders",
+                "port": 9000,
+                "auth": {
+                    "hmacSecretRef": {"name": "hook", "key": "hmac"},
+                    "bearerTokenSecretRef": {"name": "hook", "key": "token"},
+                },
+            },
+            "replicas": 2,
+        },
+    )
+    outcome = await reconcile_listener(kube_client, body, CONFIG)
+    assert outcome.missing == []
+
+    deployment = await kube_client.get("apps/v1", "Deployment", namespace, "tflow-listener-orders")
+    service = await kube_client.get("v1", "Service", namespace, "tflow-listener-orders")
+    assert deployment is not None
+    assert service is not None
+    assert deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["args"][:3] == ["webhook", "--port", "9000"]
+    assert "--hmac-secret-file" in c["args"]
+    assert "--bearer-token-file" in c["args"]
+    assert {e["name"]: e["value"] for e in c["env"]}["TEMPORAL_ADDRESS"] == (
+        "temporal-frontend.temporal:7233"
+    )
+    assert [v["secret"]["secretName"] for v in pod["volumes"]] == ["hook", "hook"]
+    assert "s3cret" not in str(deployment)
+    assert service["spec"]["ports"][0]["port"] == 9000
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    for child in (deployment, service):
+        (owner,) = child["metadata"]["ownerReferences"]
+        assert owner["uid"] == body["metadata"]["uid"]
+        assert owner["controller"] is True
+
+    listener = await fetch(kube_client, namespace, "orders")
+    status = listener["status"]
+    assert (
+        status["endpoint"]
+        == f"http://tflow-listener-orders.{namespace}.svc.cluster.local:9000/orders"
+    )
+    assert status["readyReplicas"] == 0
+    assert status["observedGeneration"] == body["metadata"]["generation"]
+    # No kubelet here: the pods never become ready.
+    condition = ready(listener)
+    assert (condition["status"], condition["reason"]) == ("False", "Progressing")
+    assert condition["observedGeneration"] == body["metadata"]["generation"]
+
+    # A second reconcile changes nothing (same condition transition time, no new write).
+    again = await reconcile_listener(kube_client, listener, CONFIG)
+    assert again.status["conditions"] == status["conditions"]
+    assert (await fetch(kube_client, namespace, "orders"))["metadata"]["resourceVersion"] == (
+        listener["metadata"]["resourceVersion"]
+    )
+
+
+async def test_sqs_listener_with_scaling_gets_an_accepted_scaled_object(
+    keda_crds: None, kube_client: KubeClient, namespace: str
+) -> None:
+    await secret(
+        kube_client,
+        namespace,
+        "aws",
+        {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cret-key"},
+    )
+    queue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/documents"
+    spec: dict[str, Any] = {
+        "type": "sqs",
+        "sqs": {
+            "queueUrl": queue_url,
+            "region": "eu-west-1",
+            "credentialsSecretRef": {"name": "aws"},
+        },
+        "scaling": {"minReplicas": 0, "maxReplicas": 4},
+    }
+    body = await create_listener(kube_client, namespace, "docs", spec)
+    await reconcile_listener(kube_client, body, CONFIG)
+
+    name = child_name("docs")
+    scaled = await kube_client.get(KEDA, "ScaledObject", namespace, name)
+    auth = await kube_client.get(KEDA, "TriggerAuthentication", namespace, name)
+    deployment = await kube_client.get("apps/v1", "Deployment", namespace, name)
+    assert scaled is not None
+    assert auth is not None
+    assert deployment is not None
+    trigger = scaled["spec"]["triggers"][0]
+    assert trigger["type"] == "aws-sqs-queue"
+    assert trigger["metadata"]["queueURL"] == queue_url
+    assert trigger["authenticationRef"] == {"name": name}
+    assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (0, 4)
+    assert scaled["spec"]["scaleTargetRef"]["name"] == name
+    assert {r["parameter"] for r in auth["spec"]["secretTargetRef"]} >= {
+        "awsAccessKeyID",
+        "awsSecretAccessKey",
+    }
+    assert "s3cret" not in str(auth)
+    # The operator did not set a replica count: the apiserver's default until KEDA acts.
+    managed = [
+        f
+        for f in deployment["metadata"]["managedFields"]
+        if f["manager"] == "temporal-flow-operator"
+    ]
+    assert managed
+    assert all("f:replicas" not in str(f.get("fieldsV1", {})) for f in managed)
+    assert (await fetch(kube_client, namespace, "docs"))["status"]["endpoint"] == queue_url
+
+    # Dropping spec.scaling prunes the KEDA objects and gives the replica count back to spec.
+    spec.pop("scaling")
+    spec["replicas"] = 2
+    body = await create_listener(kube_client, namespace, "docs", spec)
+    await reconcile_listener(kube_client, body, CONFIG)
+    # Deleted (a running KEDA holds a ScaledObject until its finalizer has run).
+    await gone(
+        kube_client, [(KEDA, "ScaledObject"), (KEDA, "TriggerAuthentication")], namespace, name
+    )
+    deployment = await kube_client.get("apps/v1", "Deployment", namespace, name)
+    assert deployment is not None
+    assert deployment["spec"]["replicas"] == 2
+
+
+async def test_missing_secret_holds_the_rollout(kube_client: KubeClient, namespace: str) -> None:
+    body = await create_listener(
+        kube_client,
+        namespace,
+        "bus",
+        {
+            "type": "azureServiceBus",
+            "azureServiceBus": {
+                "connectionStringSecretRef": {"name": "sb-conn", "key": "connectionString"},
+                "queue": "orders",
+            },
+        },
+    )
+    outcome = await reconcile_listener(kube_client, body, CONFIG)
+    assert outcome.missing == [f"Secret {namespace}/sb-conn"]
+    listener = await fetch(kube_client, namespace, "bus")
+    condition = ready(listener)
+    assert (condition["status"], condition["reason"]) == ("False", "SecretNotFound")
+    assert f"{namespace}/sb-conn" in condition["message"]
+    assert condition["observedGeneration"] == body["metadata"]["generation"]
+    assert await kube_client.get("apps/v1", "Deployment", namespace, child_name("bus")) is None
+
+    # The Secret without the key is still not enough; with it the listener rolls out.
+    await secret(kube_client, namespace, "sb-conn", {"other": "x"})
+    outcome = await reconcile_listener(kube_client, listener, CONFIG)
+    assert outcome.missing == [f"key 'connectionString' of Secret {namespace}/sb-conn"]
+    await secret(kube_client, namespace, "sb-conn", {"connectionString": "Endpoint=sb://x/;K=v"})
+    listener = await fetch(kube_client, namespace, "bus")
+    outcome = await reconcile_listener(kube_client, listener, CONFIG)
+    assert outcome.missing == []
+    assert await kube_client.get("apps/v1", "Deployment", namespace, child_name("bus")) is not None
+    condition = ready(await fetch(kube_client, namespace, "bus"))
+    assert condition["reason"] == "Progressing"
+
+
+async def test_deleting_the_listener_collects_its_children(
+    kube_client: KubeClient, namespace: str
+) -> None:
+    body = await create_listener(kube_client, namespace, "gone", {"type": "webhook"})
+    await reconcile_listener(kube_client, body, CONFIG)
+    name = child_name("gone")
+    assert await kube_client.get("apps/v1", "Deployment", namespace, name) is not None
+    assert await kube_client.get("v1", "Service", namespace, name) is not None
+
+    await kube_client.delete(API_VERSION, "Listener", namespace, "gone")
+    await gone(kube_client, [("apps/v1", "Deployment"), ("v1", "Service")], namespace, name)

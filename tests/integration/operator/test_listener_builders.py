@@ -1,0 +1,283 @@
+"""The Listener's children as the operator builds them (no servers): the Deployment's
+command line is one the real `python -m tflow_listeners` accepts, credentials are only
+mounted from the referenced Secrets, names stay valid, and Ready follows the Deployment."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+from typing import Any
+
+import pytest
+
+from tflow_listeners.__main__ import SOURCES, build_parser
+from tflow_listeners.source import add_temporal_arguments
+from tflow_operator import keda
+from tflow_operator.api.listener import ListenerSpec
+from tflow_operator.config import Config
+from tflow_operator.listener import (
+    child_name,
+    listener_children,
+    listener_deployment,
+    listener_endpoint,
+    ready_condition,
+    secret_mounts,
+)
+
+CONFIG = Config(
+    temporal_address="temporal-frontend.temporal:7233",
+    worker_temporal_address="temporal-frontend.temporal:7233",
+    temporal_namespace="shop",
+    listener_image="ghcr.io/temporal-flow/listener:test",
+    router_task_queue="router-q",
+)
+UID = "5b2f1c4e-0000-4000-8000-000000000001"
+
+WEBHOOK = {
+    "type": "webhook",
+    "webhook": {
+        "path": "/hooks/orders",
+        "port": 9000,
+        "maxBodyBytes": 65536,
+        "rateLimitPerSecond": 20,
+        "auth": {
+            "hmacSecretRef": {"name": "hook-secrets", "key": "hmac"},
+            "bearerTokenSecretRef": {"name": "hook-token", "key": "token"},
+        },
+    },
+    "replicas": 2,
+}
+SQS = {
+    "type": "sqs",
+    "sqs": {
+        "queueUrl": "http://127.0.0.1:5000/123456789012/documents",
+        "region": "eu-west-1",
+        "endpointUrl": "http://127.0.0.1:5000",
+        "credentialsSecretRef": {"name": "aws"},
+        "waitTimeSeconds": 5,
+    },
+    "scaling": {"minReplicas": 0, "maxReplicas": 3},
+}
+SERVICE_BUS = {
+    "type": "azureServiceBus",
+    "azureServiceBus": {
+        "connectionStringSecretRef": {"name": "sb", "key": "connectionString"},
+        "topic": "documents",
+        "subscription": "tflow",
+    },
+}
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+@pytest.mark.parametrize("raw", [WEBHOOK, SQS, SERVICE_BUS], ids=["webhook", "sqs", "servicebus"])
+def test_the_listener_command_line_parses(raw: dict[str, Any]) -> None:
+    """The args the operator writes are the flags the listener process defines."""
+    spec = ListenerSpec.model_validate(raw)
+    args = container(listener_deployment("orders", "shop", UID, spec, CONFIG))["args"]
+    if args[0] in SOURCES:
+        assert build_parser(args[0]).parse_args(args).source == args[0]
+        return
+    # A source module not yet registered with `python -m tflow_listeners`: its own flags.
+    if importlib.util.find_spec(f"tflow_listeners.{args[0]}") is None:
+        pytest.skip(f"tflow_listeners has no {args[0]} source yet")
+    module = importlib.import_module(f"tflow_listeners.{args[0]}")
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    add_temporal_arguments(parser)
+    parser.parse_args(args[1:])
+
+
+def test_webhook_deployment() -> None:
+    spec = ListenerSpec.model_validate(WEBHOOK)
+    deployment = listener_deployment("orders", "shop", UID, spec, CONFIG)
+    c = container(deployment)
+    assert deployment["metadata"]["name"] == "tflow-listener-orders"
+    assert deployment["spec"]["replicas"] == 2
+    assert c["image"] == "ghcr.io/temporal-flow/listener:test"
+    assert c["command"] == ["python", "-m", "tflow_listeners"]
+    assert c["args"] == [
+        "webhook",
+        "--port", "9000",
+        "--path", "/hooks/orders",
+        "--max-body-bytes", "65536",
+        "--rate-limit", "20",
+        "--hmac-secret-file", "/etc/tflow/secrets/hmac/secret",
+        "--bearer-token-file", "/etc/tflow/secrets/bearer-token/token",
+    ]  # fmt: skip
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env == {
+        "TEMPORAL_ADDRESS": "temporal-frontend.temporal:7233",
+        "TEMPORAL_NAMESPACE": "shop",
+        "TFLOW_LISTENER_TASK_QUEUE": "router-q",
+    }
+    assert c["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert volumes == [
+        {
+            "name": "hmac",
+            "secret": {
+                "secretName": "hook-secrets",
+                "defaultMode": 0o440,
+                "items": [{"key": "hmac", "path": "secret"}],
+            },
+        },
+        {
+            "name": "bearer-token",
+            "secret": {
+                "secretName": "hook-token",
+                "defaultMode": 0o440,
+                "items": [{"key": "token", "path": "token"}],
+            },
+        },
+    ]
+    assert all(m["readOnly"] for m in c["volumeMounts"])
+    owner = deployment["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("Listener", UID, True)
+
+
+def test_webhook_defaults_and_service() -> None:
+    spec = ListenerSpec.model_validate({"type": "webhook"})
+    children = listener_children("plain", "shop", UID, spec, CONFIG)
+    assert [c["kind"] for c in children] == ["Deployment", "Service"]
+    deployment, service = children
+    assert container(deployment)["args"] == [
+        "webhook", "--port", "8080", "--path", "/events", "--max-body-bytes", "1048576",
+    ]  # fmt: skip
+    assert "volumes" not in deployment["spec"]["template"]["spec"]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
+    ]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert (
+        listener_endpoint("plain", "shop", spec)
+        == "http://tflow-listener-plain.shop.svc.cluster.local:8080/events"
+    )
+
+
+def test_sqs_with_scaling_children() -> None:
+    spec = ListenerSpec.model_validate(SQS)
+    children = listener_children("docs", "shop", UID, spec, CONFIG)
+    assert [c["kind"] for c in children] == ["Deployment", "TriggerAuthentication", "ScaledObject"]
+    deployment, auth, scaled = children
+    # KEDA owns the replica count.
+    assert "replicas" not in deployment["spec"]
+    c = container(deployment)
+    assert c["args"][:9] == [
+        "sqs",
+        "--queue-url", "http://127.0.0.1:5000/123456789012/documents",
+        "--region", "eu-west-1",
+        "--endpoint-url", "http://127.0.0.1:5000",
+        "--credentials-dir", "/etc/tflow/secrets/aws",
+    ]  # fmt: skip
+    assert c["ports"] == [{"name": "ops", "containerPort": 8080, "protocol": "TCP"}]
+    # The whole credentials Secret is mounted as files, nothing else.
+    assert deployment["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "aws", "secret": {"secretName": "aws", "defaultMode": 0o440}}
+    ]
+    assert auth["spec"]["secretTargetRef"] == [
+        {"parameter": "awsAccessKeyID", "name": "aws", "key": "AWS_ACCESS_KEY_ID"},
+        {"parameter": "awsSecretAccessKey", "name": "aws", "key": "AWS_SECRET_ACCESS_KEY"},
+        {"parameter": "awsSessionToken", "name": "aws", "key": "AWS_SESSION_TOKEN"},
+    ]
+    trigger = scaled["spec"]["triggers"][0]
+    assert trigger == {
+        "type": "aws-sqs-queue",
+        "metadata": {
+            "queueURL": "http://127.0.0.1:5000/123456789012/documents",
+            "awsRegion": "eu-west-1",
+            "awsEndpoint": "http://127.0.0.1:5000",
+            "queueLength": "5",
+            "activationQueueLength": "0",
+        },
+        "authenticationRef": {"name": "tflow-listener-docs"},
+    }
+    assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (0, 3)
+    assert listener_endpoint("docs", "shop", spec) == SQS["sqs"]["queueUrl"]  # type: ignore[index]
+
+
+def test_service_bus_children_without_scaling() -> None:
+    spec = ListenerSpec.model_validate(SERVICE_BUS)
+    children = listener_children("sb", "shop", UID, spec, CONFIG)
+    assert [c["kind"] for c in children] == ["Deployment"]
+    c = container(children[0])
+    assert c["args"] == [
+        "servicebus",
+        "--connection-string-file", "/etc/tflow/secrets/servicebus/connection-string",
+        "--topic", "documents",
+        "--subscription", "tflow",
+        "--max-messages", "10",
+        "--port", "8080",
+    ]  # fmt: skip
+    assert children[0]["spec"]["replicas"] == 1
+    assert listener_endpoint("sb", "shop", spec) == (
+        "servicebus:topic/documents/subscriptions/tflow"
+    )
+
+
+def test_service_bus_scaled_object() -> None:
+    spec = ListenerSpec.model_validate({**SERVICE_BUS, "scaling": {"maxReplicas": 2}})
+    auth = keda.trigger_authentication_for_listener("x", "shop", spec, [])
+    scaled = keda.scaled_object_for_listener("x", "shop", "x", spec, [], target_queue_length=20)
+    assert auth["spec"] == {
+        "secretTargetRef": [{"parameter": "connection", "name": "sb", "key": "connectionString"}]
+    }
+    assert scaled["spec"]["triggers"][0]["metadata"] == {
+        "topicName": "documents",
+        "subscriptionName": "tflow",
+        "messageCount": "20",
+        "activationMessageCount": "0",
+    }
+
+
+def test_credentials_come_only_from_the_referenced_secrets() -> None:
+    """Secrets are mounted by name; no value, no env var from anywhere else."""
+    for raw in (WEBHOOK, SQS, SERVICE_BUS):
+        spec = ListenerSpec.model_validate(raw)
+        deployment = listener_deployment("x", "shop", UID, spec, CONFIG)
+        pod = deployment["spec"]["template"]["spec"]
+        assert {v["secret"]["secretName"] for v in pod["volumes"]} == {
+            m.secret for m in secret_mounts(spec)
+        }
+        assert all("valueFrom" not in e for e in container(deployment)["env"])
+        text = json.dumps(listener_children("x", "shop", UID, spec, CONFIG))
+        assert "stringData" not in text
+        assert '"data"' not in text
+
+
+def test_long_names_stay_valid_dns_labels() -> None:
+    name = "a" * 200
+    assert len(child_name(name)) <= 63
+    assert child_name(name) != child_name("a" * 199)
+    spec = ListenerSpec.model_validate({"type": "webhook"})
+    deployment = listener_deployment(name, "shop", UID, spec, CONFIG)
+    assert all(len(v) <= 63 for v in deployment["spec"]["selector"]["matchLabels"].values())
+
+
+@pytest.mark.parametrize(
+    ("replicas", "ready", "scaling", "status", "reason"),
+    [
+        (2, 2, False, "True", "Available"),
+        (2, 1, False, "False", "Progressing"),
+        (0, 0, True, "True", "ScaledToZero"),
+    ],
+)
+def test_ready_follows_the_deployment(
+    replicas: int, ready: int, scaling: bool, status: str, reason: str
+) -> None:
+    spec = ListenerSpec.model_validate(SQS if scaling else WEBHOOK)
+    deployment = {"spec": {"replicas": replicas}, "status": {"readyReplicas": ready}}
+    condition = ready_condition(spec, deployment, 4)
+    assert (condition.status.value, condition.reason, condition.observed_generation) == (
+        status,
+        reason,
+        4,
+    )
