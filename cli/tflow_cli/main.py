@@ -429,5 +429,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def cli() -> None:
+    """The console entry point. It leaves without Python's interpreter finalisation: the
+    Temporal SDK's native threads can still hold the GIL then, which aborts the process
+    now and again after the command itself has succeeded."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

@@ -12,6 +12,8 @@ them. What runs is what the operator and the chart generated; only these differ:
   are rewritten (so several workers can all "listen on 8080");
 - a pod's service account gets a kubeconfig with a token minted for it, so a process
   that talks to the apiserver does so with that account's RBAC;
+- one of the Deployment's Pod objects is marked Running and Ready while the process runs,
+  so ready counts (`kubectl get deploy`, a Listener's READY REPLICAS) are true;
 - a Deployment scaled to zero still gets one process (there is no KEDA here to scale it
   up on a backlog), and more than one replica gets one.
 
@@ -62,6 +64,7 @@ class ProcessKubelet:
     pods: dict[str, _Pod] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _cache: dict[str, dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
+    _pod_cache: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _thread: threading.Thread | None = None
 
     def start(self) -> ProcessKubelet:
@@ -114,6 +117,7 @@ class ProcessKubelet:
 
     def _sync(self, now: float) -> None:
         self._cache = {}
+        self._pod_cache = {}
         listed = self._kubectl_json("get", "deployments", "-A", "-l", SELECTOR)
         if listed is None:
             return
@@ -141,9 +145,59 @@ class ProcessKubelet:
                     pod.next_restart = now + min(30.0, 2.0**pod.restarts)
                     log.warning("%s exited; restart %d", key, pod.restarts)
                     pod.process.start()
+            self._report(meta["namespace"], deployment, self.pods[key].process.alive())
         for key in set(self.pods) - seen:
             log.info("%s deleted: stopping", key)
             self.pods.pop(key).process.stop()
+
+    def _report(self, namespace: str, deployment: dict[str, Any], alive: bool) -> None:
+        """Mark one of the Deployment's Pod objects Running and Ready while its process
+        runs (and not Ready when it does not), as a kubelet would, so the Deployment's and
+        the custom resources' ready counts mean something."""
+        selector = deployment["spec"]["selector"].get("matchLabels") or {}
+        pods = [
+            p
+            for p in self._pods(namespace)
+            if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+            and not p["metadata"].get("deletionTimestamp")
+        ]
+        pods.sort(key=lambda p: str(p["metadata"]["name"]))
+        for index, pod in enumerate(pods):
+            ready = alive and index == 0
+            conditions = {
+                c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])
+            }
+            if conditions.get("Ready") == ("True" if ready else "False"):
+                continue
+            flag = "True" if ready else "False"
+            status = {
+                "phase": "Running" if ready else "Pending",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True"},
+                    {"type": "Initialized", "status": "True"},
+                    {"type": "ContainersReady", "status": flag},
+                    {"type": "Ready", "status": flag},
+                ],
+            }
+            self.control_plane.kubectl(
+                "patch",
+                "pod",
+                pod["metadata"]["name"],
+                "-n",
+                namespace,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                json.dumps({"status": status}),
+                check=False,
+            )
+
+    def _pods(self, namespace: str) -> list[dict[str, Any]]:
+        key = f"pods:{namespace}"
+        if key not in self._pod_cache:
+            listed = self._kubectl_json("get", "pods", "-n", namespace) or {}
+            self._pod_cache[key] = listed.get("items", [])
+        return self._pod_cache[key]
 
     # ---- one pod ----------------------------------------------------------------------
 

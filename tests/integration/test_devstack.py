@@ -1,15 +1,21 @@
-"""`make dev`'s stack: it comes up, leaves a working `kubectl get wfd`, and Ctrl-C stops
-every process it started."""
+"""`make dev`'s stack, end to end, as the README tells a person to use it: it comes up with
+the chart installed and the incident sample applied; `kubectl apply` of the routes, a
+`curl` of an incident to the webhook listener, and `tflow runs list` shows the run
+completed — every process run from the Deployments the chart and the operator made.
+Ctrl-C stops them all."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tflow_devstack.process import port_open
@@ -18,9 +24,21 @@ from tflow_devstack.tools import REPO_ROOT, go_binary
 pytestmark = pytest.mark.integration
 
 
-def test_dev_stack_up_and_ctrl_c(tmp_path: Path) -> None:
+def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not within {timeout:.0f}s")
+
+
+@pytest.mark.timeout(900)
+def test_dev_stack_runs_an_incident_end_to_end(tmp_path: Path) -> None:
     workdir = tmp_path / "dev"
-    log = (tmp_path / "stack.log").open("w")
+    log_path = tmp_path / "stack.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tflow_devstack", "--workdir", str(workdir), "up"],
         stdout=log,
@@ -29,36 +47,97 @@ def test_dev_stack_up_and_ctrl_c(tmp_path: Path) -> None:
     )
     try:
         env_file = workdir / "env"
-        deadline = time.monotonic() + 180
-        while not env_file.exists():
-            assert proc.poll() is None, (tmp_path / "stack.log").read_text()
-            assert time.monotonic() < deadline, "the stack did not come up in 180s"
-            time.sleep(0.5)
+
+        def up() -> bool:
+            assert proc.poll() is None, log_path.read_text()
+            return env_file.exists()
+
+        wait_for(up, 300, "the stack coming up")
         exports = dict(
             line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines()
         )
         kubeconfig = exports["KUBECONFIG"].strip("'")
-        printed = (tmp_path / "stack.log").read_text()
-        assert f"export KUBECONFIG={kubeconfig}" in printed
-        assert "Temporal UI:" in printed
+        address = exports["TEMPORAL_ADDRESS"].strip("'")
+        printed = log_path.read_text()
+        assert "kubectl apply -f manifests/samples/route.yaml" in printed
+        assert "tflow runs list" in printed
+        webhook = (workdir / "webhook").read_text()
+        assert webhook.startswith("http://127.0.0.1:")
 
-        result = subprocess.run(
-            [str(go_binary("kubectl")), "--kubeconfig", kubeconfig, "get", "wfd", "-A"],
-            capture_output=True,
-            text=True,
-            check=False,
+        def kubectl(*args: str) -> str:
+            return subprocess.run(
+                [str(go_binary("kubectl")), "--kubeconfig", kubeconfig, *args],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=REPO_ROOT,
+            ).stdout
+
+        assert "incident" in kubectl("get", "wfd", "-A")
+        kubectl("apply", "-f", "manifests/samples/route.yaml")
+        wait_for(
+            lambda: (
+                "True"
+                in kubectl(
+                    "get",
+                    "er",
+                    "incidents",
+                    "-n",
+                    "default",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                )
+            ),
+            120,
+            "the incidents route becoming Ready",
         )
-        assert result.returncode == 0, result.stderr
-        assert "No resources found" in result.stderr
+        answer = httpx.post(
+            webhook,
+            json={"eventType": "incident", "source": "monitoring", "message": "disk at 85%"},
+            timeout=30,
+        )
+        assert answer.status_code == 202, answer.text
 
-        temporal_port = int(exports["TEMPORAL_ADDRESS"].rsplit(":", 1)[1])
-        assert port_open(temporal_port)
-        children = _children(proc.pid)
-        assert len(children) >= 4, children  # etcd, apiserver, controller-manager, temporal
+        def completed() -> list[dict[str, str]]:
+            listed = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "tflow_cli",
+                    "runs",
+                    "list",
+                    "--definition",
+                    "default/incident",
+                    "--address",
+                    address,
+                    "-o",
+                    "json",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            return [r for r in json.loads(listed.stdout) if r["status"] == "completed"]
 
+        runs = wait_for(completed, 180, "the incident run completing")
+        assert isinstance(runs, list)
+        assert len(runs) == 1
+        # The stand-in kubelet reports the listener's pod ready.
+        wait_for(
+            lambda: (
+                kubectl("get", "lsn", "-A", "-o", "jsonpath={.items[0].status.readyReplicas}")
+                == "1"
+            ),
+            60,
+            "the listener reporting a ready replica",
+        )
+
+        temporal_port = int(address.rsplit(":", 1)[1])
+        children = _descendants(proc.pid)
+        assert len(children) >= 8, children  # control plane, temporal, 4 deployments, ...
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 0
-        assert "stopped." in (tmp_path / "stack.log").read_text()
+        assert proc.wait(timeout=120) == 0
+        assert "stopped." in log_path.read_text()
         assert not port_open(temporal_port)
         assert [pid for pid in children if _alive(pid)] == []
         assert not (workdir / "stack.pid").exists()
@@ -68,11 +147,21 @@ def test_dev_stack_up_and_ctrl_c(tmp_path: Path) -> None:
         log.close()
 
 
-def _children(pid: int) -> list[int]:
+def _descendants(pid: int) -> list[int]:
     out = subprocess.run(
-        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+        ["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True, check=False
     ).stdout
-    return [int(p) for p in out.split()]
+    parents: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        child, parent = (int(x) for x in line.split())
+        parents.setdefault(parent, []).append(child)
+    found: list[int] = []
+    todo = list(parents.get(pid, []))
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(parents.get(p, []))
+    return found
 
 
 def _alive(pid: int) -> bool:
@@ -80,6 +169,5 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie that has not been reaped yet is gone for our purposes.
     stat = Path(f"/proc/{pid}/stat")
     return stat.exists() and stat.read_text().split()[2] != "Z"

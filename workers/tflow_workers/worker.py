@@ -210,5 +210,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return asyncio.run(serve(parse_args(argv)))
 
 
+def cli() -> None:
+    """The console entry point: after a clean shutdown, leave without interpreter
+    finalisation, which the Temporal SDK's native threads can abort."""
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()
