@@ -102,6 +102,10 @@ test: deps lint ## The whole suite: lint, unit and integration tests on real ser
 test-unit: venv ## Unit tests only (no servers).
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
+.PHONY: test-nothing-lost
+test-nothing-lost: deps ## Nothing lost, nothing doubled: 1000 + 1000 events via SQS and the webhook, listener killed, Temporal restarted.
+	TFLOW_NOTHING_LOST_EVENTS=1000 $(VENV)/bin/pytest tests/integration/listeners/test_nothing_lost.py -s $(PYTEST_ARGS)
+
 .PHONY: record-histories
 record-histories: deps ## Re-record the sample runs' histories that the replay tests check.
 	TFLOW_RECORD_HISTORIES=1 $(VENV)/bin/pytest tests/integration/samples $(PYTEST_ARGS)

@@ -26,6 +26,8 @@ from tflow_listeners.source import ListenerSource, add_flag, add_temporal_argume
 # Source name -> module implementing ListenerSource. Adding a source is one line here.
 SOURCES: dict[str, str] = {
     "webhook": "tflow_listeners.webhook",
+    "sqs": "tflow_listeners.sqs",
+    "servicebus": "tflow_listeners.servicebus",
 }
 
 

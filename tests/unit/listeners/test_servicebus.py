@@ -12,6 +12,7 @@ objects built from AMQP messages, and the hand-off goes to the REAL Temporal dev
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -21,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,6 +42,9 @@ from tflow_listeners.servicebus import (
     ServiceBusListener,
     ServiceBusSettings,
     Verdict,
+    add_arguments,
+    check_entity,
+    connection_string,
     events_from_message,
 )
 from tflow_workers.cloudevents import CloudEvent, event_workflow_id
@@ -360,3 +365,23 @@ async def test_cloudevents_binary_mode_and_amqp_value_bodies() -> None:
     )
     [value] = events_from_message(second)
     assert (value.id, value.type, value.source) == ("v-1", "incident", "servicebus")
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_entity_and_connection_string_flags(tmp_path: Path) -> None:
+    secret = tmp_path / "connection-string"
+    secret.write_text("Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=k\n")
+    args = parse("--connection-string-file", str(secret), "--topic", "t", "--subscription", "s")
+    check_entity(args)
+    assert connection_string(args).startswith("Endpoint=sb://ns.servicebus.windows.net/")
+    with pytest.raises(ValueError, match="--queue, or --topic and --subscription"):
+        check_entity(parse("--topic", "t"))
+    with pytest.raises(ValueError, match="exclusive"):
+        check_entity(parse("--queue", "q", "--topic", "t", "--subscription", "s"))
+    with pytest.raises(ValueError, match="--connection-string"):
+        connection_string(parse("--queue", "q"))
