@@ -91,6 +91,14 @@ def test_dev_stack_runs_an_incident_end_to_end(tmp_path: Path) -> None:
             120,
             "the incidents route becoming Ready",
         )
+
+        # A mounted ConfigMap reaches the pod a moment after it is written (as with a real
+        # kubelet): wait until the root orchestrator's copy of the table has the route.
+        def table_mounted() -> bool:
+            tables = list((workdir / "kubelet").glob("*root-orchestrator/volumes/routes/*.json"))
+            return any('"incident"' in t.read_text() for t in tables)
+
+        wait_for(table_mounted, 60, "the routing table reaching the root orchestrator")
         answer = httpx.post(
             webhook,
             json={"eventType": "incident", "source": "monitoring", "message": "disk at 85%"},
