@@ -144,6 +144,32 @@ class KubeClient:
         )
         return result
 
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create an object (POST); KubeError 409 when it exists."""
+        meta = obj["metadata"]
+        path = resource_path(obj["apiVersion"], obj["kind"], meta.get("namespace"))
+        result: dict[str, Any] = await self._request("POST", path, json=obj)
+        return result
+
+    async def list_metadata(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Only the metadata of the matching objects (a PartialObjectMetadataList):
+        cheap when the operator needs names and annotations, not contents."""
+        params = {"labelSelector": label_selector} if label_selector else None
+        body = await self._request(
+            "GET",
+            resource_path(api_version, kind, namespace),
+            params=params,
+            headers={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"},
+        )
+        items: list[dict[str, Any]] = body.get("items") or []
+        return items
+
     async def get(
         self, api_version: str, kind: str, namespace: str | None, name: str
     ) -> dict[str, Any] | None:

@@ -1,0 +1,168 @@
+"""The operator's entry module: kopf settings, startup and cleanup, and the handlers of
+every kind (imported here so that ``kopf run -m tflow_operator.main`` registers them).
+
+    kopf run --standalone -m tflow_operator.main --all-namespaces
+    python -m tflow_operator            # the same, with logging and a liveness probe
+
+Settings: the finalizer and kopf's own bookkeeping live under ``temporalflow.dev``
+annotations; the last handled spec is stored as a digest (a WorkflowDefinition can be
+far larger than the 256 KiB that annotations may hold); Events are posted for warnings;
+API errors back off. The Temporal client is created lazily (see
+:mod:`tflow_operator.temporal`), so a Temporal that is down at start delays nothing
+that does not need it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import re
+import signal
+from typing import Any, Final
+
+import kopf
+
+from tflow_operator import eventroute as _eventroute  # noqa: F401  (registers handlers)
+from tflow_operator import workflowdefinition as _workflowdefinition  # noqa: F401
+from tflow_operator.api.common import GROUP
+from tflow_operator.config import Config
+from tflow_operator.kube import KubeClient
+from tflow_operator.naming import FINALIZER
+from tflow_operator.publisher import Publisher
+from tflow_operator.runtime import Catalog, Runtime
+from tflow_operator.temporal import TemporalGateway, TemporalUnavailable
+
+# INTEGRATION(listener): engineer B's Listener handlers register on import.
+with contextlib.suppress(ModuleNotFoundError):
+    from tflow_operator import listener as _listener  # noqa: F401
+
+log = logging.getLogger("tflow.operator")
+
+DIGEST_PREFIX: Final = "sha256:"
+
+
+class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """kopf's "last handled configuration", kept as a digest instead of a JSON copy.
+
+    kopf compares the stored essence with the object's current one to tell an update
+    from a no-op. A copy of the spec would have to fit the 256 KiB annotation limit (a
+    WorkflowDefinition's document may not) and doubles every object's size; a digest of
+    it tells the same: unchanged, or changed (the handlers never read the diff).
+    """
+
+    @staticmethod
+    def digest(essence: Any) -> str:
+        text = json.dumps(essence, sort_keys=True, separators=(",", ":"))
+        return DIGEST_PREFIX + hashlib.sha256(text.encode()).hexdigest()
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        for full_key in self.make_keys(self.key, body=body):
+            patch.metadata.annotations[full_key] = self.digest(essence)
+        self._store_marker(prefix=self.prefix, patch=patch, body=body)
+
+    def fetch(self, *, body: kopf.Body) -> Any:
+        for full_key in self.make_keys(self.key, body=body):
+            stored = body.metadata.annotations.get(full_key)
+            if stored is None:
+                continue
+            current = self.build(body=body)
+            if stored.strip() == self.digest(current):
+                return current
+            # Changed: any essence that differs from the current one makes an update.
+            return {"digest": stored.strip()}
+        return None
+
+
+class QuietSuccess(logging.Filter):
+    """Drop kopf's "succeeded" line for the handlers that run on every event and every
+    timer tick (thousands a minute with a thousand objects); failures still log."""
+
+    PATTERN: Final = re.compile(
+        r"^(Timer '[^']*'|Handler '(definition_changed|route_changed|listener_deployment_changed)')"
+        r" succeeded\.$"
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.PATTERN.match(record.getMessage())
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = DigestDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.enabled = True
+    settings.posting.level = logging.WARNING
+    settings.posting.reporting_component = "temporal-flow-operator"
+    settings.networking.error_backoffs = [1, 2, 4, 8, 15, 30]
+    settings.queueing.error_delays = [1, 2, 5, 10, 30, 60]
+    settings.execution.max_workers = 4
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: log the stack of every asyncio task (what is the operator waiting on?)."""
+    tasks = asyncio.all_tasks()
+    log.warning("SIGUSR1: %d asyncio tasks", len(tasks))
+    for task in tasks:
+        out = io.StringIO()
+        task.print_stack(limit=12, file=out)
+        log.warning("%s", out.getvalue())
+
+
+async def _connect_later(gateway: TemporalGateway) -> None:
+    """Connect (and register search attributes) now if Temporal is there; else the first
+    handler that needs it connects later."""
+    try:
+        await gateway.client()
+    except TemporalUnavailable as err:
+        log.warning("%s; will retry when needed", err)
+
+
+@kopf.on.startup()
+async def startup(
+    settings: kopf.OperatorSettings,
+    memo: kopf.Memo,
+    **kwargs: Any,
+) -> None:
+    config = Config.from_env()
+    configure(settings)
+    # One line per HTTP request of the operator's own client is noise.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("kopf.objects").addFilter(QuietSuccess())
+    kube = KubeClient.from_env()
+    gateway = TemporalGateway(config.temporal_address, config.temporal_namespace)
+    catalog = Catalog(
+        # kopf hands every handler the indices, by the index functions' names.
+        definitions=kwargs["tflow_definitions"],
+        routes=kwargs["tflow_routes"],
+        router_task_queue=config.router_task_queue,
+    )
+    publisher = Publisher(config, kube, catalog)
+    memo.runtime = Runtime(config, kube, gateway, catalog, publisher)
+    memo.connect_task = asyncio.create_task(_connect_later(gateway))
+    publisher.start()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
+    log.info(
+        "Temporal Flow operator: Temporal %s (namespace %s), system namespace %s, resync %ss",
+        config.temporal_address,
+        config.temporal_namespace,
+        config.system_namespace,
+        config.resync_seconds,
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    runtime = getattr(memo, "runtime", None)
+    if isinstance(runtime, Runtime):
+        await runtime.publisher.stop()
+        await runtime.temporal.close()
+        await runtime.kube.close()

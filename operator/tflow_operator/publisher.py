@@ -1,0 +1,423 @@
+"""The publisher: one background task that keeps the cluster-wide data in step with the
+indices.
+
+It writes the routing table ConfigMap ``tflow-routing`` and the cluster-wide published
+definitions ``tflow-definitions[-N]`` in the system namespace, the per-namespace
+published definitions ``tflow-namespace-definitions[-N]`` (mounted by that namespace's
+workers), and every EventRoute's status.
+
+Changes are debounced: a burst of applied objects (a thousand routes in one
+``kubectl apply``) becomes a few recompiles, each waiting for a short quiet time but
+never longer than a maximum delay. A ConfigMap is written only when its content hash
+differs from what is stored; a route status only when it changed. Every resync period it
+also lists the metadata of its ConfigMaps, so a deleted or hand-edited one (its hash
+annotation changed) is restored within one period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+from tflow_operator.api.common import API_VERSION
+from tflow_operator.conditions import make_condition, merge_conditions, status_changes
+from tflow_operator.config import Config
+from tflow_operator.events import post_event
+from tflow_operator.kube import KubeClient, KubeError
+from tflow_operator.model import DefinitionInfo, RouteInfo, stable_hash
+from tflow_operator.naming import (
+    COMPONENT,
+    COMPONENT_DEFINITIONS,
+    COMPONENT_ROUTING,
+    CONTENT_HASH,
+    DEFINITIONS_CONFIGMAP,
+    MANAGED_BY,
+    MANAGED_BY_VALUE,
+    NAMESPACE_DEFINITIONS_CONFIGMAP,
+    ROUTING_HASH,
+)
+from tflow_operator.publishing import (
+    PublishError,
+    RouteVerdict,
+    compile_routes,
+    definition_files,
+    definitions_configmaps,
+    routing_configmap,
+    stored_hash,
+)
+from tflow_operator.runtime import Catalog
+from tflow_operator.workers import MAX_NAMESPACE_SHARDS
+
+log = logging.getLogger("tflow.operator.publisher")
+
+MAX_SYSTEM_SHARDS: Final = 64
+WRITE_CONCURRENCY: Final = 4
+STATUS_CONCURRENCY: Final = 8
+MANAGED_SELECTOR: Final = (
+    f"{MANAGED_BY}={MANAGED_BY_VALUE},{COMPONENT} in ({COMPONENT_DEFINITIONS},{COMPONENT_ROUTING})"
+)
+
+Key = tuple[str, str]
+
+
+@dataclass
+class PublishReport:
+    """What one pass did (for logs and tests)."""
+
+    routing_hash: str = ""
+    routes: int = 0
+    configmaps_written: int = 0
+    configmaps_deleted: int = 0
+    statuses_written: int = 0
+
+
+def _hash_annotation(name: str) -> str:
+    return ROUTING_HASH if name.endswith("routing") else CONTENT_HASH
+
+
+class Publisher:
+    def __init__(self, config: Config, kube: KubeClient, catalog: Catalog) -> None:
+        self.config = config
+        self.kube = kube
+        self.catalog = catalog
+        self._dirty = asyncio.Event()
+        self._indexed = asyncio.Event()
+        self._known: dict[Key, str] = {}  # (namespace, name) -> stored content hash
+        self._listed = False
+        self._fingerprints: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+        self._task: asyncio.Task[None] | None = None
+        # Route statuses written but maybe not yet seen back through the watch:
+        # (namespace, name) -> (digest of the status written, when).
+        self._written: dict[Key, tuple[str, float]] = {}
+        self.passes = 0
+        self.routing_hash = ""
+
+    # ----------------------------------------------------------------- triggers
+
+    def mark_indexed(self) -> None:
+        """A resource handler ran, so kopf has populated every index."""
+        self._indexed.set()
+
+    def poke(self) -> None:
+        self._dirty.set()
+
+    def observe(self, kind: str, body_key: tuple[str, str], fingerprint: tuple[Any, ...]) -> None:
+        """An object event: recompile only when what the publisher reads changed (not on
+        a status or annotation update)."""
+        self.mark_indexed()
+        key = (kind, *body_key)
+        if self._fingerprints.get(key) != fingerprint:
+            self._fingerprints[key] = fingerprint
+            self.poke()
+
+    def forget(self, kind: str, body_key: tuple[str, str]) -> None:
+        self.mark_indexed()
+        self._fingerprints.pop((kind, *body_key), None)
+        self.poke()
+
+    # ----------------------------------------------------------------- loop
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="tflow-publisher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _wait_until_indexed(self) -> None:
+        """Publishing from half-filled indices would write a partial table: wait until a
+        handler ran (kopf calls none before every index is filled), unless there are no
+        objects at all (then no handler will ever run)."""
+        while not self._indexed.is_set():
+            try:
+                empty = True
+                for plural in ("WorkflowDefinition", "EventRoute"):
+                    if await self.kube.list_metadata(API_VERSION, plural):
+                        empty = False
+                if empty:
+                    self._indexed.set()
+                    break
+            except (KubeError, httpx.HTTPError) as err:
+                log.warning("cannot list the custom resources yet: %s", err)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._indexed.wait(), 2.0)
+
+    async def run(self) -> None:
+        await self._wait_until_indexed()
+        next_resync = 0.0
+        failures = 0
+        while True:
+            wait = max(0.0, next_resync - time.monotonic())
+            try:
+                await asyncio.wait_for(self._dirty.wait(), wait)
+                await self._debounce()
+            except TimeoutError:
+                pass
+            full = time.monotonic() >= next_resync
+            try:
+                await self.publish(full=full)
+                failures = 0
+                if full:
+                    next_resync = time.monotonic() + self.config.resync_seconds
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                failures += 1
+                delay = min(30.0, 0.5 * 2**failures)
+                log.warning(
+                    "publishing failed (retry in %.1fs): %s",
+                    delay,
+                    err,
+                    exc_info=not isinstance(err, KubeError | httpx.HTTPError),
+                )
+                self._listed = False
+                await asyncio.sleep(delay)
+                self._dirty.set()
+
+    async def _debounce(self) -> None:
+        first = time.monotonic()
+        while True:
+            self._dirty.clear()
+            remaining = self.config.routing_max_delay_seconds - (time.monotonic() - first)
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(
+                    self._dirty.wait(), min(self.config.routing_debounce_seconds, remaining)
+                )
+            except TimeoutError:
+                return
+
+    # ----------------------------------------------------------------- one pass
+
+    async def publish(self, full: bool = False) -> PublishReport:
+        """Compute everything from the indices and write what differs."""
+        self.passes += 1
+        report = PublishReport()
+        if full or not self._listed:
+            await self._list_stored()
+            horizon = time.monotonic() - self.config.resync_seconds
+            self._written = {k: v for k, v in self._written.items() if v[1] > horizon}
+        snapshot = self.catalog.snapshot()
+        valid = snapshot.valid()
+        routes = self.catalog.all_routes()
+        table, verdicts = compile_routes(routes, snapshot.lookup)
+        report.routes = len(table.routes)
+        report.routing_hash = table.content_hash()
+
+        table_cm = routing_configmap(table, self.config.system_namespace)
+        desired = self._desired_configmaps(valid, table_cm)
+        writes = [cm for cm in desired if self._known.get(_key(cm)) != _desired_hash(cm)]
+        desired_keys = {_key(cm) for cm in desired}
+        stale = [key for key in self._known if key not in desired_keys]
+        await _bounded(WRITE_CONCURRENCY, [self._write(cm) for cm in writes])
+        await _bounded(WRITE_CONCURRENCY, [self._delete(key) for key in stale])
+        report.configmaps_written, report.configmaps_deleted = len(writes), len(stale)
+        if writes or stale:
+            log.info(
+                "published: %d routes (hash %s), %d definitions; %d ConfigMaps written, %d deleted",
+                len(table.routes),
+                report.routing_hash[:12],
+                len(valid),
+                len(writes),
+                len(stale),
+            )
+        self.routing_hash = report.routing_hash
+        report.statuses_written = await self._route_statuses(routes, verdicts, report.routing_hash)
+        return report
+
+    def _desired_configmaps(
+        self, valid: Iterable[DefinitionInfo], table_cm: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        valid = list(valid)
+        desired = [table_cm]
+        desired.extend(
+            self._shards(
+                DEFINITIONS_CONFIGMAP,
+                self.config.system_namespace,
+                "cluster",
+                valid,
+                MAX_SYSTEM_SHARDS,
+            )
+        )
+        by_namespace: dict[str, list[DefinitionInfo]] = {}
+        for definition in valid:
+            by_namespace.setdefault(definition.namespace, []).append(definition)
+        for namespace, members in sorted(by_namespace.items()):
+            desired.extend(
+                self._shards(
+                    NAMESPACE_DEFINITIONS_CONFIGMAP,
+                    namespace,
+                    "namespace",
+                    members,
+                    MAX_NAMESPACE_SHARDS,
+                )
+            )
+        return desired
+
+    def _shards(
+        self,
+        base: str,
+        namespace: str,
+        scope: str,
+        definitions: list[DefinitionInfo],
+        max_shards: int,
+    ) -> list[dict[str, Any]]:
+        files = definition_files(definitions)
+        try:
+            return definitions_configmaps(base, namespace, scope, files, max_shards)
+        except PublishError as err:
+            # Publish what fits rather than nothing: drop the largest until it does.
+            log.error("cannot publish every definition of %s: %s", namespace, err)
+            for key in sorted(files, key=lambda k: len(files[k]), reverse=True):
+                files.pop(key)
+                try:
+                    return definitions_configmaps(base, namespace, scope, files, max_shards)
+                except PublishError:
+                    continue
+            return definitions_configmaps(base, namespace, scope, {}, max_shards)
+
+    async def _list_stored(self) -> None:
+        items = await self.kube.list_metadata("v1", "ConfigMap", None, MANAGED_SELECTOR)
+        known: dict[Key, str] = {}
+        for item in items:
+            meta = item.get("metadata") or {}
+            name, namespace = str(meta.get("name", "")), str(meta.get("namespace", ""))
+            if meta.get("deletionTimestamp"):
+                continue
+            known[(namespace, name)] = stored_hash(item, _hash_annotation(name)) or ""
+        self._known = known
+        self._listed = True
+
+    async def _write(self, cm: dict[str, Any]) -> None:
+        key = _key(cm)
+        try:
+            await self.kube.apply(cm)
+        except KubeError as err:
+            if err.status == 404:  # the namespace is gone (or not there yet)
+                log.warning("cannot write ConfigMap %s/%s: %s", key[0], key[1], err)
+                self._known.pop(key, None)
+                return
+            raise
+        self._known[key] = _desired_hash(cm)
+
+    async def _delete(self, key: Key) -> None:
+        await self.kube.delete("v1", "ConfigMap", key[0], key[1])
+        self._known.pop(key, None)
+
+    # ----------------------------------------------------------------- route statuses
+
+    async def _route_statuses(
+        self,
+        routes: list[RouteInfo],
+        verdicts: dict[Key, RouteVerdict],
+        table_hash: str,
+    ) -> int:
+        jobs: list[Callable[[], Awaitable[bool]]] = []
+        for route in routes:
+            verdict = verdicts.get(route.key)
+            if verdict is None or route.deleting:
+                continue
+            desired = route_status(route, verdict, table_hash)
+            changes = status_changes(route.status, desired)
+            if not changes:
+                self._written.pop(route.key, None)
+                continue
+            digest = _status_digest(changes)
+            if self._written.get(route.key, ("", 0.0))[0] == digest:
+                continue  # written already; the watch has not brought it back yet
+            jobs.append(self._status_job(route, verdict, changes, digest))
+        if not jobs:
+            return 0
+        semaphore = asyncio.Semaphore(STATUS_CONCURRENCY)
+        written = 0
+
+        async def run(job: Callable[[], Awaitable[bool]]) -> None:
+            nonlocal written
+            async with semaphore:
+                # A newer change is pending: its pass writes newer statuses.
+                if self._dirty.is_set():
+                    return
+                if await job():
+                    written += 1
+
+        await asyncio.gather(*(run(job) for job in jobs))
+        return written
+
+    def _status_job(
+        self, route: RouteInfo, verdict: RouteVerdict, changes: dict[str, Any], digest: str
+    ) -> Callable[[], Awaitable[bool]]:
+        async def job() -> bool:
+            try:
+                await self.kube.patch_status(
+                    API_VERSION, "EventRoute", route.namespace, route.name, changes
+                )
+            except KubeError as err:
+                if err.status == 404:
+                    return False
+                raise
+            self._written[route.key] = (digest, time.monotonic())
+            previous = _ready_reason(route.status)
+            if not verdict.ready and previous != verdict.reason:
+                await post_event(
+                    self.kube, route.reference(), "Warning", verdict.reason, verdict.message
+                )
+            return True
+
+        return job
+
+
+def route_status(route: RouteInfo, verdict: RouteVerdict, table_hash: str) -> dict[str, Any]:
+    condition = make_condition(
+        "Ready", verdict.ready, verdict.reason, verdict.message, route.generation
+    )
+    return {
+        "conditions": merge_conditions(route.status.get("conditions"), [condition]),
+        "observedGeneration": route.generation,
+        "routingTableHash": table_hash if verdict.ready else None,
+    }
+
+
+def _status_digest(changes: dict[str, Any]) -> str:
+    """A digest of a status change that ignores when a condition was computed."""
+    conditions = [
+        {k: v for k, v in c.items() if k != "lastTransitionTime"}
+        for c in changes.get("conditions") or []
+    ]
+    return stable_hash({**changes, "conditions": conditions})
+
+
+def _ready_reason(status: dict[str, Any]) -> str | None:
+    for item in status.get("conditions") or []:
+        if isinstance(item, dict) and item.get("type") == "Ready":
+            return str(item.get("reason"))
+    return None
+
+
+def _key(cm: dict[str, Any]) -> Key:
+    return (cm["metadata"]["namespace"], cm["metadata"]["name"])
+
+
+def _desired_hash(cm: dict[str, Any]) -> str:
+    name = cm["metadata"]["name"]
+    return stored_hash(cm, _hash_annotation(name)) or ""
+
+
+async def _bounded(limit: int, coros: list[Awaitable[None]]) -> None:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def run(coro: Awaitable[None]) -> None:
+        async with semaphore:
+            await coro
+
+    await asyncio.gather(*(run(c) for c in coros))

@@ -1,0 +1,226 @@
+"""The data the operator publishes as ConfigMaps, computed from its indices: the routing
+table (from every ready EventRoute) and the published WorkflowDefinitions.
+
+Everything here is pure and deterministic: the same routes and definitions give the same
+bytes, hashes and shard layout, so a recompile that changes nothing writes nothing.
+
+Published definitions are one key per definition, ``<namespace>.<name>.yaml``, holding a
+minimal WorkflowDefinition manifest. A ConfigMap holds about 1 MiB, so the keys are
+spread over shards ``<base>``, ``<base>-1``, ... by a hash of the key: the number of
+shards is the smallest power of two that keeps each under the limit, and adding a
+definition rewrites only the shard its key falls in.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from tflow_operator.model import DefinitionInfo, RouteInfo, Verdict
+from tflow_operator.naming import (
+    COMPONENT_DEFINITIONS,
+    COMPONENT_ROUTING,
+    CONTENT_HASH,
+    ROUTING_CONFIGMAP,
+    ROUTING_HASH,
+    SCOPE_LABEL,
+    SHARDS,
+    common_labels,
+    definition_key,
+    shard_name,
+)
+from tflow_workers.routing import CompiledRoute, RoutingTable, split_for_configmap
+
+SHARD_LIMIT: Final = 900 * 1024
+
+REASON_COMPILED: Final = "Compiled"
+REASON_DISABLED: Final = "Disabled"
+REASON_INVALID_EXPRESSION: Final = "InvalidExpression"
+REASON_WORKFLOW_NOT_FOUND: Final = "WorkflowNotFound"
+REASON_WORKFLOW_INVALID: Final = "WorkflowInvalid"
+
+
+class PublishError(RuntimeError):
+    """Published data that cannot be stored (too large even when sharded)."""
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def _size(key: str, value: str) -> int:
+    return len(key.encode()) + len(value.encode())
+
+
+def _bucket(key: str, count: int) -> int:
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % count
+
+
+def shard_files(
+    files: Mapping[str, str], limit: int = SHARD_LIMIT, max_shards: int = 64
+) -> list[dict[str, str]]:
+    """``files`` spread over the fewest (a power of two) shards each under ``limit``."""
+    if any(_size(k, v) > limit for k, v in files.items()):
+        too_big = sorted(k for k, v in files.items() if _size(k, v) > limit)
+        raise PublishError(f"{', '.join(too_big)}: larger than a ConfigMap shard ({limit} bytes)")
+    count = 1
+    while count <= max_shards:
+        shards: list[dict[str, str]] = [{} for _ in range(count)]
+        sizes = [0] * count
+        for key in sorted(files):
+            index = _bucket(key, count)
+            shards[index][key] = files[key]
+            sizes[index] += _size(key, files[key])
+        if max(sizes) <= limit:
+            return shards
+        count *= 2
+    raise PublishError(f"the definitions do not fit in {max_shards} ConfigMaps")
+
+
+def content_hash(data: Mapping[str, str]) -> str:
+    digest = hashlib.sha256()
+    for key in sorted(data):
+        digest.update(key.encode() + b"\0" + data[key].encode() + b"\0")
+    return digest.hexdigest()
+
+
+def definition_files(definitions: Iterable[DefinitionInfo]) -> dict[str, str]:
+    return {definition_key(d.namespace, d.name): d.manifest for d in definitions}
+
+
+def definitions_configmaps(
+    base: str,
+    namespace: str,
+    scope: str,
+    files: Mapping[str, str],
+    max_shards: int,
+    limit: int = SHARD_LIMIT,
+) -> list[dict[str, Any]]:
+    """The ConfigMaps publishing ``files``: shard 0 always (even empty), then the rest."""
+    shards = shard_files(files, limit, max_shards)
+    configmaps = []
+    for index, data in enumerate(shards):
+        annotations = {CONTENT_HASH: content_hash(data)}
+        if index == 0:
+            annotations[SHARDS] = str(len(shards))
+        configmaps.append(
+            configmap(
+                shard_name(base, index),
+                namespace,
+                {**common_labels(COMPONENT_DEFINITIONS), SCOPE_LABEL: scope},
+                annotations,
+                data=data,
+            )
+        )
+    return configmaps
+
+
+def configmap(
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    *,
+    data: Mapping[str, str] | None = None,
+    binary: Mapping[str, bytes] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels),
+            "annotations": dict(annotations),
+        },
+    }
+    if data:
+        body["data"] = dict(data)
+    if binary:
+        body["binaryData"] = {k: base64.b64encode(v).decode() for k, v in binary.items()}
+    return body
+
+
+def stored_hash(obj: Mapping[str, Any], annotation: str) -> str | None:
+    meta = obj.get("metadata") or {}
+    value = (meta.get("annotations") or {}).get(annotation)
+    return str(value) if value is not None else None
+
+
+# --------------------------------------------------------------------------- routes
+
+
+@dataclass(frozen=True)
+class RouteVerdict:
+    ready: bool
+    reason: str
+    message: str
+
+
+DefinitionLookup = Callable[[str, str], tuple[DefinitionInfo, Verdict] | None]
+
+
+def judge_route(route: RouteInfo, lookup: DefinitionLookup) -> tuple[RouteVerdict, str | None]:
+    """Whether a route goes into the table, and the task queue of its target."""
+    if route.problems:
+        return RouteVerdict(False, REASON_INVALID_EXPRESSION, "; ".join(route.problems)), None
+    target = lookup(route.namespace, route.workflow)
+    if target is None:
+        message = (
+            f"WorkflowDefinition {route.workflow!r} does not exist in namespace "
+            f"{route.namespace!r}; the route is compiled once it does"
+        )
+        return RouteVerdict(False, REASON_WORKFLOW_NOT_FOUND, message), None
+    definition, verdict = target
+    if not verdict.valid:
+        message = f"WorkflowDefinition {route.workflow!r} is not valid: {verdict.message}"
+        return RouteVerdict(False, REASON_WORKFLOW_INVALID, message), None
+    if not route.enabled:
+        return RouteVerdict(False, REASON_DISABLED, "spec.enabled is false"), None
+    return RouteVerdict(True, REASON_COMPILED, "in the routing table"), definition.task_queue
+
+
+def compile_routes(
+    routes: Iterable[RouteInfo], lookup: DefinitionLookup
+) -> tuple[RoutingTable, dict[tuple[str, str], RouteVerdict]]:
+    """The routing table of every ready route, and every route's verdict."""
+    compiled: list[CompiledRoute] = []
+    verdicts: dict[tuple[str, str], RouteVerdict] = {}
+    for route in routes:
+        if route.deleting:
+            continue
+        verdict, task_queue = judge_route(route, lookup)
+        verdicts[route.key] = verdict
+        if verdict.ready and task_queue is not None:
+            compiled.append(
+                CompiledRoute(
+                    namespace=route.namespace,
+                    name=route.name,
+                    priority=route.priority,
+                    type=route.type,
+                    source=route.source,
+                    filter=route.filter,
+                    input=route.input,
+                    workflow=route.workflow,
+                    task_queue=task_queue,
+                )
+            )
+    return RoutingTable(routes=compiled), verdicts
+
+
+def routing_configmap(table: RoutingTable, namespace: str) -> dict[str, Any]:
+    """The routing table ConfigMap: ``.json`` files in ``data``, ``.json.gz`` in
+    ``binaryData``, the table's content hash in an annotation."""
+    files = split_for_configmap(table)
+    data = {k: v.decode() for k, v in files.items() if not k.endswith(".gz")}
+    binary = {k: v for k, v in files.items() if k.endswith(".gz")}
+    return configmap(
+        ROUTING_CONFIGMAP,
+        namespace,
+        {**common_labels(COMPONENT_ROUTING), SCOPE_LABEL: "cluster"},
+        {ROUTING_HASH: table.content_hash()},
+        data=data,
+        binary=binary,
+    )

@@ -1,0 +1,176 @@
+"""The operator's process-wide state, created by the startup handler and kept in kopf's
+memo: settings, the Kubernetes and Temporal clients, the publisher, and the locks that
+serialise writes to a shared worker Deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tflow_operator.config import Config
+from tflow_operator.kube import KubeClient
+from tflow_operator.model import (
+    DefinitionInfo,
+    RouteInfo,
+    Verdict,
+    judge,
+    judge_with_owner,
+    queue_owner,
+)
+from tflow_operator.temporal import TemporalGateway
+
+# A kopf index (``kopf.Index``) as the catalog reads it: key -> the values stored under it.
+Index = Mapping[Any, Iterable[Any]]
+
+
+@dataclass
+class Catalog:
+    """Typed access to the operator's kopf indices."""
+
+    definitions: Index = field(default_factory=dict)
+    routes: Index = field(default_factory=dict)
+    router_task_queue: str = ""
+
+    def definition(self, namespace: str, name: str) -> DefinitionInfo | None:
+        store = self.definitions.get(("name", namespace, name))
+        if not store:
+            return None
+        for info in store:
+            if isinstance(info, DefinitionInfo):
+                return info
+        return None
+
+    def on_queue(self, task_queue: str) -> list[DefinitionInfo]:
+        store = self.definitions.get(("queue", task_queue))
+        return [d for d in store or () if isinstance(d, DefinitionInfo)]
+
+    def all_definitions(self) -> list[DefinitionInfo]:
+        found: list[DefinitionInfo] = []
+        for key in list(self.definitions):
+            if isinstance(key, tuple) and key and key[0] == "name":
+                found.extend(d for d in self.definitions[key] if isinstance(d, DefinitionInfo))
+        return found
+
+    def all_routes(self) -> list[RouteInfo]:
+        found: list[RouteInfo] = []
+        for key in list(self.routes):
+            found.extend(r for r in self.routes[key] if isinstance(r, RouteInfo))
+        return found
+
+    def verdict(self, info: DefinitionInfo) -> Verdict:
+        same_queue = [d for d in self.on_queue(info.task_queue) if d.uid != info.uid]
+        return judge(info, same_queue, self.router_task_queue)
+
+    def lookup(self, namespace: str, name: str) -> tuple[DefinitionInfo, Verdict] | None:
+        info = self.definition(namespace, name)
+        if info is None or info.deleting:
+            return None
+        return info, self.verdict(info)
+
+    def members(self, namespace: str, task_queue: str) -> list[DefinitionInfo]:
+        """The valid, live definitions sharing the worker Deployment of a queue.
+
+        Equivalent to filtering ``on_queue`` by ``verdict(d).valid``, in one pass: all
+        of them share the queue's owner."""
+        if task_queue == self.router_task_queue:
+            return []
+        on_queue = self.on_queue(task_queue)
+        if queue_owner(on_queue) != namespace:
+            return []
+        return sorted(
+            (d for d in on_queue if d.namespace == namespace and not d.deleting and not d.issues),
+            key=lambda d: d.order,
+        )
+
+    def snapshot(self) -> Snapshot:
+        """Every live definition with its verdict, computed in one pass (for the
+        publisher, which judges them all)."""
+        live = [d for d in self.all_definitions() if not d.deleting]
+        by_queue: dict[str, list[DefinitionInfo]] = {}
+        for definition in live:
+            by_queue.setdefault(definition.task_queue, []).append(definition)
+        owners = {queue: queue_owner(members) for queue, members in by_queue.items()}
+        return Snapshot(
+            {
+                d.key: (d, judge_with_owner(d, owners[d.task_queue], self.router_task_queue))
+                for d in live
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    judged: dict[tuple[str, str], tuple[DefinitionInfo, Verdict]]
+
+    def valid(self) -> list[DefinitionInfo]:
+        return [d for d, verdict in self.judged.values() if verdict.valid]
+
+    def lookup(self, namespace: str, name: str) -> tuple[DefinitionInfo, Verdict] | None:
+        return self.judged.get((namespace, name))
+
+
+@dataclass
+class GroupState:
+    """Coalesces applies of one worker group: a request is served by the first apply that
+    starts after it (which reads the index as it is then), so a burst of a hundred new
+    definitions on a queue costs a few applies, not a hundred."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    requested: int = 0
+    completed: int = 0
+    result: Any = None
+
+
+@dataclass
+class GroupMemo:
+    """What was last applied for one worker group, so sibling timers skip re-applying."""
+
+    digest: str
+    applied_at: float
+
+
+@dataclass
+class Runtime:
+    config: Config
+    kube: KubeClient
+    temporal: TemporalGateway
+    catalog: Catalog
+    publisher: Any = None  # tflow_operator.publisher.Publisher, set at startup
+    groups: dict[tuple[str, str], GroupState] = field(default_factory=dict)
+    group_memos: dict[tuple[str, str], GroupMemo] = field(default_factory=dict)
+    keda_available: bool = True
+    stats_at: dict[str, float] = field(default_factory=dict)
+    stats_next: float = 0.0
+
+    def group(self, namespace: str, task_queue: str) -> GroupState:
+        return self.groups.setdefault((namespace, task_queue), GroupState())
+
+    def recently_applied(self, namespace: str, task_queue: str, digest: str) -> bool:
+        memo = self.group_memos.get((namespace, task_queue))
+        return (
+            memo is not None
+            and memo.digest == digest
+            and time.monotonic() - memo.applied_at < self.config.resync_seconds / 2
+        )
+
+    def remember_applied(self, namespace: str, task_queue: str, digest: str) -> None:
+        self.group_memos[(namespace, task_queue)] = GroupMemo(digest, time.monotonic())
+
+    def forget_applied(self, namespace: str, task_queue: str) -> None:
+        self.group_memos.pop((namespace, task_queue), None)
+
+    def stats_due(self, uid: str) -> bool:
+        """Whether to refresh a definition's run statistics now: not more often than
+        ``stats_seconds`` per definition, nor ``stats_rate`` per second in all."""
+        now = time.monotonic()
+        last = self.stats_at.get(uid)
+        if last is not None and now - last < self.config.stats_seconds * 0.9:
+            return False
+        if now < self.stats_next:
+            return False
+        self.stats_next = max(now, self.stats_next) + 1.0 / self.config.stats_rate
+        self.stats_at[uid] = now
+        return True

@@ -1,0 +1,220 @@
+"""The worker Deployment (and its KEDA ScaledObject) of one task queue in one namespace.
+
+Every valid WorkflowDefinition on a task queue shares that queue's Deployment: it runs
+the same generic interpreter whatever the document, so one pool of workers serves them
+all, and KEDA scales it on the queue's backlog. Each of those definitions is an owner of
+the Deployment and of the ScaledObject, so the garbage collector removes them with the
+last definition.
+
+When definitions on one queue ask for different worker settings, they are merged:
+
+* ``image`` and ``resources``: from the oldest definition that sets them (creation
+  time, then name); the operator's default image otherwise;
+* ``minReplicas`` and ``maxReplicas``: the largest asked for;
+* ``targetBacklog`` and ``activationBacklog``: the smallest asked for (the most eager);
+* ``env``: the union by name; for a name set twice, the oldest definition's value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from tflow_operator import keda
+from tflow_operator.config import Config
+from tflow_operator.model import DefinitionInfo
+from tflow_operator.naming import (
+    COMPONENT_WORKER,
+    NAMESPACE_DEFINITIONS_CONFIGMAP,
+    TASK_QUEUE_LABEL,
+    common_labels,
+    shard_name,
+    worker_deployment_name,
+    worker_selector,
+)
+
+DEFINITIONS_DIR: Final = "/etc/temporal-flow/definitions"
+HEALTH_PORT: Final = 8080
+METRICS_PORT: Final = 9090
+# The per-namespace published definitions may be split into this many ConfigMaps; the
+# Deployment mounts all of them (as optional sources of one projected volume).
+MAX_NAMESPACE_SHARDS: Final = 8
+
+DEFAULTS: Final[dict[str, int]] = {
+    "minReplicas": 0,
+    "maxReplicas": 10,
+    "targetBacklog": 5,
+    "activationBacklog": 0,
+}
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    image: str
+    resources: dict[str, Any] | None
+    env: tuple[tuple[str, str], ...]
+    min_replicas: int
+    max_replicas: int
+    target_backlog: int
+    activation_backlog: int
+
+
+def _int(workers: dict[str, Any], key: str) -> int:
+    value = workers.get(key)
+    return int(value) if isinstance(value, int) else DEFAULTS[key]
+
+
+def merge_settings(members: Sequence[DefinitionInfo], default_image: str) -> WorkerSettings:
+    """One queue's worker settings from all its definitions (see the module docstring)."""
+    if not members:
+        raise ValueError("a worker group needs at least one definition")
+    ordered = sorted(members, key=lambda d: d.order)
+    image = next((str(d.workers["image"]) for d in ordered if d.workers.get("image")), None)
+    resources = next((d.workers["resources"] for d in ordered if d.workers.get("resources")), None)
+    env: dict[str, str] = {}
+    for definition in ordered:
+        for item in definition.workers.get("env") or []:
+            if isinstance(item, dict) and item.get("name") and item["name"] not in env:
+                env[str(item["name"])] = str(item.get("value") or "")
+    return WorkerSettings(
+        image=image or default_image,
+        resources=dict(resources) if isinstance(resources, dict) else None,
+        env=tuple(sorted(env.items())),
+        min_replicas=max(_int(d.workers, "minReplicas") for d in ordered),
+        max_replicas=max(_int(d.workers, "maxReplicas") for d in ordered),
+        target_backlog=min(_int(d.workers, "targetBacklog") for d in ordered),
+        activation_backlog=min(_int(d.workers, "activationBacklog") for d in ordered),
+    )
+
+
+def worker_env(task_queue: str, settings: WorkerSettings, config: Config) -> list[dict[str, str]]:
+    """The worker container's environment: the operator's, then the definitions' (which
+    win on a name clash)."""
+    env: dict[str, str] = {
+        "TEMPORAL_ADDRESS": config.worker_temporal_address,
+        "TEMPORAL_NAMESPACE": config.temporal_namespace,
+        "TFLOW_TASK_QUEUE": task_queue,
+        "TFLOW_DEFINITIONS_DIR": DEFINITIONS_DIR,
+        "TFLOW_ROUTER_TASK_QUEUE": config.router_task_queue,
+        "TFLOW_HEALTH_PORT": str(HEALTH_PORT),
+        "TFLOW_METRICS_PORT": str(METRICS_PORT),
+    }
+    if config.worker_functions:
+        env["TFLOW_FUNCTIONS"] = config.worker_functions
+    env.update(dict(settings.env))
+    return [{"name": name, "value": value} for name, value in env.items()]
+
+
+def _projected_definitions() -> dict[str, Any]:
+    return {
+        "name": "definitions",
+        "projected": {
+            "sources": [
+                {
+                    "configMap": {
+                        "name": shard_name(NAMESPACE_DEFINITIONS_CONFIGMAP, index),
+                        "optional": True,
+                    }
+                }
+                for index in range(MAX_NAMESPACE_SHARDS)
+            ]
+        },
+    }
+
+
+def _probe(path: str, period: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": "health"}, "periodSeconds": period}
+
+
+def worker_deployment(
+    namespace: str,
+    task_queue: str,
+    members: Sequence[DefinitionInfo],
+    settings: WorkerSettings,
+    config: Config,
+) -> dict[str, Any]:
+    """The Deployment serving ``task_queue`` in ``namespace``, owned by ``members``.
+
+    ``spec.replicas`` is left out on purpose: KEDA (through its HPA) owns it, and a
+    server-side apply that set it would fight the autoscaler on every reconcile.
+    """
+    selector = worker_selector(task_queue)
+    labels = {**common_labels(COMPONENT_WORKER), **selector}
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": settings.image,
+        "command": ["tflow-worker", "--task-queue", task_queue],
+        "env": worker_env(task_queue, settings, config),
+        "ports": [
+            {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
+        "readinessProbe": _probe("/readyz", 10),
+        "livenessProbe": _probe("/livez", 20),
+        "volumeMounts": [{"name": "definitions", "mountPath": DEFINITIONS_DIR, "readOnly": True}],
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    if settings.resources:
+        container["resources"] = settings.resources
+    pod_spec: dict[str, Any] = {
+        "containers": [container],
+        "volumes": [_projected_definitions()],
+        # The worker drains in-flight tasks for up to 20 s on SIGTERM.
+        "terminationGracePeriodSeconds": 30,
+    }
+    if config.worker_service_account:
+        pod_spec["serviceAccountName"] = config.worker_service_account
+    ordered = sorted(members, key=lambda d: d.order)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": worker_deployment_name(task_queue),
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [d.owner_reference() for d in ordered],
+        },
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "revisionHistoryLimit": 3,
+            "template": {
+                "metadata": {
+                    "labels": labels,
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": str(METRICS_PORT),
+                    },
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def worker_scaled_object(
+    namespace: str,
+    task_queue: str,
+    members: Sequence[DefinitionInfo],
+    settings: WorkerSettings,
+    config: Config,
+) -> dict[str, Any]:
+    """The KEDA ScaledObject scaling the queue's Deployment on its backlog."""
+    name = worker_deployment_name(task_queue)
+    return keda.scaled_object_for_workers(
+        name=name,
+        namespace=namespace,
+        deployment=name,
+        temporal_address=config.worker_temporal_address,
+        temporal_namespace=config.temporal_namespace,
+        task_queue=task_queue,
+        min_replicas=settings.min_replicas,
+        max_replicas=settings.max_replicas,
+        target_backlog=settings.target_backlog,
+        activation_backlog=settings.activation_backlog,
+        owner_references=[d.owner_reference() for d in sorted(members, key=lambda d: d.order)],
+        labels={**common_labels(COMPONENT_WORKER), TASK_QUEUE_LABEL: task_queue},
+    )

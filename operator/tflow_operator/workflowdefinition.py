@@ -1,0 +1,426 @@
+"""WorkflowDefinition handlers: validate, publish, run workers, schedule, report.
+
+One idempotent ``reconcile`` serves the create, update and resume handlers and the drift
+timer:
+
+1. validate the document with the engine's validator, refuse a document-level
+   ``schedule`` and a task queue that belongs to another namespace (condition ``Valid``,
+   every problem in its message, a Warning Event when it becomes invalid);
+2. publish it: the publisher rewrites the definitions ConfigMaps from the index;
+3. apply the task queue's shared worker Deployment and KEDA ScaledObject, owned by every
+   valid definition on that queue (see :mod:`tflow_operator.workers`);
+4. keep the Temporal Schedule in sync when ``spec.schedule`` is set, delete it when it
+   was removed (condition ``Scheduled``);
+5. on the timer, refresh ``lastRun``, ``nextRun`` and ``running`` from Temporal.
+
+Temporal being unreachable sets ``Ready`` (and ``Scheduled``) to False with reason
+``TemporalUnavailable`` and retries with backoff; the operator keeps running. The
+finalizer deletes the schedule and drops the definition's ownership of the worker
+Deployment (the garbage collector removes it with the last owner).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+import kopf
+from pydantic import ValidationError
+from temporalio.service import RPCError
+
+from tflow_operator import schedules
+from tflow_operator.api.common import GROUP, VERSION, Condition, format_timestamp
+from tflow_operator.api.workflowdefinition import WorkflowDefinition
+from tflow_operator.conditions import (
+    condition_of,
+    make_condition,
+    merge_conditions,
+    status_changes,
+)
+from tflow_operator.config import Config
+from tflow_operator.events import involved, post_event
+from tflow_operator.kube import KubeError
+from tflow_operator.model import DefinitionInfo, definition_info, plain, stable_hash
+from tflow_operator.naming import worker_deployment_name
+from tflow_operator.runtime import Runtime
+from tflow_operator.temporal import REASON_UNAVAILABLE, TemporalUnavailable, is_unavailable
+from tflow_operator.workers import merge_settings, worker_deployment, worker_scaled_object
+
+log = logging.getLogger("tflow.operator.workflowdefinition")
+
+PLURAL: Final = "workflowdefinitions"
+RESYNC_SECONDS: Final = Config.from_env().resync_seconds
+
+REASON_READY: Final = "Reconciled"
+REASON_NO_SCHEDULE: Final = "NoSchedule"
+REASON_SCHEDULED: Final = "Scheduled"
+REASON_PAUSED: Final = "Paused"
+REASON_INVALID_SCHEDULE: Final = "InvalidSchedule"
+REASON_SCHEDULE_FAILED: Final = "ScheduleFailed"
+REASON_WORKERS_FAILED: Final = "WorkersFailed"
+REASON_INVALID: Final = "InvalidDefinition"
+NO_KEDA: Final = "KEDA is not installed (no ScaledObject kind): the workers are not autoscaled"
+
+
+def runtime_of(memo: Any) -> Runtime:
+    runtime = getattr(memo, "runtime", None)
+    if not isinstance(runtime, Runtime):
+        raise kopf.TemporaryError("the operator is still starting", delay=1)
+    return runtime
+
+
+def backoff(retry: int) -> float:
+    """Seconds before retry number ``retry`` (1, 2, 4, ... up to a minute, with jitter)."""
+    return float(min(60.0, 2.0 ** min(retry, 6)) * random.uniform(0.8, 1.2))
+
+
+# --------------------------------------------------------------------------- indices
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+async def tflow_definitions(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], DefinitionInfo]:
+    """Every definition by ("name", namespace, name) and by ("queue", task queue)."""
+    info = definition_info(body)
+    return {("name", info.namespace, info.name): info, ("queue", info.task_queue): info}
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def definition_changed(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Tell the publisher when a definition's spec (or existence) changed."""
+    runtime = runtime_of(memo)
+    meta = body.get("metadata") or {}
+    key = (str(meta.get("namespace")), str(meta.get("name")))
+    if type == "DELETED":
+        runtime.publisher.forget("wfd", key)
+    else:
+        fingerprint = (meta.get("uid"), meta.get("generation"), bool(meta.get("deletionTimestamp")))
+        runtime.publisher.observe("wfd", key, fingerprint)
+
+
+# --------------------------------------------------------------------------- worker groups
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    members: tuple[DefinitionInfo, ...]
+    autoscaled: bool = True
+    note: str = ""
+
+
+async def apply_group(
+    runtime: Runtime,
+    namespace: str,
+    task_queue: str,
+    *,
+    release: bool = False,
+    force: bool = False,
+) -> GroupResult:
+    """Make the queue's worker Deployment and ScaledObject match its valid definitions.
+
+    With no valid definition left, ``release`` (the caller moved away from the queue)
+    deletes them; otherwise they are left alone: the garbage collector removes them
+    with their last owner, and an invalid update keeps the workers that serve runs
+    already in flight. Concurrent requests for one group are coalesced (see
+    ``GroupState``).
+    """
+    state = runtime.group(namespace, task_queue)
+    state.requested += 1
+    ticket = state.requested
+    async with state.lock:
+        if state.completed >= ticket and isinstance(state.result, GroupResult) and not release:
+            return state.result
+        covered = state.requested
+        result = await _apply_group_now(runtime, namespace, task_queue, release, force)
+        state.completed, state.result = covered, result
+        return result
+
+
+async def _apply_group_now(
+    runtime: Runtime, namespace: str, task_queue: str, release: bool, force: bool
+) -> GroupResult:
+    kube, config = runtime.kube, runtime.config
+    members = runtime.catalog.members(namespace, task_queue)
+    if not members:
+        runtime.forget_applied(namespace, task_queue)
+        if release:
+            name = worker_deployment_name(task_queue)
+            await kube.delete("apps/v1", "Deployment", namespace, name)
+            try:
+                await kube.delete("keda.sh/v1alpha1", "ScaledObject", namespace, name)
+            except KubeError as err:
+                if err.status != 404:
+                    raise
+        return GroupResult(())
+    settings = merge_settings(members, config.worker_image)
+    deployment = worker_deployment(namespace, task_queue, members, settings, config)
+    scaled = worker_scaled_object(namespace, task_queue, members, settings, config)
+    digest = stable_hash([deployment, scaled])
+    if force or not runtime.recently_applied(namespace, task_queue, digest):
+        await kube.apply(deployment)
+        try:
+            await kube.apply(scaled)
+            runtime.keda_available = True
+        except KubeError as err:
+            if err.status != 404:
+                raise
+            runtime.keda_available = False
+        runtime.remember_applied(namespace, task_queue, digest)
+    if runtime.keda_available:
+        return GroupResult(tuple(members))
+    return GroupResult(tuple(members), False, NO_KEDA)
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+def _had_schedule(status: Mapping[str, Any]) -> bool:
+    current = condition_of(status, "Scheduled")
+    return current is not None and current.get("reason") != REASON_NO_SCHEDULE
+
+
+async def sync_schedule(
+    runtime: Runtime, body: Mapping[str, Any], info: DefinitionInfo
+) -> tuple[Condition, BaseException | None]:
+    """The ``Scheduled`` condition after making the Temporal Schedule match the spec, and
+    the error to retry on (Temporal unavailable or a failed call), if any."""
+    status = body.get("status") or {}
+    generation = info.generation
+    if not info.has_schedule and not _had_schedule(status):
+        return make_condition(
+            "Scheduled", False, REASON_NO_SCHEDULE, "spec.schedule is not set", generation
+        ), None
+    try:
+        model = WorkflowDefinition.model_validate(plain(body))
+    except ValidationError as err:
+        message = f"spec does not match the API: {err.errors()[0].get('msg', err)}"
+        return make_condition(
+            "Scheduled", False, REASON_INVALID_SCHEDULE, message, generation
+        ), None
+    try:
+        client = await runtime.temporal.check()
+        state = await schedules.reconcile_schedule(
+            client, model, info.task_queue, version=info.version
+        )
+    except schedules.InvalidSchedule as err:
+        return make_condition(
+            "Scheduled", False, REASON_INVALID_SCHEDULE, str(err), generation
+        ), None
+    except (schedules.TemporalUnavailable, TemporalUnavailable) as err:
+        unavailable = runtime.temporal.unavailable(err)
+        return make_condition(
+            "Scheduled", False, REASON_UNAVAILABLE, str(unavailable), generation
+        ), unavailable
+    except (RPCError, RuntimeError, schedules.ScheduleError) as err:
+        if is_unavailable(err):
+            unavailable = runtime.temporal.unavailable(err)
+            return make_condition(
+                "Scheduled", False, REASON_UNAVAILABLE, str(unavailable), generation
+            ), unavailable
+        message = f"Temporal refused the schedule: {err}"
+        return make_condition("Scheduled", False, REASON_SCHEDULE_FAILED, message, generation), err
+    if model.spec.schedule is None:
+        return make_condition(
+            "Scheduled", False, REASON_NO_SCHEDULE, "spec.schedule is not set", generation
+        ), None
+    if model.spec.schedule.paused:
+        return make_condition(
+            "Scheduled",
+            True,
+            REASON_PAUSED,
+            f"Temporal Schedule {state.schedule_id} is paused (spec.schedule.paused)",
+            generation,
+        ), None
+    return make_condition(
+        "Scheduled", True, REASON_SCHEDULED, f"Temporal Schedule {state.schedule_id}", generation
+    ), None
+
+
+async def refresh_stats(
+    runtime: Runtime, info: DefinitionInfo
+) -> tuple[dict[str, Any], BaseException | None]:
+    """``lastRun``, ``nextRun`` and ``running`` from Temporal."""
+    try:
+        client = await runtime.temporal.check()
+        stats = await schedules.run_stats(client, info.namespace, info.name, info.has_schedule)
+    except Exception as err:
+        if is_unavailable(err) or isinstance(err, schedules.TemporalUnavailable):
+            return {}, runtime.temporal.unavailable(err)
+        log.warning("run statistics of %s/%s: %s", info.namespace, info.name, err)
+        return {}, None
+    return {
+        "lastRun": format_timestamp(stats.last_run) if stats.last_run else None,
+        "nextRun": format_timestamp(stats.next_run) if stats.next_run else None,
+        "running": stats.running,
+    }, None
+
+
+# --------------------------------------------------------------------------- reconcile
+
+
+def _write_status(
+    patch: kopf.Patch, current: Mapping[str, Any], desired: Mapping[str, Any]
+) -> None:
+    for key, value in status_changes(current, desired).items():
+        patch.status[key] = value
+
+
+async def reconcile(
+    runtime: Runtime,
+    body: kopf.Body,
+    patch: kopf.Patch,
+    *,
+    retry: int = 0,
+    timer: bool = False,
+) -> None:
+    info = definition_info(body)
+    if info.deleting:
+        return
+    status: Mapping[str, Any] = body.get("status") or {}
+    generation = info.generation
+    verdict = runtime.catalog.verdict(info)
+    previous_queue = status.get("taskQueue")
+    moved = isinstance(previous_queue, str) and previous_queue and previous_queue != info.task_queue
+    desired: dict[str, Any] = {
+        "observedGeneration": generation,
+        "version": info.version,
+        "taskQueue": info.task_queue,
+    }
+    valid = make_condition("Valid", verdict.valid, verdict.reason, verdict.message, generation)
+    current_valid = condition_of(status, "Valid")
+
+    if not verdict.valid:
+        if current_valid is None or (current_valid.get("status"), current_valid.get("message")) != (
+            "False",
+            valid.message,
+        ):
+            await post_event(runtime.kube, involved(body), "Warning", REASON_INVALID, valid.message)
+        ready = make_condition(
+            "Ready", False, verdict.reason, "not valid: see the Valid condition", generation
+        )
+        desired["conditions"] = merge_conditions(status.get("conditions"), [valid, ready])
+        _write_status(patch, status, desired)
+        # Drop this definition's ownership of other definitions' workers, if it had any.
+        await _safe_group(runtime, info.namespace, info.task_queue)
+        if moved:
+            await _safe_group(runtime, info.namespace, str(previous_queue), release=True)
+        return
+
+    problems: list[str] = []
+    retry_error: BaseException | None = None
+    notes: list[str] = []
+    try:
+        group = await apply_group(runtime, info.namespace, info.task_queue)
+        if moved:
+            await apply_group(runtime, info.namespace, str(previous_queue), release=True)
+        if group.note:
+            notes.append(group.note)
+        if len(group.members) > 1:
+            others = len(group.members) - 1
+            notes.append(f"shares its worker Deployment with {others} other definition(s)")
+    except (KubeError, httpx.HTTPError) as err:
+        problems.append(f"worker Deployment: {err}")
+        retry_error = err
+
+    scheduled, schedule_error = await sync_schedule(runtime, body, info)
+    conditions = [valid, scheduled]
+    unavailable: BaseException | None = None
+    if schedule_error is not None:
+        retry_error = retry_error or schedule_error
+        if scheduled.reason == REASON_UNAVAILABLE:
+            unavailable = schedule_error
+    elif scheduled.reason in (REASON_INVALID_SCHEDULE,):
+        problems.append(scheduled.message)
+
+    if unavailable is None:
+        if timer and runtime.stats_due(info.uid):
+            stats, stats_error = await refresh_stats(runtime, info)
+            desired.update(stats)
+            unavailable = stats_error
+        else:
+            try:
+                await runtime.temporal.check()
+            except TemporalUnavailable as err:
+                unavailable = err
+
+    if unavailable is not None:
+        ready = make_condition("Ready", False, REASON_UNAVAILABLE, str(unavailable), generation)
+        retry_error = retry_error or unavailable
+    elif problems:
+        reason = REASON_WORKERS_FAILED if retry_error is not None else scheduled.reason
+        ready = make_condition("Ready", False, reason, "; ".join(problems), generation)
+    else:
+        message = "workers and schedule in sync" if info.has_schedule else "workers in sync"
+        message = "; ".join([message, *notes])
+        ready = make_condition("Ready", True, REASON_READY, message, generation)
+    conditions.append(ready)
+    desired["conditions"] = merge_conditions(status.get("conditions"), conditions)
+    _write_status(patch, status, desired)
+    if retry_error is not None:
+        raise kopf.TemporaryError(str(retry_error), delay=backoff(retry))
+
+
+async def _safe_group(
+    runtime: Runtime, namespace: str, task_queue: str, release: bool = False
+) -> None:
+    try:
+        await apply_group(runtime, namespace, task_queue, release=release)
+    except (KubeError, httpx.HTTPError) as err:
+        raise kopf.TemporaryError(f"worker Deployment of {task_queue}: {err}", delay=5) from err
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL)
+async def definition_reconcile(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int, **_: Any
+) -> None:
+    runtime = runtime_of(memo)
+    runtime.publisher.mark_indexed()
+    await reconcile(runtime, body, patch, retry=retry)
+
+
+def _first_timer_delay(**_: Any) -> float:
+    # Spread the timers of many definitions over one period instead of firing together.
+    return RESYNC_SECONDS * random.uniform(0.5, 1.0)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=_first_timer_delay)
+async def definition_resync(
+    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    """Drift: restore the worker Deployment, ScaledObject and schedule; refresh the run
+    statistics."""
+    runtime = runtime_of(memo)
+    await reconcile(runtime, body, patch, retry=int(kwargs.get("retry") or 0), timer=True)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def definition_delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    runtime = runtime_of(memo)
+    info = definition_info(body)
+    status: Mapping[str, Any] = body.get("status") or {}
+    runtime.publisher.poke()
+    runtime.stats_at.pop(info.uid, None)
+    if info.has_schedule or _had_schedule(status):
+        try:
+            client = await runtime.temporal.client()
+            await schedules.delete_schedule(client, info.namespace, info.name)
+        except Exception as err:
+            if is_unavailable(err) or isinstance(err, schedules.TemporalUnavailable):
+                unavailable = runtime.temporal.unavailable(err)
+                raise kopf.TemporaryError(
+                    f"cannot delete the Temporal Schedule yet: {unavailable}", delay=backoff(retry)
+                ) from err
+            raise
+    # Drop this definition's ownership; the last owner leaves the rest to the GC.
+    await _safe_group(runtime, info.namespace, info.task_queue)
+    previous_queue = status.get("taskQueue")
+    if isinstance(previous_queue, str) and previous_queue and previous_queue != info.task_queue:
+        await _safe_group(runtime, info.namespace, previous_queue)

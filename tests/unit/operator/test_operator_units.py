@@ -1,0 +1,384 @@
+"""The operator's pure parts: names, validity and task-queue ownership, merging of worker
+settings, the worker Deployment, sharding of published definitions, route compilation,
+conditions, settings, the RBAC manifest's drift, and kopf's digest diff-base storage."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import kopf
+import pytest
+import yaml
+from temporalio.api.enums.v1 import IndexedValueType
+
+from tflow_operator import rbac
+from tflow_operator.conditions import make_condition, merge_conditions, status_changes
+from tflow_operator.config import Config, ConfigError
+from tflow_operator.main import DigestDiffBaseStorage
+from tflow_operator.model import (
+    REASON_RESERVED_TASK_QUEUE,
+    REASON_TASK_QUEUE_CONFLICT,
+    DefinitionInfo,
+    definition_info,
+    judge,
+    route_info,
+)
+from tflow_operator.naming import bounded, definition_key, worker_deployment_name
+from tflow_operator.publishing import (
+    REASON_DISABLED,
+    REASON_INVALID_EXPRESSION,
+    REASON_WORKFLOW_INVALID,
+    REASON_WORKFLOW_NOT_FOUND,
+    PublishError,
+    compile_routes,
+    definitions_configmaps,
+    routing_configmap,
+    shard_files,
+)
+from tflow_operator.runtime import Catalog
+from tflow_operator.temporal import indexed_value_type, is_unavailable
+from tflow_operator.workers import MAX_NAMESPACE_SHARDS, merge_settings, worker_deployment
+
+REPO = Path(__file__).resolve().parents[3]
+WORKFLOW: dict[str, Any] = {
+    "document": {"dsl": "1.0.0", "namespace": "t", "name": "w", "version": "3.1.0"},
+    "do": [{"a": {"set": {"x": 1}}}],
+}
+CONFIG = Config(
+    temporal_address="temporal:7233",
+    worker_temporal_address="temporal.svc:7233",
+    system_namespace="tflow-system",
+    worker_image="registry.example/worker:default",
+)
+
+
+def body(
+    name: str,
+    queue: str = "q",
+    namespace: str = "ns",
+    created: str = "2026-01-01T00:00:00Z",
+    workflow: dict[str, Any] | None = None,
+    workers: dict[str, Any] | None = None,
+    generation: int = 1,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "temporalflow.dev/v1alpha1",
+        "kind": "WorkflowDefinition",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": f"uid-{namespace}-{name}",
+            "generation": generation,
+            "creationTimestamp": created,
+            **extra,
+        },
+        "spec": {
+            "taskQueue": queue,
+            "workers": workers or {},
+            "workflow": copy.deepcopy(workflow or WORKFLOW),
+        },
+    }
+
+
+def info(name: str, **kw: Any) -> DefinitionInfo:
+    return definition_info(body(name, **kw))
+
+
+# --------------------------------------------------------------------------- names
+
+
+def test_long_names_keep_a_prefix_and_a_hash() -> None:
+    short = worker_deployment_name("orders")
+    assert short == "tflow-worker-orders"
+    a = worker_deployment_name("q" * 60 + "a")
+    b = worker_deployment_name("q" * 60 + "b")
+    assert len(a) == len(b) == 63
+    assert a != b
+    assert a.startswith("tflow-worker-qqq")
+    assert bounded("x" * 63) == "x" * 63
+    assert definition_key("ns", "wfd") == "ns.wfd.yaml"
+
+
+# --------------------------------------------------------------------------- validity
+
+
+def test_definition_info_lists_every_problem_with_spec_paths() -> None:
+    broken = copy.deepcopy(WORKFLOW)
+    broken["do"] = [{"a": {"set": {"x": "${ bogus( }"}}}, {"b": {"wait": "later"}}]
+    broken["schedule"] = {"cron": "* * * * *"}
+    found = info("w", workflow=broken)
+    assert any(i.startswith("spec.workflow.do[0].a.set.x") for i in found.issues)
+    assert any(i.startswith("spec.workflow.do[1].b.wait") for i in found.issues)
+    assert any(
+        i.startswith("spec.workflow.schedule") and "spec.schedule" in i for i in found.issues
+    )
+    verdict = judge(found, [], "router")
+    assert not verdict.valid
+    assert verdict.message.startswith("3 problems: ")
+
+
+def test_version_is_the_document_version_and_a_hash() -> None:
+    one = info("w")
+    assert one.version.startswith("3.1.0+")
+    changed = copy.deepcopy(WORKFLOW)
+    changed["do"] = [{"a": {"set": {"x": 2}}}]
+    assert info("w", workflow=changed, generation=2).version != one.version
+
+
+def test_a_task_queue_belongs_to_the_namespace_of_its_oldest_definition() -> None:
+    old = info("old", namespace="a", created="2026-01-01T00:00:00Z")
+    new = info("new", namespace="b", created="2026-02-01T00:00:00Z")
+    sibling = info("sib", namespace="a", created="2026-03-01T00:00:00Z")
+    assert judge(old, [new, sibling], "router").valid
+    assert judge(sibling, [old, new], "router").valid
+    conflict = judge(new, [old, sibling], "router")
+    assert conflict.reason == REASON_TASK_QUEUE_CONFLICT
+    assert "'a'" in conflict.message
+    # A definition being deleted (or invalid) claims nothing.
+    leaving = definition_info(body("old", namespace="a", deletionTimestamp="2026-04-01T00:00:00Z"))
+    assert judge(new, [leaving], "router").valid
+    assert judge(info("r", queue="router"), [], "router").reason == REASON_RESERVED_TASK_QUEUE
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def test_worker_settings_merge_rules() -> None:
+    older = info(
+        "older",
+        created="2026-01-01T00:00:00Z",
+        workers={
+            "minReplicas": 0,
+            "maxReplicas": 3,
+            "targetBacklog": 10,
+            "image": "img:old",
+            "env": [{"name": "A", "value": "old"}],
+        },
+    )
+    newer = info(
+        "newer",
+        created="2026-01-02T00:00:00Z",
+        workers={
+            "minReplicas": 2,
+            "maxReplicas": 8,
+            "targetBacklog": 4,
+            "activationBacklog": 1,
+            "image": "img:new",
+            "resources": {"limits": {"cpu": "1"}},
+            "env": [{"name": "A", "value": "new"}, {"name": "B", "value": "b"}],
+        },
+    )
+    merged = merge_settings([newer, older], "img:default")
+    assert merged.image == "img:old"
+    assert merged.resources == {"limits": {"cpu": "1"}}
+    assert (merged.min_replicas, merged.max_replicas) == (2, 8)
+    assert (merged.target_backlog, merged.activation_backlog) == (4, 0)
+    assert merged.env == (("A", "old"), ("B", "b"))
+    assert merge_settings([info("plain")], "img:default").image == "img:default"
+
+
+def test_worker_deployment_shape() -> None:
+    members = [info("b", created="2026-01-02T00:00:00Z"), info("a")]
+    settings = merge_settings(
+        [info("a", workers={"env": [{"name": "TEMPORAL_NAMESPACE", "value": "mine"}]})],
+        CONFIG.worker_image,
+    )
+    deployment = worker_deployment("ns", "q", members, settings, CONFIG)
+    assert deployment["metadata"]["name"] == "tflow-worker-q"
+    assert [o["name"] for o in deployment["metadata"]["ownerReferences"]] == ["a", "b"]
+    assert all(not o.get("controller") for o in deployment["metadata"]["ownerReferences"])
+    assert "replicas" not in deployment["spec"]  # KEDA's
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["TEMPORAL_ADDRESS"] == "temporal.svc:7233"
+    assert env["TEMPORAL_NAMESPACE"] == "mine"  # the definition's env wins
+    assert len({e["name"] for e in container["env"]}) == len(container["env"])
+    sources = pod["volumes"][0]["projected"]["sources"]
+    assert len(sources) == MAX_NAMESPACE_SHARDS
+    assert all(s["configMap"]["optional"] for s in sources)
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+def test_shards_are_deterministic_powers_of_two_under_the_limit() -> None:
+    files = {f"ns.d{i:03d}.yaml": "x" * 1000 for i in range(50)}
+    assert shard_files(files, limit=100_000) == [dict(sorted(files.items()))]
+    shards = shard_files(files, limit=12_000)
+    assert len(shards) in (8, 16)
+    assert sum(len(s) for s in shards) == 50
+    assert all(sum(len(k) + len(v) for k, v in s.items()) <= 12_000 for s in shards)
+    assert shard_files(dict(reversed(list(files.items()))), limit=12_000) == shards
+    with pytest.raises(PublishError):
+        shard_files({"big.yaml": "x" * 200}, limit=100)
+    with pytest.raises(PublishError):
+        shard_files(files, limit=2_000, max_shards=4)
+
+
+def test_definitions_configmaps_always_have_a_first_shard() -> None:
+    (empty,) = definitions_configmaps("tflow-definitions", "sys", "cluster", {}, 4)
+    assert empty["metadata"]["name"] == "tflow-definitions"
+    assert "data" not in empty
+    assert empty["metadata"]["annotations"]["temporalflow.dev/shards"] == "1"
+    files = {f"ns.d{i}.yaml": "y" * 600 for i in range(8)}
+    cms = definitions_configmaps("tflow-definitions", "sys", "cluster", files, 8, limit=2_000)
+    assert [cm["metadata"]["name"] for cm in cms][:2] == [
+        "tflow-definitions",
+        "tflow-definitions-1",
+    ]
+
+
+def route_body(name: str, workflow: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "ns", "uid": f"r-{name}", "generation": 1},
+        "spec": {"match": {"type": "t"}, "workflow": workflow, **spec},
+    }
+
+
+def test_compile_routes_verdicts_and_table() -> None:
+    catalog = Catalog(router_task_queue="router")
+    good = info("good", queue="qa")
+    bad_doc = copy.deepcopy(WORKFLOW)
+    bad_doc["do"] = [{"x": {"wait": "never"}}]
+    bad = info("bad", workflow=bad_doc)
+    by_name = {"good": good, "bad": bad}
+
+    def lookup(namespace: str, name: str) -> Any:
+        found = by_name.get(name)
+        return None if found is None else (found, catalog.verdict(found))
+
+    catalog.definitions = {
+        ("name", "ns", "good"): [good],
+        ("queue", "qa"): [good],
+        ("name", "ns", "bad"): [bad],
+        ("queue", "q"): [bad],
+    }
+    routes = [
+        route_info(route_body("ok", "good", priority=5, input="${ .data }")),
+        route_info(route_body("missing", "nope")),
+        route_info(route_body("invalid", "bad")),
+        route_info(route_body("off", "good", enabled=False)),
+        route_info(route_body("jq", "good", match={"filter": "${ bogus( }"})),
+    ]
+    table, verdicts = compile_routes(routes, lookup)
+    assert [r.id for r in table.routes] == ["ns/ok"]
+    assert table.routes[0].task_queue == "qa"
+    assert verdicts[("ns", "ok")].ready
+    assert verdicts[("ns", "missing")].reason == REASON_WORKFLOW_NOT_FOUND
+    assert verdicts[("ns", "invalid")].reason == REASON_WORKFLOW_INVALID
+    assert verdicts[("ns", "off")].reason == REASON_DISABLED
+    assert verdicts[("ns", "jq")].reason == REASON_INVALID_EXPRESSION
+    assert catalog.lookup("ns", "good") is not None
+
+    cm = routing_configmap(table, "sys")
+    assert cm["metadata"]["annotations"]["temporalflow.dev/routing-hash"] == table.content_hash()
+    assert json.loads(cm["data"]["routes.json"])["routes"][0]["name"] == "ok"
+
+
+def test_big_routing_tables_go_to_binary_data() -> None:
+    many = [
+        route_info(route_body(f"r{i:05d}", "good", match={"type": f"type-{i}" * 20}))
+        for i in range(4000)
+    ]
+    good = info("good")
+    table, _ = compile_routes(many, lambda ns, name: (good, judge(good, [], "router")))
+    cm = routing_configmap(table, "sys")
+    assert "data" not in cm
+    (name,) = cm["binaryData"]
+    assert name.endswith(".json.gz")
+    text = gzip.decompress(base64.b64decode(cm["binaryData"][name]))
+    assert len(json.loads(text)["routes"]) == 4000
+
+
+# --------------------------------------------------------------------------- status
+
+
+def test_conditions_keep_their_transition_time() -> None:
+    first = merge_conditions([], [make_condition("Ready", True, "Ok", "fine", 1)])
+    first[0]["lastTransitionTime"] = "2020-01-01T00:00:00Z"
+    again = merge_conditions(first, [make_condition("Ready", True, "Ok", "still fine", 2)])
+    assert again[0]["lastTransitionTime"] == "2020-01-01T00:00:00Z"
+    assert again[0]["observedGeneration"] == 2
+    flipped = merge_conditions(first, [make_condition("Ready", False, "Bad", "broken", 2)])
+    assert flipped[0]["lastTransitionTime"] != "2020-01-01T00:00:00Z"
+    assert status_changes({"a": 1, "b": 2}, {"a": 1, "b": 3, "c": None}) == {"b": 3}
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def test_config_from_env() -> None:
+    config = Config.from_env(
+        {
+            "TEMPORAL_ADDRESS": "t:1",
+            "TFLOW_RESYNC_SECONDS": "2.5",
+            "POD_NAMESPACE": "ops",
+        }
+    )
+    assert config.temporal_address == config.worker_temporal_address == "t:1"
+    assert config.resync_seconds == 2.5
+    assert config.system_namespace == "ops"
+    assert (
+        Config.from_env({"TFLOW_SYSTEM_NAMESPACE": "x", "POD_NAMESPACE": "y"}).system_namespace
+        == "x"
+    )
+    with pytest.raises(ConfigError):
+        Config.from_env({"TFLOW_RESYNC_SECONDS": "0"})
+    with pytest.raises(ConfigError):
+        Config.from_env({"TFLOW_RESYNC_SECONDS": "soon"})
+
+
+def test_temporal_helpers() -> None:
+    assert indexed_value_type("Keyword") == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    assert indexed_value_type("KeywordList") == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST
+    assert is_unavailable(RuntimeError("Failed client connect: tcp connect error"))
+    assert not is_unavailable(ValueError("bad"))
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def test_rbac_manifest_is_up_to_date() -> None:
+    path = REPO / "manifests" / "rbac" / "operator.yaml"
+    assert path.read_text() == rbac.render(), "run: python -m tflow_operator.rbac"
+    kinds = [doc["kind"] for doc in yaml.safe_load_all(path.read_text())]
+    assert kinds == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
+
+
+def test_rbac_grants_no_secret_listing_and_no_wildcards() -> None:
+    for rule in rbac.RULES:
+        assert "*" not in rule["verbs"]
+        assert "*" not in rule["resources"]
+        if "secrets" in rule["resources"]:
+            assert rule["verbs"] == ["get"]
+
+
+# --------------------------------------------------------------------------- kopf
+
+
+def kbody(raw: dict[str, Any]) -> kopf.Body:
+    return kopf.Body(raw)  # type: ignore[arg-type]
+
+
+def test_digest_diffbase_tells_changed_from_unchanged() -> None:
+    storage = DigestDiffBaseStorage(prefix="temporalflow.dev", key="last-handled-configuration")
+    raw = body("w")
+    assert storage.fetch(body=kbody(raw)) is None
+    patch = kopf.Patch()
+    essence = storage.build(body=kbody(raw))
+    storage.store(body=kbody(raw), patch=patch, essence=essence)
+    annotations = dict(patch["metadata"]["annotations"])
+    stored = annotations["temporalflow.dev/last-handled-configuration"]
+    assert stored.startswith("sha256:")
+    assert len(stored) < 100
+    raw["metadata"]["annotations"] = annotations
+    assert storage.fetch(body=kbody(raw)) == storage.build(body=kbody(raw))
+    raw["spec"]["taskQueue"] = "other"
+    assert storage.fetch(body=kbody(raw)) != storage.build(body=kbody(raw))
