@@ -19,7 +19,9 @@ def keda_crds(kube: ControlPlane) -> None:
     install_keda_crds(kube)
 
 
-@pytest.fixture(scope="session")
+# Package scope: the operator watches every namespace, so it must be gone before tests
+# elsewhere set status by hand on custom resources it would reconcile.
+@pytest.fixture(scope="package")
 def operator(
     kube: ControlPlane,
     crds: None,

@@ -576,7 +576,8 @@ async def test_the_seeds_cli_commands_drive_the_orchestrator_process(
                 },
             )
             try:
-                deadline = time.monotonic() + 30
+                # Generous: a busy two-core machine takes a while to import the SDKs.
+                deadline = time.monotonic() + 120
                 # Ready, and it is this process that says so (it logged its queue).
                 while (
                     (r := _get(f"http://127.0.0.1:{health}/readyz")) is None
