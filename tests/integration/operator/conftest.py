@@ -19,9 +19,9 @@ def keda_crds(kube: ControlPlane) -> None:
     install_keda_crds(kube)
 
 
-# Package scope: the operator watches every namespace, so it must be gone before tests
-# elsewhere set status by hand on custom resources it would reconcile.
-@pytest.fixture(scope="package")
+# One operator per test module: it watches every namespace, so it must be gone before
+# tests elsewhere set the status of custom resources by hand.
+@pytest.fixture(scope="module")
 def operator(
     kube: ControlPlane,
     crds: None,
