@@ -171,7 +171,8 @@ def test_definition_gets_workers_published_and_status(
         return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
 
     eventually(lambda: image() == "registry.example/acme/worker:2.0")
-    kube.kubectl("delete", "wfd", "greet", "-n", namespace)
+    # The operator removes its finalizer; on a busy machine that can take a while.
+    kube.kubectl("delete", "wfd", "greet", "-n", namespace, timeout=240)
     eventually(lambda: published("tflow-definitions", operator.system_namespace) is None)
     eventually(lambda: get(kube, "deployment", f"tflow-worker-{queue}", namespace) is None)
 
@@ -283,11 +284,13 @@ def test_shared_workers_are_collected_with_the_last_definition(
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "registry.example/one:1"
 
-    kube.kubectl("delete", "wfd", "one", "-n", namespace)
+    # The operator removes its finalizer; on a busy machine that can take a while.
+    kube.kubectl("delete", "wfd", "one", "-n", namespace, timeout=240)
     eventually(lambda: owners("deployment") == ["two"])
     assert get(kube, "deployment", deployment_name, namespace) is not None
 
     # The operator does not delete the last definition's workers: the GC does.
-    kube.kubectl("delete", "wfd", "two", "-n", namespace)
+    # The operator removes its finalizer; on a busy machine that can take a while.
+    kube.kubectl("delete", "wfd", "two", "-n", namespace, timeout=240)
     eventually(lambda: get(kube, "deployment", deployment_name, namespace) is None)
     eventually(lambda: get(kube, "scaledobject", deployment_name, namespace) is None)
