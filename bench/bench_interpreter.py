@@ -272,6 +272,9 @@ BREAKDOWN: list[tuple[str, str, str]] = [
     ("interpreter.py", "_log_start", "task log: start entry"),
     ("interpreter.py", "_log_end", "task log: end entry"),
     ("_search_attributes.py", "encode_typed_search_attribute_value", "  of which encoding them"),
+]
+# The same for the event-loop thread.
+LOOP_BREAKDOWN: list[tuple[str, str, str]] = [
     ("_workflow.py", "_create_workflow_instance", "new workflow instance (event loop)"),
 ]
 
@@ -303,18 +306,20 @@ def aggregate(profile: cProfile.Profile) -> dict[Key, Row]:
     return rows
 
 
-def breakdown(rows: dict[Key, Row], runs: int) -> list[list[str]]:
-    """The BREAKDOWN functions found: what, calls per run, cumulative ms per run."""
+def breakdown(
+    rows: dict[Key, Row], runs: int, wanted: list[tuple[str, str, str]]
+) -> list[list[str]]:
+    """The `wanted` functions found: what, calls per run, cumulative ms per run."""
     found: dict[str, list[float]] = {}
     for (filename, _, function), (calls, _, cumulative) in rows.items():
-        for suffix, name, what in BREAKDOWN:
+        for suffix, name, what in wanted:
             if function == name and filename == suffix:
                 entry = found.setdefault(what, [0.0, 0.0])
                 entry[0] += calls
                 entry[1] += cumulative
     return [
         [what, f"{found[what][0] / runs:.0f}", f"{found[what][1] * 1000 / runs:.2f}"]
-        for _, _, what in BREAKDOWN
+        for _, _, what in wanted
         if what in found
     ]
 
@@ -355,7 +360,7 @@ async def profile_runs(bench: Bench, variants: list[Variant], runs: int, top: in
         threads_rows, loop_rows = profiles[variant.key]
         total = sum(own for _, own, _ in threads_rows.values())
         print(f"\n{variant.label}: {ms(total / runs)} ms/run in activation threads (profiled)")
-        rows = breakdown(threads_rows, runs) + breakdown(loop_rows, runs)
+        rows = breakdown(threads_rows, runs, BREAKDOWN) + breakdown(loop_rows, runs, LOOP_BREAKDOWN)
         if rows:
             print_table(["where (cumulative)", "calls/run", "ms/run"], rows)
     print(f"\nTop {top} functions by own time, {variants[0].label}, activation threads:")

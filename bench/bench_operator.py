@@ -171,7 +171,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
         temporal = TemporalServer(workdir / "temporal", headless=True).start()
         operator = None
         os.environ["KUBECONFIG"] = str(cp.kubeconfig)
-        kube = KubeClient.from_env()
+        kube = KubeClient.from_env(timeout=120.0)
         try:
             cp.apply_crds(REPO_ROOT / "crds")
             install_keda_crds(cp)
