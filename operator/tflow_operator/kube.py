@@ -102,21 +102,21 @@ def _in_cluster() -> _Credentials:
 
 
 class KubeClient:
-    def __init__(self, credentials: _Credentials) -> None:
+    def __init__(self, credentials: _Credentials, timeout: float = 30.0) -> None:
         self._http = httpx.AsyncClient(
             base_url=credentials.server,
             verify=credentials.verify,
             headers=credentials.headers,
-            timeout=httpx.Timeout(30.0),
+            timeout=httpx.Timeout(timeout),
         )
 
     @classmethod
-    def from_env(cls) -> KubeClient:
+    def from_env(cls, timeout: float = 30.0) -> KubeClient:
         """KUBECONFIG (or ~/.kube/config) when present, else the in-cluster account."""
         kubeconfig = os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
         if Path(kubeconfig).exists():
-            return cls(_from_kubeconfig(Path(kubeconfig)))
-        return cls(_in_cluster())
+            return cls(_from_kubeconfig(Path(kubeconfig)), timeout)
+        return cls(_in_cluster(), timeout)
 
     async def close(self) -> None:
         await self._http.aclose()
