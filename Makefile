@@ -110,6 +110,15 @@ test-nothing-lost: deps ## Nothing lost, nothing doubled: 1000 + 1000 events via
 record-histories: deps ## Re-record the sample runs' histories that the replay tests check.
 	TFLOW_RECORD_HISTORIES=1 $(VENV)/bin/pytest tests/integration/samples $(PYTEST_ARGS)
 
+##@ Benchmarks
+
+.PHONY: bench
+bench: deps ## Interpreter overhead vs hand-written, worker memory with 1000 open runs, listeners, operator.
+	$(PY) bench/bench_interpreter.py --runs 30
+	$(PY) bench/bench_worker_memory.py --runs 1000
+	$(PY) bench/bench_listener.py
+	$(PY) bench/bench_operator.py
+
 ##@ Local stack
 
 .PHONY: dev

@@ -17,8 +17,10 @@ Each is run sequentially (`--runs`) and in concurrent batches (`--concurrency` a
 `--rounds` batches). Besides wall time, the sequential runs record the CPU the bench
 process used (client + worker), the CPU of the workflow-activation threads alone, and the
 dev server's CPU; CPU time is far less sensitive to other load on the machine than wall
-time. `--profile N` then profiles N more runs of each and prints where the workflow
-threads spend their time.
+time. The headline ratio is the median, over the rounds, of interpreter / hand-written
+wall time within a round. `--profile N` then profiles N more runs of each and prints where
+the activation threads spend their time; `--unsandboxed` runs both workers without the
+workflow sandbox (a diagnostic: the product keeps the sandbox).
 """
 
 from __future__ import annotations

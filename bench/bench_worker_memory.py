@@ -6,9 +6,11 @@ worker holding 1000 runs of a hand-written workflow waiting on a signal.
 
 For each variant, a worker process of its own (`bench/memory_worker.py`, cache size
 `--max-cached`) is started on the dev server and left idle for a moment (idle RSS); then
-the runs are started, every one is queried until its status is `waiting`, and the worker's
-current RSS (VmRSS) and peak RSS (VmHWM) are read from /proc; then every run is signalled
-(`approve`) and must complete with the decision.
+the runs are started; once the server shows every run parked (a workflow task completed,
+none pending) every run's `status` query must answer `waiting`, and the worker's current
+RSS (VmRSS) and peak RSS (VmHWM) are read from /proc; then every run is signalled
+(`approve`) and must complete with the decision. The peak reported is the VmHWM at the
+end, so it covers the start-up, the open runs and the signalling.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 approval workflow instead), with a workflow cache large enough to hold every open run.
 
     python bench/memory_worker.py --address HOST:PORT --task-queue Q \\
-        [--variant interpreter|handwritten] [--max-cached 2000]
+        [--variant interpreter|handwritten] [--max-cached 2000] [--ready-file PATH]
 
-Writes `--ready-file` once it polls; stops on SIGTERM. The CLI worker (`tflow-worker`) does not
-expose the cache size, hence this launcher.
+Writes `--ready-file` once it polls; stops on SIGTERM. The CLI worker (`tflow-worker`)
+does not expose the cache size, hence this launcher.
 """
 
 from __future__ import annotations
