@@ -15,7 +15,9 @@ that does not need it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import gc
 import hashlib
 import io
 import json
@@ -27,6 +29,7 @@ from typing import Any, Final
 import kopf
 
 from tflow_operator import eventroute as _eventroute  # noqa: F401  (registers handlers)
+from tflow_operator import listener as _listener  # noqa: F401
 from tflow_operator import workflowdefinition as _workflowdefinition  # noqa: F401
 from tflow_operator.api.common import GROUP
 from tflow_operator.config import Config
@@ -35,10 +38,6 @@ from tflow_operator.naming import FINALIZER
 from tflow_operator.publisher import Publisher
 from tflow_operator.runtime import Catalog, Runtime
 from tflow_operator.temporal import TemporalGateway, TemporalUnavailable
-
-# INTEGRATION(listener): engineer B's Listener handlers register on import.
-with contextlib.suppress(ModuleNotFoundError):
-    from tflow_operator import listener as _listener  # noqa: F401
 
 log = logging.getLogger("tflow.operator")
 
@@ -109,7 +108,8 @@ def configure(settings: kopf.OperatorSettings) -> None:
 def _dump_tasks() -> None:
     """SIGUSR1: log the stack of every asyncio task (what is the operator waiting on?)."""
     tasks = asyncio.all_tasks()
-    log.warning("SIGUSR1: %d asyncio tasks", len(tasks))
+    types = collections.Counter(type(o).__name__ for o in gc.get_objects())
+    log.warning("SIGUSR1: %d asyncio tasks; objects: %s", len(tasks), types.most_common(20))
     for task in tasks:
         out = io.StringIO()
         task.print_stack(limit=12, file=out)

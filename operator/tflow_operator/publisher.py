@@ -59,7 +59,7 @@ log = logging.getLogger("tflow.operator.publisher")
 
 MAX_SYSTEM_SHARDS: Final = 64
 WRITE_CONCURRENCY: Final = 4
-STATUS_CONCURRENCY: Final = 8
+STATUS_CONCURRENCY: Final = 16
 MANAGED_SELECTOR: Final = (
     f"{MANAGED_BY}={MANAGED_BY_VALUE},{COMPONENT} in ({COMPONENT_DEFINITIONS},{COMPONENT_ROUTING})"
 )
@@ -378,13 +378,25 @@ class Publisher:
 
 
 def route_status(route: RouteInfo, verdict: RouteVerdict, table_hash: str) -> dict[str, Any]:
+    """A route's status. ``routingTableHash`` names the table its current generation was
+    first compiled into; it is kept while the route stays ready, because rewriting every
+    route's status whenever any route changes would cost a write per route per change."""
     condition = make_condition(
         "Ready", verdict.ready, verdict.reason, verdict.message, route.generation
     )
+    compiled_into = table_hash if verdict.ready else None
+    previous = route.status.get("routingTableHash")
+    if (
+        verdict.ready
+        and previous
+        and route.status.get("observedGeneration") == route.generation
+        and _ready_reason(route.status) == verdict.reason
+    ):
+        compiled_into = previous
     return {
         "conditions": merge_conditions(route.status.get("conditions"), [condition]),
         "observedGeneration": route.generation,
-        "routingTableHash": table_hash if verdict.ready else None,
+        "routingTableHash": compiled_into,
     }
 
 

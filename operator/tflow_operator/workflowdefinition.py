@@ -316,11 +316,9 @@ async def reconcile(
         group = await apply_group(runtime, info.namespace, info.task_queue)
         if moved:
             await apply_group(runtime, info.namespace, str(previous_queue), release=True)
+        # No member count here: it would rewrite every sibling's status on each change.
         if group.note:
             notes.append(group.note)
-        if len(group.members) > 1:
-            others = len(group.members) - 1
-            notes.append(f"shares its worker Deployment with {others} other definition(s)")
     except (KubeError, httpx.HTTPError) as err:
         problems.append(f"worker Deployment: {err}")
         retry_error = err

@@ -105,6 +105,12 @@ class OperatorProcess:
         with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
 
+    def publishing(self) -> bool:
+        result = self.kube.kubectl(
+            "get", "configmap", "tflow-routing", "-n", self.system_namespace, check=False
+        )
+        return result.returncode == 0
+
     def start(self, timeout: float = 60.0) -> OperatorProcess:
         self.starts += 1
         with self.log_path.open("a") as log:
@@ -115,17 +121,12 @@ class OperatorProcess:
             self.log_path,
             env=self.env,
         ).start()
-        self.process.wait_until(self.healthy, timeout, "healthy")
-        self.process.wait_until(
-            lambda: (
-                self.kube.kubectl(
-                    "get", "configmap", "tflow-routing", "-n", self.system_namespace, check=False
-                ).returncode
-                == 0
-            ),
-            timeout,
-            "publishing",
-        )
+        try:
+            self.process.wait_until(self.healthy, timeout, "healthy")
+            self.process.wait_until(self.publishing, timeout, "publishing")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
