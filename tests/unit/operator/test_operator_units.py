@@ -4,12 +4,13 @@ conditions, settings, the RBAC manifest's drift, and kopf's digest diff-base sto
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import gzip
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import pytest
@@ -19,6 +20,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from tflow_operator import rbac
 from tflow_operator.conditions import make_condition, merge_conditions, status_changes
 from tflow_operator.config import Config, ConfigError
+from tflow_operator.kube import KubeClient
 from tflow_operator.main import DigestDiffBaseStorage
 from tflow_operator.model import (
     REASON_RESERVED_TASK_QUEUE,
@@ -40,9 +42,10 @@ from tflow_operator.publishing import (
     routing_configmap,
     shard_files,
 )
-from tflow_operator.runtime import Catalog
-from tflow_operator.temporal import indexed_value_type, is_unavailable
+from tflow_operator.runtime import Catalog, Runtime
+from tflow_operator.temporal import TemporalGateway, indexed_value_type, is_unavailable
 from tflow_operator.workers import MAX_NAMESPACE_SHARDS, merge_settings, worker_deployment
+from tflow_operator.workflowdefinition import apply_group
 
 REPO = Path(__file__).resolve().parents[3]
 WORKFLOW: dict[str, Any] = {
@@ -382,3 +385,48 @@ def test_digest_diffbase_tells_changed_from_unchanged() -> None:
     assert storage.fetch(body=kbody(raw)) == storage.build(body=kbody(raw))
     raw["spec"]["taskQueue"] = "other"
     assert storage.fetch(body=kbody(raw)) != storage.build(body=kbody(raw))
+
+
+# --------------------------------------------------------------------------- runtime
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.applied: list[dict[str, Any]] = []
+
+    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0.01)
+        self.applied.append(obj)
+        return obj
+
+
+def fake_runtime(catalog: Catalog, config: Config = CONFIG) -> Runtime:
+    kube = cast(KubeClient, FakeKube())
+    return Runtime(config, kube, TemporalGateway("127.0.0.1:1", "default"), catalog)
+
+
+async def test_concurrent_applies_of_one_worker_group_are_coalesced() -> None:
+    members = [info(f"d{i}", created=f"2026-01-01T00:00:{i:02d}Z") for i in range(20)]
+    catalog = Catalog(
+        definitions={("queue", "q"): members, **{("name", "ns", d.name): [d] for d in members}},
+        router_task_queue="router",
+    )
+    runtime = fake_runtime(catalog)
+    results = await asyncio.gather(*(apply_group(runtime, "ns", "q") for _ in range(20)))
+    kube = cast(FakeKube, runtime.kube)
+    deployments = [o for o in kube.applied if o["kind"] == "Deployment"]
+    assert 1 <= len(deployments) <= 2
+    assert all(len(r.members) == 20 for r in results)
+    assert len(deployments[-1]["metadata"]["ownerReferences"]) == 20
+    # Unchanged and recent: not applied again.
+    await apply_group(runtime, "ns", "q")
+    assert len([o for o in kube.applied if o["kind"] == "Deployment"]) == len(deployments)
+
+
+def test_run_statistics_are_paced() -> None:
+    runtime = fake_runtime(Catalog(), Config(stats_seconds=60, stats_rate=1000))
+    assert runtime.stats_due("a")
+    assert not runtime.stats_due("a")  # refreshed a moment ago
+    runtime = fake_runtime(Catalog(), Config(stats_seconds=60, stats_rate=0.001))
+    assert runtime.stats_due("a")
+    assert not runtime.stats_due("b")  # over the operator-wide rate
