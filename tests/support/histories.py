@@ -19,7 +19,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from tflow_devstack.tools import REPO_ROOT
-from tflow_workers.engine.interpreter import ServerlessWorkflow
+from tflow_workers.engine.serverless_workflow import ServerlessWorkflow
 
 HISTORY_DIR = REPO_ROOT / "tests" / "data" / "histories"
 

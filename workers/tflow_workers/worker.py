@@ -41,7 +41,7 @@ from tflow_workers.engine.catalog import (
     discover,
     parse_specs,
 )
-from tflow_workers.engine.interpreter import ServerlessWorkflow
+from tflow_workers.engine.serverless_workflow import ServerlessWorkflow
 from tflow_workers.orchestrator.activities import OrchestratorActivities
 from tflow_workers.orchestrator.worker import build_orchestrator_worker
 from tflow_workers.stores import BUILTIN_FUNCTIONS

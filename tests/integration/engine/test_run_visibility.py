@@ -1,4 +1,9 @@
-"""Finding runs: search attributes and memo set at start, the current task kept current."""
+"""Finding runs: search attributes and memo set at start, the current task kept current.
+
+tests/data/histories/indexed-order-upsert-per-task.json is this run recorded before
+TflowCurrentTask followed only waiting tasks (it was upserted at every top-level task);
+it must keep replaying (the interpreter guards the change with `workflow.patched`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import uuid
 
 import pytest
 from engine_harness import EngineHarness
+from histories import check_replay
 from temporalio.client import Client
 
 from tflow_workers.engine.model import SA_CURRENT_TASK, SA_LISTENING, DefinitionRef, RunInput
@@ -54,3 +60,16 @@ async def test_runs_are_searchable_by_definition_event_and_task(
     await handle.result()
     described = await handle.describe()
     assert described.typed_search_attributes.get(SA_LISTENING) is None
+    # Only the task the run waited in was indexed as current, not `receive` before it.
+    history = await handle.fetch_history()
+    current = [
+        e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields[
+            "TflowCurrentTask"
+        ].data
+        for e in history.events
+        if e.HasField("upsert_workflow_search_attributes_event_attributes")
+        and "TflowCurrentTask"
+        in e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+    ]
+    assert current == [b'"awaitPayment"']
+    await check_replay(handle, "indexed-order")

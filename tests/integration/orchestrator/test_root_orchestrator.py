@@ -41,8 +41,8 @@ from tflow_workers.cloudevents import (
     from_plain_json,
 )
 from tflow_workers.engine.activities import EngineActivities
-from tflow_workers.engine.interpreter import ServerlessWorkflow
 from tflow_workers.engine.model import RunInput
+from tflow_workers.engine.serverless_workflow import ServerlessWorkflow
 from tflow_workers.engine.starter import start_run
 from tflow_workers.orchestrator.activities import OrchestratorActivities
 from tflow_workers.orchestrator.model import Decision, RecentDecisions

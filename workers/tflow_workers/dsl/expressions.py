@@ -17,7 +17,9 @@ Extra variables (a catch's `as`, a for loop's `each`/`at`) are passed by name.
 jq binds variables at compile time, by value. To compile once per expression rather than
 once per evaluation, the program is wrapped so that it reads its variables from its input:
 `. as [$data, {$input, $context, ...}, $now] | ... | $data | (EXPR)`; the cache is keyed by
-the expression text plus the sorted variable names.
+the expression text plus the sorted variable names. Only the variables the text mentions
+are bound and handed to jq: every value passed is serialised for jq on every evaluation,
+and `$workflow` alone carries the whole document.
 
 The wrapper also makes evaluation safe to run inside a Temporal workflow: `$ENV` and `env`
 are empty (worker environment variables must never reach documents), local time is UTC,
@@ -53,6 +55,7 @@ CACHE_SIZE: Final = 4096
 
 _WRAPPED = re.compile(r"^\s*\$\{(?P<body>.*)\}\s*$", re.DOTALL)
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MENTION = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _DATA_VARIABLE: Final = "__tflow_data"
 _NOW_VARIABLE: Final = "__tflow_now"
 # Builtins that would read the host (environment, clock, time zone) are replaced, so that
@@ -176,6 +179,10 @@ def _compile(text: str, names: tuple[str, ...]) -> CompiledExpression:
         jq.compile(text, args=dict.fromkeys(names))
     except ValueError as error:
         raise ExpressionCompileError(text, _clean_compile_message(str(error))) from None
+    # A name the text does not mention cannot be read by it (a mention inside a string
+    # literal only over-binds). jq refuses an empty `{}` pattern, so one name always stays.
+    mentioned = set(_MENTION.findall(text))
+    names = tuple(name for name in names if name in mentioned) or names[:1]
     bindings = ", ".join(f"${name}" for name in names)
     wrapped = (
         f". as [${_DATA_VARIABLE}, {{{bindings}}}, ${_NOW_VARIABLE}] | {_PRELUDE}"

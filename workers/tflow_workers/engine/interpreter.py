@@ -1,55 +1,63 @@
-"""The one interpreter workflow: runs any valid Serverless Workflow 1.0 document.
+"""The interpreter: runs any valid Serverless Workflow 1.0 document, task by task.
 
-Deterministic by construction: jq evaluation is pure, time comes from `workflow.now()`,
+`DocumentInterpreter` holds one run's state and executes its document; the Temporal
+workflow class (`serverless_workflow.ServerlessWorkflow`) is a thin shell around it. This
+module is imported through `workflow.unsafe.imports_passed_through()`, so it is loaded
+once per worker process rather than once per run by the workflow sandbox; the sandbox's
+checks therefore do not guard it, and its determinism rests on its own discipline (and
+on the replay tests): jq evaluation is pure, time comes from `workflow.now()`,
 randomness from `workflow.random()`, waits are Temporal timers, events arrive as
-signals, and every call that touches the outside world is an activity.
+signals, every call that touches the outside world is an activity, and module-level
+state is limited to caches of pure functions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import math
 import re
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
-with workflow.unsafe.imports_passed_through():
-    from tflow_workers.dsl.durations import parse_duration
-    from tflow_workers.dsl.expressions import ExpressionError, evaluate, interpolate
-    from tflow_workers.dsl.validate import validate_document
-    from tflow_workers.engine.errors import (
-        APPLICATION_ERROR_TYPE,
-        ErrorType,
-        Problem,
-        WorkflowError,
-        check_payload,
-    )
-    from tflow_workers.engine.events import event_from_signal, matches_filter
-    from tflow_workers.engine.model import (
-        ACTIVITY_EMIT,
-        ACTIVITY_HTTP,
-        ACTIVITY_RESOLVE,
-        ACTIVITY_SECRETS,
-        SA_CURRENT_TASK,
-        SA_DEFINITION,
-        SA_LISTENING,
-        TASK_LOG_LIMIT,
-        WORKFLOW_TYPE,
-        HttpRequest,
-        ResolvedDefinition,
-        ResolveRequest,
-        ResumeState,
-        RunInput,
-        RunPhase,
-        RunStatus,
-        TaskLogEntry,
-    )
+from tflow_workers.dsl.durations import parse_duration
+from tflow_workers.dsl.expressions import ExpressionError, evaluate, interpolate
+from tflow_workers.dsl.validate import validate_document
+from tflow_workers.engine.errors import (
+    APPLICATION_ERROR_TYPE,
+    ErrorType,
+    Problem,
+    WorkflowError,
+    check_payload,
+)
+from tflow_workers.engine.events import event_from_signal, matches_filter
+from tflow_workers.engine.model import (
+    ACTIVITY_EMIT,
+    ACTIVITY_HTTP,
+    ACTIVITY_RESOLVE,
+    ACTIVITY_SECRETS,
+    SA_CURRENT_TASK,
+    SA_DEFINITION,
+    SA_LISTENING,
+    TASK_LOG_LIMIT,
+    WORKFLOW_TYPE,
+    HttpRequest,
+    ResolvedDefinition,
+    ResolveRequest,
+    ResumeState,
+    RunInput,
+    RunPhase,
+    RunStatus,
+    TaskLogEntry,
+)
 
 RUNTIME_NAME = "temporal-flow"
 RUNTIME_VERSION = "0.1.0"
@@ -69,6 +77,13 @@ TASK_KINDS = (
     "do",
 )
 SEEN_EVENTS_LIMIT = 1000
+# Runs recorded before this patch upserted TflowCurrentTask at every top-level task; newer
+# runs upsert it only when a task starts to wait (see `_waiting_in`).
+PATCH_CURRENT_TASK_ON_WAIT = "tflow-current-task-on-wait"
+# Waiting kinds: a run can sit in these for long, so they are what TflowCurrentTask shows.
+WAITING_KINDS = frozenset({"wait", "listen", "run"})
+VALIDATION_CACHE_SIZE = 256
+_validated: OrderedDict[str, tuple[str, ...]] = OrderedDict()
 _URI_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -95,9 +110,25 @@ def _truthy(value: Any) -> bool:
     return value is not None and value is not False
 
 
-@workflow.defn(name=WORKFLOW_TYPE)
-class ServerlessWorkflow:
-    """Runs the document it was started with; see the module docstring."""
+def document_problems(document: dict[str, Any]) -> tuple[str, ...]:
+    """The validation problems of `document`, cached by its digest: every run of a
+    definition brings the same document, and validating it costs milliseconds."""
+    digest = hashlib.sha256(
+        json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
+    ).hexdigest()
+    problems = _validated.get(digest)
+    if problems is None:
+        problems = tuple(str(issue) for issue in validate_document(document))
+        _validated[digest] = problems
+        if len(_validated) > VALIDATION_CACHE_SIZE:
+            _validated.popitem(last=False)
+    else:
+        _validated.move_to_end(digest)
+    return problems
+
+
+class DocumentInterpreter:
+    """One run of a document: its state, the task kinds, the task log."""
 
     def __init__(self) -> None:
         self._doc: dict[str, Any] = {}
@@ -113,6 +144,10 @@ class ServerlessWorkflow:
         self._workflow_input: Any = None
         self._started_at = ""
         self._indexed = False
+        # Whether TflowCurrentTask follows waiting tasks (new runs) or every top-level task
+        # (runs recorded before the patch), and the value last upserted.
+        self._current_on_wait = False
+        self._indexed_task: str | None = None
         self._workflow_descriptor: dict[str, Any] = {}
         # The top-level task running now: (index, raw input), for continue-as-new.
         self._top: tuple[int, Any] = (0, None)
@@ -120,9 +155,8 @@ class ServerlessWorkflow:
         # Ids of the events received, oldest first, to drop a redelivered one.
         self._seen_events: dict[str, None] = {}
 
-    # ---- Temporal surface -------------------------------------------------------------
+    # ---- what the workflow class delegates to -----------------------------------------
 
-    @workflow.run
     async def run(self, params: RunInput) -> Any:
         self._doc = params.document
         info = workflow.info()
@@ -141,6 +175,9 @@ class ServerlessWorkflow:
         # Only runs started with the engine's search attributes (so they are registered on
         # the namespace) track their current task there.
         self._indexed = info.typed_search_attributes.get(SA_DEFINITION) is not None
+        if self._indexed:
+            self._current_on_wait = workflow.patched(PATCH_CURRENT_TASK_ON_WAIT)
+            self._indexed_task = info.typed_search_attributes.get(SA_CURRENT_TASK)
         self._workflow_descriptor = {
             "id": info.workflow_id,
             "definition": self._doc,
@@ -157,11 +194,11 @@ class ServerlessWorkflow:
             if resume is None:
                 # Whoever started the run should have validated the document; a run that
                 # gets an invalid one anyway fails at once with every problem listed.
-                issues = validate_document(self._doc)
-                if issues:
+                problems = document_problems(self._doc)
+                if problems:
                     raise WorkflowError.of(
                         ErrorType.VALIDATION,
-                        "; ".join(str(i) for i in issues),
+                        "; ".join(problems),
                         title="Invalid workflow document",
                         instance="/",
                     )
@@ -201,8 +238,7 @@ class ServerlessWorkflow:
         self._current = None
         return output
 
-    @workflow.signal(dynamic=True)
-    async def on_signal(self, name: str, args: Sequence[RawValue]) -> None:
+    def on_signal(self, name: str, args: Sequence[RawValue]) -> None:
         payload = workflow.payload_converter().from_payload(args[0].payload) if args else None
         event = event_from_signal(name, payload, workflow.now().isoformat(), str(workflow.uuid4()))
         key = f"{event.get('source')}\x00{event.get('id')}"
@@ -213,7 +249,6 @@ class ServerlessWorkflow:
             del self._seen_events[next(iter(self._seen_events))]
         self._events.append(event)
 
-    @workflow.query(name="status")
     def status(self) -> RunStatus:
         return RunStatus(
             phase=self._phase,
@@ -329,7 +364,7 @@ class ServerlessWorkflow:
         entry = self._log_start(name, ref, kind)
         previous = self._current
         self._current = name
-        if top and self._indexed:
+        if top and self._indexed and not self._current_on_wait:
             workflow.upsert_search_attributes([SA_CURRENT_TASK.value_set(name)])
         try:
             descriptor = {
@@ -401,6 +436,8 @@ class ServerlessWorkflow:
         variables: dict[str, Any],
         ref: str,
     ) -> tuple[Any, str | None]:
+        if kind in WAITING_KINDS and not (kind == "run" and task["run"].get("await") is False):
+            self._waiting_in(name)
         if kind == "set":
             return self._set(task["set"], data, variables, ref), None
         if kind == "switch":
@@ -415,7 +452,7 @@ class ServerlessWorkflow:
         if kind == "for":
             return await self._for(task, data, variables, ref), None
         if kind == "try":
-            return await self._try(task, data, variables, ref), None
+            return await self._try(name, task, data, variables, ref), None
         if kind == "fork":
             return await self._fork(task["fork"], data, variables, ref), None
         if kind == "listen":
@@ -428,6 +465,15 @@ class ServerlessWorkflow:
         if kind == "run":
             return await self._run(task["run"], data, variables, ref), None
         raise WorkflowError.of(ErrorType.CONFIGURATION, f"unsupported task kind {kind!r}")
+
+    def _waiting_in(self, name: str) -> None:
+        """Point TflowCurrentTask at a task that starts to wait. Only waits are indexed: a
+        run sits in them for long, while a running call already shows as the pending
+        activity (summarised with its task reference) and in the `status` query; an
+        upsert per task would add a history event and a visibility write to each."""
+        if self._indexed and self._current_on_wait and name != self._indexed_task:
+            workflow.upsert_search_attributes([SA_CURRENT_TASK.value_set(name)])
+            self._indexed_task = name
 
     # ---- expressions and data ---------------------------------------------------------
 
@@ -612,7 +658,7 @@ class ServerlessWorkflow:
             raise
 
     async def _try(
-        self, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
     ) -> Any:
         catch = task.get("catch") or {}
         scope = self._scope(variables)
@@ -642,6 +688,7 @@ class ServerlessWorkflow:
                     )
                     if delay is not None:
                         attempt += 1
+                        self._waiting_in(name)
                         await workflow.sleep(delay)
                         continue
                     if "do" not in catch:
@@ -1017,7 +1064,5 @@ def _from_failure(err: ActivityError | ChildWorkflowError, ref: str) -> Workflow
     )
 
 
-def _parse_iso(text: str) -> Any:
-    from datetime import datetime
-
+def _parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text)
