@@ -7,9 +7,9 @@ same dev server and the same worker process, in the same run.
 Variants, interleaved (A B C, B C A, ...) after a warm-up so drift hits them all:
 
 * interpreter: started the way the operator and CLI start runs (`start_run`: search
-  attributes and memo), so the engine upserts TflowCurrentTask at every top-level task;
-* interpreter, no SA: the same document started without search attributes (no upserts),
-  which isolates what the visibility updates cost;
+  attributes and memo), so the run indexes itself as real runs do;
+* interpreter, no SA: the same document started without search attributes, which
+  isolates what indexing a run costs;
 * hand-written: `bench.handwritten.HandwrittenSteps`, the same activities in the same
   order, the jq transformations done in Python.
 

@@ -12,7 +12,9 @@ queues (so ``--queues`` worker Deployments), route i targets definition i.
 
 Baseline, in the same run and before the operator starts: the time for the apiserver to
 merely accept the same 2N objects the same way (no operator running). The ratio is
-(apply + converge) / baseline.
+(apply + converge) / baseline. For each N it also prints the CPU seconds each server
+process and the operator used from the first apply to all Ready: on a shared two-core
+machine, who used the CPU says who set the pace.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 
-from bench.common import memory_mb, print_table
+from bench.common import memory_mb, print_table, process_cpu_seconds
 from operator_harness import install_keda_crds, start_operator
 
 from tflow_devstack.controlplane import ControlPlane
@@ -186,8 +188,19 @@ async def run(args: argparse.Namespace) -> list[Row]:
             )
             assert operator.pid is not None
             rows = []
+            processes = {p.name: p.proc.pid for p in cp.processes if p.proc is not None}
+            if temporal.process is not None and temporal.process.proc is not None:
+                processes["temporal"] = temporal.process.proc.pid
+            processes["operator"] = operator.pid
             for n in sizes:
+                cpu_before = {k: process_cpu_seconds(pid) for k, pid in processes.items()}
                 applied, seconds = await converge(cp, kube, n, args.queues, args.timeout)
+                cpu = {k: process_cpu_seconds(pid) - cpu_before[k] for k, pid in processes.items()}
+                print(
+                    f"N={n}: CPU s until all Ready: "
+                    + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()),
+                    flush=True,
+                )
                 peak = memory_mb(operator.pid)["VmHWM"]
                 rows.append(Row(n, baselines[n], applied, seconds, peak))
                 print(

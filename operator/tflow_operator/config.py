@@ -24,7 +24,7 @@ Variable                                Meaning
 ``TFLOW_WORKER_SERVICE_ACCOUNT``        Service account of the worker pods (none: default).
 ``TFLOW_ROUTER_TASK_QUEUE``             The root orchestrator's task queue; no definition
                                         may use it.
-``TFLOW_RESYNC_SECONDS``                Period of the drift timers (default 30).
+``TFLOW_RESYNC_SECONDS``                Period of the shared resync loop (default 30).
 ``TFLOW_STATS_SECONDS``                 How often a definition's lastRun/nextRun/running are
                                         refreshed from Temporal (default: the resync period).
 ``TFLOW_STATS_RATE``                    Most run-statistics refreshes per second, all

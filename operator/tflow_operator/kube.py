@@ -9,10 +9,12 @@ makes every reconcile idempotent and restores hand edits of the fields the opera
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import os
 import ssl
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,6 +199,24 @@ class KubeClient:
         items: list[dict[str, Any]] = body.get("items", [])
         return items
 
+    async def pages(
+        self, api_version: str, kind: str, namespace: str | None = None, limit: int = 200
+    ) -> AsyncIterator[builtins.list[dict[str, Any]]]:
+        """Every object of a kind, a page at a time (``limit`` per request), so that a
+        periodic pass over thousands of objects never holds them all at once."""
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": limit}
+            if token:
+                params["continue"] = token
+            body = await self._request(
+                "GET", resource_path(api_version, kind, namespace), params=params
+            )
+            yield list(body.get("items") or [])
+            token = (body.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
     async def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
         """Delete in the background; False when it was already gone."""
         try:
@@ -212,11 +232,23 @@ class KubeClient:
         return True
 
     async def patch_status(
-        self, api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        resource_version: str | None = None,
     ) -> None:
+        """Merge-patch the status; with ``resource_version``, only if the object is still
+        at that version (KubeError 409 otherwise), so a status computed from a stale read
+        never overwrites a newer one."""
+        patch: dict[str, Any] = {"status": status}
+        if resource_version:
+            patch["metadata"] = {"resourceVersion": resource_version}
         await self._request(
             "PATCH",
             resource_path(api_version, kind, namespace, name) + "/status",
-            content=json.dumps({"status": status}),
+            content=json.dumps(patch),
             headers={"Content-Type": "application/merge-patch+json"},
         )

@@ -12,7 +12,7 @@ A Listener becomes, in its own namespace:
 
 Every child carries a controller owner reference, so deleting the Listener garbage
 collects them. Reconciling is idempotent (server-side apply) and runs on create, update
-and resume, on a drift timer (``TFLOW_RESYNC_SECONDS``) and whenever the listener's
+and resume, in the shared resync loop (:mod:`tflow_operator.resync`) and whenever the listener's
 Deployment changes (for ``status.readyReplicas``). A Secret the spec refers to that does
 not exist stops the rollout: ``Ready`` is False with reason ``SecretNotFound`` naming it,
 and the reconcile is retried until it appears.
@@ -437,7 +437,14 @@ async def reconcile_listener(kube: KubeClient, body: Mapping[str, Any], config: 
         }
         changes = status_changes(current_status, desired)
         if changes:
-            await kube.patch_status(API_VERSION, KIND, namespace, name, changes)
+            try:
+                await kube.patch_status(
+                    API_VERSION, KIND, namespace, name, changes, meta.get("resourceVersion")
+                )
+            except KubeError as err:
+                if err.status != 409:
+                    raise
+                # The Listener changed since it was read: the handlers see the newer one.
         return desired
 
     try:
@@ -524,12 +531,6 @@ async def _run(body: Mapping[str, Any], memo: Any, retry: bool) -> None:
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 async def listener_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await _run(body, memo, retry=True)
-
-
-@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-async def listener_resync(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Drift: children edited or deleted by hand come back; status follows the Deployment."""
-    await _run(body, memo, retry=False)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LISTENER_LABEL: kopf.PRESENT})

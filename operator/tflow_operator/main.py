@@ -4,10 +4,13 @@ every kind (imported here so that ``kopf run -m tflow_operator.main`` registers 
     kopf run --standalone -m tflow_operator.main --all-namespaces
     python -m tflow_operator            # the same, with logging and a liveness probe
 
-Settings: the finalizer and kopf's own bookkeeping live under ``temporalflow.dev``
-annotations; the last handled spec is stored as a digest (a WorkflowDefinition can be
-far larger than the 256 KiB that annotations may hold); Events are posted for warnings;
-API errors back off. The Temporal client is created lazily (see
+Settings: kopf's own bookkeeping (handler progress and the last handled spec, kept as a
+digest) lives in ``status.kopf``, so that a handled change costs one status write
+rather than a status write plus a metadata write; the finalizer is
+``temporalflow.dev/finalizer``, put only on objects whose deletion needs work (see
+:mod:`tflow_operator.workflowdefinition`); drift repair and run statistics come from one
+shared loop (:mod:`tflow_operator.resync`), not per-object kopf timers; Events are
+posted for warnings; API errors back off. The Temporal client is created lazily (see
 :mod:`tflow_operator.temporal`), so a Temporal that is down at start delays nothing
 that does not need it.
 """
@@ -31,11 +34,11 @@ import kopf
 from tflow_operator import eventroute as _eventroute  # noqa: F401  (registers handlers)
 from tflow_operator import listener as _listener  # noqa: F401
 from tflow_operator import workflowdefinition as _workflowdefinition  # noqa: F401
-from tflow_operator.api.common import GROUP
 from tflow_operator.config import Config
 from tflow_operator.kube import KubeClient
 from tflow_operator.naming import FINALIZER
 from tflow_operator.publisher import Publisher
+from tflow_operator.resync import Resyncer
 from tflow_operator.runtime import Catalog, Runtime
 from tflow_operator.temporal import TemporalGateway, TemporalUnavailable
 
@@ -44,14 +47,19 @@ log = logging.getLogger("tflow.operator")
 DIGEST_PREFIX: Final = "sha256:"
 
 
-class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
-    """kopf's "last handled configuration", kept as a digest instead of a JSON copy.
+class DigestDiffBaseStorage(kopf.StatusDiffBaseStorage):
+    """kopf's "last handled configuration", kept in the status as a digest instead of a
+    JSON copy.
 
     kopf compares the stored essence with the object's current one to tell an update
-    from a no-op. A copy of the spec would have to fit the 256 KiB annotation limit (a
-    WorkflowDefinition's document may not) and doubles every object's size; a digest of
-    it tells the same: unchanged, or changed (the handlers never read the diff).
+    from a no-op. A copy of the spec doubles every object's size (a WorkflowDefinition's
+    document can be large); a digest tells the same: unchanged, or changed (the handlers
+    never read the diff). In the status it travels in the same write as the handler's
+    own status changes.
     """
+
+    def __init__(self) -> None:
+        super().__init__(name="kopf", field="status.kopf.lastHandled")
 
     @staticmethod
     def digest(essence: Any) -> str:
@@ -59,29 +67,26 @@ class DigestDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
         return DIGEST_PREFIX + hashlib.sha256(text.encode()).hexdigest()
 
     def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
-        for full_key in self.make_keys(self.key, body=body):
-            patch.metadata.annotations[full_key] = self.digest(essence)
-        self._store_marker(prefix=self.prefix, patch=patch, body=body)
+        status = patch.setdefault("status", {})
+        status.setdefault("kopf", {})["lastHandled"] = self.digest(essence)
 
     def fetch(self, *, body: kopf.Body) -> Any:
-        for full_key in self.make_keys(self.key, body=body):
-            stored = body.metadata.annotations.get(full_key)
-            if stored is None:
-                continue
-            current = self.build(body=body)
-            if stored.strip() == self.digest(current):
-                return current
-            # Changed: any essence that differs from the current one makes an update.
-            return {"digest": stored.strip()}
-        return None
+        stored = ((body.get("status") or {}).get("kopf") or {}).get("lastHandled")
+        if not isinstance(stored, str):
+            return None
+        current = self.build(body=body)
+        if stored.strip() == self.digest(current):
+            return current
+        # Changed: any essence that differs from the current one makes an update.
+        return {"digest": stored.strip()}
 
 
 class QuietSuccess(logging.Filter):
-    """Drop kopf's "succeeded" line for the handlers that run on every event and every
-    timer tick (thousands a minute with a thousand objects); failures still log."""
+    """Drop kopf's "succeeded" line for the handlers that run on every event (thousands a
+    minute with a thousand objects); failures still log."""
 
     PATTERN: Final = re.compile(
-        r"^(Timer '[^']*'|Handler '(definition_changed|route_changed|listener_deployment_changed)')"
+        r"^Handler '(definition_changed|route_changed|listener_deployment_changed)'"
         r" succeeded\.$"
     )
 
@@ -91,10 +96,10 @@ class QuietSuccess(logging.Filter):
 
 def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = DigestDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(
+        name="kopf", field="status.kopf.progress"
     )
+    settings.persistence.diffbase_storage = DigestDiffBaseStorage()
     settings.posting.enabled = True
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "temporal-flow-operator"
@@ -148,6 +153,8 @@ async def startup(
     memo.runtime = Runtime(config, kube, gateway, catalog, publisher)
     memo.connect_task = asyncio.create_task(_connect_later(gateway))
     publisher.start()
+    memo.resyncer = Resyncer(memo.runtime)
+    memo.resyncer.start()
     with contextlib.suppress(NotImplementedError, RuntimeError):
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
     log.info(
@@ -161,6 +168,9 @@ async def startup(
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    resyncer = getattr(memo, "resyncer", None)
+    if isinstance(resyncer, Resyncer):
+        await resyncer.stop()
     runtime = getattr(memo, "runtime", None)
     if isinstance(runtime, Runtime):
         await runtime.publisher.stop()

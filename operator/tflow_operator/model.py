@@ -97,6 +97,8 @@ class DefinitionInfo:
     version: str
     manifest: str = field(repr=False)
     deleting: bool = False
+    # Kubernetes Secrets the document reads as `$secret.<name>` (its `use.secrets`).
+    secrets: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -187,7 +189,16 @@ def definition_info(body: Mapping[str, Any]) -> DefinitionInfo:
         version=cached.version,
         manifest=cached.manifest,
         deleting=bool(meta.get("deletionTimestamp")),
+        secrets=_secret_names(spec.get("workflow")),
     )
+
+
+def _secret_names(workflow: Any) -> tuple[str, ...]:
+    use = workflow.get("use") if isinstance(workflow, Mapping) else None
+    names = use.get("secrets") if isinstance(use, Mapping) else None
+    if not isinstance(names, list | tuple):
+        return ()
+    return tuple(sorted({str(n) for n in names if isinstance(n, str) and n}))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 The ClusterRole grants exactly what the operator does, nothing more:
 
 * kopf (standalone, all namespaces) lists and watches the three custom resources,
-  patches them (finalizer, its bookkeeping annotations) and their status, and watches
+  patches them (the finalizer of scheduled definitions) and their status (conditions,
+  its bookkeeping), the resync loop lists them a page at a time, and kopf watches
   CustomResourceDefinitions to notice its kinds appearing; in cluster-wide mode it does
   not need namespaces;
 * ``update`` on ``<kind>/finalizers`` lets it set ``blockOwnerDeletion`` on the owner

@@ -12,7 +12,9 @@ When definitions on one queue ask for different worker settings, they are merged
   time, then name); the operator's default image otherwise;
 * ``minReplicas`` and ``maxReplicas``: the largest asked for;
 * ``targetBacklog`` and ``activationBacklog``: the smallest asked for (the most eager);
-* ``env``: the union by name; for a name set twice, the oldest definition's value.
+* ``env``: the union by name; for a name set twice, the oldest definition's value;
+* Secrets: every Secret any of the documents names in ``use.secrets`` is mounted
+  read-only at ``/etc/temporal-flow/secrets/<name>/`` (``$secret.<name>.<key>``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from tflow_operator.naming import (
 )
 
 DEFINITIONS_DIR: Final = "/etc/temporal-flow/definitions"
+SECRETS_DIR: Final = "/etc/temporal-flow/secrets"
 HEALTH_PORT: Final = 8080
 METRICS_PORT: Final = 9090
 # The per-namespace published definitions may be split into this many ConfigMaps; the
@@ -58,6 +61,7 @@ class WorkerSettings:
     max_replicas: int
     target_backlog: int
     activation_backlog: int
+    secrets: tuple[str, ...] = ()
 
 
 def _int(workers: dict[str, Any], key: str) -> int:
@@ -85,6 +89,7 @@ def merge_settings(members: Sequence[DefinitionInfo], default_image: str) -> Wor
         max_replicas=max(_int(d.workers, "maxReplicas") for d in ordered),
         target_backlog=min(_int(d.workers, "targetBacklog") for d in ordered),
         activation_backlog=min(_int(d.workers, "activationBacklog") for d in ordered),
+        secrets=tuple(sorted({name for d in ordered for name in d.secrets})),
     )
 
 
@@ -102,6 +107,8 @@ def worker_env(task_queue: str, settings: WorkerSettings, config: Config) -> lis
     }
     if config.worker_functions:
         env["TFLOW_FUNCTIONS"] = config.worker_functions
+    if settings.secrets:
+        env["TFLOW_SECRETS_DIR"] = SECRETS_DIR
     env.update(dict(settings.env))
     return [{"name": name, "value": value} for name, value in env.items()]
 
@@ -121,6 +128,22 @@ def _projected_definitions() -> dict[str, Any]:
             ]
         },
     }
+
+
+def secret_volumes(secrets: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Volumes and mounts for the Secrets the queue's documents name in `use.secrets`:
+    each at `<SECRETS_DIR>/<name>/<key>`, the layout the worker's secret store reads.
+    Optional, because the Deployment is shared: one definition's missing Secret must not
+    keep the others' workers from starting (its own status says the Secret is missing)."""
+    volumes = [
+        {"name": f"secret-{i}", "secret": {"secretName": name, "optional": True}}
+        for i, name in enumerate(secrets)
+    ]
+    mounts = [
+        {"name": f"secret-{i}", "mountPath": f"{SECRETS_DIR}/{name}", "readOnly": True}
+        for i, name in enumerate(secrets)
+    ]
+    return volumes, mounts
 
 
 def _probe(path: str, period: int) -> dict[str, Any]:
@@ -160,9 +183,11 @@ def worker_deployment(
     }
     if settings.resources:
         container["resources"] = settings.resources
+    secret_vols, secret_mounts = secret_volumes(settings.secrets)
+    container["volumeMounts"].extend(secret_mounts)
     pod_spec: dict[str, Any] = {
         "containers": [container],
-        "volumes": [_projected_definitions()],
+        "volumes": [_projected_definitions(), *secret_vols],
         # The worker drains in-flight tasks for up to 20 s on SIGTERM.
         "terminationGracePeriodSeconds": 30,
     }

@@ -11,12 +11,14 @@ timer:
    valid definition on that queue (see :mod:`tflow_operator.workers`);
 4. keep the Temporal Schedule in sync when ``spec.schedule`` is set, delete it when it
    was removed (condition ``Scheduled``);
-5. on the timer, refresh ``lastRun``, ``nextRun`` and ``running`` from Temporal.
+5. in the shared resync loop (:mod:`tflow_operator.resync`), repair drift and refresh
+   ``lastRun``, ``nextRun`` and ``running`` from Temporal.
 
 Temporal being unreachable sets ``Ready`` (and ``Scheduled``) to False with reason
-``TemporalUnavailable`` and retries with backoff; the operator keeps running. The
-finalizer deletes the schedule and drops the definition's ownership of the worker
-Deployment (the garbage collector removes it with the last owner).
+``TemporalUnavailable`` and retries with backoff; the operator keeps running. Only a
+definition with a schedule gets a finalizer, which deletes the schedule; the worker
+Deployment is owned by every definition on its queue, rendered again when one goes, and
+removed by the garbage collector with its last owner.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ REASON_INVALID_SCHEDULE: Final = "InvalidSchedule"
 REASON_SCHEDULE_FAILED: Final = "ScheduleFailed"
 REASON_WORKERS_FAILED: Final = "WorkersFailed"
 REASON_INVALID: Final = "InvalidDefinition"
+REASON_SECRET_NOT_FOUND: Final = "SecretNotFound"
 NO_KEDA: Final = "KEDA is not installed (no ScaledObject kind): the workers are not autoscaled"
 
 
@@ -96,9 +99,31 @@ async def definition_changed(type: str | None, body: kopf.Body, memo: kopf.Memo,
     key = (str(meta.get("namespace")), str(meta.get("name")))
     if type == "DELETED":
         runtime.publisher.forget("wfd", key)
+        runtime.stats_at.pop(str(meta.get("uid")), None)
+        await _regroup_after_delete(runtime, body)
     else:
         fingerprint = (meta.get("uid"), meta.get("generation"), bool(meta.get("deletionTimestamp")))
         runtime.publisher.observe("wfd", key, fingerprint)
+
+
+async def _regroup_after_delete(runtime: Runtime, body: kopf.Body) -> None:
+    """Render the queue's workers again without the deleted definition (its settings may
+    have shaped them); with no member left the garbage collector removes them."""
+    try:
+        info = definition_info(body)
+        await apply_group(runtime, info.namespace, info.task_queue)
+        previous = (body.get("status") or {}).get("taskQueue")
+        if isinstance(previous, str) and previous and previous != info.task_queue:
+            await apply_group(runtime, info.namespace, previous)
+    except (KubeError, httpx.HTTPError) as err:
+        # The next resync pass renders the group again.
+        meta = body.get("metadata") or {}
+        log.warning(
+            "worker Deployment after deleting %s/%s: %s",
+            meta.get("namespace"),
+            meta.get("name"),
+            err,
+        )
 
 
 # --------------------------------------------------------------------------- worker groups
@@ -323,6 +348,13 @@ async def reconcile(
         problems.append(f"worker Deployment: {err}")
         retry_error = err
 
+    missing_secrets: list[str] = []
+    try:
+        missing_secrets = await missing_secrets_of(runtime, info)
+    except (KubeError, httpx.HTTPError) as err:
+        problems.append(f"checking use.secrets: {err}")
+        retry_error = retry_error or err
+
     scheduled, schedule_error = await sync_schedule(runtime, body, info)
     conditions = [valid, scheduled]
     unavailable: BaseException | None = None
@@ -350,6 +382,13 @@ async def reconcile(
     elif problems:
         reason = REASON_WORKERS_FAILED if retry_error is not None else scheduled.reason
         ready = make_condition("Ready", False, reason, "; ".join(problems), generation)
+    elif missing_secrets:
+        names = ", ".join(missing_secrets)
+        message = (
+            f"Secret {names} (use.secrets) not found in {info.namespace}: runs that read "
+            "it fail until it exists; the workers mount it once it does"
+        )
+        ready = make_condition("Ready", False, REASON_SECRET_NOT_FOUND, message, generation)
     else:
         message = "workers and schedule in sync" if info.has_schedule else "workers in sync"
         message = "; ".join([message, *notes])
@@ -359,6 +398,15 @@ async def reconcile(
     _write_status(patch, status, desired)
     if retry_error is not None:
         raise kopf.TemporaryError(str(retry_error), delay=backoff(retry))
+
+
+async def missing_secrets_of(runtime: Runtime, info: DefinitionInfo) -> list[str]:
+    """The Secrets the document names in ``use.secrets`` that do not exist."""
+    missing = []
+    for name in info.secrets:
+        if await runtime.kube.get("v1", "Secret", info.namespace, name) is None:
+            missing.append(name)
+    return missing
 
 
 async def _safe_group(
@@ -384,28 +432,20 @@ async def definition_reconcile(
     await reconcile(runtime, body, patch, retry=retry)
 
 
-def _first_timer_delay(**_: Any) -> float:
-    # Spread the timers of many definitions over one period instead of firing together.
-    return RESYNC_SECONDS * random.uniform(0.5, 1.0)
+def _needs_finalizer(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    """Only a definition with a Temporal Schedule (or one it may still have) needs work
+    before it goes: everything else it owns goes with it (owner references, and the
+    publisher hears of the deletion), so it gets no finalizer and no extra write."""
+    return bool(spec.get("schedule")) or _had_schedule(status)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=RESYNC_SECONDS, initial_delay=_first_timer_delay)
-async def definition_resync(
-    body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any
-) -> None:
-    """Drift: restore the worker Deployment, ScaledObject and schedule; refresh the run
-    statistics."""
-    runtime = runtime_of(memo)
-    await reconcile(runtime, body, patch, retry=int(kwargs.get("retry") or 0), timer=True)
-
-
-@kopf.on.delete(GROUP, VERSION, PLURAL)
+@kopf.on.delete(GROUP, VERSION, PLURAL, when=_needs_finalizer)
 async def definition_delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    """Delete the Temporal Schedule before the definition goes."""
     runtime = runtime_of(memo)
     info = definition_info(body)
     status: Mapping[str, Any] = body.get("status") or {}
     runtime.publisher.poke()
-    runtime.stats_at.pop(info.uid, None)
     if info.has_schedule or _had_schedule(status):
         try:
             client = await runtime.temporal.client()

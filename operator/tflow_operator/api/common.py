@@ -266,6 +266,13 @@ class ResourceStatus(StatusModel):
         description="The `metadata.generation` the operator last reconciled.",
         json_schema_extra={"format": "int64"},
     )
+    kopf: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "The operator's own bookkeeping (handler progress, a digest of the last handled "
+            "spec); not part of the API."
+        ),
+    )
 
 
 def set_condition(

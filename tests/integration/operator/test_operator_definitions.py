@@ -12,7 +12,15 @@ from typing import Any
 
 import pytest
 import yaml
-from operator_harness import OperatorProcess, apply, condition, eventually, get, kubectl_json
+from operator_harness import (
+    RESYNC_SECONDS,
+    OperatorProcess,
+    apply,
+    condition,
+    eventually,
+    get,
+    kubectl_json,
+)
 
 from tflow_devstack.controlplane import ControlPlane
 
@@ -93,6 +101,14 @@ def test_definition_gets_workers_published_and_status(
         assert item["observedGeneration"] == wfd["metadata"]["generation"]
         assert item["reason"]
         assert "lastTransitionTime" in item
+
+    # Without a schedule nothing needs the operator at deletion: no finalizer; kopf's
+    # bookkeeping is in the status (one write), not in annotations.
+    assert "finalizers" not in wfd["metadata"]
+    assert not any(
+        k.startswith("temporalflow.dev/") for k in wfd["metadata"].get("annotations", {})
+    )
+    assert wfd["status"]["kopf"]["lastHandled"].startswith("sha256:")
 
     deployment = get(kube, "deployment", f"tflow-worker-{queue}", namespace)
     assert deployment is not None
@@ -294,3 +310,34 @@ def test_shared_workers_are_collected_with_the_last_definition(
     kube.kubectl("delete", "wfd", "two", "-n", namespace, timeout=240)
     eventually(lambda: get(kube, "deployment", deployment_name, namespace) is None)
     eventually(lambda: get(kube, "scaledobject", deployment_name, namespace) is None)
+
+
+def test_secrets_the_document_uses_are_mounted_and_a_missing_one_reported(
+    operator: OperatorProcess, kube: ControlPlane, namespace: str
+) -> None:
+    queue = f"pay-{uuid.uuid4().hex[:6]}"
+    wfd = definition("pay", queue)
+    wfd["spec"]["workflow"]["use"] = {"secrets": ["payment-api"]}
+    applied(kube, namespace, wfd)
+
+    def reason() -> str | None:
+        reported = condition(get(kube, "workflowdefinition", "pay", namespace), "Ready")
+        return reported.get("reason")
+
+    eventually(lambda: reason() == "SecretNotFound")
+    message = condition(get(kube, "workflowdefinition", "pay", namespace), "Ready")["message"]
+    assert "payment-api" in message
+    assert namespace in message
+    # The workers mount it anyway (optional), so they pick it up once it exists.
+    deployment = eventually(lambda: get(kube, "deployment", f"tflow-worker-{queue}", namespace))
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"].endswith("/payment-api"))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert (volume["secret"]["secretName"], volume["secret"]["optional"]) == ("payment-api", True)
+
+    kube.kubectl(
+        "create", "secret", "generic", "payment-api", "--from-literal=token=t", "-n", namespace
+    )
+    # The resync loop notices within a period or so.
+    eventually(lambda: ready(kube, namespace, "pay"), timeout=3 * RESYNC_SECONDS + 30)

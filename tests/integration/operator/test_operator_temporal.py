@@ -66,7 +66,11 @@ async def test_schedule_is_created_updated_and_deleted(
     assert described.schedule.spec.time_zone_name == "Europe/Paris"
     assert described.schedule.state.paused is False
 
-    # The timer reports when the schedule runs next.
+    # A scheduled definition carries the finalizer that deletes its schedule.
+    assert get(kube, "wfd", "nightly", namespace)["metadata"]["finalizers"] == [
+        "temporalflow.dev/finalizer"
+    ]
+    # The resync loop reports when the schedule runs next.
     wfd = eventually(
         lambda: (
             (obj := get(kube, "wfd", "nightly", namespace))

@@ -208,6 +208,31 @@ def test_worker_deployment_shape() -> None:
     assert all(s["configMap"]["optional"] for s in sources)
 
 
+def test_workers_mount_every_secret_their_documents_use() -> None:
+    def using(name: str, *secrets: str) -> DefinitionInfo:
+        return info(name, workflow={**copy.deepcopy(WORKFLOW), "use": {"secrets": list(secrets)}})
+
+    members = [using("pay", "payment-api", "shared"), using("mail", "shared", "smtp"), info("p")]
+    settings = merge_settings(members, CONFIG.worker_image)
+    assert settings.secrets == ("payment-api", "shared", "smtp")
+    pod = worker_deployment("ns", "q", members, settings, CONFIG)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for secret in settings.secrets:
+        mount = mounts[f"/etc/temporal-flow/secrets/{secret}"]
+        assert mount["readOnly"] is True
+        # Optional: one definition's missing Secret must not stop the shared workers.
+        assert volumes[mount["name"]]["secret"] == {"secretName": secret, "optional": True}
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["TFLOW_SECRETS_DIR"] == "/etc/temporal-flow/secrets"
+    # No secrets, no volumes and no secrets directory.
+    plain = worker_deployment("ns", "q", [info("p")], merge_settings([info("p")], "i"), CONFIG)
+    (container,) = plain["spec"]["template"]["spec"]["containers"]
+    assert "TFLOW_SECRETS_DIR" not in {e["name"] for e in container["env"]}
+    assert len(plain["spec"]["template"]["spec"]["volumes"]) == 1
+
+
 # --------------------------------------------------------------------------- publishing
 
 
@@ -371,17 +396,21 @@ def kbody(raw: dict[str, Any]) -> kopf.Body:
 
 
 def test_digest_diffbase_tells_changed_from_unchanged() -> None:
-    storage = DigestDiffBaseStorage(prefix="temporalflow.dev", key="last-handled-configuration")
+    storage = DigestDiffBaseStorage()
     raw = body("w")
     assert storage.fetch(body=kbody(raw)) is None
     patch = kopf.Patch()
     essence = storage.build(body=kbody(raw))
     storage.store(body=kbody(raw), patch=patch, essence=essence)
-    annotations = dict(patch["metadata"]["annotations"])
-    stored = annotations["temporalflow.dev/last-handled-configuration"]
+    # Only the status is written: one request with the handler's own status changes.
+    assert set(patch) == {"status"}
+    stored = patch["status"]["kopf"]["lastHandled"]
     assert stored.startswith("sha256:")
     assert len(stored) < 100
-    raw["metadata"]["annotations"] = annotations
+    raw["status"] = {"kopf": {"lastHandled": stored}, "running": 3}
+    assert storage.fetch(body=kbody(raw)) == storage.build(body=kbody(raw))
+    # The status (the digest included) is not part of what is compared.
+    raw["status"]["running"] = 4
     assert storage.fetch(body=kbody(raw)) == storage.build(body=kbody(raw))
     raw["spec"]["taskQueue"] = "other"
     assert storage.fetch(body=kbody(raw)) != storage.build(body=kbody(raw))
