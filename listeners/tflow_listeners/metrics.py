@@ -1,5 +1,6 @@
 """What every listener shows its operators: Prometheus metrics, a liveness probe and a
-readiness probe that says whether Temporal is reachable.
+readiness probe that says whether Temporal is reachable; the hand-off wrapper that feeds
+the metrics and the ops server the queue listeners run.
 
 Metrics (each with a `listener` label: webhook, sqs, servicebus):
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
@@ -25,7 +27,7 @@ from prometheus_client.exposition import generate_latest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from tflow_listeners.handoff import Outcome, TemporalUnavailable
+from tflow_listeners.handoff import HandOff, Outcome, TemporalUnavailable
 from tflow_workers.cloudevents import CloudEvent
 
 
@@ -161,3 +163,30 @@ def ops_routes(metrics: ListenerMetrics, health: TemporalHealth) -> list[web.Rou
         web.get("/readyz", readyz, allow_head=True),
         web.get("/metrics", metrics_page, allow_head=True),
     ]
+
+
+@dataclass
+class MeteredHandOff:
+    """A hand-off counted and timed in the listener metrics; a refusal makes the next
+    readiness probe ask Temporal again."""
+
+    handoff: HandOff
+    metrics: ListenerMetrics
+    health: TemporalHealth
+
+    async def submit(self, event: CloudEvent) -> Outcome:
+        try:
+            return await self.metrics.submit(self.handoff, event)
+        except TemporalUnavailable:
+            self.health.forget()
+            raise
+
+
+async def serve_ops(port: int, metrics: ListenerMetrics, health: TemporalHealth) -> web.AppRunner:
+    """/healthz, /readyz (Temporal reachable) and /metrics, as the webhook serves them."""
+    app = web.Application()
+    app.add_routes(ops_routes(metrics, health))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner

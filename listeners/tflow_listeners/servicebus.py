@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import enum
 import json
 import logging
@@ -37,9 +36,20 @@ from azure.servicebus.exceptions import ServiceBusError
 
 from tflow_listeners.envelopes import parse_events
 from tflow_listeners.handoff import HandOff, Outcome, TemporalUnavailable
-from tflow_listeners.metrics import ListenerMetrics, Submitter, TemporalHealth
-from tflow_listeners.source import add_flag, connect_temporal
-from tflow_listeners.sqs import MeteredHandOff, add_ops_port, serve_ops, stop_on_signals
+from tflow_listeners.metrics import (
+    ListenerMetrics,
+    MeteredHandOff,
+    Submitter,
+    TemporalHealth,
+    serve_ops,
+)
+from tflow_listeners.source import (
+    add_flag,
+    add_ops_port,
+    connect_temporal,
+    sleep_unless,
+    stop_on_signals,
+)
 from tflow_workers.cloudevents import CloudEvent, EventFormatError
 
 log = logging.getLogger("tflow.listeners.servicebus")
@@ -209,7 +219,7 @@ class ServiceBusListener:
                 self.counters.receive_errors += 1
                 delay = self._next_backoff()
                 log.warning("receive failed (%s); retrying in %.1fs", err, delay)
-                await _sleep_unless(stop, delay)
+                await sleep_unless(stop, delay)
                 continue
             await self.settle(messages)
 
@@ -317,7 +327,7 @@ class ServiceBusListener:
     async def _wait_for_temporal(self, stop: asyncio.Event) -> None:
         delay = self._next_backoff()
         log.info("Temporal unavailable: receiving paused, next check in %.1fs", delay)
-        await _sleep_unless(stop, delay)
+        await sleep_unless(stop, delay)
         if stop.is_set():
             return
         ready = True
@@ -338,11 +348,6 @@ class ServiceBusListener:
 async def _lock_lost(renewable: Any, error: Exception | None) -> None:
     message_id = getattr(renewable, "message_id", None)
     log.warning("lock of message %s not renewed: %s", message_id, error)
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 # --------------------------------------------------------------------------- process

@@ -8,12 +8,17 @@ A source is a module (`tflow_listeners.webhook`, `.sqs`, `.servicebus`) with two
 `python -m tflow_listeners <source>` adds the Temporal flags below to the source's parser,
 then awaits its `run`. Every flag can also come from an environment variable (the
 operator's Deployments set those and mount Secrets as files), named in the flag's help.
+The queue sources (SQS, Service Bus) also share their process plumbing from here: the
+ops port flag, stopping on SIGTERM, and sleeping until stopped.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
+import signal
 from typing import Any, Protocol
 
 from temporalio.client import Client
@@ -83,3 +88,28 @@ async def connect_temporal(args: argparse.Namespace) -> Client:
         data_converter=pydantic_data_converter,
         lazy=True,
     )
+
+
+def add_ops_port(parser: argparse.ArgumentParser) -> None:
+    """`--port`: where a queue listener serves /healthz, /readyz and /metrics."""
+    add_flag(
+        parser,
+        "--port",
+        "TFLOW_LISTENER_PORT",
+        type=int,
+        default=8080,
+        help="port of /healthz, /readyz and /metrics; 0 disables them",
+    )
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGTERM / SIGINT: stop polling, finish what is in flight."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, or less if `stop` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -28,7 +28,6 @@ import functools
 import json
 import logging
 import os
-import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +36,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
-from aiohttp import web
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -45,8 +43,20 @@ from prometheus_client.registry import Collector
 
 from tflow_listeners.envelopes import parse_events
 from tflow_listeners.handoff import HandOff, Outcome, TemporalUnavailable
-from tflow_listeners.metrics import ListenerMetrics, Submitter, TemporalHealth, ops_routes
-from tflow_listeners.source import add_flag, connect_temporal
+from tflow_listeners.metrics import (
+    ListenerMetrics,
+    MeteredHandOff,
+    Submitter,
+    TemporalHealth,
+    serve_ops,
+)
+from tflow_listeners.source import (
+    add_flag,
+    add_ops_port,
+    connect_temporal,
+    sleep_unless,
+    stop_on_signals,
+)
 from tflow_workers.cloudevents import CloudEvent, EventFormatError
 
 if TYPE_CHECKING:
@@ -243,7 +253,7 @@ class SqsListener:
                 log.warning(
                     "receive from %s failed (%s); retrying in %.1fs", self.queue, err, delay
                 )
-                await _sleep_unless(stop, delay)
+                await sleep_unless(stop, delay)
                 continue
             if not messages:
                 continue
@@ -267,7 +277,7 @@ class SqsListener:
                 return
             delay = self._next_backoff()
             log.info("Temporal unavailable: polling paused, next check in %.1fs", delay)
-            await _sleep_unless(stop, delay)
+            await sleep_unless(stop, delay)
             if stop.is_set():
                 return
             ready = True
@@ -552,11 +562,6 @@ def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
 # --------------------------------------------------------------------------- process
 
 
@@ -659,18 +664,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_ops_port(parser)
 
 
-def add_ops_port(parser: argparse.ArgumentParser) -> None:
-    """`--port`: where a queue listener serves /healthz, /readyz and /metrics."""
-    add_flag(
-        parser,
-        "--port",
-        "TFLOW_LISTENER_PORT",
-        type=int,
-        default=8080,
-        help="port of /healthz, /readyz and /metrics; 0 disables them",
-    )
-
-
 def settings_from_args(args: argparse.Namespace) -> SqsSettings:
     problems = []
     if not 0 <= args.wait_time_seconds <= 20:
@@ -723,40 +716,6 @@ def sqs_client(settings: SqsSettings, credentials_dir: Path | None = None) -> SQ
         aws_session_token=keys.get("AWS_SESSION_TOKEN"),
     )
     return session.client("sqs", endpoint_url=settings.endpoint_url, config=config)
-
-
-@dataclass
-class MeteredHandOff:
-    """A hand-off counted and timed in the listener metrics; a refusal makes the next
-    readiness probe ask Temporal again."""
-
-    handoff: HandOff
-    metrics: ListenerMetrics
-    health: TemporalHealth
-
-    async def submit(self, event: CloudEvent) -> Outcome:
-        try:
-            return await self.metrics.submit(self.handoff, event)
-        except TemporalUnavailable:
-            self.health.forget()
-            raise
-
-
-async def serve_ops(port: int, metrics: ListenerMetrics, health: TemporalHealth) -> web.AppRunner:
-    """/healthz, /readyz (Temporal reachable) and /metrics, as the webhook serves them."""
-    app = web.Application()
-    app.add_routes(ops_routes(metrics, health))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()
-    return runner
-
-
-def stop_on_signals(stop: asyncio.Event) -> None:
-    """SIGTERM / SIGINT: stop polling, finish what is in flight."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
 
 
 async def run(args: argparse.Namespace) -> None:

@@ -11,27 +11,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
+from polling import eventually
 
 from tflow_devstack.process import port_open
 from tflow_devstack.tools import REPO_ROOT, go_binary
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(check: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not within {timeout:.0f}s")
 
 
 @pytest.mark.timeout(900)
@@ -52,7 +41,7 @@ def test_dev_stack_runs_an_incident_end_to_end(tmp_path: Path) -> None:
             assert proc.poll() is None, log_path.read_text()
             return env_file.exists()
 
-        wait_for(up, 300, "the stack coming up")
+        eventually(up, timeout=300, what="the stack coming up")
         exports = dict(
             line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines()
         )
@@ -75,7 +64,7 @@ def test_dev_stack_runs_an_incident_end_to_end(tmp_path: Path) -> None:
 
         assert "incident" in kubectl("get", "wfd", "-A")
         kubectl("apply", "-f", "manifests/samples/route.yaml")
-        wait_for(
+        eventually(
             lambda: (
                 "True"
                 in kubectl(
@@ -88,8 +77,8 @@ def test_dev_stack_runs_an_incident_end_to_end(tmp_path: Path) -> None:
                     "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
                 )
             ),
-            120,
-            "the incidents route becoming Ready",
+            timeout=120,
+            what="the incidents route becoming Ready",
         )
 
         # A mounted ConfigMap reaches the pod a moment after it is written (as with a real
@@ -98,7 +87,9 @@ def test_dev_stack_runs_an_incident_end_to_end(tmp_path: Path) -> None:
             tables = list((workdir / "kubelet").glob("*root-orchestrator/volumes/routes/*.json"))
             return any('"incident"' in t.read_text() for t in tables)
 
-        wait_for(table_mounted, 60, "the routing table reaching the root orchestrator")
+        eventually(
+            table_mounted, timeout=60, what="the routing table reaching the root orchestrator"
+        )
         answer = httpx.post(
             webhook,
             json={"eventType": "incident", "source": "monitoring", "message": "disk at 85%"},
@@ -127,17 +118,17 @@ def test_dev_stack_runs_an_incident_end_to_end(tmp_path: Path) -> None:
             )
             return [r for r in json.loads(listed.stdout) if r["status"] == "completed"]
 
-        runs = wait_for(completed, 180, "the incident run completing")
+        runs = eventually(completed, timeout=180, what="the incident run completing")
         assert isinstance(runs, list)
         assert len(runs) == 1
         # The stand-in kubelet reports the listener's pod ready.
-        wait_for(
+        eventually(
             lambda: (
                 kubectl("get", "lsn", "-A", "-o", "jsonpath={.items[0].status.readyReplicas}")
                 == "1"
             ),
-            60,
-            "the listener reporting a ready replica",
+            timeout=60,
+            what="the listener reporting a ready replica",
         )
 
         temporal_port = int(address.rsplit(":", 1)[1])

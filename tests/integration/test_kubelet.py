@@ -5,13 +5,13 @@ mapped, a service-account kubeconfig; and stops it when the Deployment goes."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
+from polling import eventually
 
 from tflow_devstack.controlplane import ControlPlane
 from tflow_devstack.kubelet import ProcessKubelet
@@ -29,15 +29,6 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_response(200); self.end_headers(); self.wfile.write(body)
 http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 """
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"not within {timeout}s")
 
 
 @pytest.fixture
@@ -104,7 +95,7 @@ def test_runs_a_deployment_as_a_process(
         },
     }
     kube.kubectl("apply", "-f", "-", input=yaml.safe_dump(deployment))
-    wait_for(out.exists)
+    eventually(out.exists, timeout=60)
     seen = json.loads(out.read_text())
     port = kubelet.port_of(namespace, "demo", 8080)
     assert port is not None
@@ -121,7 +112,7 @@ def test_runs_a_deployment_as_a_process(
         except httpx.HTTPError:
             return False
 
-    wait_for(lambda: answers("hello"))
+    eventually(lambda: answers("hello"), timeout=60)
     # The pod's kubeconfig is its service account's: it may not list secrets.
     denied = kube.kubectl(
         "--kubeconfig", seen["KUBECONFIG"], "get", "secrets", "-n", namespace, check=False
@@ -139,8 +130,8 @@ def test_runs_a_deployment_as_a_process(
         "-p",
         json.dumps({"data": {"greeting.txt": "bonjour"}}),
     )
-    wait_for(lambda: answers("bonjour"))  # the same process reads the updated volume
+    eventually(lambda: answers("bonjour"), timeout=60)  # the same process reads the updated volume
 
     kube.kubectl("delete", "deployment", "demo", "-n", namespace)
-    wait_for(lambda: not answers("bonjour"))
+    eventually(lambda: not answers("bonjour"), timeout=60)
     assert f"{namespace}/demo" not in kubelet.running()

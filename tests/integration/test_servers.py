@@ -12,6 +12,7 @@ from urllib.parse import unquote_plus
 import psycopg
 import pytest
 from greeting import GreetingWorkflow, greet
+from polling import eventually
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -75,15 +76,6 @@ def test_postgres_answers(postgres: PostgresServer) -> None:
     assert row == (1, 1250)
 
 
-def _wait_for(check: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(check) and check():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"condition not met within {timeout}s")
-
-
 def test_controllers_run_deployments_and_collect_garbage(
     kube: ControlPlane, namespace: str
 ) -> None:
@@ -103,13 +95,13 @@ def test_controllers_run_deployments_and_collect_garbage(
 
     # deployment controller -> ReplicaSet; replicaset controller -> Pods (never scheduled:
     # there is no kubelet).
-    _wait_for(lambda: len(pods()) == 2)
+    eventually(lambda: len(pods()) == 2)
     rs = kube.kubectl("get", "replicasets", "-n", namespace, "-o", "name").stdout.split()
     assert len(rs) == 1
 
     kube.kubectl("delete", "deployment", "web", "-n", namespace, "--cascade=background")
     # The garbage collector removes the ReplicaSet and its Pods through owner references.
-    _wait_for(
+    eventually(
         lambda: (
             not kube.kubectl(
                 "get", "replicasets,pods", "-n", namespace, "-o", "name"
@@ -136,6 +128,6 @@ def test_rbac_is_enforced(kube: ControlPlane, namespace: str) -> None:
         "-n",
         namespace,
     )
-    _wait_for(
+    eventually(
         lambda: kube.kubectl("get", "pods", "-n", namespace, who, check=False).returncode == 0
     )

@@ -14,15 +14,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from polling import eventually
 
 from tflow_devstack.controlplane import ControlPlane
 from tflow_devstack.process import ManagedProcess, free_port
@@ -201,23 +200,6 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
         if item.get("type") == type_:
             return dict(item)
     return {}
-
-
-def eventually(check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.3) -> T:
-    """Poll ``check`` until it returns something truthy (exceptions count as not yet)."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while True:
-        try:
-            value = check()
-            if value:
-                return value
-            last = None
-        except AssertionError as err:
-            last = err
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout:.0f}s; last error: {last}")
-        time.sleep(interval)
 
 
 def quiesce(kube: ControlPlane, timeout: float = 120.0) -> None:

@@ -108,8 +108,12 @@ class RouteError(ValueError):
 
 @dataclass(frozen=True)
 class Match:
+    """A route that matched (`error` empty), or, from a tolerant match, one whose jq failed
+    (`error` says how; `input` is None and the route started nothing)."""
+
     route: CompiledRoute
     input: Any
+    error: str = ""
 
 
 @dataclass
@@ -123,6 +127,8 @@ class Router:
     table: RoutingTable
     by_type: dict[str, list[CompiledRoute]] = field(init=False, default_factory=dict)
     any_type: list[CompiledRoute] = field(init=False, default_factory=list)
+    # Typed and type-less candidates merged in priority order, per event type, on first use.
+    _merged: dict[str, list[CompiledRoute]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         ordered = sorted(self.table.routes, key=lambda r: (-r.priority, r.id))
@@ -136,21 +142,39 @@ class Router:
         typed = self.by_type.get(event_type or "", [])
         if not self.any_type:
             return typed
-        return sorted([*typed, *self.any_type], key=lambda r: (-r.priority, r.id))
+        if not typed:
+            return self.any_type
+        key = event_type or ""
+        merged = self._merged.get(key)
+        if merged is None:
+            merged = sorted([*typed, *self.any_type], key=lambda r: (-r.priority, r.id))
+            self._merged[key] = merged
+        return merged
 
-    def match(self, event: dict[str, Any]) -> list[Match]:
-        """The runs an event starts, highest priority first; one per WorkflowDefinition."""
+    def match(self, event: dict[str, Any], tolerant: bool = False) -> list[Match]:
+        """The runs an event starts, highest priority first; one per WorkflowDefinition.
+
+        A route whose filter or mapping fails raises RouteError; with `tolerant` it is
+        returned instead, with its error, and does not claim its definition, so another
+        route to the same definition may still start it."""
         chosen: dict[str, Match] = {}
+        failed: list[Match] = []
         for route in self.candidates(event.get("type")):
             if route.target in chosen:
                 continue
             if route.source is not None and route.source != event.get("source"):
                 continue
-            if route.filter is not None and not _truthy(_run(route, route.filter, event)):
+            try:
+                if route.filter is not None and not _truthy(_run(route, route.filter, event)):
+                    continue
+                mapped = _run(route, route.input, event) if route.input else event.get("data")
+            except RouteError as err:
+                if not tolerant:
+                    raise
+                failed.append(Match(route, None, str(err)))
                 continue
-            mapped = _run(route, route.input, event) if route.input else event.get("data")
             chosen[route.target] = Match(route, mapped)
-        return list(chosen.values())
+        return [*chosen.values(), *failed]
 
 
 def _truthy(value: Any) -> bool:

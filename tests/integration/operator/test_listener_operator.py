@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from operator_harness import RESYNC_SECONDS, OperatorProcess, apply, condition, eventually, get
+from operator_harness import RESYNC_SECONDS, OperatorProcess, apply, condition, get
+from polling import eventually
 
 from tflow_devstack.controlplane import ControlPlane
 

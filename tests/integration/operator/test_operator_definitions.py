@@ -17,10 +17,10 @@ from operator_harness import (
     OperatorProcess,
     apply,
     condition,
-    eventually,
     get,
     kubectl_json,
 )
+from polling import eventually
 
 from tflow_devstack.controlplane import ControlPlane
 

@@ -15,10 +15,10 @@ from operator_harness import (
     OperatorProcess,
     apply,
     condition,
-    eventually,
     get,
     quiesce,
 )
+from polling import eventually
 
 from tflow_devstack.controlplane import ControlPlane
 

@@ -15,10 +15,10 @@ from operator_harness import (
     apply,
     condition,
     decode_binary,
-    eventually,
     get,
     kubectl_json,
 )
+from polling import eventually
 
 from tflow_devstack.controlplane import ControlPlane
 from tflow_workers.routing import RoutingTable

@@ -8,7 +8,8 @@ import uuid
 from typing import Any
 
 import pytest
-from operator_harness import OperatorProcess, apply, condition, eventually, get
+from operator_harness import OperatorProcess, apply, condition, get
+from polling import eventually
 from temporalio.client import Client, ScheduleActionStartWorkflow
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -67,9 +68,9 @@ async def test_schedule_is_created_updated_and_deleted(
     assert described.schedule.state.paused is False
 
     # A scheduled definition carries the finalizer that deletes its schedule.
-    assert get(kube, "wfd", "nightly", namespace)["metadata"]["finalizers"] == [
-        "temporalflow.dev/finalizer"
-    ]
+    current = get(kube, "wfd", "nightly", namespace)
+    assert current is not None
+    assert current["metadata"]["finalizers"] == ["temporalflow.dev/finalizer"]
     # The resync loop reports when the schedule runs next.
     wfd = eventually(
         lambda: (

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import IO, Any
 import httpx
 import pytest
 import yaml
+from polling import eventually_async
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -186,13 +187,6 @@ def cloud_event(type: str, source: str = "monitoring", **data: Any) -> CloudEven
     return CloudEvent(id=uuid.uuid4().hex, source=source, type=type, data=data)
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.2)
-
-
 async def recent(handle: WorkflowHandle[Any, Any]) -> RecentDecisions:
     answer: RecentDecisions = await handle.query("decisions", result_type=RecentDecisions)
     return answer
@@ -202,7 +196,7 @@ async def routed(handle: WorkflowHandle[Any, Any], count: int) -> RecentDecision
     async def done() -> bool:
         return (await recent(handle)).routed >= count
 
-    await eventually(done, f"{count} routed events")
+    await eventually_async(done, f"{count} routed events")
     return await recent(handle)
 
 
@@ -265,7 +259,7 @@ async def test_event_starts_the_runs_its_routes_name(orch: Orchestra) -> None:
     async def searchable() -> bool:
         return [w.id async for w in orch.client.list_workflows(query)] == [incident.id]
 
-    await eventually(searchable, "the run to be searchable")
+    await eventually_async(searchable, "the run to be searchable")
     described = await incident.describe()
     assert await described.memo() == {"definition": f"{orch.namespace}/incident", "version": "2"}
     # A low-severity incident skips the audit route's filter.
@@ -432,7 +426,7 @@ async def test_an_event_a_flow_emits_is_routed(orch: Orchestra) -> None:
         found[:] = [w.id async for w in orch.client.list_workflows(query)]
         return bool(found)
 
-    await eventually(started, "the emitted event's run")
+    await eventually_async(started, "the emitted event's run")
     fulfilment = orch.client.get_workflow_handle(found[0])
     assert await fulfilment.result() == {"flow": "fulfilment", "got": {"order": "o-1"}}
     # Its orchestrator is the one the emitted event's id names.

@@ -41,9 +41,7 @@ from tflow_workers.orchestrator.model import (
 )
 from tflow_workers.routing import (
     CompiledRoute,
-    RouteError,
     Router,
-    RoutingTable,
     load_table,
     table_fingerprint,
 )
@@ -166,24 +164,7 @@ def match_routes(router: Router, event: dict[str, Any]) -> list[tuple[CompiledRo
     """`Router.match`, except that a route whose jq fails does not stop the others: it is
     returned with its error (and no input) and does not count as a match, so another route
     to the same definition may still start it. Each item is (route, input, error)."""
-    try:
-        return [(m.route, m.input, "") for m in router.match(event)]
-    except RouteError:
-        pass
-    found: list[tuple[CompiledRoute, Any, str]] = []
-    claimed: set[str] = set()
-    for route in router.candidates(event.get("type")):
-        if route.target in claimed:
-            continue
-        try:
-            matches = Router(RoutingTable(routes=[route])).match(event)
-        except RouteError as err:
-            found.append((route, None, str(err)))
-            continue
-        if matches:
-            claimed.add(route.target)
-            found.append((route, matches[0].input, ""))
-    return found
+    return [(m.route, m.input, m.error) for m in router.match(event, tolerant=True)]
 
 
 class OrchestratorActivities:
