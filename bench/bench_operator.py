@@ -32,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 
-from bench.common import memory_mb, print_table, process_cpu_seconds
+from bench.common import memory_mb, print_table, process_cpu_seconds, stop_on_sigterm
 from operator_harness import install_keda_crds, start_operator
 
 from tflow_devstack.controlplane import ControlPlane
@@ -166,6 +166,7 @@ async def converge(
 
 
 async def run(args: argparse.Namespace) -> list[Row]:
+    stop_on_sigterm()
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="tflow-bench-operator-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)

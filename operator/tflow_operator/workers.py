@@ -56,7 +56,8 @@ DEFAULTS: Final[dict[str, int]] = {
 class WorkerSettings:
     image: str
     resources: dict[str, Any] | None
-    env: tuple[tuple[str, str], ...]
+    # Container env entries ({"name", "value"} or {"name", "valueFrom"}), sorted by name.
+    env: tuple[dict[str, Any], ...]
     min_replicas: int
     max_replicas: int
     target_backlog: int
@@ -76,15 +77,15 @@ def merge_settings(members: Sequence[DefinitionInfo], default_image: str) -> Wor
     ordered = sorted(members, key=lambda d: d.order)
     image = next((str(d.workers["image"]) for d in ordered if d.workers.get("image")), None)
     resources = next((d.workers["resources"] for d in ordered if d.workers.get("resources")), None)
-    env: dict[str, str] = {}
+    env: dict[str, dict[str, Any]] = {}
     for definition in ordered:
         for item in definition.workers.get("env") or []:
             if isinstance(item, dict) and item.get("name") and item["name"] not in env:
-                env[str(item["name"])] = str(item.get("value") or "")
+                env[str(item["name"])] = _env_entry(item)
     return WorkerSettings(
         image=image or default_image,
         resources=dict(resources) if isinstance(resources, dict) else None,
-        env=tuple(sorted(env.items())),
+        env=tuple(entry for _, entry in sorted(env.items())),
         min_replicas=max(_int(d.workers, "minReplicas") for d in ordered),
         max_replicas=max(_int(d.workers, "maxReplicas") for d in ordered),
         target_backlog=min(_int(d.workers, "targetBacklog") for d in ordered),
@@ -93,7 +94,23 @@ def merge_settings(members: Sequence[DefinitionInfo], default_image: str) -> Wor
     )
 
 
-def worker_env(task_queue: str, settings: WorkerSettings, config: Config) -> list[dict[str, str]]:
+def _env_entry(item: dict[str, Any]) -> dict[str, Any]:
+    """A container env entry from a spec's: a Secret or ConfigMap key stays a reference
+    (the kubelet resolves it; its value never passes through the operator)."""
+    name = str(item["name"])
+    source = item.get("valueFrom")
+    if isinstance(source, dict):
+        for field_name in ("secretKeyRef", "configMapKeyRef"):
+            ref = source.get(field_name)
+            if isinstance(ref, dict):
+                return {
+                    "name": name,
+                    "valueFrom": {field_name: {"name": ref.get("name"), "key": ref.get("key")}},
+                }
+    return {"name": name, "value": str(item.get("value") or "")}
+
+
+def worker_env(task_queue: str, settings: WorkerSettings, config: Config) -> list[dict[str, Any]]:
     """The worker container's environment: the operator's, then the definitions' (which
     win on a name clash)."""
     env: dict[str, str] = {
@@ -109,8 +126,11 @@ def worker_env(task_queue: str, settings: WorkerSettings, config: Config) -> lis
         env["TFLOW_FUNCTIONS"] = config.worker_functions
     if settings.secrets:
         env["TFLOW_SECRETS_DIR"] = SECRETS_DIR
-    env.update(dict(settings.env))
-    return [{"name": name, "value": value} for name, value in env.items()]
+    entries: dict[str, dict[str, Any]] = {
+        name: {"name": name, "value": v} for name, v in env.items()
+    }
+    entries.update({entry["name"]: entry for entry in settings.env})
+    return list(entries.values())
 
 
 def _projected_definitions() -> dict[str, Any]:

@@ -55,7 +55,7 @@ HELLO = {
 
 def test_validate_samples_and_mixed_manifests() -> None:
     result = tflow("validate", *sorted(str(p) for p in SAMPLES.glob("*.yaml")), check=True)
-    assert "order-workflow.yaml: valid" in result.stdout
+    assert "order-workflow.yaml#2: valid" in result.stdout  # after its Secret
     # route.yaml holds EventRoutes only: nothing to validate there, and nothing wrong.
     assert "route.yaml" not in result.stdout
 

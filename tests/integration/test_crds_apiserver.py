@@ -216,6 +216,17 @@ def test_rejects_min_replicas_above_max(kube: Kube, namespace: str) -> None:
     )
 
 
+def test_rejects_worker_env_with_value_and_value_from(kube: Kube, namespace: str) -> None:
+    env = [{"name": "A", "value": "x", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
+    _rejected(
+        kube,
+        namespace,
+        _wfd({"taskQueue": "q", "workers": {"env": env}, "workflow": MINIMAL_WORKFLOW}),
+        "spec.workers.env[0].valueFrom",
+        "set value or valueFrom, not both",
+    )
+
+
 def test_rejects_sqs_listener_without_sqs_block(kube: Kube, namespace: str) -> None:
     _rejected(
         kube,

@@ -435,6 +435,12 @@ def test_sample_secret_refs_point_at_sample_secrets() -> None:
         if d["kind"] == "Secret"
     }
     for filename, obj in OUR_SAMPLES:
+        if obj["kind"] == "WorkflowDefinition":
+            workers = WorkflowDefinitionSpec.model_validate(obj["spec"]).workers
+            for item in workers.env if workers else []:
+                ref = item.value_from.secret_key_ref if item.value_from else None
+                if ref is not None:
+                    assert ref.key in secrets.get(ref.name, set()), f"{filename}: {ref}"
         if obj["kind"] != "Listener":
             continue
         listener = Listener.model_validate(obj).spec
@@ -499,6 +505,52 @@ def test_rejects_min_replicas_above_max() -> None:
     spec["workers"] = {"minReplicas": 5, "maxReplicas": 2}
     err = _errors(WorkflowDefinitionSpec, spec)
     assert "spec.workers.minReplicas must not exceed spec.workers.maxReplicas" in err
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (
+            {"name": "A", "value": "x", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+            "set value or valueFrom, not both",
+        ),
+        (
+            {"name": "A", "valueFrom": {}},
+            "valueFrom needs exactly one of secretKeyRef and configMapKeyRef",
+        ),
+        (
+            {
+                "name": "A",
+                "valueFrom": {
+                    "secretKeyRef": {"name": "s", "key": "k"},
+                    "configMapKeyRef": {"name": "c", "key": "k"},
+                },
+            },
+            "valueFrom needs exactly one of secretKeyRef and configMapKeyRef",
+        ),
+    ],
+)
+def test_rejects_ambiguous_worker_env(item: dict[str, Any], message: str) -> None:
+    spec = _sample_spec("incident")
+    spec["workers"] = {"env": [item]}
+    assert message in _errors(WorkflowDefinitionSpec, spec)
+
+
+def test_accepts_worker_env_from_secret_and_configmap() -> None:
+    spec = _sample_spec("incident")
+    spec["workers"] = {
+        "env": [
+            {"name": "PLAIN", "value": "1"},
+            {"name": "DSN", "valueFrom": {"secretKeyRef": {"name": "db", "key": "dsn"}}},
+            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}},
+        ]
+    }
+    parsed = WorkflowDefinitionSpec.model_validate(spec)
+    assert parsed.workers is not None
+    dsn = parsed.workers.env[1].value_from
+    assert dsn is not None
+    assert dsn.secret_key_ref is not None
+    assert (dsn.secret_key_ref.name, dsn.secret_key_ref.key) == ("db", "dsn")
 
 
 def test_rejects_workflow_without_do() -> None:

@@ -157,10 +157,10 @@ class Router:
         A route whose filter or mapping fails raises RouteError; with `tolerant` it is
         returned instead, with its error, and does not claim its definition, so another
         route to the same definition may still start it."""
-        chosen: dict[str, Match] = {}
-        failed: list[Match] = []
+        found: list[Match] = []
+        claimed: set[str] = set()
         for route in self.candidates(event.get("type")):
-            if route.target in chosen:
+            if route.target in claimed:
                 continue
             if route.source is not None and route.source != event.get("source"):
                 continue
@@ -171,10 +171,11 @@ class Router:
             except RouteError as err:
                 if not tolerant:
                     raise
-                failed.append(Match(route, None, str(err)))
+                found.append(Match(route, None, str(err)))
                 continue
-            chosen[route.target] = Match(route, mapped)
-        return [*chosen.values(), *failed]
+            claimed.add(route.target)
+            found.append(Match(route, mapped))
+        return found
 
 
 def _truthy(value: Any) -> bool:

@@ -13,9 +13,16 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 GROUP: Final = "temporalflow.dev"
@@ -181,8 +188,63 @@ class SecretRef(SpecModel):
     name: DnsSubdomain = Field(description="Name of the Secret, in the same namespace.")
 
 
+class ConfigMapKeyRef(SpecModel):
+    """A key of a ConfigMap in the same namespace as the object that refers to it."""
+
+    name: DnsSubdomain = Field(description="Name of the ConfigMap, in the same namespace.")
+    key: str = Field(
+        pattern=SECRET_KEY_PATTERN,
+        max_length=253,
+        description="Key inside the ConfigMap's data whose value is used.",
+    )
+
+
+ENV_SOURCE_MESSAGE: Final = "valueFrom needs exactly one of secretKeyRef and configMapKeyRef"
+ENV_VALUE_MESSAGE: Final = "set value or valueFrom, not both"
+
+
+class EnvVarSource(SpecModel):
+    """Where an environment variable's value comes from, as in a Pod spec."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel_rule(
+                "has(self.secretKeyRef) != has(self.configMapKeyRef)",
+                ENV_SOURCE_MESSAGE,
+                reason=CelReason.INVALID,
+            )
+        )
+    )
+
+    secret_key_ref: SecretKeyRef | None = Field(
+        default=None, description="A key of a Secret in the same namespace."
+    )
+    config_map_key_ref: ConfigMapKeyRef | None = Field(
+        default=None, description="A key of a ConfigMap in the same namespace."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.secret_key_ref is None) == (self.config_map_key_ref is None):
+            raise ValueError(ENV_SOURCE_MESSAGE)
+        return self
+
+
 class EnvVar(SpecModel):
-    """An environment variable set on a container the operator creates."""
+    """An environment variable set on a container the operator creates: a literal
+    ``value``, or ``valueFrom`` a key of a Secret or ConfigMap (the kubelet reads it; the
+    operator never copies it)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel_rule(
+                "!(has(self.value) && has(self.valueFrom))",
+                ENV_VALUE_MESSAGE,
+                field_path=".valueFrom",
+                reason=CelReason.INVALID,
+            )
+        )
+    )
 
     name: str = Field(
         pattern=ENV_VAR_NAME_PATTERN,
@@ -191,8 +253,17 @@ class EnvVar(SpecModel):
     )
     value: str | None = Field(
         default=None,
-        description="Value of the environment variable; empty when not set.",
+        description="Literal value of the environment variable (empty when nothing is set).",
     )
+    value_from: EnvVarSource | None = Field(
+        default=None, description="Take the value from a key of a Secret or ConfigMap."
+    )
+
+    @model_validator(mode="after")
+    def _value_or_source(self) -> Self:
+        if self.value is not None and self.value_from is not None:
+            raise ValueError(ENV_VALUE_MESSAGE)
+        return self
 
 
 class ObjectMeta(ApiModel):

@@ -174,7 +174,11 @@ def test_worker_settings_merge_rules() -> None:
             "activationBacklog": 1,
             "image": "img:new",
             "resources": {"limits": {"cpu": "1"}},
-            "env": [{"name": "A", "value": "new"}, {"name": "B", "value": "b"}],
+            "env": [
+                {"name": "A", "value": "new"},
+                {"name": "B", "value": "b"},
+                {"name": "C", "valueFrom": {"secretKeyRef": {"name": "db", "key": "dsn"}}},
+            ],
         },
     )
     merged = merge_settings([newer, older], "img:default")
@@ -182,7 +186,12 @@ def test_worker_settings_merge_rules() -> None:
     assert merged.resources == {"limits": {"cpu": "1"}}
     assert (merged.min_replicas, merged.max_replicas) == (2, 8)
     assert (merged.target_backlog, merged.activation_backlog) == (4, 0)
-    assert merged.env == (("A", "old"), ("B", "b"))
+    assert merged.env == (
+        {"name": "A", "value": "old"},
+        {"name": "B", "value": "b"},
+        # A Secret's key stays a reference for the kubelet to resolve.
+        {"name": "C", "valueFrom": {"secretKeyRef": {"name": "db", "key": "dsn"}}},
+    )
     assert merge_settings([info("plain")], "img:default").image == "img:default"
 
 
@@ -199,7 +208,7 @@ def test_worker_deployment_shape() -> None:
     assert "replicas" not in deployment["spec"]  # KEDA's
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["TEMPORAL_ADDRESS"] == "temporal.svc:7233"
     assert env["TEMPORAL_NAMESPACE"] == "mine"  # the definition's env wins
     assert len({e["name"] for e in container["env"]}) == len(container["env"])
