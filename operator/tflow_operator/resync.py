@@ -114,16 +114,11 @@ class Resyncer:
             async with gate:
                 try:
                     await action(self.runtime, body)
-                except KubeError as err:
-                    if err.status in (404, 409):
-                        return  # deleted or changed since listed: its handlers have it
-                    log.warning(
-                        "resync of %s %s/%s: %s", kind, meta.get("namespace"), meta.get("name"), err
-                    )
                 except Exception as err:
-                    log.warning(
-                        "resync of %s %s/%s: %s", kind, meta.get("namespace"), meta.get("name"), err
-                    )
+                    if isinstance(err, KubeError) and err.status in (404, 409):
+                        return  # deleted or changed since listed: its handlers have it
+                    where = f"{meta.get('namespace')}/{meta.get('name')}"
+                    log.warning("resync of %s %s: %s", kind, where, err)
 
         async for page in self.runtime.kube.pages(API_VERSION, kind):
             live = [b for b in page if not (b.get("metadata") or {}).get("deletionTimestamp")]

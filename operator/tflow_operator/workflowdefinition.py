@@ -1,7 +1,7 @@
 """WorkflowDefinition handlers: validate, publish, run workers, schedule, report.
 
-One idempotent ``reconcile`` serves the create, update and resume handlers and the drift
-timer:
+One idempotent ``reconcile`` serves the create, update and resume handlers and the shared
+resync loop:
 
 1. validate the document with the engine's validator, refuse a document-level
    ``schedule`` and a task queue that belongs to another namespace (condition ``Valid``,
@@ -43,7 +43,6 @@ from tflow_operator.conditions import (
     merge_conditions,
     status_changes,
 )
-from tflow_operator.config import Config
 from tflow_operator.events import involved, post_event
 from tflow_operator.kube import KubeError
 from tflow_operator.model import DefinitionInfo, definition_info, plain, stable_hash
@@ -55,7 +54,6 @@ from tflow_operator.workers import merge_settings, worker_deployment, worker_sca
 log = logging.getLogger("tflow.operator.workflowdefinition")
 
 PLURAL: Final = "workflowdefinitions"
-RESYNC_SECONDS: Final = Config.from_env().resync_seconds
 
 REASON_READY: Final = "Reconciled"
 REASON_NO_SCHEDULE: Final = "NoSchedule"
@@ -299,7 +297,7 @@ async def reconcile(
     patch: kopf.Patch,
     *,
     retry: int = 0,
-    timer: bool = False,
+    timer: bool = False,  # called by the resync loop: refresh the run statistics when due
 ) -> None:
     info = definition_info(body)
     if info.deleting:
