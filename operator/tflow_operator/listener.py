@@ -318,7 +318,14 @@ def listener_children(
         )
         children.append(
             keda.scaled_object_for_listener(
-                so_name, namespace, so_name, spec, owners, labels=child_labels(name)
+                so_name,
+                namespace,
+                so_name,
+                spec,
+                owners,
+                target_queue_length=spec.scaling.target_queue_length,
+                activation_queue_length=spec.scaling.activation_queue_length,
+                labels=child_labels(name),
             )
         )
     return children

@@ -271,6 +271,22 @@ class ListenerScaling(SpecModel):
         description="Fewest replicas; 0 lets the listener scale to zero on an empty queue.",
     )
     max_replicas: int = Field(default=5, ge=1, description="Most replicas.")
+    target_queue_length: int = Field(
+        default=5,
+        ge=1,
+        description=(
+            "Messages waiting per replica KEDA aims for when scaling out (SQS `queueLength`, "
+            "Service Bus `messageCount`)."
+        ),
+    )
+    activation_queue_length: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Messages waiting above which KEDA wakes the listener from zero replicas "
+            "(`activationQueueLength`, `activationMessageCount`)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> Self:

@@ -238,6 +238,24 @@ def test_service_bus_scaled_object() -> None:
     }
 
 
+def test_scaling_targets_come_from_the_spec() -> None:
+    scaling = {"maxReplicas": 4, "targetQueueLength": 50, "activationQueueLength": 3}
+    for raw, target, activation in (
+        (SQS, "queueLength", "activationQueueLength"),
+        (SERVICE_BUS, "messageCount", "activationMessageCount"),
+    ):
+        spec = ListenerSpec.model_validate({**raw, "scaling": scaling})
+        scaled = next(
+            c
+            for c in listener_children("q", "shop", UID, spec, CONFIG)
+            if c["kind"] == "ScaledObject"
+        )
+        metadata = scaled["spec"]["triggers"][0]["metadata"]
+        assert (metadata[target], metadata[activation]) == ("50", "3")
+    with pytest.raises(ValueError, match="targetQueueLength"):
+        ListenerSpec.model_validate({**SQS, "scaling": {"targetQueueLength": 0}})
+
+
 def test_credentials_come_only_from_the_referenced_secrets() -> None:
     """Secrets are mounted by name; no value, no env var from anywhere else."""
     for raw in (WEBHOOK, SQS, SERVICE_BUS):
