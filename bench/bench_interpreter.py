@@ -61,9 +61,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from tflow_workers.connection import connect
 from tflow_workers.engine.model import WORKFLOW_TYPE, RunInput
 from tflow_workers.engine.starter import start_run
-from tflow_workers.worker import build_worker, connect
+from tflow_workers.worker import build_worker
 
 TARGET_RATIO = 1.15
 RUN_TIMEOUT = timedelta(minutes=5)

@@ -53,8 +53,8 @@ from tflow_workers.cloudevents import (
     RootInput,
     event_workflow_id,
 )
+from tflow_workers.connection import connect
 from tflow_workers.routing import CompiledRoute, Router, RoutingTable
-from tflow_workers.worker import connect
 
 TARGET_RATIO = 0.80
 TARGET_PEAK_MB = 150.0

@@ -50,9 +50,9 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
+from tflow_workers.connection import connect
 from tflow_workers.engine.model import RunInput
 from tflow_workers.engine.starter import start_run
-from tflow_workers.worker import connect
 
 TARGET_PEAK_MB = 300
 RUN_TIMEOUT = timedelta(minutes=30)

@@ -23,10 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.handwritten import HandwrittenApproval
 from temporalio.worker import Worker
 
+from tflow_workers.connection import connect
 from tflow_workers.engine.activities import EngineActivities
 from tflow_workers.engine.catalog import as_activity
 from tflow_workers.stores import BUILTIN_FUNCTIONS
-from tflow_workers.worker import build_worker, connect
+from tflow_workers.worker import build_worker
 
 
 async def serve(args: argparse.Namespace) -> int:

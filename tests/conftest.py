@@ -24,8 +24,9 @@ from tflow_devstack.postgres import PostgresServer
 from tflow_devstack.process import free_port
 from tflow_devstack.temporal import TemporalServer
 from tflow_devstack.tools import REPO_ROOT, venv_binary
+from tflow_workers.connection import connect
 from tflow_workers.engine.activities import DirectoryRegistry, EngineActivities, SecretStore
-from tflow_workers.worker import build_worker, connect
+from tflow_workers.worker import build_worker
 
 
 def _slug(request: pytest.FixtureRequest, limit: int) -> str:

@@ -163,7 +163,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 async def _client(args: argparse.Namespace) -> Any:
-    from tflow_workers.worker import connect
+    from tflow_workers.connection import connect
 
     if not args.address:
         raise SystemExit("tflow: no Temporal server: set TEMPORAL_ADDRESS or pass --address")

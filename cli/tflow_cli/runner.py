@@ -25,11 +25,12 @@ from temporalio.exceptions import ApplicationError, CancelledError, TerminatedEr
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 from temporalio.testing import WorkflowEnvironment
 
+from tflow_workers.connection import connect
 from tflow_workers.engine.activities import DirectoryRegistry, EngineActivities, SecretStore
 from tflow_workers.engine.catalog import Function
 from tflow_workers.engine.model import SEARCH_ATTRIBUTES, RunInput, RunStatus
 from tflow_workers.engine.starter import start_run
-from tflow_workers.worker import build_worker, connect
+from tflow_workers.worker import build_worker
 
 
 class NoServerError(RuntimeError):

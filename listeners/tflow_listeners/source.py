@@ -22,9 +22,9 @@ import signal
 from typing import Any, Protocol
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tflow_workers.cloudevents import DEFAULT_ROUTER_TASK_QUEUE
+from tflow_workers.connection import connect
 
 
 class ListenerSource(Protocol):
@@ -82,12 +82,7 @@ def add_temporal_arguments(parser: argparse.ArgumentParser) -> None:
 async def connect_temporal(args: argparse.Namespace) -> Client:
     """A lazy client: the listener starts (and reports not ready) while Temporal is down,
     and connects on first use; every Temporal Flow process uses the pydantic converter."""
-    return await Client.connect(
-        args.address,
-        namespace=args.namespace,
-        data_converter=pydantic_data_converter,
-        lazy=True,
-    )
+    return await connect(args.address, args.namespace, lazy=True)
 
 
 def add_ops_port(parser: argparse.ArgumentParser) -> None:

@@ -22,6 +22,9 @@ Variable                                Meaning
 ``TFLOW_WORKER_FUNCTIONS``              ``TFLOW_FUNCTIONS`` given to every worker (custom
                                         functions, ``name=module:callable,...``).
 ``TFLOW_WORKER_SERVICE_ACCOUNT``        Service account of the worker pods (none: default).
+``TFLOW_TEMPORAL_CLIENT_SECRET``        A Secret of ``TEMPORAL_*`` client settings (API key,
+                                        TLS) that worker and listener Deployments load with
+                                        ``envFrom`` from their own namespace (optional).
 ``TFLOW_ROUTER_TASK_QUEUE``             The root orchestrator's task queue; no definition
                                         may use it.
 ``TFLOW_RESYNC_SECONDS``                Period of the shared resync loop (default 30).
@@ -43,7 +46,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from tflow_workers.cloudevents import DEFAULT_ROUTER_TASK_QUEUE
 
@@ -69,6 +72,9 @@ class Config:
     listener_image: str = DEFAULT_LISTENER_IMAGE
     worker_functions: str = ""
     worker_service_account: str = ""
+    # A Secret of TEMPORAL_* client settings (API key, TLS) that every worker and listener
+    # Deployment loads with envFrom, from its own namespace, when it exists there.
+    temporal_client_secret: str = ""
     router_task_queue: str = DEFAULT_ROUTER_TASK_QUEUE
     resync_seconds: float = 30.0
     stats_seconds: float = 30.0
@@ -76,6 +82,14 @@ class Config:
     routing_debounce_seconds: float = 0.3
     routing_max_delay_seconds: float = 2.0
     health_port: int = 0
+
+    def temporal_client_env_from(self) -> list[dict[str, Any]]:
+        """``envFrom`` for a worker or listener container: the Temporal client Secret
+        (``TEMPORAL_API_KEY``, ``TEMPORAL_TLS_*``) of the workload's own namespace,
+        optional, so a namespace without it connects in plain text as before."""
+        if not self.temporal_client_secret:
+            return []
+        return [{"secretRef": {"name": self.temporal_client_secret, "optional": True}}]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -96,6 +110,7 @@ class Config:
             listener_image=get("TFLOW_LISTENER_IMAGE", cls.listener_image),
             worker_functions=get("TFLOW_WORKER_FUNCTIONS", ""),
             worker_service_account=get("TFLOW_WORKER_SERVICE_ACCOUNT", ""),
+            temporal_client_secret=get("TFLOW_TEMPORAL_CLIENT_SECRET", ""),
             router_task_queue=get("TFLOW_ROUTER_TASK_QUEUE", cls.router_task_queue),
             resync_seconds=resync,
             stats_seconds=_positive(source, "TFLOW_STATS_SECONDS", resync),

@@ -237,6 +237,8 @@ def listener_deployment(
     }
     if mounts:
         container["volumeMounts"] = [m.mount_spec() for m in mounts]
+    if config.temporal_client_secret:
+        container["envFrom"] = config.temporal_client_env_from()
     pod_spec: dict[str, Any] = {
         "containers": [container],
         "securityContext": {

@@ -24,8 +24,8 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from tflow_workers.connection import connect
 from tflow_workers.engine.model import SEARCH_ATTRIBUTES
-from tflow_workers.worker import connect
 
 log = logging.getLogger("tflow.operator.temporal")
 

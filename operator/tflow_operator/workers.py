@@ -203,6 +203,8 @@ def worker_deployment(
     }
     if settings.resources:
         container["resources"] = settings.resources
+    if config.temporal_client_secret:
+        container["envFrom"] = config.temporal_client_env_from()
     secret_vols, secret_mounts = secret_volumes(settings.secrets)
     container["volumeMounts"].extend(secret_mounts)
     pod_spec: dict[str, Any] = {

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from tflow_workers.cloudevents import DEFAULT_ROUTER_TASK_QUEUE
+from tflow_workers.connection import connect
 from tflow_workers.engine.activities import (
     DirectoryRegistry,
     EngineActivities,
@@ -47,13 +47,6 @@ from tflow_workers.orchestrator.worker import build_orchestrator_worker
 from tflow_workers.stores import BUILTIN_FUNCTIONS
 
 log = logging.getLogger("tflow.worker")
-
-
-async def connect(address: str, namespace: str, runtime: Runtime | None = None) -> Client:
-    """A client with the pydantic data converter every Temporal Flow process uses."""
-    return await Client.connect(
-        address, namespace=namespace, data_converter=pydantic_data_converter, runtime=runtime
-    )
 
 
 def build_worker(

@@ -74,6 +74,19 @@ def test_toggles() -> None:
     assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
 
 
+def test_temporal_client_secret_reaches_every_temporal_client() -> None:
+    objects = render("temporal.clientSecret=temporal-client", show_tests=False)
+    for part in ("operator", "root-orchestrator"):
+        deployment = find(objects, "Deployment", part)
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["envFrom"] == [{"secretRef": {"name": "temporal-client"}}]
+    operator = find(objects, "Deployment", "operator")["spec"]["template"]["spec"]
+    # The operator hands the name on to the worker and listener Deployments it makes.
+    assert env(operator["containers"][0])["TFLOW_TEMPORAL_CLIENT_SECRET"] == "temporal-client"
+    plain = find(render(show_tests=False), "Deployment", "operator")["spec"]["template"]["spec"]
+    assert "envFrom" not in plain["containers"][0]
+
+
 def test_kind_values_use_the_local_image_and_dev_temporal() -> None:
     objects = render(str(REPO_ROOT / "hack" / "kind-values.yaml"))
     container = find(objects, "Deployment", "operator")["spec"]["template"]["spec"]["containers"][0]
@@ -91,6 +104,7 @@ def test_kind_values_use_the_local_image_and_dev_temporal() -> None:
         ("unknownKey=1", "additional properties 'unknownKey' not allowed"),
         ("operator.replicas=2", "additional properties 'replicas' not allowed"),
         ("temporal.address=no-port", "at '/temporal/address'"),
+        ("temporal.clientSecret=Not_A_Name", "at '/temporal/clientSecret'"),
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
     ],
 )

@@ -13,9 +13,10 @@ from histories import replayer
 from temporalio.client import Client
 
 from tflow_devstack.temporal import TemporalServer
+from tflow_workers.connection import connect
 from tflow_workers.engine.activities import EngineActivities
 from tflow_workers.engine.model import WORKFLOW_TYPE, RunInput, RunStatus
-from tflow_workers.worker import build_worker, connect
+from tflow_workers.worker import build_worker
 
 pytestmark = pytest.mark.integration
 

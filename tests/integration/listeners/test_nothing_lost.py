@@ -36,7 +36,7 @@ from tflow_devstack.temporal import TemporalServer
 from tflow_devstack.tools import REPO_ROOT
 from tflow_listeners.__main__ import SOURCES
 from tflow_workers.cloudevents import event_workflow_id
-from tflow_workers.worker import connect
+from tflow_workers.connection import connect
 
 EVENTS = int(os.environ.get("TFLOW_NOTHING_LOST_EVENTS", "200"))
 

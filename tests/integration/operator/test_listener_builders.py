@@ -5,6 +5,7 @@ mounted from the referenced Secrets, names stay valid, and Ready follows the Dep
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -254,6 +255,15 @@ def test_scaling_targets_come_from_the_spec() -> None:
         assert (metadata[target], metadata[activation]) == ("50", "3")
     with pytest.raises(ValueError, match="targetQueueLength"):
         ListenerSpec.model_validate({**SQS, "scaling": {"targetQueueLength": 0}})
+
+
+def test_listener_pods_load_the_temporal_client_secret_when_configured() -> None:
+    spec = ListenerSpec.model_validate(WEBHOOK)
+    assert "envFrom" not in container(listener_deployment("x", "shop", UID, spec, CONFIG))
+    config = dataclasses.replace(CONFIG, temporal_client_secret="temporal-client")
+    assert container(listener_deployment("x", "shop", UID, spec, config))["envFrom"] == [
+        {"secretRef": {"name": "temporal-client", "optional": True}}
+    ]
 
 
 def test_credentials_come_only_from_the_referenced_secrets() -> None:

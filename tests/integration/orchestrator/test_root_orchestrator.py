@@ -41,6 +41,7 @@ from tflow_workers.cloudevents import (
     event_workflow_id,
     from_plain_json,
 )
+from tflow_workers.connection import connect
 from tflow_workers.engine.activities import EngineActivities
 from tflow_workers.engine.model import RunInput
 from tflow_workers.engine.serverless_workflow import ServerlessWorkflow
@@ -50,7 +51,7 @@ from tflow_workers.orchestrator.model import Decision, RecentDecisions
 from tflow_workers.orchestrator.worker import build_orchestrator_worker
 from tflow_workers.orchestrator.workflow import RootOrchestratorWorkflow
 from tflow_workers.routing import CompiledRoute, RoutingTable
-from tflow_workers.worker import build_worker, connect
+from tflow_workers.worker import build_worker
 
 pytestmark = pytest.mark.integration
 

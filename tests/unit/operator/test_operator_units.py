@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import dataclasses
 import gzip
 import json
 from pathlib import Path
@@ -240,6 +241,20 @@ def test_workers_mount_every_secret_their_documents_use() -> None:
     (container,) = plain["spec"]["template"]["spec"]["containers"]
     assert "TFLOW_SECRETS_DIR" not in {e["name"] for e in container["env"]}
     assert len(plain["spec"]["template"]["spec"]["volumes"]) == 1
+
+
+def test_worker_pods_load_the_temporal_client_secret_when_configured() -> None:
+    members = [info("a")]
+    settings = merge_settings(members, CONFIG.worker_image)
+    plain = worker_deployment("ns", "q", members, settings, CONFIG)
+    assert "envFrom" not in plain["spec"]["template"]["spec"]["containers"][0]
+    config = dataclasses.replace(CONFIG, temporal_client_secret="temporal-client")
+    pod = worker_deployment("ns", "q", members, settings, config)["spec"]["template"]["spec"]
+    # Optional: a namespace without the Secret still runs its workers.
+    assert pod["containers"][0]["envFrom"] == [
+        {"secretRef": {"name": "temporal-client", "optional": True}}
+    ]
+    assert Config.from_env({"TFLOW_TEMPORAL_CLIENT_SECRET": "tc"}).temporal_client_secret == "tc"
 
 
 # --------------------------------------------------------------------------- publishing
