@@ -17,17 +17,24 @@ other Temporal client reaches a TLS or Temporal Cloud endpoint unchanged:
 
 In Kubernetes the ``_DATA`` forms and the API key come from a Secret through
 ``spec.workers.env[].valueFrom.secretKeyRef``, without a volume.
+
+The data converter is the pydantic one, with payload encryption when
+``TFLOW_PAYLOAD_KEY`` is set (see `tflow_workers.codec`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
+
+from tflow_workers.codec import codec_from_env
 
 # What the environment configuration may set besides the address and namespace.
 SECURITY_OPTIONS = ("api_key", "tls", "rpc_metadata")
@@ -48,6 +55,14 @@ def connect_options(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {key: config[key] for key in SECURITY_OPTIONS if key in config}  # type: ignore[literal-required]
 
 
+def data_converter(env: Mapping[str, str] | None = None) -> DataConverter:
+    """The pydantic converter, encrypting payloads when ``TFLOW_PAYLOAD_KEY`` is set."""
+    codec = codec_from_env(env)
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+
+
 async def connect(
     address: str,
     namespace: str,
@@ -60,7 +75,7 @@ async def connect(
     return await Client.connect(
         address,
         namespace=namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(env),
         runtime=runtime,
         lazy=lazy,
         **connect_options(env),
