@@ -11,6 +11,7 @@ so for them only the client side is shown (TLS on, key passed).
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -42,56 +43,62 @@ async def _run_a_document(client: Client) -> object:
         )
 
 
-async def test_mutual_tls_with_certificate_files(temporal: TemporalServer, tmp_path: Path) -> None:
+@pytest.fixture
+async def mtls(temporal: TemporalServer, tmp_path: Path) -> AsyncIterator[tuple[TestPki, TlsRelay]]:
+    """A CA and a relay that demands a client certificate it signed."""
     pki = TestPki(tmp_path)
-    client_cert = pki.issue("worker", server=False)
     async with TlsRelay(
         temporal.address, pki.issue(SERVER_NAME, server=True), client_ca=pki.ca
     ) as relay:
-        env = {
-            "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(pki.ca),
-            "TEMPORAL_TLS_SERVER_NAME": SERVER_NAME,
-            "TEMPORAL_TLS_CLIENT_CERT_PATH": str(client_cert.cert),
-            "TEMPORAL_TLS_CLIENT_KEY_PATH": str(client_cert.key),
-        }
-        client = await connect(relay.address, temporal.namespace, env=env)
-        # A worker and a run, both through the mutual-TLS endpoint.
-        assert await _run_a_document(client) == {"greeting": "hello tls"}
+        yield pki, relay
 
-        # The relay refuses a client without a certificate, and plain text.
-        without_cert = {k: v for k, v in env.items() if "CLIENT" not in k}
-        with pytest.raises(RuntimeError):
-            await connect(relay.address, temporal.namespace, env=without_cert)
-        with pytest.raises(RuntimeError):
-            await connect(relay.address, temporal.namespace, env={})
+
+async def test_mutual_tls_with_certificate_files(
+    temporal: TemporalServer, mtls: tuple[TestPki, TlsRelay]
+) -> None:
+    pki, relay = mtls
+    client_cert = pki.issue("worker", server=False)
+    env = {
+        "TEMPORAL_TLS_SERVER_CA_CERT_PATH": str(pki.ca),
+        "TEMPORAL_TLS_SERVER_NAME": SERVER_NAME,
+        "TEMPORAL_TLS_CLIENT_CERT_PATH": str(client_cert.cert),
+        "TEMPORAL_TLS_CLIENT_KEY_PATH": str(client_cert.key),
+    }
+    client = await connect(relay.address, temporal.namespace, env=env)
+    # A worker and a run, both through the mutual-TLS endpoint.
+    assert await _run_a_document(client) == {"greeting": "hello tls"}
+
+    # The relay refuses a client without a certificate, and plain text.
+    without_cert = {k: v for k, v in env.items() if "CLIENT" not in k}
+    with pytest.raises(RuntimeError):
+        await connect(relay.address, temporal.namespace, env=without_cert)
+    with pytest.raises(RuntimeError):
+        await connect(relay.address, temporal.namespace, env={})
 
 
 async def test_tls_from_secret_data_in_the_environment(
-    temporal: TemporalServer, tmp_path: Path
+    temporal: TemporalServer, mtls: tuple[TestPki, TlsRelay], tmp_path: Path
 ) -> None:
     """The _DATA forms: what `spec.workers.env[].valueFrom.secretKeyRef` gives a worker."""
-    pki = TestPki(tmp_path)
+    pki, relay = mtls
     client_cert = pki.issue("worker", server=False)
-    async with TlsRelay(
-        temporal.address, pki.issue(SERVER_NAME, server=True), client_ca=pki.ca
-    ) as relay:
-        env = {
-            "TEMPORAL_TLS_SERVER_CA_CERT_DATA": pki.ca.read_text(),
-            "TEMPORAL_TLS_SERVER_NAME": SERVER_NAME,
-            "TEMPORAL_TLS_CLIENT_CERT_DATA": client_cert.cert.read_text(),
-            "TEMPORAL_TLS_CLIENT_KEY_DATA": client_cert.key.read_text(),
-        }
-        client = await connect(relay.address, temporal.namespace, env=env)
-        count = await client.count_workflows()
-        assert count.count >= 0
-        # A server certificate from another CA is not trusted.
-        other = TestPki(tmp_path / "other")
-        with pytest.raises(RuntimeError):
-            await connect(
-                relay.address,
-                temporal.namespace,
-                env={**env, "TEMPORAL_TLS_SERVER_CA_CERT_DATA": other.ca.read_text()},
-            )
+    env = {
+        "TEMPORAL_TLS_SERVER_CA_CERT_DATA": pki.ca.read_text(),
+        "TEMPORAL_TLS_SERVER_NAME": SERVER_NAME,
+        "TEMPORAL_TLS_CLIENT_CERT_DATA": client_cert.cert.read_text(),
+        "TEMPORAL_TLS_CLIENT_KEY_DATA": client_cert.key.read_text(),
+    }
+    client = await connect(relay.address, temporal.namespace, env=env)
+    count = await client.count_workflows()
+    assert count.count >= 0
+    # A server certificate from another CA is not trusted.
+    other = TestPki(tmp_path / "other")
+    with pytest.raises(RuntimeError):
+        await connect(
+            relay.address,
+            temporal.namespace,
+            env={**env, "TEMPORAL_TLS_SERVER_CA_CERT_DATA": other.ca.read_text()},
+        )
 
 
 def test_an_api_key_turns_tls_on_and_is_passed() -> None:
