@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
@@ -30,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,15 +37,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
-from bench.common import mean, memory_mb, percentile, print_table
+from bench.common import dev_server, mean, memory_mb, percentile, print_table
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 
 from tflow_devstack.moto import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
 from tflow_devstack.process import ManagedProcess, free_port
-from tflow_devstack.temporal import TemporalServer
 from tflow_devstack.tools import REPO_ROOT
-from tflow_listeners.__main__ import SOURCES
 from tflow_workers.cloudevents import (
     ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
     CloudEvent,
@@ -136,30 +133,6 @@ async def webhook_round(url: str, events: int, concurrency: int) -> tuple[float,
         return await run_concurrently(events, concurrency, post)
 
 
-@contextlib.contextmanager
-def temporal_server(base: Path | None) -> Iterator[TemporalServer]:
-    """The dev server, its SQLite file under `base`. On a disk, every start waits for
-    the file's fsyncs and the server, not the listener, sets the pace; a tmpfs avoids
-    that (the default, when the machine has one)."""
-    with tempfile.TemporaryDirectory(prefix="tflow-bench-", dir=base) as workdir:
-        server = TemporalServer(Path(workdir), headless=True).start()
-        try:
-            yield server
-        finally:
-            server.stop()
-
-
-def listener_argv(source: str) -> list[str]:
-    if source in SOURCES:
-        return [sys.executable, "-m", "tflow_listeners", source]
-    # Until the dispatcher lists the source: the same dispatcher, told about it.
-    shim = (
-        "import sys; from tflow_listeners import __main__ as m; "
-        f"m.SOURCES.setdefault({source!r}, 'tflow_listeners.{source}'); sys.exit(m.main())"
-    )
-    return [sys.executable, "-c", shim, source]
-
-
 def start_listener(name: str, argv: list[str], port: int, workdir: Path) -> ManagedProcess:
     env = {
         **os.environ,
@@ -168,7 +141,7 @@ def start_listener(name: str, argv: list[str], port: int, workdir: Path) -> Mana
     }
     process = ManagedProcess(
         name,
-        [*listener_argv(argv[0]), *argv[1:], "--log-level", "WARNING"],
+        [sys.executable, "-m", "tflow_listeners", *argv, "--log-level", "WARNING"],
         workdir / f"{name}.log",
         env=env,
         cwd=REPO_ROOT,
@@ -182,7 +155,7 @@ def start_listener(name: str, argv: list[str], port: int, workdir: Path) -> Mana
 
 
 async def bench_handoff(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    with temporal_server(args.server_dir) as server:
+    with dev_server(args.server_dir) as server:
         client = await connect(server.address, server.namespace)
         port = free_port()
         listener = start_listener(
@@ -266,7 +239,7 @@ async def bench_sqs(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     try:
         sqs = moto.client("sqs")
         queue_url = sqs.create_queue(QueueName=f"bench-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-        with temporal_server(args.server_dir) as server:
+        with dev_server(args.server_dir) as server:
             client = await connect(server.address, server.namespace)
             port = free_port()
             listener = start_listener(

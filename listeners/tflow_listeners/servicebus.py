@@ -44,6 +44,7 @@ from tflow_listeners.metrics import (
     serve_ops,
 )
 from tflow_listeners.source import (
+    TemporalPause,
     add_flag,
     add_ops_port,
     connect_temporal,
@@ -201,14 +202,16 @@ class ServiceBusListener:
     temporal_ready: Callable[[], Awaitable[bool]] | None = None
     metrics: ListenerMetrics | None = None
     counters: ServiceBusCounters = field(default_factory=ServiceBusCounters)
-    _unavailable: bool = field(default=False, init=False)
-    _backoff: float = field(default=0.0, init=False)
+    _pause: TemporalPause = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._pause = TemporalPause(self.settings.max_backoff_seconds, paused="receiving")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Receive until `stop` is set; a batch being handed off is settled first."""
         while not stop.is_set():
-            if self._unavailable:
-                await self._wait_for_temporal(stop)
+            if self._pause.unavailable:
+                await self._pause.wait(stop, self.temporal_ready)
                 continue
             try:
                 messages = await self.receiver.receive_messages(
@@ -217,7 +220,7 @@ class ServiceBusListener:
                 )
             except ServiceBusError as err:
                 self.counters.receive_errors += 1
-                delay = self._next_backoff()
+                delay = self._pause.next_backoff()
                 log.warning("receive failed (%s); retrying in %.1fs", err, delay)
                 await sleep_unless(stop, delay)
                 continue
@@ -246,9 +249,9 @@ class ServiceBusListener:
                 )
         results = list(await asyncio.gather(*(self._handle(m) for m in messages)))
         if any(r.verdict is Verdict.ABANDONED for r in results):
-            self._unavailable = True
+            self._pause.refused()
         elif any(r.verdict is Verdict.COMPLETED for r in results):
-            self._backoff = 0.0
+            self._pause.accepted()
         return results
 
     async def _handle(self, message: ServiceBusReceivedMessage) -> Settled:
@@ -323,26 +326,6 @@ class ServiceBusListener:
             raise TemporalUnavailable(
                 f"no answer from Temporal within {self.settings.handoff_timeout_seconds}s"
             ) from None
-
-    async def _wait_for_temporal(self, stop: asyncio.Event) -> None:
-        delay = self._next_backoff()
-        log.info("Temporal unavailable: receiving paused, next check in %.1fs", delay)
-        await sleep_unless(stop, delay)
-        if stop.is_set():
-            return
-        ready = True
-        if self.temporal_ready is not None:
-            try:
-                ready = await self.temporal_ready()
-            except Exception:
-                ready = False
-        if ready:
-            log.info("Temporal answers again: receiving resumes")
-            self._unavailable = False
-
-    def _next_backoff(self) -> float:
-        self._backoff = min(max(self._backoff * 2, 1.0), self.settings.max_backoff_seconds)
-        return self._backoff
 
 
 async def _lock_lost(renewable: Any, error: Exception | None) -> None:

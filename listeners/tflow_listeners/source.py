@@ -17,14 +17,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from temporalio.client import Client
 
 from tflow_workers.cloudevents import DEFAULT_ROUTER_TASK_QUEUE
 from tflow_workers.connection import connect
+
+log = logging.getLogger("tflow.listener")
 
 
 class ListenerSource(Protocol):
@@ -108,3 +113,51 @@ async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
     """Sleep `seconds`, or less if `stop` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+@dataclass
+class TemporalPause:
+    """A queue source's pause while Temporal refuses hand-offs.
+
+    After a refusal (`refused`) the source stops taking messages and calls `wait`, which
+    sleeps a growing back-off (1 s, doubling up to `max_backoff_seconds`), then asks the
+    source's probe whether Temporal answers again and resumes if so; several pollers share
+    one probe. The same back-off paces retries after a failed receive (`next_backoff`); an
+    accepted hand-off resets it (`accepted`).
+    """
+
+    max_backoff_seconds: float
+    paused: str  # what pauses, for the log: "polling", "receiving"
+    unavailable: bool = False
+    backoff: float = 0.0
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    def next_backoff(self) -> float:
+        self.backoff = min(max(self.backoff * 2, 1.0), self.max_backoff_seconds)
+        return self.backoff
+
+    def refused(self) -> None:
+        self.unavailable = True
+
+    def accepted(self) -> None:
+        self.backoff = 0.0
+
+    async def wait(self, stop: asyncio.Event, probe: Callable[[], Awaitable[bool]] | None) -> None:
+        async with self._lock:
+            if not self.unavailable:
+                return  # another poller saw Temporal answer meanwhile
+            delay = self.next_backoff()
+            log.info("Temporal unavailable: %s paused, next check in %.1fs", self.paused, delay)
+            await sleep_unless(stop, delay)
+            if stop.is_set():
+                return
+            ready = True
+            if probe is not None:
+                try:
+                    ready = await probe()
+                except Exception as err:  # a probe that fails says "not ready"
+                    log.debug("Temporal probe failed: %s", err)
+                    ready = False
+            if ready:
+                log.info("Temporal answers again: %s resumes", self.paused)
+                self.unavailable = False

@@ -51,6 +51,7 @@ from tflow_listeners.metrics import (
     serve_ops,
 )
 from tflow_listeners.source import (
+    TemporalPause,
     add_flag,
     add_ops_port,
     connect_temporal,
@@ -213,12 +214,11 @@ class SqsListener:
     counters: SqsCounters = field(default_factory=SqsCounters)
     metrics: ListenerMetrics | None = None
     executor: ThreadPoolExecutor | None = None
-    _unavailable: bool = field(default=False, init=False)
-    _backoff: float = field(default=0.0, init=False)
-    _gate: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _pause: TemporalPause = field(init=False)
     _redrive: tuple[float, dict[str, Any] | None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
+        self._pause = TemporalPause(self.settings.max_backoff_seconds, paused="polling")
         if self.executor is None:
             # Long polls block a thread each; heartbeats and deletes need room beside them.
             self.executor = ThreadPoolExecutor(
@@ -242,14 +242,14 @@ class SqsListener:
 
     async def _poll_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            if self._unavailable:
-                await self._wait_for_temporal(stop)
+            if self._pause.unavailable:
+                await self._pause.wait(stop, self.temporal_ready)
                 continue
             try:
                 messages = await self._receive()
             except (BotoCoreError, ClientError) as err:
                 self.counters.sqs_errors += 1
-                delay = self._next_backoff()
+                delay = self._pause.next_backoff()
                 log.warning(
                     "receive from %s failed (%s); retrying in %.1fs", self.queue, err, delay
                 )
@@ -257,7 +257,7 @@ class SqsListener:
                 continue
             if not messages:
                 continue
-            if self._unavailable:
+            if self._pause.unavailable:
                 # Another poller found Temporal down meanwhile: do not even try.
                 await self._set_visibility(messages, self.settings.retry_delay_seconds)
                 continue
@@ -270,30 +270,6 @@ class SqsListener:
     async def poll_once(self) -> list[Settled]:
         """Receive one batch and settle it (for tests and tools)."""
         return await self.settle(await self._receive())
-
-    async def _wait_for_temporal(self, stop: asyncio.Event) -> None:
-        async with self._gate:
-            if not self._unavailable:
-                return
-            delay = self._next_backoff()
-            log.info("Temporal unavailable: polling paused, next check in %.1fs", delay)
-            await sleep_unless(stop, delay)
-            if stop.is_set():
-                return
-            ready = True
-            if self.temporal_ready is not None:
-                try:
-                    ready = await self.temporal_ready()
-                except Exception as err:  # a probe that fails says "not ready"
-                    log.debug("Temporal probe failed: %s", err)
-                    ready = False
-            if ready:
-                log.info("Temporal answers again: polling resumes")
-                self._unavailable = False
-
-    def _next_backoff(self) -> float:
-        self._backoff = min(max(self._backoff * 2, 1.0), self.settings.max_backoff_seconds)
-        return self._backoff
 
     @property
     def queue(self) -> str:
@@ -348,9 +324,9 @@ class SqsListener:
         if retry:
             await self._set_visibility(retry, self.settings.retry_delay_seconds)
         if any(r.verdict is Verdict.RETRY for r in results):
-            self._unavailable = True
+            self._pause.refused()
         elif any(r.verdict is Verdict.ACCEPTED for r in results):
-            self._backoff = 0.0
+            self._pause.accepted()
         return results
 
     async def _hand_off(self, message: MessageTypeDef) -> Settled:

@@ -34,7 +34,6 @@ from tflow_devstack.moto import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
 from tflow_devstack.process import ManagedProcess, free_port
 from tflow_devstack.temporal import TemporalServer
 from tflow_devstack.tools import REPO_ROOT
-from tflow_listeners.__main__ import SOURCES
 from tflow_workers.cloudevents import event_workflow_id
 from tflow_workers.connection import connect
 
@@ -42,6 +41,7 @@ EVENTS = int(os.environ.get("TFLOW_NOTHING_LOST_EVENTS", "200"))
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240 + EVENTS)]
 TASK_QUEUE = "nothing-lost-router"
+LISTENER = [sys.executable, "-m", "tflow_listeners"]
 SQS_SOURCE = "nothing-lost/sqs"
 WEBHOOK_SOURCE = "nothing-lost/webhook"
 # Sending is paced so the kill and the restart land while events are in flight.
@@ -55,17 +55,6 @@ def own_temporal(tmp_path: Path) -> Iterator[TemporalServer]:
         yield server
     finally:
         server.stop()
-
-
-def listener_command(source: str) -> list[str]:
-    if source in SOURCES:
-        return [sys.executable, "-m", "tflow_listeners", source]
-    # Until the dispatcher lists the source: the same dispatcher, told about it.
-    shim = (
-        "import sys; from tflow_listeners import __main__ as m; "
-        f"m.SOURCES.setdefault({source!r}, 'tflow_listeners.{source}'); sys.exit(m.main())"
-    )
-    return [sys.executable, "-c", shim, source]
 
 
 @dataclass
@@ -247,7 +236,8 @@ async def test_nothing_lost_through_kill_and_restart(
     sqs_listener = Listener(
         "sqs-listener",
         [
-            *listener_command("sqs"),
+            *LISTENER,
+            "sqs",
             "--queue-url",
             queue_url,
             "--endpoint-url",
@@ -271,7 +261,15 @@ async def test_nothing_lost_through_kill_and_restart(
     )
     webhook = Listener(
         "webhook-listener",
-        [*listener_command("webhook"), "--port", str(webhook_port), "--retry-after", "1", *common],
+        [
+            *LISTENER,
+            "webhook",
+            "--port",
+            str(webhook_port),
+            "--retry-after",
+            "1",
+            *common,
+        ],
         webhook_port,
         tmp_path,
         env,
