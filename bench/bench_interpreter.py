@@ -45,7 +45,7 @@ from typing import Any, ParamSpec, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
-    default_server_dir,
+    add_server_dir_argument,
     dev_server,
     mean,
     median,
@@ -472,12 +472,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run both workers without the workflow sandbox (diagnostic)",
     )
-    p.add_argument(
-        "--server-dir",
-        type=Path,
-        default=default_server_dir(),
-        help="where the dev server keeps its SQLite file (default: a tmpfs when there is one)",
-    )
+    add_server_dir_argument(p)
     p.add_argument("--strict", action="store_true", help="exit 1 when the ratio misses the target")
     return p
 

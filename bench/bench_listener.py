@@ -37,7 +37,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
-from bench.common import dev_server, mean, memory_mb, percentile, print_table
+from bench.common import (
+    add_server_dir_argument,
+    dev_server,
+    mean,
+    memory_mb,
+    percentile,
+    print_table,
+)
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 
@@ -481,13 +488,7 @@ def main() -> None:
     parser.add_argument("--sqs", action="store_true", help="also measure the SQS listener")
     parser.add_argument("--sqs-pollers", type=int, default=2)
     parser.add_argument("--skip-handoff", action="store_true")
-    shm = Path("/dev/shm")
-    parser.add_argument(
-        "--server-dir",
-        type=Path,
-        default=shm if shm.is_dir() else None,
-        help="where the dev server keeps its SQLite file (default: a tmpfs when there is one)",
-    )
+    add_server_dir_argument(parser)
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
-    default_server_dir,
+    add_server_dir_argument,
     dev_server,
     memory_mb,
     print_table,
@@ -314,12 +314,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--settle", type=float, default=3.0, help="seconds before reading RSS")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to reach waiting")
     p.add_argument("--skip-handwritten", action="store_true", help="no hand-written baseline")
-    p.add_argument(
-        "--server-dir",
-        type=Path,
-        default=default_server_dir(),
-        help="where the dev server keeps its SQLite file (default: a tmpfs when there is one)",
-    )
+    add_server_dir_argument(p)
     p.add_argument("--strict", action="store_true", help="exit 1 when the peak misses the target")
     return p
 

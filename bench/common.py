@@ -3,6 +3,7 @@ statistics, and reading a process's CPU time and memory from /proc."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import math
@@ -28,6 +29,16 @@ def default_server_dir() -> Path | None:
     pace."""
     shm = Path("/dev/shm")
     return shm if shm.is_dir() else None
+
+
+def add_server_dir_argument(parser: argparse.ArgumentParser) -> None:
+    """`--server-dir`: where the benchmark's dev server keeps its SQLite file."""
+    parser.add_argument(
+        "--server-dir",
+        type=Path,
+        default=default_server_dir(),
+        help="where the dev server keeps its SQLite file (default: a tmpfs when there is one)",
+    )
 
 
 @contextlib.contextmanager

@@ -69,6 +69,21 @@ def temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServe
 
 
 @pytest.fixture(scope="session")
+def small_history_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
+    """A second dev server that suggests continue-as-new after 40 history events, for the
+    tests of long runs (the interpreter's and the root orchestrator's)."""
+    server = TemporalServer(
+        tmp_path_factory.mktemp("temporal-small-history"),
+        headless=True,
+        dynamic_config={"limit.historyCount.suggestContinueAsNew": 40},
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 async def temporal_client(temporal: TemporalServer) -> Client:
     return await connect(temporal.address, temporal.namespace)
 

@@ -5,7 +5,7 @@ their data, context, task log and position."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,19 +19,6 @@ from tflow_workers.engine.model import WORKFLOW_TYPE, RunInput, RunStatus
 from tflow_workers.worker import build_worker
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def small_history_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
-    server = TemporalServer(
-        tmp_path_factory.mktemp("temporal-can"),
-        headless=True,
-        dynamic_config={"limit.historyCount.suggestContinueAsNew": 40},
-    ).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

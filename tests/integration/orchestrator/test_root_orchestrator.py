@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -643,19 +643,6 @@ async def test_the_seeds_cli_commands_drive_the_orchestrator_process(
 
 
 # ---- continue-as-new -----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def small_history_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
-    server = TemporalServer(
-        tmp_path_factory.mktemp("temporal-orchestrator-can"),
-        headless=True,
-        dynamic_config={"limit.historyCount.suggestContinueAsNew": 40},
-    ).start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def test_long_running_form_continues_as_new_without_losing_an_event(
