@@ -4,6 +4,7 @@ Temporal task queue and S3 bucket."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +25,7 @@ from tflow_devstack.postgres import PostgresServer
 from tflow_devstack.process import free_port
 from tflow_devstack.temporal import TemporalServer
 from tflow_devstack.tools import REPO_ROOT, venv_binary
+from tflow_operator.kube import KubeClient
 from tflow_workers.connection import connect
 from tflow_workers.engine.activities import DirectoryRegistry, EngineActivities, SecretStore
 from tflow_workers.worker import build_worker
@@ -86,6 +88,29 @@ def small_history_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[T
 @pytest.fixture(scope="session")
 async def temporal_client(temporal: TemporalServer) -> Client:
     return await connect(temporal.address, temporal.namespace)
+
+
+@pytest.fixture
+async def kube_client(
+    kube: ControlPlane, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[KubeClient]:
+    """The operator's own Kubernetes client, pointed at the test control plane."""
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
+    client = KubeClient.from_env()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def cleanup_runs(temporal_client: Client) -> AsyncIterator[list[str]]:
+    """Workflow ids to terminate after the test (when no worker runs them to the end)."""
+    ids: list[str] = []
+    yield ids
+    for workflow_id in ids:
+        with contextlib.suppress(Exception):
+            await temporal_client.get_workflow_handle(workflow_id).terminate("test done")
 
 
 @pytest.fixture

@@ -191,22 +191,29 @@ class KubeClient:
         kind: str,
         namespace: str | None = None,
         label_selector: str | None = None,
-    ) -> list[dict[str, Any]]:
-        params = {"labelSelector": label_selector} if label_selector else None
-        body = await self._request(
-            "GET", resource_path(api_version, kind, namespace), params=params
-        )
-        items: list[dict[str, Any]] = body.get("items", [])
-        return items
+    ) -> builtins.list[dict[str, Any]]:
+        """Every matching object, read page by page."""
+        return [
+            item
+            async for page in self.pages(api_version, kind, namespace, label_selector)
+            for item in page
+        ]
 
     async def pages(
-        self, api_version: str, kind: str, namespace: str | None = None, limit: int = 200
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        limit: int = 200,
     ) -> AsyncIterator[builtins.list[dict[str, Any]]]:
-        """Every object of a kind, a page at a time (``limit`` per request), so that a
+        """Every matching object, a page at a time (``limit`` per request), so that a
         periodic pass over thousands of objects never holds them all at once."""
         token: str | None = None
         while True:
             params: dict[str, Any] = {"limit": limit}
+            if label_selector:
+                params["labelSelector"] = label_selector
             if token:
                 params["continue"] = token
             body = await self._request(

@@ -22,7 +22,6 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -53,18 +52,6 @@ DOCUMENT: dict[str, Any] = {
     "document": {"dsl": "1.0.0", "namespace": "test", "name": "scale-me", "version": "1.0.0"},
     "do": [{"hello": {"set": {"greeting": "hi"}}}],
 }
-
-
-@pytest.fixture
-async def kube_client(
-    kube: ControlPlane, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[KubeClient]:
-    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
-    client = KubeClient.from_env()
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 def deployment(name: str, namespace: str, command: list[str]) -> dict[str, Any]:

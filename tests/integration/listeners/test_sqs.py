@@ -6,12 +6,11 @@ reach a dead-letter queue, and slow hand-offs keep their messages invisible."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,16 +95,6 @@ def make_listener(moto: MotoServer, credentials_dir: Path) -> Iterator[ListenerF
     for listener in made:
         assert listener.executor is not None
         listener.executor.shutdown(wait=False, cancel_futures=True)
-
-
-@pytest.fixture
-async def cleanup_runs(temporal_client: Client) -> AsyncIterator[list[str]]:
-    """Workflow ids to terminate after the test (no orchestrator worker runs here)."""
-    ids: list[str] = []
-    yield ids
-    for workflow_id in ids:
-        with contextlib.suppress(Exception):
-            await temporal_client.get_workflow_handle(workflow_id).terminate("test done")
 
 
 def queue_counts(moto: MotoServer, queue_url: str) -> tuple[int, int]:

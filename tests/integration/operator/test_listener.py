@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tflow_devstack.controlplane import ControlPlane
 from tflow_operator.api.common import API_VERSION
 from tflow_operator.config import Config
 from tflow_operator.kube import KubeClient
 from tflow_operator.listener import child_name, reconcile_listener
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("crds")]
 
 CONFIG = Config(
     temporal_address="127.0.0.1:7233",
@@ -28,18 +26,6 @@ CONFIG = Config(
     router_task_queue="router-q",
 )
 KEDA = "keda.sh/v1alpha1"
-
-
-@pytest.fixture
-async def kube_client(
-    kube: ControlPlane, crds: None, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[KubeClient]:
-    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
-    client = KubeClient.from_env()
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 async def create_listener(

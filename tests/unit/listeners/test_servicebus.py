@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -172,15 +170,6 @@ class Slow:
         outcome = await self.inner.submit(event)
         self.seen.append((event, outcome))
         return outcome
-
-
-@pytest.fixture
-async def cleanup_runs(temporal_client: Client) -> AsyncIterator[list[str]]:
-    ids: list[str] = []
-    yield ids
-    for workflow_id in ids:
-        with contextlib.suppress(Exception):
-            await temporal_client.get_workflow_handle(workflow_id).terminate("test done")
 
 
 def blob_created(blob: str) -> dict[str, Any]:
