@@ -444,17 +444,18 @@ async def definition_delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: A
     info = definition_info(body)
     status: Mapping[str, Any] = body.get("status") or {}
     runtime.publisher.poke()
-    if info.has_schedule or _had_schedule(status):
-        try:
-            client = await runtime.temporal.client()
-            await schedules.delete_schedule(client, info.namespace, info.name)
-        except Exception as err:
-            if is_unavailable(err) or isinstance(err, schedules.TemporalUnavailable):
-                unavailable = runtime.temporal.unavailable(err)
-                raise kopf.TemporaryError(
-                    f"cannot delete the Temporal Schedule yet: {unavailable}", delay=backoff(retry)
-                ) from err
-            raise
+    # Only definitions with a schedule (or one not yet confirmed gone) get here: see
+    # `_needs_finalizer`.
+    try:
+        client = await runtime.temporal.client()
+        await schedules.delete_schedule(client, info.namespace, info.name)
+    except Exception as err:
+        if is_unavailable(err) or isinstance(err, schedules.TemporalUnavailable):
+            unavailable = runtime.temporal.unavailable(err)
+            raise kopf.TemporaryError(
+                f"cannot delete the Temporal Schedule yet: {unavailable}", delay=backoff(retry)
+            ) from err
+        raise
     # Drop this definition's ownership; the last owner leaves the rest to the GC.
     await _safe_group(runtime, info.namespace, info.task_queue)
     previous_queue = status.get("taskQueue")
