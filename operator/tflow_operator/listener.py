@@ -471,6 +471,9 @@ async def reconcile_listener(kube: KubeClient, body: Mapping[str, Any], config: 
         return Outcome(await write(condition, {"endpoint": endpoint}), missing)
 
     children = listener_children(name, namespace, uid, spec, config)
+    # Children no longer wanted go first: when spec.scaling was dropped, KEDA must stop
+    # scaling the Deployment before the replica count it gets back from spec is applied.
+    await _prune(kube, namespace, uid, children, name)
     deployment: dict[str, Any] | None = None
     for child in children:
         try:
@@ -488,7 +491,6 @@ async def reconcile_listener(kube: KubeClient, body: Mapping[str, Any], config: 
             raise
         if child["kind"] == "Deployment":
             deployment = applied
-    await _prune(kube, namespace, uid, children, name)
 
     ready_replicas = int(((deployment or {}).get("status") or {}).get("readyReplicas", 0) or 0)
     condition = ready_condition(spec, deployment, generation)
