@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from tflow_workers.dsl.yamlio import YamlError, load_yaml_all
 
 
 class DocumentFileError(ValueError):
@@ -32,8 +32,8 @@ def load_all(path: Path) -> list[Any]:
     try:
         if path.suffix == ".json":
             return [json.loads(text)]
-        return [d for d in yaml.safe_load_all(text) if d is not None]
-    except (yaml.YAMLError, json.JSONDecodeError) as err:
+        return load_yaml_all(text)
+    except (YamlError, json.JSONDecodeError) as err:
         raise DocumentFileError(f"{path}: not valid YAML/JSON: {err}") from None
 
 

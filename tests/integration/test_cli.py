@@ -18,6 +18,7 @@ from temporalio.client import WorkflowFailureError
 
 from tflow_devstack.temporal import TemporalServer
 from tflow_devstack.tools import REPO_ROOT
+from tflow_workers.dsl.yamlio import load_yaml
 from tflow_workers.engine.model import RunInput
 from tflow_workers.engine.starter import start_run
 
@@ -171,7 +172,7 @@ def test_convert_then_validate_and_graph(tmp_path: Path) -> None:
     ).stdout
     out = tmp_path / "cart.yaml"
     out.write_text(converted)
-    assert yaml.safe_load(converted)["document"]["name"] == "cart"
+    assert load_yaml(converted)["document"]["name"] == "cart"
     assert tflow("validate", str(out), check=True).stdout.strip() == f"{out}: valid"
     mermaid = tflow("graph", str(out), check=True).stdout
     assert mermaid.startswith("flowchart TD")

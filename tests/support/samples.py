@@ -5,16 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tflow_devstack.tools import REPO_ROOT
+from tflow_workers.dsl.yamlio import load_yaml_all
 from tflow_workers.engine.catalog import Function, load_reference, parse_specs
 
 SAMPLES = REPO_ROOT / "manifests" / "samples"
 
 
 def manifest(name: str) -> dict[str, Any]:
-    for doc in yaml.safe_load_all((SAMPLES / name).read_text()):
+    for doc in load_yaml_all((SAMPLES / name).read_text()):
         if isinstance(doc, dict) and doc.get("kind") == "WorkflowDefinition":
             return doc
     raise LookupError(f"no WorkflowDefinition in {name}")

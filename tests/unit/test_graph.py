@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tflow_workers.convert import convert
+from tflow_workers.dsl.yamlio import load_yaml
 from tflow_workers.graph import to_mermaid, to_svg
 
 INPUTS = Path(__file__).parent / "convert" / "inputs"
@@ -166,7 +166,7 @@ def test_mermaid_nested_document() -> None:
 
 
 def test_mermaid_of_the_converted_abandoned_cart() -> None:
-    data = yaml.safe_load((INPUTS / "abandoned-cart.steps.json").read_text(encoding="utf-8"))
+    data = load_yaml((INPUTS / "abandoned-cart.steps.json").read_text(encoding="utf-8"))
     picture = to_mermaid(convert(data))
     assert '    t1_0["wait_answer<br/>listen: one"]\n' in picture
     assert '    t1_c("catch<br/>timeout")\n' in picture
@@ -224,7 +224,7 @@ def _task_names(tasks: list[dict[str, Any]]) -> list[str]:
 
 
 def _converted(name: str) -> dict[str, Any]:
-    data = yaml.safe_load((INPUTS / name).read_text(encoding="utf-8"))
+    data = load_yaml((INPUTS / name).read_text(encoding="utf-8"))
     assert isinstance(data, dict)
     return convert(data)
 

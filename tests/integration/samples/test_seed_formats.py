@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from histories import check_replay
 from samples import SAMPLES
 from temporalio.client import Client
@@ -20,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from tflow_samples import cart
 from tflow_workers.convert import convert
 from tflow_workers.dsl.validate import validate_document
+from tflow_workers.dsl.yamlio import load_yaml
 from tflow_workers.engine.activities import EngineActivities
 from tflow_workers.engine.model import WORKFLOW_TYPE, RunInput, RunStatus
 from tflow_workers.worker import build_worker
@@ -34,7 +34,7 @@ CART_FUNCTIONS = {
 
 
 def _cart_document() -> dict[str, Any]:
-    steps = yaml.safe_load((SAMPLES / "seed-formats" / "abandoned-cart.steps.yaml").read_text())
+    steps = load_yaml((SAMPLES / "seed-formats" / "abandoned-cart.steps.yaml").read_text())
     document = convert(steps, name="abandoned-cart", namespace="shop")
     assert validate_document(document, catalog=CART_FUNCTIONS) == []
     return document

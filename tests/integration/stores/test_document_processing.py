@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 import pytest
-import yaml
 from engine_harness import EngineHarness
 from store_backends import Backend, azure_backend, s3_backend
 from temporalio.api.enums.v1 import EventType
@@ -19,6 +18,7 @@ from tflow_devstack.azurite import AzuriteServer
 from tflow_devstack.moto import MotoServer
 from tflow_devstack.tools import REPO_ROOT
 from tflow_workers.cloudevents import event_workflow_id
+from tflow_workers.dsl.yamlio import load_yaml
 from tflow_workers.engine.errors import ErrorType
 from tflow_workers.engine.model import ACTIVITY_EMIT
 
@@ -39,7 +39,7 @@ TEXT = "\n  Quarterly report  \nRevenue grew in every region.\n"
 
 
 def sample_document() -> dict[str, Any]:
-    manifest = yaml.safe_load(SAMPLE.read_text())
+    manifest = load_yaml(SAMPLE.read_text())
     assert manifest["kind"] == "WorkflowDefinition"
     document: dict[str, Any] = manifest["spec"]["workflow"]
     return document

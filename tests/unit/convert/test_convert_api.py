@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tflow_workers.convert import ConversionError, convert, detect_format
 from tflow_workers.convert.__main__ import main
+from tflow_workers.dsl.yamlio import load_yaml
 from tflow_workers.graph import to_mermaid
 
 INPUTS = Path(__file__).parent / "inputs"
@@ -97,7 +97,7 @@ def _task_names(tasks: list[dict[str, Any]]) -> list[str]:
 
 @pytest.mark.parametrize("path", sorted(SEED_SAMPLES.iterdir()), ids=lambda p: p.name)
 def test_seed_format_samples_convert(path: Path) -> None:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = load_yaml(path.read_text(encoding="utf-8"))
     document = convert(data, name=path.name.split(".")[0])
     assert document["document"]["dsl"] == "1.0.0"
     picture = to_mermaid(document)
@@ -108,8 +108,8 @@ def test_seed_format_samples_convert(path: Path) -> None:
 def test_cli_prints_the_document_as_yaml(capsys: pytest.CaptureFixture[str]) -> None:
     source = str(INPUTS / "abandoned-cart.steps.json")
     assert main([source, "--name", "abandoned-cart", "--namespace", "samples"]) == 0
-    printed = yaml.safe_load(capsys.readouterr().out)
-    expected = yaml.safe_load((INPUTS / "abandoned-cart.sw.yaml").read_text(encoding="utf-8"))
+    printed = load_yaml(capsys.readouterr().out)
+    expected = load_yaml((INPUTS / "abandoned-cart.sw.yaml").read_text(encoding="utf-8"))
     assert printed == expected
 
 

@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tflow_workers.convert import ConversionError, convert_node_graph
+from tflow_workers.dsl.yamlio import load_yaml
 
 INPUTS = Path(__file__).parent / "inputs"
 
 
 def _load(name: str) -> dict[str, Any]:
-    data = yaml.safe_load((INPUTS / name).read_text(encoding="utf-8"))
+    data = load_yaml((INPUTS / name).read_text(encoding="utf-8"))
     assert isinstance(data, dict)
     return data
 

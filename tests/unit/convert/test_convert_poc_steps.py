@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tflow_workers.convert import ConversionError, SignalWait, convert_poc_steps
+from tflow_workers.dsl.yamlio import load_yaml
 
 INPUTS = Path(__file__).parent / "inputs"
 REPO = Path(__file__).resolve().parents[3]
@@ -18,7 +18,7 @@ TIMEOUT_ERROR = "https://serverlessworkflow.io/spec/1.0.0/errors/timeout"
 
 
 def _load(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = load_yaml(path.read_text(encoding="utf-8"))
     assert isinstance(data, dict)
     return data
 

@@ -8,16 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tflow_workers.dsl.models import load_document
 from tflow_workers.dsl.validate import validate_document
+from tflow_workers.dsl.yamlio import load_yaml
 
 DOCUMENTS = sorted((Path(__file__).parent / "documents").glob("*.yaml"))
 
 
 def read(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(path.read_text())
+    data: dict[str, Any] = load_yaml(path.read_text())
     return data
 
 

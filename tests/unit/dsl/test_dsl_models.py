@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tflow_workers.dsl.issues import DocumentError, Issue
 from tflow_workers.dsl.models import (
@@ -40,13 +39,14 @@ from tflow_workers.dsl.models import (
     named_tasks,
     to_timedelta,
 )
+from tflow_workers.dsl.yamlio import load_yaml
 
 DOCUMENTS = Path(__file__).parent / "documents"
 HEADER = {"dsl": "1.0.0", "namespace": "test", "name": "flow", "version": "1.0.0"}
 
 
 def read(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((DOCUMENTS / name).read_text())
+    data: dict[str, Any] = load_yaml((DOCUMENTS / name).read_text())
     return data
 
 

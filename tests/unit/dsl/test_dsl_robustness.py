@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tflow_workers.dsl.issues import DocumentError, Issue
 from tflow_workers.dsl.models import MAX_DEPTH, load_document
 from tflow_workers.dsl.validate import validate_document
+from tflow_workers.dsl.yamlio import load_yaml
 
 HEADER = {"dsl": "1.0.0", "namespace": "test", "name": "flow", "version": "1.0.0"}
 EXAMPLES = [
-    yaml.safe_load(path.read_text())
+    load_yaml(path.read_text())
     for path in sorted((Path(__file__).parent / "documents").glob("*.yaml"))
 ]
 SCALARS: list[Any] = [

@@ -13,6 +13,7 @@ from typing import Any, cast
 import yaml
 
 from tflow_workers.convert import FORMATS, ConversionError, Format, convert
+from tflow_workers.dsl.yamlio import YamlError, load_yaml
 from tflow_workers.graph import to_mermaid, to_svg
 
 
@@ -34,9 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
     try:
         # JSON is YAML, so one loader reads both.
-        data: Any = yaml.safe_load(text)
+        data: Any = load_yaml(text)
         document = convert(data, cast(Format, args.fmt), name=args.name, namespace=args.namespace)
-    except (yaml.YAMLError, ConversionError) as error:
+    except (YamlError, ConversionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.mermaid:

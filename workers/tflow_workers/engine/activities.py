@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-import yaml
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
@@ -22,6 +21,7 @@ from tflow_workers.cloudevents import (
     ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
     event_workflow_id,
 )
+from tflow_workers.dsl.yamlio import load_yaml_all
 from tflow_workers.engine.errors import (
     APPLICATION_ERROR_TYPE,
     ErrorType,
@@ -70,7 +70,7 @@ class DirectoryRegistry:
         for path in sorted(self.directory.iterdir()):
             if path.suffix not in (".yaml", ".yml", ".json") or not path.is_file():
                 continue
-            for doc in yaml.safe_load_all(path.read_text()):
+            for doc in load_yaml_all(path.read_text()):
                 if not isinstance(doc, dict):
                     continue
                 if doc.get("kind") == "WorkflowDefinition":
