@@ -31,6 +31,7 @@ _PLURALS: dict[tuple[str, str], str] = {
     ("v1", "Service"): "services",
     ("v1", "Secret"): "secrets",
     ("v1", "Event"): "events",
+    ("v1", "Pod"): "pods",
     ("v1", "ServiceAccount"): "serviceaccounts",
     ("apps/v1", "Deployment"): "deployments",
     ("keda.sh/v1alpha1", "ScaledObject"): "scaledobjects",

@@ -10,6 +10,10 @@ A Listener becomes, in its own namespace:
 - for a queue listener with ``spec.scaling``, a KEDA ScaledObject on the queue's length
   and the TriggerAuthentication pointing KEDA at the same Secret.
 
+The pods pass the ``restricted`` Pod Security Standard (:mod:`tflow_operator.pods`); when
+they cannot be created or started, ``Ready`` is False with Kubernetes' reason
+(``FailedCreate``, ``ImagePullBackOff``, ...) and message.
+
 Every child carries a controller owner reference, so deleting the Listener garbage
 collects them. Reconciling is idempotent (server-side apply) and runs on create, update
 and resume, in the shared resync loop (:mod:`tflow_operator.resync`) and whenever the listener's
@@ -31,7 +35,7 @@ from typing import Any, Final
 import kopf
 from pydantic import ValidationError
 
-from tflow_operator import keda
+from tflow_operator import keda, pods
 from tflow_operator.api.common import API_VERSION, GROUP, VERSION, Condition
 from tflow_operator.api.listener import NAMES, ListenerSpec, ListenerType
 from tflow_operator.conditions import make_condition, merge_conditions, status_changes
@@ -60,7 +64,6 @@ SECRETS_ROOT: Final = "/etc/tflow/secrets"
 CLUSTER_DOMAIN: Final = "cluster.local"
 # A Secret mode readable by the pod's group (fsGroup) only.
 SECRET_FILE_MODE: Final = 0o440
-RUN_AS: Final = 65532
 
 READY: Final = "Ready"
 
@@ -229,11 +232,6 @@ def listener_deployment(
             "periodSeconds": 20,
         },
         "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
     }
     if mounts:
         container["volumeMounts"] = [m.mount_spec() for m in mounts]
@@ -241,18 +239,11 @@ def listener_deployment(
         container["envFrom"] = config.temporal_client_env_from()
     pod_spec: dict[str, Any] = {
         "containers": [container],
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS,
-            "runAsGroup": RUN_AS,
-            "fsGroup": RUN_AS,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "volumes": [m.volume_spec() for m in mounts],
         # A listener stops receiving on SIGTERM and finishes the hand-offs in flight.
         "terminationGracePeriodSeconds": 30,
     }
-    if mounts:
-        pod_spec["volumes"] = [m.volume_spec() for m in mounts]
+    pods.harden(pod_spec)
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(name)},
         "revisionHistoryLimit": 3,
@@ -352,13 +343,20 @@ def listener_endpoint(
 
 
 def ready_condition(
-    spec: ListenerSpec, deployment: Mapping[str, Any] | None, generation: int | None
+    spec: ListenerSpec,
+    deployment: Mapping[str, Any] | None,
+    generation: int | None,
+    trouble: pods.PodTrouble | None = None,
 ) -> Condition:
-    """Ready from the Deployment: every requested replica ready, or scaled to zero."""
+    """Ready from the Deployment: every requested replica ready, or scaled to zero; False
+    with Kubernetes' reason when its pods cannot be created or started (``trouble``)."""
     if deployment is None:
         return make_condition(
             READY, False, "Pending", "the Deployment does not exist yet", generation
         )
+    if trouble is not None:
+        message = f"Deployment {deployment['metadata']['name']}: {trouble.message}"
+        return make_condition(READY, False, trouble.reason, message, generation)
     desired = int(deployment.get("spec", {}).get("replicas", 1) or 0)
     ready = int(deployment.get("status", {}).get("readyReplicas", 0) or 0)
     if desired == 0:
@@ -493,7 +491,8 @@ async def reconcile_listener(kube: KubeClient, body: Mapping[str, Any], config: 
             deployment = applied
 
     ready_replicas = int(((deployment or {}).get("status") or {}).get("readyReplicas", 0) or 0)
-    condition = ready_condition(spec, deployment, generation)
+    trouble = await pods.workload_trouble(kube, deployment) if deployment else None
+    condition = ready_condition(spec, deployment, generation, trouble)
     status = await write(condition, {"readyReplicas": ready_replicas, "endpoint": endpoint})
     return Outcome(status, [])
 

@@ -17,7 +17,10 @@ The ClusterRole grants exactly what the operator does, nothing more:
   definition moves to another task queue or a listener stops needing one; Deployments
   are also listed and watched (a listener's status follows its Deployment's);
 * Secrets: ``get`` only, to tell a Listener that a Secret it references is missing
-  (no list or watch: the operator never reads Secrets it was not pointed at).
+  (no list or watch: the operator never reads Secrets it was not pointed at);
+* Pods: ``list`` only, by a worker or listener Deployment's selector and only while that
+  Deployment is short of available replicas, to name why its pods do not start
+  (``ErrImagePull``, ``CrashLoopBackOff``, ...) in its owner's status.
 
     python -m tflow_operator.rbac --out manifests/rbac/operator.yaml [--check]
 """
@@ -73,6 +76,7 @@ RULES: Final[list[dict[str, Any]]] = [
         "verbs": ["get", "list", "create", "patch", "delete"],
     },
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["services"], "verbs": WRITE},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": [*WRITE, "list", "watch"]},
     {

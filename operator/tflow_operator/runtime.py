@@ -20,6 +20,7 @@ from tflow_operator.model import (
     judge_with_owner,
     queue_owner,
 )
+from tflow_operator.pods import PodTrouble
 from tflow_operator.temporal import TemporalGateway
 
 # A kopf index (``kopf.Index``) as the catalog reads it: key -> the values stored under it.
@@ -126,10 +127,12 @@ class GroupState:
 
 @dataclass
 class GroupMemo:
-    """What was last applied for one worker group, so sibling timers skip re-applying."""
+    """What was last applied for one worker group, so sibling timers skip re-applying,
+    and what its Deployment said then about its pods (``tflow_operator.pods``)."""
 
     digest: str
     applied_at: float
+    trouble: PodTrouble | None = None
 
 
 @dataclass
@@ -156,8 +159,14 @@ class Runtime:
             and time.monotonic() - memo.applied_at < self.config.resync_seconds / 2
         )
 
-    def remember_applied(self, namespace: str, task_queue: str, digest: str) -> None:
-        self.group_memos[(namespace, task_queue)] = GroupMemo(digest, time.monotonic())
+    def remember_applied(
+        self, namespace: str, task_queue: str, digest: str, trouble: PodTrouble | None = None
+    ) -> None:
+        self.group_memos[(namespace, task_queue)] = GroupMemo(digest, time.monotonic(), trouble)
+
+    def remembered_trouble(self, namespace: str, task_queue: str) -> PodTrouble | None:
+        memo = self.group_memos.get((namespace, task_queue))
+        return memo.trouble if memo is not None else None
 
     def forget_applied(self, namespace: str, task_queue: str) -> None:
         self.group_memos.pop((namespace, task_queue), None)

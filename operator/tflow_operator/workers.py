@@ -15,6 +15,8 @@ When definitions on one queue ask for different worker settings, they are merged
 * ``env``: the union by name; for a name set twice, the oldest definition's value;
 * Secrets: every Secret any of the documents names in ``use.secrets`` is mounted
   read-only at ``/etc/temporal-flow/secrets/<name>/`` (``$secret.<name>.<key>``).
+
+The pods pass the ``restricted`` Pod Security Standard (see :mod:`tflow_operator.pods`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from tflow_operator import keda
+from tflow_operator import keda, pods
 from tflow_operator.config import Config
 from tflow_operator.model import DefinitionInfo
 from tflow_operator.naming import (
@@ -196,10 +198,6 @@ def worker_deployment(
         "readinessProbe": _probe("/readyz", 10),
         "livenessProbe": _probe("/livez", 20),
         "volumeMounts": [{"name": "definitions", "mountPath": DEFINITIONS_DIR, "readOnly": True}],
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
     }
     if settings.resources:
         container["resources"] = settings.resources
@@ -213,8 +211,12 @@ def worker_deployment(
         # The worker drains in-flight tasks for up to 20 s on SIGTERM.
         "terminationGracePeriodSeconds": 30,
     }
+    pods.harden(pod_spec)
     if config.worker_service_account:
         pod_spec["serviceAccountName"] = config.worker_service_account
+        # An account chosen for the workers may be there for its token (custom functions
+        # that call the API): its own automountServiceAccountToken decides.
+        del pod_spec["automountServiceAccountToken"]
     ordered = sorted(members, key=lambda d: d.order)
     return {
         "apiVersion": "apps/v1",

@@ -14,6 +14,10 @@ resync loop:
 5. in the shared resync loop (:mod:`tflow_operator.resync`), repair drift and refresh
    ``lastRun``, ``nextRun`` and ``running`` from Temporal.
 
+When the worker Deployment cannot create its pods (``FailedCreate``: Pod Security, a
+ResourceQuota) or they cannot start (``ErrImagePull``, ``CrashLoopBackOff``, ...),
+``Ready`` is False with that reason and Kubernetes' message (:mod:`tflow_operator.pods`).
+
 Temporal being unreachable sets ``Ready`` (and ``Scheduled``) to False with reason
 ``TemporalUnavailable`` and retries with backoff; the operator keeps running. Only a
 definition with a schedule gets a finalizer, which deletes the schedule; the worker
@@ -47,6 +51,7 @@ from tflow_operator.events import involved, post_event
 from tflow_operator.kube import KubeError
 from tflow_operator.model import DefinitionInfo, definition_info, plain, stable_hash
 from tflow_operator.naming import worker_deployment_name
+from tflow_operator.pods import PodTrouble, workload_trouble
 from tflow_operator.runtime import Runtime
 from tflow_operator.temporal import REASON_UNAVAILABLE, TemporalUnavailable, is_unavailable
 from tflow_operator.workers import merge_settings, worker_deployment, worker_scaled_object
@@ -132,6 +137,8 @@ class GroupResult:
     members: tuple[DefinitionInfo, ...]
     autoscaled: bool = True
     note: str = ""
+    # Why the Deployment cannot create or start its pods, when it cannot.
+    trouble: PodTrouble | None = None
 
 
 async def apply_group(
@@ -183,7 +190,10 @@ async def _apply_group_now(
     scaled = worker_scaled_object(namespace, task_queue, members, settings, config)
     digest = stable_hash([deployment, scaled])
     if force or not runtime.recently_applied(namespace, task_queue, digest):
-        await kube.apply(deployment)
+        applied = await kube.apply(deployment)
+        # The apply answers with the Deployment's status: no extra read while it is
+        # healthy (see tflow_operator.pods.workload_trouble).
+        trouble = await workload_trouble(kube, applied)
         try:
             await kube.apply(scaled)
             runtime.keda_available = True
@@ -191,10 +201,12 @@ async def _apply_group_now(
             if err.status != 404:
                 raise
             runtime.keda_available = False
-        runtime.remember_applied(namespace, task_queue, digest)
+        runtime.remember_applied(namespace, task_queue, digest, trouble)
+    else:
+        trouble = runtime.remembered_trouble(namespace, task_queue)
     if runtime.keda_available:
-        return GroupResult(tuple(members))
-    return GroupResult(tuple(members), False, NO_KEDA)
+        return GroupResult(tuple(members), trouble=trouble)
+    return GroupResult(tuple(members), False, NO_KEDA, trouble)
 
 
 # --------------------------------------------------------------------------- schedules
@@ -335,6 +347,7 @@ async def reconcile(
     problems: list[str] = []
     retry_error: BaseException | None = None
     notes: list[str] = []
+    trouble: PodTrouble | None = None
     try:
         group = await apply_group(runtime, info.namespace, info.task_queue)
         if moved:
@@ -342,6 +355,7 @@ async def reconcile(
         # No member count here: it would rewrite every sibling's status on each change.
         if group.note:
             notes.append(group.note)
+        trouble = group.trouble
     except (KubeError, httpx.HTTPError) as err:
         problems.append(f"worker Deployment: {err}")
         retry_error = err
@@ -380,6 +394,10 @@ async def reconcile(
     elif problems:
         reason = REASON_WORKERS_FAILED if retry_error is not None else scheduled.reason
         ready = make_condition("Ready", False, reason, "; ".join(problems), generation)
+    elif trouble is not None:
+        # Not retried here: the resync loop reads the Deployment again each period.
+        message = f"worker Deployment {worker_deployment_name(info.task_queue)}: {trouble.message}"
+        ready = make_condition("Ready", False, trouble.reason, message, generation)
     elif missing_secrets:
         names = ", ".join(missing_secrets)
         message = (

@@ -43,3 +43,11 @@ imagePullSecrets:
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- end -}}
+
+{{/* The only writable place in a container: the image keeps HOME and its working
+directory in /tmp, and the root file system is read-only. */}}
+{{- define "tflow.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpVolume.sizeLimit | quote }}
+{{- end -}}

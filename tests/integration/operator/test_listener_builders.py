@@ -22,6 +22,7 @@ from tflow_operator.listener import (
     ready_condition,
     secret_mounts,
 )
+from tflow_operator.pods import PodTrouble
 
 CONFIG = Config(
     temporal_address="temporal-frontend.temporal:7233",
@@ -31,6 +32,7 @@ CONFIG = Config(
     router_task_queue="router-q",
 )
 UID = "5b2f1c4e-0000-4000-8000-000000000001"
+TMP_VOLUME = {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}
 
 WEBHOOK = {
     "type": "webhook",
@@ -125,8 +127,9 @@ def test_webhook_deployment() -> None:
                 "items": [{"key": "token", "path": "token"}],
             },
         },
+        TMP_VOLUME,
     ]
-    assert all(m["readOnly"] for m in c["volumeMounts"])
+    assert all(m["readOnly"] for m in c["volumeMounts"] if m["name"] != "tmp")
     owner = deployment["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"], owner["controller"]) == ("Listener", UID, True)
 
@@ -139,7 +142,7 @@ def test_webhook_defaults_and_service() -> None:
     assert container(deployment)["args"] == [
         "webhook", "--port", "8080", "--path", "/events", "--max-body-bytes", "1048576",
     ]  # fmt: skip
-    assert "volumes" not in deployment["spec"]["template"]["spec"]
+    assert deployment["spec"]["template"]["spec"]["volumes"] == [TMP_VOLUME]
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
     ]
@@ -168,7 +171,8 @@ def test_sqs_with_scaling_children() -> None:
     assert c["ports"] == [{"name": "ops", "containerPort": 8080, "protocol": "TCP"}]
     # The whole credentials Secret is mounted as files, nothing else.
     assert deployment["spec"]["template"]["spec"]["volumes"] == [
-        {"name": "aws", "secret": {"secretName": "aws", "defaultMode": 0o440}}
+        {"name": "aws", "secret": {"secretName": "aws", "defaultMode": 0o440}},
+        TMP_VOLUME,
     ]
     assert auth["spec"]["secretTargetRef"] == [
         {"parameter": "awsAccessKeyID", "name": "aws", "key": "AWS_ACCESS_KEY_ID"},
@@ -259,9 +263,10 @@ def test_credentials_come_only_from_the_referenced_secrets() -> None:
         spec = ListenerSpec.model_validate(raw)
         deployment = listener_deployment("x", "shop", UID, spec, CONFIG)
         pod = deployment["spec"]["template"]["spec"]
-        assert {v["secret"]["secretName"] for v in pod["volumes"]} == {
+        assert {v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v} == {
             m.secret for m in secret_mounts(spec)
         }
+        assert [v for v in pod["volumes"] if "secret" not in v] == [TMP_VOLUME]
         assert all("valueFrom" not in e for e in container(deployment)["env"])
         text = json.dumps(listener_children("x", "shop", UID, spec, CONFIG))
         assert "stringData" not in text
@@ -296,3 +301,41 @@ def test_ready_follows_the_deployment(
         reason,
         4,
     )
+
+
+def test_ready_names_why_the_pods_do_not_start() -> None:
+    spec = ListenerSpec.model_validate(WEBHOOK)
+    deployment = {
+        "metadata": {"name": "tflow-listener-orders"},
+        "spec": {"replicas": 2},
+        "status": {"readyReplicas": 2},
+    }
+    trouble = PodTrouble("ImagePullBackOff", "pod p, container listener: ImagePullBackOff")
+    condition = ready_condition(spec, deployment, 4, trouble)
+    assert (condition.status.value, condition.reason) == ("False", "ImagePullBackOff")
+    assert condition.message == (
+        "Deployment tflow-listener-orders: pod p, container listener: ImagePullBackOff"
+    )
+
+
+@pytest.mark.parametrize("raw", [WEBHOOK, SQS, SERVICE_BUS], ids=["webhook", "sqs", "servicebus"])
+def test_listener_pods_are_restricted_with_a_writable_tmp(raw: dict[str, Any]) -> None:
+    spec = ListenerSpec.model_validate(raw)
+    pod = listener_deployment("x", "shop", UID, spec, CONFIG)["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "fsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    # The listener never calls the Kubernetes API.
+    assert pod["automountServiceAccountToken"] is False
+    c = container({"spec": {"template": {"spec": pod}}})
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+    assert TMP_VOLUME in pod["volumes"]

@@ -127,9 +127,11 @@ def test_definition_gets_workers_published_and_status(
     assert env["TFLOW_TASK_QUEUE"] == queue
     assert env["TFLOW_DEFINITIONS_DIR"] == "/etc/temporal-flow/definitions"
     assert env["LOG_LEVEL"] == "debug"
-    (mount,) = container["volumeMounts"]
+    mount, tmp_mount = container["volumeMounts"]
     assert mount["mountPath"] == "/etc/temporal-flow/definitions"
-    (volume,) = pod["volumes"]
+    assert tmp_mount["mountPath"] == "/tmp"
+    volume, tmp = pod["volumes"]
+    assert "emptyDir" in tmp
     sources = [s["configMap"]["name"] for s in volume["projected"]["sources"]]
     assert sources[0] == "tflow-namespace-definitions"
     assert deployment["spec"]["selector"]["matchLabels"]["temporalflow.dev/task-queue"] == queue

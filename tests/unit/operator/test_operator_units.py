@@ -240,7 +240,10 @@ def test_workers_mount_every_secret_their_documents_use() -> None:
     plain = worker_deployment("ns", "q", [info("p")], merge_settings([info("p")], "i"), CONFIG)
     (container,) = plain["spec"]["template"]["spec"]["containers"]
     assert "TFLOW_SECRETS_DIR" not in {e["name"] for e in container["env"]}
-    assert len(plain["spec"]["template"]["spec"]["volumes"]) == 1
+    assert [v["name"] for v in plain["spec"]["template"]["spec"]["volumes"]] == [
+        "definitions",
+        "tmp",
+    ]
 
 
 def test_worker_pods_load_the_temporal_client_secret_when_configured() -> None:
