@@ -42,6 +42,11 @@ async def bearer(request: web.Request) -> web.Response:
     return web.json_response({"token": "ok"})
 
 
+async def anything(request: web.Request) -> web.Response:
+    """Echoes the request line as sent, so a test sees how a URI was expanded."""
+    return web.json_response({"path": request.raw_path})
+
+
 async def api_data(request: web.Request) -> web.Response:
     return web.json_response({"data": {"items": [1, 2, 3]}, "page": 1})
 
@@ -75,6 +80,7 @@ def app() -> web.Application:
             web.get("/auth/bearer", bearer),
             web.get("/text", text),
             web.get("/api/data", api_data),
+            web.get("/anything/{tail:.*}", anything),
             # A webhook sink: POSTs are kept per name and read back with GET.
             web.post("/hooks/{name:.+}", hook_post),
             web.get("/hooks/{name:.+}", hook_get),

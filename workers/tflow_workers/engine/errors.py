@@ -25,6 +25,28 @@ class ErrorType:
     RUNTIME = ERROR_BASE + "runtime"
 
 
+# The CTK and parts of the spec's text spell the standard types this way; a catch filter
+# written either way matches the error the engine raised.
+ERROR_ALIAS_BASE = "https://serverlessworkflow.io/dsl/errors/types/"
+
+
+def same_error_type(wanted: Any, actual: Any) -> bool:
+    """Whether a catch filter's `type` names the error type `actual`, accepting both
+    spellings of the spec's standard types."""
+    if wanted == actual:
+        return True
+    if not isinstance(wanted, str) or not isinstance(actual, str):
+        return False
+
+    def kind(uri: str) -> str | None:
+        for base in (ERROR_BASE, ERROR_ALIAS_BASE):
+            if uri.startswith(base):
+                return uri[len(base) :]
+        return None
+
+    return kind(wanted) is not None and kind(wanted) == kind(actual)
+
+
 DEFAULT_STATUS = {
     ErrorType.CONFIGURATION: 400,
     ErrorType.VALIDATION: 400,

@@ -17,13 +17,12 @@ import asyncio
 import hashlib
 import json
 import math
-import re
-import urllib.parse
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
+import uritemplate
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
@@ -37,6 +36,7 @@ from tflow_workers.engine.errors import (
     Problem,
     WorkflowError,
     check_payload,
+    same_error_type,
 )
 from tflow_workers.engine.events import event_from_signal, matches_filter
 from tflow_workers.engine.model import (
@@ -80,11 +80,13 @@ SEEN_EVENTS_LIMIT = 1000
 # Runs recorded before this patch upserted TflowCurrentTask at every top-level task; newer
 # runs upsert it only when a task starts to wait (see `_waiting_in`).
 PATCH_CURRENT_TASK_ON_WAIT = "tflow-current-task-on-wait"
+# Runs recorded before this patch passed an emit task's input on as its output; newer runs
+# output the emitted event, as the spec says.
+PATCH_EMIT_OUTPUT = "tflow-emit-output"
 # Waiting kinds: a run can sit in these for long, so they are what TflowCurrentTask shows.
 WAITING_KINDS = frozenset({"wait", "listen", "run"})
 VALIDATION_CACHE_SIZE = 256
 _validated: OrderedDict[str, tuple[str, ...]] = OrderedDict()
-_URI_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class _End(Exception):
@@ -458,8 +460,10 @@ class DocumentInterpreter:
         if kind == "listen":
             return await self._listen(task["listen"], data, variables, ref), None
         if kind == "emit":
-            await self._emit(task["emit"], data, variables, ref)
-            return data, None
+            event = await self._emit(task["emit"], data, variables, ref)
+            # Runs recorded before the emitted event became the task's output carried
+            # the input on; replaying them must see the same data downstream.
+            return (event if workflow.patched(PATCH_EMIT_OUTPUT) else data), None
         if kind == "call":
             return await self._call(task, data, variables, ref), None
         if kind == "run":
@@ -709,7 +713,10 @@ class DocumentInterpreter:
         wanted = (catch.get("errors") or {}).get("with") or {}
         actual = problem.as_data()
         for key, value in wanted.items():
-            if actual.get(key) != value:
+            if key == "type":
+                if not same_error_type(value, actual.get("type")):
+                    return False
+            elif actual.get(key if key != "details" else "detail") != value:
                 return False
         if "when" in catch and not _truthy(
             self._expr(catch["when"], data, scope, f"{ref}/catch/when")
@@ -851,7 +858,7 @@ class DocumentInterpreter:
 
     async def _emit(
         self, spec: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
-    ) -> None:
+    ) -> dict[str, Any]:
         attrs = self._interpolate(
             (spec.get("event") or {}).get("with") or {}, data, variables, f"{ref}/emit/event/with"
         )
@@ -867,6 +874,7 @@ class DocumentInterpreter:
                 ErrorType.VALIDATION, "an emitted event needs a type", instance=f"{ref}/emit"
             )
         await self._activity(ACTIVITY_EMIT, event, ref, timedelta(seconds=30), retries=5)
+        return event
 
     async def _call(
         self, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
@@ -899,7 +907,7 @@ class DocumentInterpreter:
             raise WorkflowError.of(
                 ErrorType.CONFIGURATION, "call http needs with.endpoint", instance=f"{ref}/with"
             )
-        uri = _expand_uri(endpoint, data)
+        uri = _expand_uri(endpoint, data, f"{ref}/with/endpoint")
         if isinstance(auth, dict) and "use" in auth:
             named = ((self._doc.get("use") or {}).get("authentications") or {}).get(auth["use"])
             if named is None:
@@ -1025,18 +1033,31 @@ class DocumentInterpreter:
         entry.error = error
 
 
-def _expand_uri(template: str, data: Any) -> str:
-    """`{name}` placeholders take top-level input fields (the spec's simple interpolation)."""
-
-    def value(match: re.Match[str]) -> str:
-        key = match.group(1)
-        if not isinstance(data, dict) or key not in data:
+def _expand_uri(template: str, data: Any, where: str) -> str:
+    """An RFC 6570 URI template filled from the task input's top-level properties, as the
+    spec's *URI Template* says: `{pet.id}` names the property "pet.id", a property that is
+    absent expands to nothing, scalars are written as JSON writes them (`true`, `null`,
+    `1.5`), and an object or array is an expression error."""
+    parsed = uritemplate.URITemplate(template)
+    if not parsed.variable_names:
+        return template
+    values: dict[str, str] = {}
+    for name in parsed.variable_names:
+        if not isinstance(data, dict) or name not in data:
+            continue
+        value = data[name]
+        if isinstance(value, dict | list):
             raise WorkflowError.of(
-                ErrorType.VALIDATION, f"endpoint placeholder {{{key}}} has no value in the input"
+                ErrorType.EXPRESSION,
+                f"URI template variable {{{name}}} is a {type(value).__name__}; only strings, "
+                "numbers, booleans and null can be substituted",
+                title="Invalid URI template value",
+                instance=where,
             )
-        return urllib.parse.quote(str(data[key]), safe="")
-
-    return _URI_PARAM.sub(value, template)
+        values[name] = value if isinstance(value, str) else json.dumps(value)
+    # The library's signature wants its own value union; these are all strings.
+    expanded: str = parsed.expand(cast(Any, values))
+    return expanded
 
 
 def _from_failure(err: ActivityError | ChildWorkflowError, ref: str) -> WorkflowError:

@@ -1,0 +1,181 @@
+"""Runtime semantics the Serverless Workflow spec defines precisely, each run on the dev
+server: emit output, URI templates, error types, event filters and `until`, data schemas,
+authentication from secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from engine_harness import EngineHarness
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+
+from tflow_workers.cloudevents import event_workflow_id
+
+pytestmark = pytest.mark.integration
+
+SPEC_ERRORS = "https://serverlessworkflow.io/spec/1.0.0/errors/"
+DSL_ERRORS = "https://serverlessworkflow.io/dsl/errors/types/"
+
+
+def doc(*tasks: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "document": {"dsl": "1.0.0", "namespace": "test", "name": "spec", "version": "1.0.0"},
+        "do": list(tasks),
+        **extra,
+    }
+
+
+async def problem_of(engine: EngineHarness, document: dict[str, Any], data: Any = None) -> Any:
+    handle = await engine.start(document, data)
+    with pytest.raises(WorkflowFailureError) as caught:
+        await handle.result()
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError)
+    return cause.details[0]
+
+
+# ---- emit -------------------------------------------------------------------------------
+
+
+async def test_emit_outputs_the_emitted_event_and_still_routes_it(
+    engine: EngineHarness, temporal_client: Any, task_queue: str
+) -> None:
+    out = await engine.run(
+        doc(
+            {
+                "greet": {
+                    "emit": {
+                        "event": {
+                            "with": {
+                                "source": "https://fake-source.com",
+                                "type": "user.greeted",
+                                "data": {"greeting": '${ "Hello " + .name }'},
+                            }
+                        }
+                    }
+                }
+            }
+        ),
+        {"name": "Ann"},
+    )
+    assert set(out) == {"id", "specversion", "time", "source", "type", "data"}
+    assert out["source"] == "https://fake-source.com"
+    assert out["type"] == "user.greeted"
+    assert out["specversion"] == "1.0"
+    assert out["data"] == {"greeting": "Hello Ann"}
+    # The same event went to the router.
+    router_run = temporal_client.get_workflow_handle(event_workflow_id(out["source"], out["id"]))
+    described = await router_run.describe()
+    assert described.task_queue == f"{task_queue}-router"
+    await router_run.terminate("test cleanup")
+
+
+# ---- URI templates ----------------------------------------------------------------------
+
+
+def get(uri: str) -> dict[str, Any]:
+    return {"fetch": {"call": "http", "with": {"method": "get", "endpoint": {"uri": uri}}}}
+
+
+async def test_uri_template_values(engine: EngineHarness, http_service: str) -> None:
+    out = await engine.run(
+        doc(get(http_service + "/anything/{name}/{missing}/{flag}/{none}/{n}?q={pet.id}")),
+        {"name": "a b/c", "flag": True, "none": None, "n": 1.5, "pet.id": 7, "pet": {"id": 9}},
+    )
+    # Reserved characters are encoded, an absent variable is empty, scalars are written as
+    # JSON writes them, and `{pet.id}` is the property named "pet.id".
+    assert out == {"path": "/anything/a%20b%2Fc//true/null/1.5?q=7"}
+
+
+async def test_uri_template_with_an_object_is_an_expression_error_try_can_catch(
+    engine: EngineHarness, http_service: str
+) -> None:
+    problem = await problem_of(
+        engine, doc(get(http_service + "/anything/{pet}")), {"pet": {"id": 1}}
+    )
+    assert problem["type"] == SPEC_ERRORS + "expression"
+    assert problem["status"] == 400
+    assert problem["instance"] == "/do/0/fetch/with/endpoint"
+
+    out = await engine.run(
+        doc(
+            {
+                "guarded": {
+                    "try": [get(http_service + "/anything/{pet}")],
+                    "catch": {
+                        "errors": {"with": {"type": DSL_ERRORS + "expression"}},
+                        "as": "failure",
+                        "do": [{"note": {"set": {"caught": "${ $failure.type }"}}}],
+                    },
+                }
+            }
+        ),
+        {"pet": [1]},
+    )
+    assert out == {"caught": SPEC_ERRORS + "expression"}
+
+
+# ---- error types ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", [SPEC_ERRORS, DSL_ERRORS])
+async def test_catch_matches_both_spellings_of_standard_types(
+    engine: EngineHarness, http_service: str, spelling: str
+) -> None:
+    out = await engine.run(
+        doc(
+            {
+                "guarded": {
+                    "try": [get(http_service + "/pets/404")],
+                    "catch": {
+                        "errors": {"with": {"type": spelling + "communication", "status": 404}},
+                        "as": "err",
+                        "do": [{"note": {"set": {"type": "${ $err.type }"}}}],
+                    },
+                }
+            }
+        )
+    )
+    assert out == {"type": SPEC_ERRORS + "communication"}
+
+
+async def test_catch_of_another_kind_does_not_match(
+    engine: EngineHarness, http_service: str
+) -> None:
+    problem = await problem_of(
+        engine,
+        doc(
+            {
+                "guarded": {
+                    "try": [get(http_service + "/pets/404")],
+                    "catch": {"errors": {"with": {"type": DSL_ERRORS + "timeout"}}},
+                }
+            }
+        ),
+    )
+    assert problem["type"] == SPEC_ERRORS + "communication"
+
+
+async def test_a_failing_expression_faults_with_the_expression_type_and_is_catchable(
+    engine: EngineHarness,
+) -> None:
+    failing = {"bad": {"set": {"x": '${ error("boom") }'}}}
+    problem = await problem_of(engine, doc(failing))
+    assert problem["type"] == SPEC_ERRORS + "expression"
+    assert problem["status"] == 400
+    out = await engine.run(
+        doc(
+            {
+                "guarded": {
+                    "try": [failing],
+                    "catch": {
+                        "errors": {"with": {"type": DSL_ERRORS + "expression"}},
+                        "do": [{"note": {"set": {"recovered": True}}}],
+                    },
+                }
+            }
+        )
+    )
+    assert out == {"recovered": True}
