@@ -179,3 +179,103 @@ async def test_a_failing_expression_faults_with_the_expression_type_and_is_catch
         )
     )
     assert out == {"recovered": True}
+
+
+# ---- events -----------------------------------------------------------------------------
+
+
+def event(type_: str, id_: str, data: Any, source: str = "sensors") -> dict[str, Any]:
+    return {"type": type_, "source": source, "id": id_, "data": data}
+
+
+async def test_filter_expression_sees_the_attribute_it_sits_on(engine: EngineHarness) -> None:
+    handle = await engine.start(
+        doc(
+            {
+                "fever": {
+                    "listen": {
+                        "to": {
+                            "one": {
+                                "with": {
+                                    "type": "reading",
+                                    "data": "${ .temperature > 38 }",
+                                    "source": '${ startswith("sens") }',
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        )
+    )
+    await handle.signal("event", event("reading", "1", {"temperature": 37}))
+    # An event without data: `null > 38` is false, so it must not match either.
+    await handle.signal("event", event("reading", "2", None))
+    await handle.signal("event", event("reading", "3", {"temperature": 39}, source="other"))
+    await handle.signal("event", event("reading", "4", {"temperature": 40}))
+    assert await handle.result() == [{"temperature": 40}]
+
+
+async def test_until_given_as_events_listens_until_they_arrive_and_leaves_them_out(
+    engine: EngineHarness,
+) -> None:
+    handle = await engine.start(
+        doc(
+            {
+                "collect": {
+                    "listen": {
+                        "to": {
+                            "any": [{"with": {"type": "reading"}}],
+                            "until": {"one": {"with": {"type": "done"}}},
+                        }
+                    }
+                }
+            }
+        )
+    )
+    for i, value in enumerate((5, 6, 7)):
+        await handle.signal("event", event("reading", f"r{i}", value))
+    await handle.signal("event", event("done", "d", "stop"))
+    await handle.signal("event", event("reading", "late", 8))
+    assert await handle.result() == [5, 6, 7]
+
+
+async def test_correlate_with_and_without_expect(engine: EngineHarness) -> None:
+    handle = await engine.start(
+        doc(
+            {
+                "paired": {
+                    "listen": {
+                        "to": {
+                            "all": [
+                                {
+                                    "with": {"type": "paid"},
+                                    "correlate": {
+                                        "order": {"from": ".data.order", "expect": "${ .order }"}
+                                    },
+                                },
+                                {
+                                    "with": {"type": "shipped"},
+                                    "correlate": {"order": {"from": ".data.order"}},
+                                },
+                                {
+                                    "with": {"type": "delivered"},
+                                    "correlate": {"order": {"from": ".data.order"}},
+                                },
+                            ]
+                        },
+                        "read": "envelope",
+                    }
+                }
+            },
+            {"ids": {"set": "${ [.[].id] }"}},
+        ),
+        {"order": "o-1"},
+    )
+    await handle.signal("event", event("paid", "p2", {"order": "o-2"}))
+    await handle.signal("event", event("paid", "p1", {"order": "o-1"}))
+    # No `expect`: the first of these consumed fixes the value the other must have.
+    await handle.signal("event", event("shipped", "s1", {"order": "o-1"}))
+    await handle.signal("event", event("delivered", "d2", {"order": "o-2"}))
+    await handle.signal("event", event("delivered", "d1", {"order": "o-1"}))
+    assert await handle.result() == ["p1", "s1", "d1"]

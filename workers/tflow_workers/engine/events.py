@@ -35,10 +35,16 @@ def event_from_signal(name: str, payload: Any, now: str, new_id: str) -> dict[st
     }
 
 
-def _subset(wanted: Any, actual: Any) -> bool:
+def _matches(wanted: Any, actual: Any, evaluate: Callable[[str, Any], Any]) -> bool:
+    if is_expression(wanted):
+        result = evaluate(wanted, actual)
+        if isinstance(result, bool) or result is None:
+            return result is True
+        # An expression that yields a value (`${ "order." + $input.kind }`) is compared.
+        return bool(result == actual)
     if isinstance(wanted, dict):
         return isinstance(actual, dict) and all(
-            k in actual and _subset(v, actual[k]) for k, v in wanted.items()
+            k in actual and _matches(v, actual[k], evaluate) for k, v in wanted.items()
         )
     return bool(wanted == actual)
 
@@ -46,21 +52,91 @@ def _subset(wanted: Any, actual: Any) -> bool:
 def matches_filter(
     event: dict[str, Any],
     attributes: dict[str, Any],
-    evaluate: Callable[[str, Any], Any] | None,
+    evaluate: Callable[[str, Any], Any],
 ) -> bool:
     """True when every attribute of the filter matches the event.
 
     A literal compares equal (objects: as a subset, so `data: {orderId: 1}` matches any
-    event whose data has that field); a `${ }` expression is evaluated against the event
-    and must be truthy.
+    event whose data has that field). A `${ }` expression is evaluated against the
+    attribute it sits on, as the spec's *Event Filter* says (`data: ${ .temperature > 38 }`
+    sees the event's data): `true` matches, `false`/`null` do not, any other value must
+    equal the attribute.
     """
-    for key, wanted in attributes.items():
-        if is_expression(wanted):
-            if evaluate is None:
-                return False
-            result = evaluate(wanted, event)
-            if result is None or result is False:
-                return False
-        elif not _subset(wanted, event.get(key)):
+    return all(
+        key in event and _matches(wanted, event[key], evaluate)
+        for key, wanted in attributes.items()
+    )
+
+
+class Consumption:
+    """How far a listen's event consumption strategy (`one`, `all`, `any` with `until`)
+    has got over the events offered to it, in arrival order.
+
+    `offer` consumes an event when the strategy wants it. For `any` with an `until` given
+    as events, those events are consumed by the `until` (and kept out of the output), and
+    listening goes on until the `until` strategy is complete.
+    """
+
+    def __init__(
+        self,
+        strategy: dict[str, Any],
+        matches: Callable[[dict[str, Any], dict[str, Any]], bool],
+        until_met: Callable[[list[dict[str, Any]]], bool],
+    ) -> None:
+        self.matches = matches
+        self.until_met = until_met
+        self.consumed: list[dict[str, Any]] = []
+        self.done = False
+        self.until: Consumption | str | None = None
+        if "one" in strategy:
+            self.kind = "one"
+            self.filters: list[dict[str, Any]] = [strategy["one"]]
+        elif "all" in strategy:
+            self.kind = "all"
+            self.filters = list(strategy["all"] or [])
+            self.done = not self.filters
+        else:
+            self.kind = "any"
+            self.filters = list(strategy.get("any") or [])
+            until = strategy.get("until")
+            if isinstance(until, dict):
+                self.until = Consumption(until, matches, until_met)
+            elif isinstance(until, str):
+                self.until = until
+
+    def offer(self, event: dict[str, Any]) -> bool:
+        if self.done:
             return False
-    return True
+        if isinstance(self.until, Consumption) and self.until.offer(event):
+            self.done = self.until.done
+            return True
+        for index, flt in enumerate(self.filters):
+            if self.matches(event, flt):
+                if self.kind == "all":
+                    del self.filters[index]
+                self.consumed.append(event)
+                self._advance()
+                return True
+        if self.kind == "any" and not self.filters:
+            # `any: []` listens to every event.
+            self.consumed.append(event)
+            self._advance()
+            return True
+        return False
+
+    def _advance(self) -> None:
+        if self.kind == "one":
+            self.done = True
+        elif self.kind == "all":
+            self.done = not self.filters
+        elif self.until is None:
+            self.done = True
+        elif isinstance(self.until, str):
+            self.done = self.until_met(self.consumed)
+
+    def filter_types(self) -> set[Any]:
+        """The `type` attributes of every filter still waiting, `until` included."""
+        types = {(f.get("with") or {}).get("type") for f in self.filters if isinstance(f, dict)}
+        if isinstance(self.until, Consumption):
+            types |= self.until.filter_types()
+        return types

@@ -18,7 +18,7 @@ import hashlib
 import json
 import math
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -38,7 +38,7 @@ from tflow_workers.engine.errors import (
     check_payload,
     same_error_type,
 )
-from tflow_workers.engine.events import event_from_signal, matches_filter
+from tflow_workers.engine.events import Consumption, event_from_signal, matches_filter
 from tflow_workers.engine.model import (
     ACTIVITY_EMIT,
     ACTIVITY_HTTP,
@@ -772,88 +772,77 @@ class DocumentInterpreter:
     ) -> Any:
         to = spec.get("to") or {}
         read = spec.get("read", "data")
-        consumed: list[dict[str, Any]] = []
         scope = self._scope(variables)
+        where = f"{ref}/listen/to"
+        # Correlation keys without `expect` take the value of the first event consumed.
+        correlated: dict[str, Any] = {}
 
-        def take(filters: list[dict[str, Any]]) -> int | None:
-            """Consume the first buffered event that matches one of the filters."""
-            for i, event in enumerate(self._events):
-                for j, flt in enumerate(filters):
-                    if matches_filter(event, flt.get("with") or {}, self._filter_expr(data, scope)):
-                        consumed.append(self._events.pop(i))
-                        return j
-            return None
+        def attribute_expr(expression: str, attribute: Any) -> Any:
+            return self._expr(expression, attribute, {**scope, "input": data}, where)
+
+        def matches(event: dict[str, Any], flt: dict[str, Any]) -> bool:
+            if not matches_filter(event, flt.get("with") or {}, attribute_expr):
+                return False
+            found: dict[str, Any] = {}
+            for key, rule in (flt.get("correlate") or {}).items():
+                value = self._expr(rule["from"], event, variables, f"{where}/correlate/{key}")
+                if "expect" in rule:
+                    expected = self._interpolate(
+                        rule["expect"], data, variables, f"{where}/correlate/{key}/expect"
+                    )
+                elif key in correlated:
+                    expected = correlated[key]
+                else:
+                    found[key] = value
+                    continue
+                if value != expected:
+                    return False
+            correlated.update(found)
+            return True
+
+        def until_met(consumed: list[dict[str, Any]]) -> bool:
+            return self._until_met(to.get("until"), consumed, variables, ref)
+
+        if not any(kind in to for kind in ("one", "all", "any")):
+            raise WorkflowError.of(
+                ErrorType.CONFIGURATION, "listen.to must set one, any or all", instance=where
+            )
+        progress = Consumption(to, matches, until_met)
+
+        def step() -> bool:
+            """Offer the buffered events, oldest first; those the listen wants are taken."""
+            index = 0
+            while index < len(self._events) and not progress.done:
+                if progress.offer(self._events[index]):
+                    del self._events[index]
+                else:
+                    index += 1
+            return progress.done
 
         was = self._phase
         self._phase = "waiting"
-        listening = self._listening_types(to)
+        listening = sorted(
+            t for t in progress.filter_types() if isinstance(t, str) and not t.startswith("${")
+        )
         if self._indexed and listening:
             workflow.upsert_search_attributes([SA_LISTENING.value_set(listening)])
         try:
-            if "one" in to:
-                await workflow.wait_condition(lambda: take([to["one"]]) is not None)
-            elif "all" in to:
-                remaining = list(to["all"])
-
-                def all_seen() -> bool:
-                    while remaining:
-                        hit = take(remaining)
-                        if hit is None:
-                            return False
-                        remaining.pop(hit)
-                    return True
-
-                await workflow.wait_condition(all_seen)
-            elif "any" in to:
-                filters = to["any"] or [{"with": {}}]
-                until = to.get("until") or spec.get("until")
-
-                def any_done() -> bool:
-                    while take(filters) is not None:
-                        if until is None:
-                            return True
-                        if self._until_met(until, consumed, data, variables, ref):
-                            return True
-                    return False
-
-                await workflow.wait_condition(any_done)
-            else:
-                raise WorkflowError.of(
-                    ErrorType.CONFIGURATION,
-                    "listen.to must set one, any or all",
-                    instance=f"{ref}/listen/to",
-                )
+            await workflow.wait_condition(step)
         finally:
             self._phase = was
             if self._indexed and listening:
                 workflow.upsert_search_attributes([SA_LISTENING.value_unset()])
         if read == "envelope":
-            return consumed
-        return [event.get("data") for event in consumed]
-
-    @staticmethod
-    def _listening_types(to: dict[str, Any]) -> list[str]:
-        filters = [to["one"]] if "one" in to else list(to.get("all") or to.get("any") or [])
-        types = {(f.get("with") or {}).get("type") for f in filters if isinstance(f, dict)}
-        return sorted(t for t in types if isinstance(t, str) and not t.startswith("${"))
-
-    def _filter_expr(self, data: Any, scope: dict[str, Any]) -> Callable[[str, Any], Any]:
-        def run(expression: str, event: Any) -> Any:
-            return self._expr(expression, event, scope, "listen/to")
-
-        return run
+            return progress.consumed
+        return [event.get("data") for event in progress.consumed]
 
     def _until_met(
         self,
         until: Any,
         consumed: list[dict[str, Any]],
-        data: Any,
         variables: dict[str, Any],
         ref: str,
     ) -> bool:
-        if isinstance(until, dict):
-            seen = [e for e in consumed if matches_filter(e, until.get("with") or {}, None)]
-            return bool(seen)
         return _truthy(self._expr(until, consumed, variables, f"{ref}/listen/to/until"))
 
     async def _emit(
