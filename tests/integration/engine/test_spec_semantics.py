@@ -4,6 +4,7 @@ authentication from secrets."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -279,3 +280,128 @@ async def test_correlate_with_and_without_expect(engine: EngineHarness) -> None:
     await handle.signal("event", event("delivered", "d2", {"order": "o-2"}))
     await handle.signal("event", event("delivered", "d1", {"order": "o-1"}))
     assert await handle.result() == ["p1", "s1", "d1"]
+
+
+# ---- data schemas -----------------------------------------------------------------------
+
+ORDER_SCHEMA = {
+    "format": "json",
+    "document": {
+        "type": "object",
+        "required": ["orderId"],
+        "properties": {"orderId": {"type": "string"}},
+    },
+}
+
+
+async def test_workflow_input_and_output_schemas(engine: EngineHarness) -> None:
+    document = doc(
+        {"shape": {"set": {"orderId": "${ .orderId }", "total": "${ .total }"}}},
+        input={"schema": ORDER_SCHEMA},
+        output={
+            "schema": {"document": {"type": "object", "properties": {"total": {"type": "number"}}}}
+        },
+    )
+    assert await engine.run(document, {"orderId": "o-1", "total": 3}) == {
+        "orderId": "o-1",
+        "total": 3,
+    }
+    problem = await problem_of(engine, document, {"orderId": 42, "total": 3})
+    assert problem["type"] == SPEC_ERRORS + "validation"
+    assert problem["status"] == 400
+    assert problem["instance"] == "/input/schema"
+    assert "/orderId: 42 is not of type 'string'" in problem["detail"]
+    problem = await problem_of(engine, document, {"orderId": "o-1"})
+    assert problem["instance"] == "/output/schema"
+    assert "/total: None is not of type 'number'" in problem["detail"]
+
+
+async def test_task_input_output_and_export_schemas(engine: EngineHarness) -> None:
+    def task(**extra: Any) -> dict[str, Any]:
+        return {"step": {"set": {"orderId": "${ .id }"}, **extra}}
+
+    problem = await problem_of(engine, doc(task(input={"schema": ORDER_SCHEMA})), {"id": "o-1"})
+    assert (problem["type"], problem["status"]) == (SPEC_ERRORS + "validation", 400)
+    assert problem["instance"] == "/do/0/step/input/schema"
+
+    problem = await problem_of(engine, doc(task(output={"schema": ORDER_SCHEMA})), {"id": 7})
+    assert problem["instance"] == "/do/0/step/output/schema"
+
+    exported = task(export={"as": "{seen: .orderId}", "schema": ORDER_SCHEMA})
+    problem = await problem_of(engine, doc(exported), {"id": "o-1"})
+    assert problem["instance"] == "/do/0/step/export/schema"
+
+    out = await engine.run(
+        doc(
+            {
+                "guarded": {
+                    "try": [task(output={"schema": ORDER_SCHEMA})],
+                    "catch": {
+                        "errors": {"with": {"type": DSL_ERRORS + "validation"}},
+                        "do": [{"note": {"set": {"rejected": True}}}],
+                    },
+                }
+            }
+        ),
+        {"id": 7},
+    )
+    assert out == {"rejected": True}
+
+
+# ---- authentication from secrets --------------------------------------------------------
+
+
+def write_secret(root: Path, name: str, **keys: str) -> None:
+    folder = root / "secrets" / name
+    folder.mkdir(parents=True)
+    for key, value in keys.items():
+        (folder / key).write_text(value)
+
+
+def authenticated(uri: str, scheme: str, secret: str) -> dict[str, Any]:
+    return {
+        "login": {
+            "call": "http",
+            "with": {
+                "method": "get",
+                "endpoint": {"uri": uri, "authentication": {scheme: {"use": secret}}},
+            },
+        }
+    }
+
+
+async def test_basic_and_bearer_credentials_from_secrets(
+    engine: EngineHarness, http_service: str, tmp_path: Path
+) -> None:
+    write_secret(tmp_path, "admin", username="admin", password="s3cret")
+    write_secret(tmp_path, "api", token="tok-123")
+    out = await engine.run(
+        doc(
+            authenticated(http_service + "/auth/basic", "basic", "admin"),
+            use={"secrets": ["admin"]},
+        )
+    )
+    assert out == {"user": "admin"}
+    out = await engine.run(
+        doc(
+            authenticated(http_service + "/auth/bearer", "bearer", "api"),
+            use={"secrets": ["api"]},
+        )
+    )
+    assert out == {"token": "ok"}
+
+
+async def test_a_secret_without_the_credential_fields_is_a_configuration_error(
+    engine: EngineHarness, http_service: str, tmp_path: Path
+) -> None:
+    write_secret(tmp_path, "partial", username="admin")
+    problem = await problem_of(
+        engine,
+        doc(
+            authenticated(http_service + "/auth/basic", "basic", "partial"),
+            use={"secrets": ["partial"]},
+        ),
+    )
+    assert problem["type"] == SPEC_ERRORS + "configuration"
+    assert problem["detail"] == "secret 'partial' has no 'password'"
+    assert problem["instance"] == "/do/0/login/with/endpoint/authentication/basic"

@@ -433,7 +433,8 @@ def test_bad_durations_everywhere() -> None:
         ({"call": "mcp", "with": {}}, "do[0].x.call: 'mcp' calls are not supported yet"),
         (
             {"call": "send:1.0.0@myCatalog"},
-            "do[0].x.call: cataloged functions are not supported yet",
+            "do[0].x.call: cataloged functions (name:version@catalog, or a function "
+            "definition's URI) are not supported yet; define the function in use.functions",
         ),
         (
             {"run": {"container": {"image": "busybox"}}},
@@ -520,7 +521,7 @@ def test_unsupported_document_features_are_named() -> None:
 
 
 def test_supported_schedules() -> None:
-    for schedule in ({"cron": "0 * * * *"}, {"every": "PT15M"}, {"after": {"minutes": 5}}):
+    for schedule in ({"cron": "0 * * * *"}, {"every": "PT15M"}):
         assert problems(workflow({"x": {"set": {"a": 1}}}, schedule=schedule)) == []
 
 

@@ -77,8 +77,10 @@ FEATURES: Final[Mapping[str, Feature]] = _features(
     Feature(
         "call.catalog",
         False,
-        "`call` of a cataloged function (`name:version@catalog`)",
-        "cataloged functions are not supported yet",
+        "`call` of a cataloged function (`name:version@catalog`) or of a function "
+        "definition loaded from a URI",
+        "cataloged functions (name:version@catalog, or a function definition's URI) "
+        "are not supported yet; define the function in use.functions",
     ),
     Feature("run.workflow", True, "`run: workflow`, as a Temporal child workflow"),
     Feature(
@@ -142,7 +144,14 @@ FEATURES: Final[Mapping[str, Feature]] = _features(
     Feature("timeouts", True, "workflow and task timeouts, inline or from `use.timeouts`"),
     Feature("schedule.every", True, "`schedule.every`, as a Temporal Schedule interval"),
     Feature("schedule.cron", True, "`schedule.cron`, as a Temporal Schedule"),
-    Feature("schedule.after", True, "`schedule.after`, run again a delay after completion"),
+    Feature(
+        "schedule.after",
+        False,
+        "`schedule.after` (run again a delay after each completion): Temporal Schedules "
+        "start runs at set times",
+        "'schedule.after' is not supported: schedule runs with the WorkflowDefinition's "
+        "spec.schedule (cron)",
+    ),
     Feature(
         "schedule.on",
         False,

@@ -41,6 +41,7 @@ from .models import (
     nesting_depth,
     task_kind,
 )
+from .schemas import external_references, schema_document_problem
 from .support import FEATURES
 
 __all__ = ["Issue", "load_validated_document", "validate_document"]
@@ -114,6 +115,8 @@ class _Checker:
     def check_schedule(self, schedule: Any) -> None:
         if isinstance(schedule, Mapping) and "on" in schedule:
             self.unsupported("schedule.on", "schedule.on")
+        if isinstance(schedule, Mapping) and "after" in schedule:
+            self.unsupported("schedule.after", "schedule.after")
 
     def check_use(self) -> None:
         use = self.use
@@ -185,6 +188,17 @@ class _Checker:
             self.unsupported(join_path(path, "format"), "data.schema.other")
         if "resource" in schema:
             self.unsupported(join_path(path, "resource"), "data.schema.external")
+        if "document" in schema:
+            document_path = join_path(path, "document")
+            problem = schema_document_problem(schema["document"])
+            if problem is not None:
+                self.add(document_path, problem)
+            elif external_references(schema["document"]):
+                self.add(
+                    document_path,
+                    f"{FEATURES['data.schema.external'].message} "
+                    f"($ref {external_references(schema['document'])[0]!r})",
+                )
 
     # --- references ------------------------------------------------------------------
 
@@ -375,7 +389,7 @@ class _Checker:
             for field in ("headers", "query", "body"):
                 self.check_values(arguments.get(field), join_path(with_path, field), scope)
             return
-        if "@" in call:
+        if "@" in call or "://" in call:
             self.unsupported(call_path, "call.catalog")
             return
         if call not in self.functions and self.catalog is not None and call not in self.catalog:

@@ -29,6 +29,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 from tflow_workers.dsl.durations import parse_duration
 from tflow_workers.dsl.expressions import ExpressionError, evaluate, interpolate
+from tflow_workers.dsl.schemas import schema_errors
 from tflow_workers.dsl.validate import validate_document
 from tflow_workers.engine.errors import (
     APPLICATION_ERROR_TYPE,
@@ -83,6 +84,9 @@ PATCH_CURRENT_TASK_ON_WAIT = "tflow-current-task-on-wait"
 # Runs recorded before this patch passed an emit task's input on as its output; newer runs
 # output the emitted event, as the spec says.
 PATCH_EMIT_OUTPUT = "tflow-emit-output"
+# Runs recorded before this patch did not check data schemas; a run that would now fault
+# on one must replay as it ran.
+PATCH_DATA_SCHEMAS = "tflow-data-schemas"
 # Waiting kinds: a run can sit in these for long, so they are what TflowCurrentTask shows.
 WAITING_KINDS = frozenset({"wait", "listen", "run"})
 VALIDATION_CACHE_SIZE = 256
@@ -269,6 +273,7 @@ class DocumentInterpreter:
             data = params.input if params.input is not None else {}
             self._workflow_input = data
             wf_input = doc.get("input") or {}
+            self._check_schema(wf_input, data, "/input/schema", "the workflow input")
             if "from" in wf_input:
                 data = self._transform(wf_input["from"], data, {}, "/input/from")
             start = 0
@@ -290,6 +295,7 @@ class DocumentInterpreter:
         wf_output = doc.get("output") or {}
         if "as" in wf_output:
             output = self._transform(wf_output["as"], output, {}, "/output/as")
+        self._check_schema(wf_output, output, "/output/schema", "the workflow output")
         return output
 
     # ---- task lists -------------------------------------------------------------------
@@ -384,6 +390,7 @@ class DocumentInterpreter:
                 return raw_input, None
             data = raw_input
             task_input = task.get("input") or {}
+            self._check_schema(task_input, raw_input, f"{ref}/input/schema", "the task input")
             if "from" in task_input:
                 data = self._transform(
                     task_input["from"], raw_input, variables, f"{ref}/input/from"
@@ -401,6 +408,7 @@ class DocumentInterpreter:
                 output = self._transform(
                     task_output["as"], output, {**variables, "output": output}, f"{ref}/output/as"
                 )
+            self._check_schema(task_output, output, f"{ref}/output/schema", "the task output")
             export = task.get("export") or {}
             if "as" in export:
                 exported = self._transform(
@@ -414,6 +422,7 @@ class DocumentInterpreter:
                         instance=f"{ref}/export/as",
                     )
                 self._context = exported
+                self._check_schema(export, exported, f"{ref}/export/schema", "the exported context")
             self._log_end(entry, "completed")
             return output, then if then is not None else task.get("then")
         except WorkflowError as err:
@@ -518,6 +527,22 @@ class DocumentInterpreter:
         if isinstance(spec, str):
             return self._expr(spec, data, variables, where)
         return self._interpolate(spec, data, variables, where)
+
+    def _check_schema(self, owner: dict[str, Any], value: Any, where: str, what: str) -> None:
+        """Fault with a validation error when `value` does not match `owner.schema`."""
+        schema = owner.get("schema")
+        if not isinstance(schema, dict) or "document" not in schema:
+            return
+        if not workflow.patched(PATCH_DATA_SCHEMAS):
+            return
+        problems = schema_errors(schema["document"], value)
+        if problems:
+            raise WorkflowError.of(
+                ErrorType.VALIDATION,
+                f"{what} does not match its schema: " + "; ".join(problems),
+                title="Schema validation failed",
+                instance=where,
+            )
 
     def _duration(self, value: Any, where: str) -> timedelta:
         try:
@@ -908,11 +933,12 @@ class DocumentInterpreter:
             auth = self._interpolate(named, data, variables, f"{ref}/with/endpoint/authentication")
         basic = None
         bearer = None
+        where = f"{ref}/with/endpoint/authentication"
         if isinstance(auth, dict) and "basic" in auth:
-            basic = (str(auth["basic"].get("username", "")), str(auth["basic"].get("password", "")))
+            fields = self._credentials(auth["basic"], ("username", "password"), f"{where}/basic")
+            basic = (fields["username"], fields["password"])
         if isinstance(auth, dict) and "bearer" in auth:
-            token = auth["bearer"]
-            bearer = str(token.get("token") if isinstance(token, dict) else token)
+            bearer = self._credentials(auth["bearer"], ("token",), f"{where}/bearer")["token"]
         return HttpRequest(
             method=str(args.get("method", "get")).upper(),
             uri=uri,
@@ -924,6 +950,27 @@ class DocumentInterpreter:
             basic=basic,
             bearer=bearer,
         )
+
+    def _credentials(self, scheme: Any, keys: tuple[str, ...], where: str) -> dict[str, str]:
+        """An authentication scheme's fields, inline or (`{use: <secret>}`) from the keys of
+        a secret in `use.secrets`; a missing field is a configuration error, never an empty
+        credential sent on."""
+        source = scheme
+        what = "the authentication"
+        if isinstance(scheme, dict) and set(scheme) == {"use"}:
+            what = f"secret {scheme['use']!r}"
+            source = self._secrets.get(str(scheme["use"]))
+        if not isinstance(source, dict):
+            source = {}
+        missing = [key for key in keys if source.get(key) is None]
+        if missing:
+            raise WorkflowError.of(
+                ErrorType.CONFIGURATION,
+                f"{what} has no {', '.join(repr(k) for k in missing)}",
+                title="Incomplete credentials",
+                instance=where,
+            )
+        return {key: str(source[key]) for key in keys}
 
     async def _run(
         self, spec: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
