@@ -2,35 +2,66 @@
 # One image for every component of Temporal Flow: the operator (`tflow-operator`), the
 # workers (`tflow-worker`), the listeners (`tflow-listener`) and the CLI (`tflow`).
 # Non-root, and happy with a read-only root file system (only /tmp needs to be writable).
+#
+# BASE_IMAGE is any Debian bookworm image with Python 3.11 as `python3`: the official
+# python image for anyone with a registry (the default), or the project's own base made
+# from Debian's packages by `make image` (see docs/development.md), which builds with
+# `--build-arg BASE_IMAGE=localhost/temporal-flow-base:bookworm-<hash>` and no registry.
+#
+# Targets: `production` (the last stage, so the default) is what the chart runs; `samples`
+# adds the sample flows' custom functions (tflow_samples) and their PostgreSQL driver, for
+# the sample WorkflowDefinitions' worker Deployments.
 
-ARG PYTHON_VERSION=3.11
+ARG BASE_IMAGE=python:3.11-slim-bookworm
 
-FROM python:${PYTHON_VERSION}-slim-bookworm AS build
+FROM ${BASE_IMAGE} AS uv
 ARG UV_VERSION=0.13.9
+# Behind a TLS-intercepting proxy, the CA bundle pip (PIP_CERT) and uv (SSL_CERT_FILE) trust
+# while building; `make image` passes the host's, mounted for RUN only. Unset by default;
+# nothing of it stays in the image.
+ARG PIP_CERT
+ARG SSL_CERT_FILE
+# uv in a virtualenv of its own: Debian's python refuses a system-wide `pip install`
+# (PEP 668, "externally managed"), the official image's allows it; a venv works on both.
+RUN python3 -m venv /opt/uv \
+    && /opt/uv/bin/pip install --no-cache-dir --disable-pip-version-check "uv==${UV_VERSION}"
+
+FROM uv AS build
+ARG SSL_CERT_FILE
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
+    UV_NO_CACHE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_PROJECT_ENVIRONMENT=/opt/tflow
-RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /src
-# Dependencies first, so a code change does not rebuild them.
+# Dependencies first, so a code change does not rebuild them. No extras: the dev and test
+# dependencies and the samples' database driver stay out of the production image.
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-install-project --no-editable
+RUN /opt/uv/bin/uv sync --frozen --no-install-project --no-editable
+# Only the packages that run in a pod are copied. The wheel lists every package of the
+# repository (the dev environment installs them all), and hatchling builds it from those
+# present, so tflow_devstack and tflow_samples are not in it; the dev stack's console
+# script is still declared by the project, so it is removed from the venv by hand.
 COPY operator/ operator/
 COPY workers/ workers/
 COPY listeners/ listeners/
 COPY cli/ cli/
-COPY devstack/ devstack/
-COPY samples/ samples/
-RUN uv sync --frozen --no-editable
+RUN /opt/uv/bin/uv sync --frozen --no-editable \
+    && rm /opt/tflow/bin/tflow-dev
 
-FROM python:${PYTHON_VERSION}-slim-bookworm
+FROM build AS build-samples
+ARG SSL_CERT_FILE
+COPY samples/ samples/
+# The project is rebuilt (now with tflow_samples) together with the `samples` extra.
+RUN /opt/uv/bin/uv sync --frozen --no-editable --extra samples --reinstall-package temporal-flow \
+    && rm /opt/tflow/bin/tflow-dev
+
+FROM ${BASE_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="temporal-flow" \
       org.opencontainers.image.description="Durable Temporal workflows from Serverless Workflow YAML" \
       org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 65532 tflow \
     && useradd --system --uid 65532 --gid tflow --no-create-home --shell /usr/sbin/nologin tflow
-COPY --from=build /opt/tflow /opt/tflow
 ENV PATH=/opt/tflow/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -40,3 +71,10 @@ WORKDIR /tmp
 EXPOSE 8080 9090
 ENTRYPOINT []
 CMD ["tflow", "--help"]
+
+# Both final images share the base and the runtime layer; each adds one layer, its venv.
+FROM runtime AS samples
+COPY --from=build-samples /opt/tflow /opt/tflow
+
+FROM runtime AS production
+COPY --from=build /opt/tflow /opt/tflow

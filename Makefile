@@ -48,6 +48,20 @@ postgres: ## Install the PostgreSQL server from Debian's packages if it is missi
 	  $(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends postgresql; \
 	fi
 
+IMAGE_PACKAGES := buildah debootstrap containerd
+
+.PHONY: image-tools
+image-tools: ## Install buildah, debootstrap and containerd's ctr from Debian's packages if missing.
+	@missing=""; for p in $(IMAGE_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "image packages present"; else \
+	  $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+# The tests build the images too (tests/integration/test_image.py).
+deps: image-tools
+
 AZURITE_HOME := $(CACHE_DIR)/azurite-$(AZURITE_VERSION)
 
 .PHONY: azurite
@@ -118,6 +132,12 @@ bench: deps ## Interpreter overhead vs hand-written, worker memory with 1000 ope
 	$(PY) bench/bench_worker_memory.py --runs 1000
 	$(PY) bench/bench_listener.py
 	$(PY) bench/bench_operator.py
+
+##@ Images
+
+.PHONY: image
+image: venv image-tools ## Build the production and samples images offline with buildah on a Debian base made by debootstrap; print their references.
+	$(PY) -m tflow_devstack.images build
 
 ##@ Local stack
 
