@@ -19,11 +19,14 @@ second, so a healthy Deployment costs no extra request.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from tflow_operator.kube import KubeClient
+from tflow_operator.kube import KubeClient, KubeError
+
+log = logging.getLogger("tflow.operator.pods")
 
 RUN_AS: Final = 65532
 TMP_DIR: Final = "/tmp"
@@ -195,4 +198,13 @@ async def workload_trouble(kube: KubeClient, deployment: Mapping[str, Any]) -> P
     if not selector:
         return None
     namespace = str((deployment.get("metadata") or {}).get("namespace"))
-    return pod_trouble(await kube.list("v1", "Pod", namespace, label_selector=selector))
+    try:
+        listed = await kube.list("v1", "Pod", namespace, label_selector=selector)
+    except KubeError as err:
+        if err.status != 403:
+            raise
+        # A role made before the operator read pods: the status says less, but the
+        # workers are still reconciled.
+        log.warning("cannot list pods in %s (%s): grant `list` on pods", namespace, err)
+        return None
+    return pod_trouble(listed)

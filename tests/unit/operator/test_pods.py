@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tflow_operator.config import Config
+from tflow_operator.kube import KubeClient, KubeError
 from tflow_operator.model import definition_info
 from tflow_operator.pods import (
     PodTrouble,
@@ -16,6 +17,7 @@ from tflow_operator.pods import (
     pod_trouble,
     selector_string,
     short_of_replicas,
+    workload_trouble,
 )
 from tflow_operator.workers import merge_settings, worker_deployment
 
@@ -173,3 +175,46 @@ def test_an_unschedulable_pod_is_trouble_when_no_container_says_more() -> None:
 def test_selector_string_is_sorted() -> None:
     deployment = {"spec": {"selector": {"matchLabels": {"b": "2", "a": "1"}}}}
     assert selector_string(deployment) == "a=1,b=2"
+
+
+class PodLister(KubeClient):
+    """Answers pod lists from memory (or with an HTTP error), and counts them."""
+
+    def __init__(self, pods: list[dict[str, Any]], status: int = 0) -> None:
+        self.pods, self.status, self.calls = pods, status, 0
+
+    async def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        self.calls += 1
+        assert (kind, namespace, label_selector) == ("Pod", "ns", "app=w")
+        if self.status:
+            raise KubeError(self.status, "pods is forbidden")
+        return self.pods
+
+
+def short_deployment(**status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "w", "namespace": "ns"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "w"}}},
+        "status": {"observedGeneration": 1, **status},
+    }
+
+
+async def test_workload_trouble_lists_pods_only_when_short() -> None:
+    crashing = pod("w-a", containerStatuses=[waiting("worker", "CrashLoopBackOff")])
+    kube = PodLister([crashing])
+    healthy = short_deployment(availableReplicas=1)
+    assert await workload_trouble(kube, healthy) is None
+    assert kube.calls == 0
+    found = await workload_trouble(kube, short_deployment())
+    assert found == PodTrouble("CrashLoopBackOff", "pod w-a, container worker: CrashLoopBackOff")
+    assert kube.calls == 1
+    # A role without `list` on pods costs the detail, not the reconcile.
+    assert await workload_trouble(PodLister([], status=403), short_deployment()) is None
+    with pytest.raises(KubeError):
+        await workload_trouble(PodLister([], status=500), short_deployment())
