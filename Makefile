@@ -33,7 +33,7 @@ venv: $(UV) ## Create .venv with the locked Python dependencies.
 	"$(UV)" sync --frozen --extra dev
 
 .PHONY: tools
-tools: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl and helm (cached per version).
+tools: ## Build etcd, the Kubernetes control plane and node binaries, kubectl, helm, crictl and pause (cached per version).
 	hack/tools.sh build all
 
 .PHONY: keda
@@ -74,8 +74,19 @@ azurite: ## Install the Azurite storage emulator from npm (cached per version).
 	  rm -rf "$(AZURITE_HOME)" && mv "$(AZURITE_HOME).partial" "$(AZURITE_HOME)"; \
 	fi
 
+NODE_PACKAGES := containerd runc containernetworking-plugins iptables conntrack iproute2 buildah
+
+.PHONY: node-deps
+node-deps: ## Install what a real node needs from Debian's packages (containerd, runc, CNI plugins, iptables, buildah).
+	@missing=""; for p in $(NODE_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "node packages present"; else \
+	  $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
 .PHONY: deps
-deps: venv tools keda postgres azurite ## Everything the tests and the dev stack need.
+deps: venv tools keda postgres azurite node-deps ## Everything the tests and the dev stack need.
 
 ##@ Development
 

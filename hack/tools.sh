@@ -2,7 +2,7 @@
 # Builds the test and dev infrastructure from Go modules into a per-user cache keyed by
 # version (never inside the repository), so a fresh clone reuses what was built before.
 #
-#   hack/tools.sh build [kubernetes|etcd|helm|keda|all]   build what is missing
+#   hack/tools.sh build [kubernetes|etcd|helm|crictl|pause|node|keda|all]   build what is missing
 #   hack/tools.sh path NAME                                print a binary's cached path
 #                                                          (keda-crds: KEDA's CRD directory)
 #   hack/tools.sh bindir                                   print the directory of all binaries
@@ -15,6 +15,10 @@ source "$here/versions.env"
 cache="${TFLOW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/temporal-flow}"
 export GOFLAGS="${GOFLAGS:-} -trimpath"
 export CGO_ENABLED=0
+
+# The control plane, kubectl, and the node (kubelet, kube-proxy) with its scheduler: one
+# set, since they come from the same module graph and share the build cache.
+KUBERNETES_COMMANDS="kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy"
 
 bindir_for() { echo "$cache/bin/$1-$2"; }
 
@@ -32,10 +36,12 @@ install_dir() {
 build_kubernetes() {
   local v="$KUBERNETES_VERSION" out
   out="$(bindir_for kubernetes "$v")"
-  if [[ -x "$out/kube-apiserver" && -x "$out/kube-controller-manager" && -x "$out/kubectl" ]]; then
-    return 0
-  fi
-  log "building kube-apiserver, kube-controller-manager and kubectl $v (cold: tens of minutes)"
+  local cmd missing=0
+  for cmd in $KUBERNETES_COMMANDS; do
+    [[ -x "$out/$cmd" ]] || missing=1
+  done
+  [[ $missing = 0 ]] && return 0
+  log "building $KUBERNETES_COMMANDS $v (cold: tens of minutes)"
   local work
   work="$(mktemp -d "$cache/build-k8s.XXXXXX")"
   local gomod
@@ -63,7 +69,10 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
 GO
   local major=1 minor_only="${minor%%.*}"
@@ -76,7 +85,7 @@ GO
     go mod tidy -e >/dev/null 2>&1 || true
     go mod download
     mkdir -p "$work/out"
-    for cmd in kube-apiserver kube-controller-manager kubectl; do
+    for cmd in $KUBERNETES_COMMANDS; do
       log "  go build $cmd"
       go build -tags tools -ldflags "$ld" -o "$work/out/$cmd" "k8s.io/kubernetes/cmd/$cmd"
     done
@@ -122,13 +131,43 @@ build_helm() {
   rm -rf "$work"
 }
 
+# The pod sandbox's pause process: Kubernetes' own pause.c from the k8s.io/kubernetes
+# module, linked statically so the image holds nothing but it.
+build_pause() {
+  local v="$KUBERNETES_VERSION" out dir
+  out="$(bindir_for pause "$v")"
+  [[ -x "$out/pause" ]] && return 0
+  log "building pause from k8s.io/kubernetes $v"
+  local work
+  work="$(mktemp -d "$cache/build-pause.XXXXXX")"
+  dir="$(cd "$work" && go mod download -json "k8s.io/kubernetes@$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  mkdir -p "$work/out"
+  cc -Os -Wall -Werror -static -DVERSION="\"$v-tflow\"" -o "$work/out/pause" "$dir/build/pause/linux/pause.c"
+  strip "$work/out/pause"
+  install_dir "$out" "$work/out"
+  rm -rf "$work"
+}
+
+build_crictl() {
+  local v="$CRI_TOOLS_VERSION" out
+  out="$(bindir_for cri-tools "$v")"
+  [[ -x "$out/crictl" ]] && return 0
+  log "building crictl $v"
+  local work
+  work="$(mktemp -d "$cache/build-crictl.XXXXXX")"
+  GOBIN="$work/out" go install -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$v" \
+    "sigs.k8s.io/cri-tools/cmd/crictl@$v"
+  install_dir "$out" "$work/out"
+  rm -rf "$work"
+}
+
 build_keda() {
   local v="$KEDA_VERSION" out
   out="$(bindir_for keda "$v")"
-  if [[ -x "$out/keda" && -f "$out/crds/keda.sh_scaledobjects.yaml" ]]; then
+  if [[ -x "$out/keda" && -x "$out/keda-adapter" && -f "$out/crds/keda.sh_scaledobjects.yaml" ]]; then
     return 0
   fi
-  log "building the KEDA operator $v (cold: 15-30 minutes)"
+  log "building the KEDA operator and metrics apiserver $v (cold: 15-30 minutes)"
   local work dir
   work="$(mktemp -d "$cache/build-keda.XXXXXX")"
   # KEDA's module carries replace and exclude directives, which `go install module@version`
@@ -138,6 +177,9 @@ build_keda() {
   mkdir -p "$work/out/crds"
   log "  go build ./cmd/operator"
   (cd "$dir" && go build -ldflags "-s -w -X github.com/kedacore/keda/v2/version.Version=$v" -o "$work/out/keda" ./cmd/operator)
+  # The metrics apiserver serves the external metrics the HPA scales 1 -> N on.
+  log "  go build ./cmd/adapter"
+  (cd "$dir" && go build -ldflags "-s -w -X github.com/kedacore/keda/v2/version.Version=$v" -o "$work/out/keda-adapter" ./cmd/adapter)
   # The CRDs of this very version go next to the binary (ScaledObject, ScaledJob,
   # TriggerAuthentication, ClusterTriggerAuthentication and the eventing kinds).
   cp "$dir"/config/crd/bases/*.yaml "$work/out/crds/"
@@ -156,16 +198,22 @@ case "$cmd" in
       etcd) build_etcd ;;
       helm) build_helm ;;
       keda) build_keda ;;
-      all) build_etcd; build_helm; build_kubernetes ;;
+      crictl) build_crictl ;;
+      pause) build_pause ;;
+      node) build_crictl; build_pause ;;
+      all) build_etcd; build_helm; build_kubernetes; build_crictl; build_pause ;;
       *) echo "unknown tool set: $what" >&2; exit 2 ;;
     esac
     ;;
   path)
     case "${2:-}" in
-      kube-apiserver | kube-controller-manager | kubectl) echo "$(bindir_for kubernetes "$KUBERNETES_VERSION")/$2" ;;
+      kube-apiserver | kube-controller-manager | kube-scheduler | kubectl | kubelet | kube-proxy) echo "$(bindir_for kubernetes "$KUBERNETES_VERSION")/$2" ;;
       etcd) echo "$(bindir_for etcd "$ETCD_VERSION")/etcd" ;;
       helm) echo "$(bindir_for helm "$HELM_VERSION")/helm" ;;
       keda) echo "$(bindir_for keda "$KEDA_VERSION")/keda" ;;
+      keda-adapter) echo "$(bindir_for keda "$KEDA_VERSION")/keda-adapter" ;;
+      crictl) echo "$(bindir_for cri-tools "$CRI_TOOLS_VERSION")/crictl" ;;
+      pause) echo "$(bindir_for pause "$KUBERNETES_VERSION")/pause" ;;
       keda-crds) echo "$(bindir_for keda "$KEDA_VERSION")/crds" ;;
       *) echo "unknown binary: ${2:-}" >&2; exit 2 ;;
     esac

@@ -1,9 +1,12 @@
-"""A real Kubernetes control plane on loopback: etcd, kube-apiserver (TLS, RBAC) and
-kube-controller-manager, plus an admin kubeconfig and a kubectl wrapper.
+"""A real Kubernetes control plane: etcd, kube-apiserver (TLS, Node and RBAC
+authorization) and kube-controller-manager, plus an admin kubeconfig and a kubectl wrapper.
 
-There is no kubelet or scheduler: Deployments get ReplicaSets and Pods objects, but no
-containers run. That is what the operator's tests need (real objects, real garbage
-collection), and what the dev stack builds on.
+On its own it serves on loopback and no containers run: Deployments get ReplicaSets and Pod
+objects, which is what most of the operator's tests need (real objects, real garbage
+collection). Given a `node_ip` (the address of the node's bridge, see node.py) the
+apiserver serves there instead, so pods can reach it through the `kubernetes` Service,
+and the controllers a node needs (endpoint slices, the root CA published into every
+namespace, the HorizontalPodAutoscaler) run too.
 """
 
 from __future__ import annotations
@@ -32,6 +35,18 @@ CONTROLLERS = (
     "namespace",
     "serviceaccount",
     "serviceaccount-token",
+)
+# Only with a node: the node's not-ready taint is lifted once it is Ready, Services need
+# endpoint slices for kube-proxy, every projected service-account token mounts the
+# `kube-root-ca.crt` ConfigMap, KEDA's HPAs scale 1 -> N, and the chart's
+# PodDisruptionBudget is honoured.
+NODE_CONTROLLERS = (
+    "nodelifecycle",
+    "endpointslice",
+    "root-ca-cert-publisher",
+    "horizontalpodautoscaling",
+    "disruption",
+    "podgc",
 )
 
 
@@ -78,11 +93,22 @@ class ControlPlane:
     etcd_port: int = field(default_factory=free_port)
     etcd_peer_port: int = field(default_factory=free_port)
     apiserver_port: int = field(default_factory=free_port)
+    # The address the apiserver serves on and advertises when a node runs (None: loopback).
+    node_ip: str | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
 
     @property
+    def host(self) -> str:
+        return self.node_ip or "127.0.0.1"
+
+    @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver_port}"
+        return f"https://{self.host}:{self.apiserver_port}"
+
+    @property
+    def ca(self) -> CertificateAuthority:
+        """The cluster CA, which also issues the node's and its components' certificates."""
+        return self._authority
 
     @property
     def kubeconfig(self) -> Path:
@@ -101,10 +127,16 @@ class ControlPlane:
                 "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local",
             ),
-            ips=("127.0.0.1", SERVICE_IP),
+            ips=("127.0.0.1", SERVICE_IP, *([self.node_ip] if self.node_ip else [])),
             server=True,
         )
         admin = ca.issue("admin", "tflow-admin", organization="system:masters")
+        # Logs, exec and port-forward go through the apiserver to the kubelet with this.
+        self._kubelet_client = ca.issue(
+            "apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"
+        )
+        self._authority = ca
+        self._front_proxy = ca.issue("front-proxy-client", "front-proxy-client")
         sa = service_account_keys(pki)
         self._ca = ca.cert_path
         self._admin = admin
@@ -153,8 +185,8 @@ class ControlPlane:
             [
                 go_binary("kube-apiserver"),
                 f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.host}",
+                f"--advertise-address={self.host}",
                 f"--secure-port={self.apiserver_port}",
                 f"--cert-dir={self.workdir / 'pki'}",
                 f"--tls-cert-file={serving.cert}",
@@ -164,7 +196,24 @@ class ControlPlane:
                 f"--service-account-signing-key-file={sa.key}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--authorization-mode=RBAC",
+                # Node authorization with NodeRestriction: the kubelet's credentials reach
+                # only its own node and the objects of pods bound to it.
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                f"--kubelet-client-certificate={self._kubelet_client.cert}",
+                f"--kubelet-client-key={self._kubelet_client.key}",
+                f"--kubelet-certificate-authority={self._ca}",
+                "--kubelet-preferred-address-types=InternalIP",
+                # Aggregated APIs (KEDA's external metrics) are reached at their endpoints,
+                # not through a Service IP.
+                "--enable-aggregator-routing=true",
+                f"--requestheader-client-ca-file={self._ca}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={self._front_proxy.cert}",
+                f"--proxy-client-key-file={self._front_proxy.key}",
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v=0",
@@ -180,7 +229,7 @@ class ControlPlane:
             [
                 go_binary("kube-controller-manager"),
                 f"--kubeconfig={self.kubeconfig}",
-                f"--controllers={','.join(CONTROLLERS)}",
+                f"--controllers={','.join(self.controllers)}",
                 f"--service-account-private-key-file={sa.key}",
                 f"--root-ca-file={self._ca}",
                 "--leader-elect=false",
@@ -202,6 +251,10 @@ class ControlPlane:
             timeout,
             "running its controllers",
         )
+
+    @property
+    def controllers(self) -> tuple[str, ...]:
+        return CONTROLLERS + NODE_CONTROLLERS if self.node_ip else CONTROLLERS
 
     def _get(self, path: str) -> str:
         ctx = ssl.create_default_context(cafile=str(self._ca))

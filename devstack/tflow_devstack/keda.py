@@ -7,10 +7,14 @@ also watches), then starts the operator with a kubeconfig, every listener on a f
 loopback port, leader election and certificate rotation off, and a throw-away serving
 certificate for its metrics gRPC service (which refuses to start without one).
 
-Only the operator runs, not KEDA's metrics apiserver: the operator itself polls each
-ScaledObject's triggers and scales its target between zero and one replica (activation).
-Scaling between one and N is the HorizontalPodAutoscaler's, fed by the metrics apiserver;
-the test control plane runs neither, so that part is configuration only here.
+The operator itself polls each ScaledObject's triggers and scales its target between zero
+and one replica (activation). Scaling between one and N is the HorizontalPodAutoscaler's
+(kube-controller-manager), fed by KEDA's metrics apiserver: with `metrics_api=True` that
+runs too, registered as the `v1beta1.external.metrics.k8s.io` APIService behind a
+selector-less Service whose endpoint is this machine's address on the node's bridge (the
+apiserver routes aggregated APIs to endpoints, see controlplane.py), and it asks the
+operator's gRPC metrics service for each trigger's value with the operator's own
+certificate (mutual TLS), as KEDA's chart sets them up.
 """
 
 from __future__ import annotations
@@ -46,7 +50,12 @@ class KedaOperator:
     health_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     log_level: str = "info"
+    # Also run the metrics apiserver (needs a control plane that serves on a node's address).
+    metrics_api: bool = False
+    adapter_port: int = field(default_factory=free_port)
+    adapter_metrics_port: int = field(default_factory=free_port)
     process: ManagedProcess | None = None
+    adapter: ManagedProcess | None = None
 
     @property
     def log_path(self) -> Path:
@@ -83,12 +92,15 @@ class KedaOperator:
         certs = self.workdir / "certs"
         ca = CertificateAuthority(certs)
         # ca.crt from the authority, tls.crt and tls.key from the stem "tls".
+        # The metrics apiserver presents the same certificate as a client (KEDA shares one
+        # between the two), so it serves and authenticates.
         ca.issue(
             "tls",
             "keda-operator",
             dns_names=("localhost", "keda-operator", f"keda-operator.{KEDA_NAMESPACE}.svc"),
             ips=("127.0.0.1",),
             server=True,
+            client=True,
         )
         return certs
 
@@ -133,7 +145,81 @@ class KedaOperator:
         ]
         self.process = ManagedProcess("keda-operator", argv, self.log_path, env=env).start()
         self.process.wait_until(self.ready, timeout, "ready")
+        if self.metrics_api:
+            self._start_adapter(certs, env, timeout)
         return self
+
+    def _start_adapter(self, certs: Path, env: dict[str, str], timeout: float) -> None:
+        server = yaml.safe_load(self.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+        host = server.split("//", 1)[1].rsplit(":", 1)[0]
+        argv: list[str | os.PathLike[str]] = [
+            go_binary("keda-adapter"),
+            f"--secure-port={self.adapter_port}",
+            f"--bind-address={host}",
+            f"--cert-dir={certs}",
+            f"--tls-cert-file={certs / 'tls.crt'}",
+            f"--tls-private-key-file={certs / 'tls.key'}",
+            f"--lister-kubeconfig={self.kubeconfig}",
+            f"--authentication-kubeconfig={self.kubeconfig}",
+            f"--authorization-kubeconfig={self.kubeconfig}",
+            f"--port={self.adapter_metrics_port}",
+            f"--metrics-service-address=127.0.0.1:{self.grpc_port}",
+            "--metrics-service-grpc-authority=keda-operator",
+            f"--zap-log-level={self.log_level}",
+        ]
+        self.adapter = ManagedProcess(
+            "keda-metrics-apiserver", argv, self.workdir / "keda-metrics-apiserver.log", env=env
+        ).start()
+        service = "keda-metrics-apiserver"
+        objects = [
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": service, "namespace": KEDA_NAMESPACE},
+                "spec": {
+                    "ports": [{"name": "https", "port": 443, "targetPort": self.adapter_port}]
+                },
+            },
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": service,
+                    "namespace": KEDA_NAMESPACE,
+                    "labels": {"kubernetes.io/service-name": service},
+                },
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
+                "ports": [{"name": "https", "port": self.adapter_port, "protocol": "TCP"}],
+            },
+            {
+                "apiVersion": "apiregistration.k8s.io/v1",
+                "kind": "APIService",
+                "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
+                "spec": {
+                    "service": {"name": service, "namespace": KEDA_NAMESPACE, "port": 443},
+                    "group": "external.metrics.k8s.io",
+                    "version": "v1beta1",
+                    # Its serving certificate is the throw-away one made above.
+                    "insecureSkipTLSVerify": True,
+                    "groupPriorityMinimum": 100,
+                    "versionPriority": 100,
+                },
+            },
+        ]
+        self._kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
+
+        def available() -> bool:
+            out = self._kubectl(
+                "get",
+                "apiservice",
+                "v1beta1.external.metrics.k8s.io",
+                "-o",
+                'jsonpath={.status.conditions[?(@.type=="Available")].status}',
+            )
+            return out.strip() == "True"
+
+        self.adapter.wait_until(available, timeout, "an available APIService")
 
     def ready(self) -> bool:
         url = f"http://127.0.0.1:{self.health_port}/readyz"
@@ -141,5 +227,7 @@ class KedaOperator:
             return bool(r.status == 200)
 
     def stop(self) -> None:
+        if self.adapter is not None:
+            self.adapter.stop()
         if self.process is not None:
             self.process.stop()

@@ -44,9 +44,15 @@ _GO_BINARIES = {
     "kube-apiserver": ("kubernetes", "KUBERNETES_VERSION"),
     "kube-controller-manager": ("kubernetes", "KUBERNETES_VERSION"),
     "kubectl": ("kubernetes", "KUBERNETES_VERSION"),
+    "kube-scheduler": ("kubernetes", "KUBERNETES_VERSION"),
+    "kubelet": ("kubernetes", "KUBERNETES_VERSION"),
+    "kube-proxy": ("kubernetes", "KUBERNETES_VERSION"),
+    "crictl": ("cri-tools", "CRI_TOOLS_VERSION"),
+    "pause": ("pause", "KUBERNETES_VERSION"),
     "etcd": ("etcd", "ETCD_VERSION"),
     "helm": ("helm", "HELM_VERSION"),
     "keda": ("keda", "KEDA_VERSION"),
+    "keda-adapter": ("keda", "KEDA_VERSION"),
 }
 
 
