@@ -37,6 +37,9 @@ Variable                                Meaning
 ``TFLOW_ROUTING_MAX_DELAY_SECONDS``     Longest a pending recompile waits under a steady
                                         stream of changes (2).
 ``TFLOW_HEALTH_PORT``                   Port of kopf's liveness endpoint (0: none).
+``TFLOW_WORKER_POLLING_SECONDS``        How often KEDA reads a worker queue's backlog (10).
+``TFLOW_WORKER_COOLDOWN_SECONDS``       How long a worker queue must be idle before its
+                                        Deployment goes back to zero (300).
 ======================================  =====================================================
 """
 
@@ -82,6 +85,8 @@ class Config:
     routing_debounce_seconds: float = 0.3
     routing_max_delay_seconds: float = 2.0
     health_port: int = 0
+    worker_polling_seconds: int = 10
+    worker_cooldown_seconds: int = 300
 
     def temporal_client_env_from(self) -> list[dict[str, Any]]:
         """``envFrom`` for a worker or listener container: the Temporal client Secret
@@ -122,6 +127,12 @@ class Config:
                 source, "TFLOW_ROUTING_MAX_DELAY_SECONDS", cls.routing_max_delay_seconds
             ),
             health_port=int(_number(source, "TFLOW_HEALTH_PORT", 0)),
+            worker_polling_seconds=max(
+                1, int(_number(source, "TFLOW_WORKER_POLLING_SECONDS", cls.worker_polling_seconds))
+            ),
+            worker_cooldown_seconds=int(
+                _number(source, "TFLOW_WORKER_COOLDOWN_SECONDS", cls.worker_cooldown_seconds)
+            ),
         )
 
 

@@ -264,6 +264,7 @@ def worker_scaled_object(
         max_replicas=settings.max_replicas,
         target_backlog=settings.target_backlog,
         activation_backlog=settings.activation_backlog,
+        timing=keda.Timing(config.worker_polling_seconds, config.worker_cooldown_seconds),
         owner_references=[d.owner_reference() for d in sorted(members, key=lambda d: d.order)],
         labels={**common_labels(COMPONENT_WORKER), TASK_QUEUE_LABEL: task_queue},
     )
