@@ -123,6 +123,10 @@ lint: venv ## ruff, mypy, and the generated-files drift check.
 test: deps lint ## The whole suite: lint, unit and integration tests on real servers.
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+.PHONY: e2e
+e2e: deps ## End to end in real pods: a real node (kubelet, containerd, runc), the images built here, the chart installed.
+	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
+
 .PHONY: test-unit
 test-unit: venv ## Unit tests only (no servers).
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

@@ -117,7 +117,12 @@ async def serve(args: argparse.Namespace) -> int:
             secrets=SecretStore(args.secrets_dir),
             router_task_queue=args.router_task_queue,
         )
-        worker = build_worker(client, args.task_queue, activities, functions)
+        limits = (
+            {"max_concurrent_activities": args.max_concurrent_activities}
+            if args.max_concurrent_activities
+            else {}
+        )
+        worker = build_worker(client, args.task_queue, activities, functions, **limits)
     ready = asyncio.Event()
     health = await _serve_health(args.health_port, ready) if args.health_port else None
     stop = asyncio.Event()
@@ -174,6 +179,13 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         default=_path(env("TFLOW_ROUTES_DIR")),
         help="the mounted routing table (routes*.json[.gz]), reloaded on change",
+    )
+    p.add_argument(
+        "--max-concurrent-activities",
+        type=int,
+        default=int(env("TFLOW_MAX_CONCURRENT_ACTIVITIES", "0")),
+        help="most activities (calls) one replica runs at once (0: the SDK's default); "
+        "lower it so that slow calls queue up and KEDA adds replicas",
     )
     p.add_argument("--health-port", type=int, default=int(env("TFLOW_HEALTH_PORT", "8080")))
     p.add_argument("--metrics-port", type=int, default=int(env("TFLOW_METRICS_PORT", "9090")))
