@@ -47,6 +47,40 @@ async def anything(request: web.Request) -> web.Response:
     return web.json_response({"path": request.raw_path})
 
 
+# An OpenAPI 3 description of this service, in YAML, with a relative server URL.
+OPENAPI_YAML = """\
+openapi: 3.0.3
+info: {title: fixture, version: 1.0.0}
+servers:
+  - url: /
+paths:
+  /pets/{id}:
+    parameters:
+      - $ref: '#/components/parameters/petId'
+    get:
+      operationId: getPet
+      parameters:
+        - {name: verbose, in: query, schema: {type: string}}
+        - {name: tags, in: query, schema: {type: array, items: {type: string}}}
+  /echo:
+    post:
+      operationId: echo
+      parameters:
+        - {name: X-Order, in: header, required: true, schema: {type: string}}
+      requestBody:
+        content:
+          application/json:
+            schema: {type: object}
+components:
+  parameters:
+    petId: {name: id, in: path, required: true, schema: {type: integer}}
+"""
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    return web.Response(text=OPENAPI_YAML, content_type="application/yaml")
+
+
 async def api_data(request: web.Request) -> web.Response:
     return web.json_response({"data": {"items": [1, 2, 3]}, "page": 1})
 
@@ -81,6 +115,7 @@ def app() -> web.Application:
             web.get("/text", text),
             web.get("/api/data", api_data),
             web.get("/anything/{tail:.*}", anything),
+            web.get("/openapi.yaml", openapi_document),
             # A webhook sink: POSTs are kept per name and read back with GET.
             web.post("/hooks/{name:.+}", hook_post),
             web.get("/hooks/{name:.+}", hook_get),

@@ -405,3 +405,58 @@ async def test_a_secret_without_the_credential_fields_is_a_configuration_error(
     assert problem["type"] == SPEC_ERRORS + "configuration"
     assert problem["detail"] == "secret 'partial' has no 'password'"
     assert problem["instance"] == "/do/0/login/with/endpoint/authentication/basic"
+
+
+# ---- OpenAPI ----------------------------------------------------------------------------
+
+
+def openapi(base: str, operation: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "op": {
+            "call": "openapi",
+            "with": {
+                "document": {"endpoint": base + "/openapi.yaml"},
+                "operationId": operation,
+                **extra,
+            },
+        }
+    }
+
+
+async def test_openapi_3_call_places_path_query_header_and_body(
+    engine: EngineHarness, http_service: str
+) -> None:
+    pet = await engine.run(
+        doc(openapi(http_service, "getPet", parameters={"id": "${ .id }", "verbose": "yes"})),
+        {"id": 5},
+    )
+    assert pet == {"id": 5, "name": "pet-5", "query": {"verbose": "yes"}}
+    echoed = await engine.run(
+        doc(
+            openapi(
+                http_service,
+                "echo",
+                parameters={"X-Order": "o-1", "body": {"items": [1, 2]}},
+                output="response",
+            )
+        )
+    )
+    assert echoed["statusCode"] == 200
+    assert echoed["request"]["method"] == "POST"
+    assert echoed["content"]["body"] == {"items": [1, 2]}
+    assert echoed["content"]["headers"]["X-Order"] == "o-1"
+
+
+async def test_openapi_parameters_are_checked_against_the_operation(
+    engine: EngineHarness, http_service: str
+) -> None:
+    problem = await problem_of(engine, doc(openapi(http_service, "echo", parameters={})))
+    assert (problem["type"], problem["status"]) == (SPEC_ERRORS + "validation", 400)
+    assert problem["detail"] == "operation 'echo' needs the header parameter 'X-Order'"
+    problem = await problem_of(
+        engine, doc(openapi(http_service, "getPet", parameters={"id": 1, "verbos": "y"}))
+    )
+    assert problem["detail"] == "operation 'getPet' has no parameter 'verbos'"
+    problem = await problem_of(engine, doc(openapi(http_service, "nope")))
+    assert problem["type"] == SPEC_ERRORS + "configuration"
+    assert problem["instance"] == "/do/0/op"

@@ -422,10 +422,6 @@ def test_bad_durations_everywhere() -> None:
             "do[0].x.call: 'grpc' calls are not supported yet",
         ),
         (
-            {"call": "openapi", "with": {"document": {}, "operationId": "op"}},
-            "do[0].x.call: 'openapi' calls are not supported yet",
-        ),
-        (
             {"call": "asyncapi", "with": {"document": {}}},
             "do[0].x.call: 'asyncapi' calls are not supported yet",
         ),

@@ -3,7 +3,7 @@
 The models follow the 1.0.x schema (`schema/workflow.yaml` of the specification). They are
 strict where an author makes mistakes (unknown fields are errors, so `swich:` or `thn:` is
 caught) and typed where the interpreter walks them. Arguments of features this engine does
-not run yet (grpc/openapi/asyncapi/a2a/mcp calls, container/script/shell processes,
+not run yet (grpc/asyncapi/a2a/mcp calls, container/script/shell processes,
 extensions) are kept loose: `validate_document` rejects those features by name, and a
 second, vaguer schema error about them would only add noise.
 
@@ -588,10 +588,13 @@ class CallGRPC(TaskBase):
     with_: GRPCArguments = Field(alias="with")
 
 
-class OpenAPIArguments(_Loose):
-    document: dict[str, Any]
-    operation_id: str = Field(alias="operationId")
+class OpenAPIArguments(_Model):
+    document: ExternalResource
+    operation_id: Name = Field(alias="operationId")
     parameters: dict[str, Any] | None = None
+    authentication: ReferenceableAuthenticationPolicy | None = None
+    output: Literal["raw", "content", "response"] = "content"
+    redirect: StrictBool = False
 
 
 class CallOpenAPI(TaskBase):

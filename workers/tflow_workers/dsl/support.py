@@ -57,9 +57,8 @@ FEATURES: Final[Mapping[str, Feature]] = _features(
     ),
     Feature(
         "call.openapi",
-        False,
-        "`call: openapi` needs OpenAPI document resolution; use `call: http`",
-        "'openapi' calls are not supported yet",
+        True,
+        "`call: openapi` (OpenAPI 2.0 and 3.x documents, JSON or YAML, from `document`)",
     ),
     Feature(
         "call.asyncapi",

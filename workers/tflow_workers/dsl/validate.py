@@ -372,6 +372,24 @@ class _Checker:
         with_path = join_path(path, "with")
         if not isinstance(call, str):
             return
+        if call == "openapi":
+            arguments = _mapping(arguments)
+            endpoint = _mapping(arguments.get("document")).get("endpoint")
+            endpoint_path = _at(with_path, "document", "endpoint")
+            if isinstance(endpoint, Mapping):
+                self.check_values(endpoint.get("uri"), join_path(endpoint_path, "uri"), scope)
+                self.check_authentication(
+                    endpoint.get("authentication"), join_path(endpoint_path, "authentication")
+                )
+            else:
+                self.check_values(endpoint, endpoint_path, scope)
+            self.check_authentication(
+                arguments.get("authentication"), join_path(with_path, "authentication")
+            )
+            self.check_values(
+                arguments.get("parameters"), join_path(with_path, "parameters"), scope
+            )
+            return
         if call in CALL_PROTOCOLS:
             if call != "http":
                 self.unsupported(call_path, f"call.{call}")

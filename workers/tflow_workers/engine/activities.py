@@ -21,7 +21,7 @@ from tflow_workers.cloudevents import (
     ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
     event_workflow_id,
 )
-from tflow_workers.dsl.yamlio import load_yaml_all
+from tflow_workers.dsl.yamlio import YamlError, load_yaml, load_yaml_all
 from tflow_workers.engine.errors import (
     APPLICATION_ERROR_TYPE,
     ErrorType,
@@ -32,13 +32,16 @@ from tflow_workers.engine.errors import (
 from tflow_workers.engine.model import (
     ACTIVITY_EMIT,
     ACTIVITY_HTTP,
+    ACTIVITY_OPENAPI,
     ACTIVITY_RESOLVE,
     ACTIVITY_SECRETS,
     DefinitionRef,
     HttpRequest,
+    OpenApiRequest,
     ResolvedDefinition,
     ResolveRequest,
 )
+from tflow_workers.engine.openapi import OpenApiOperation
 
 
 def problem_error(problem: Problem, retryable: bool = False) -> ApplicationError:
@@ -153,7 +156,7 @@ class EngineActivities:
         self._http = http
 
     def all(self) -> list[Any]:
-        return [self.http, self.emit, self.resolve_definition, self.secrets]
+        return [self.http, self.openapi, self.emit, self.resolve_definition, self.secrets]
 
     @activity.defn(name=ACTIVITY_HTTP)
     async def http(self, request: HttpRequest) -> Any:
@@ -218,6 +221,57 @@ class EngineActivities:
                 "content": content,
             }
         return content
+
+    @activity.defn(name=ACTIVITY_OPENAPI)
+    async def openapi(self, request: OpenApiRequest) -> Any:
+        document = await self._openapi_document(request.document)
+        try:
+            built = OpenApiOperation(document, request.document, request.operation_id).request(
+                request.parameters
+            )
+        except WorkflowError as err:
+            raise problem_error(err.problem) from None
+        return await self.http(
+            HttpRequest(
+                **built,
+                output=request.output,
+                redirect=request.redirect,
+                basic=request.basic,
+                bearer=request.bearer,
+            )
+        )
+
+    async def _openapi_document(self, uri: str) -> dict[str, Any]:
+        client = self._http or httpx.AsyncClient(timeout=httpx.Timeout(60.0))
+        try:
+            response = await client.get(uri, follow_redirects=True)
+            response.raise_for_status()
+        except httpx.HTTPError as err:
+            raise problem_error(
+                Problem(
+                    type=ErrorType.COMMUNICATION,
+                    status=getattr(getattr(err, "response", None), "status_code", 503),
+                    title="OpenAPI document not available",
+                    detail=f"GET {uri}: {err}",
+                )
+            ) from None
+        finally:
+            if self._http is None:
+                await client.aclose()
+        try:
+            document = load_yaml(response.text)
+        except YamlError as err:
+            document = err
+        if not isinstance(document, dict):
+            raise problem_error(
+                Problem(
+                    type=ErrorType.CONFIGURATION,
+                    status=400,
+                    title="Not an OpenAPI document",
+                    detail=f"{uri} is not a JSON or YAML object: {document}"[:500],
+                )
+            )
+        return document
 
     @activity.defn(name=ACTIVITY_EMIT)
     async def emit(self, event: dict[str, Any]) -> None:

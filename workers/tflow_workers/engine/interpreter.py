@@ -43,6 +43,7 @@ from tflow_workers.engine.events import Consumption, event_from_signal, matches_
 from tflow_workers.engine.model import (
     ACTIVITY_EMIT,
     ACTIVITY_HTTP,
+    ACTIVITY_OPENAPI,
     ACTIVITY_RESOLVE,
     ACTIVITY_SECRETS,
     SA_CURRENT_TASK,
@@ -51,6 +52,7 @@ from tflow_workers.engine.model import (
     TASK_LOG_LIMIT,
     WORKFLOW_TYPE,
     HttpRequest,
+    OpenApiRequest,
     ResolvedDefinition,
     ResolveRequest,
     ResumeState,
@@ -899,6 +901,10 @@ class DocumentInterpreter:
         if target == "http":
             request = self._http_request(args, data, variables, ref)
             return await self._activity(ACTIVITY_HTTP, request, ref, timeout)
+        if target == "openapi":
+            return await self._activity(
+                ACTIVITY_OPENAPI, self._openapi_request(args, data, variables, ref), ref, timeout
+            )
         functions = (self._doc.get("use") or {}).get("functions") or {}
         if target in functions:
             # A function declared in the document is a task of its own, run with the
@@ -922,23 +928,9 @@ class DocumentInterpreter:
                 ErrorType.CONFIGURATION, "call http needs with.endpoint", instance=f"{ref}/with"
             )
         uri = _expand_uri(endpoint, data, f"{ref}/with/endpoint")
-        if isinstance(auth, dict) and "use" in auth:
-            named = ((self._doc.get("use") or {}).get("authentications") or {}).get(auth["use"])
-            if named is None:
-                raise WorkflowError.of(
-                    ErrorType.CONFIGURATION,
-                    f"no authentication named {auth['use']!r} in use.authentications",
-                    instance=f"{ref}/with/endpoint/authentication",
-                )
-            auth = self._interpolate(named, data, variables, f"{ref}/with/endpoint/authentication")
-        basic = None
-        bearer = None
-        where = f"{ref}/with/endpoint/authentication"
-        if isinstance(auth, dict) and "basic" in auth:
-            fields = self._credentials(auth["basic"], ("username", "password"), f"{where}/basic")
-            basic = (fields["username"], fields["password"])
-        if isinstance(auth, dict) and "bearer" in auth:
-            bearer = self._credentials(auth["bearer"], ("token",), f"{where}/bearer")["token"]
+        basic, bearer = self._authentication(
+            auth, data, variables, f"{ref}/with/endpoint/authentication"
+        )
         return HttpRequest(
             method=str(args.get("method", "get")).upper(),
             uri=uri,
@@ -950,6 +942,54 @@ class DocumentInterpreter:
             basic=basic,
             bearer=bearer,
         )
+
+    def _openapi_request(
+        self, args: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> OpenApiRequest:
+        endpoint = (args.get("document") or {}).get("endpoint")
+        auth = args.get("authentication") or {}
+        if isinstance(endpoint, dict):
+            auth = auth or endpoint.get("authentication") or {}
+            endpoint = endpoint.get("uri")
+        if not isinstance(endpoint, str):
+            raise WorkflowError.of(
+                ErrorType.CONFIGURATION,
+                "call openapi needs with.document.endpoint",
+                instance=f"{ref}/with/document",
+            )
+        basic, bearer = self._authentication(auth, data, variables, f"{ref}/with/authentication")
+        return OpenApiRequest(
+            document=endpoint,
+            operation_id=str(args.get("operationId")),
+            parameters=args.get("parameters") or {},
+            output=args.get("output", "content"),
+            redirect=bool(args.get("redirect", False)),
+            basic=basic,
+            bearer=bearer,
+        )
+
+    def _authentication(
+        self, auth: Any, data: Any, variables: dict[str, Any], where: str
+    ) -> tuple[tuple[str, str] | None, str | None]:
+        """The basic credentials and bearer token of an authentication policy, inline or
+        named in `use.authentications`."""
+        if isinstance(auth, dict) and "use" in auth:
+            named = ((self._doc.get("use") or {}).get("authentications") or {}).get(auth["use"])
+            if named is None:
+                raise WorkflowError.of(
+                    ErrorType.CONFIGURATION,
+                    f"no authentication named {auth['use']!r} in use.authentications",
+                    instance=where,
+                )
+            auth = self._interpolate(named, data, variables, where)
+        basic = None
+        bearer = None
+        if isinstance(auth, dict) and "basic" in auth:
+            fields = self._credentials(auth["basic"], ("username", "password"), f"{where}/basic")
+            basic = (fields["username"], fields["password"])
+        if isinstance(auth, dict) and "bearer" in auth:
+            bearer = self._credentials(auth["bearer"], ("token",), f"{where}/bearer")["token"]
+        return basic, bearer
 
     def _credentials(self, scheme: Any, keys: tuple[str, ...], where: str) -> dict[str, str]:
         """An authentication scheme's fields, inline or (`{use: <secret>}`) from the keys of

@@ -20,13 +20,24 @@ SA_VERSION = SearchAttributeKey.for_keyword("TflowVersion")
 SA_EVENT_TYPE = SearchAttributeKey.for_keyword("TflowEventType")
 SA_EVENT_SOURCE = SearchAttributeKey.for_keyword("TflowEventSource")
 SA_CURRENT_TASK = SearchAttributeKey.for_keyword("TflowCurrentTask")
+# The Kubernetes namespace a run belongs to (its WorkflowDefinition's, or for a
+# RootOrchestrator run the namespace of the Listener that received its event). Tenancy is
+# checked against this attribute, never against a workflow id a caller could choose.
+SA_NAMESPACE = SearchAttributeKey.for_keyword("TflowNamespace")
 # The event types a run's current `listen` waits for, so the router can find the runs an
 # event should be delivered to.
 SA_LISTENING = SearchAttributeKey.for_keyword_list("TflowListening")
 SEARCH_ATTRIBUTES: dict[str, str] = {
     **{
         key.name: "Keyword"
-        for key in (SA_DEFINITION, SA_VERSION, SA_EVENT_TYPE, SA_EVENT_SOURCE, SA_CURRENT_TASK)
+        for key in (
+            SA_DEFINITION,
+            SA_VERSION,
+            SA_EVENT_TYPE,
+            SA_EVENT_SOURCE,
+            SA_CURRENT_TASK,
+            SA_NAMESPACE,
+        )
     },
     SA_LISTENING.name: "KeywordList",
 }
@@ -112,14 +123,28 @@ ACTIVITY_HTTP = "tflow.http"
 ACTIVITY_EMIT = "tflow.emit"
 ACTIVITY_RESOLVE = "tflow.resolve-definition"
 ACTIVITY_SECRETS = "tflow.secrets"
+ACTIVITY_OPENAPI = "tflow.openapi"
 
 
 class HttpRequest(_Model):
     method: str
     uri: str
     headers: dict[str, str] = Field(default_factory=dict)
-    query: dict[str, str] = Field(default_factory=dict)
+    # A list repeats the parameter (`?status=a&status=b`).
+    query: dict[str, str | list[str]] = Field(default_factory=dict)
     body: Any = None
+    output: Literal["content", "response", "raw"] = "content"
+    redirect: bool = False
+    basic: tuple[str, str] | None = None
+    bearer: str | None = None
+
+
+class OpenApiRequest(_Model):
+    """A `call: openapi`: the activity reads the document and builds the HTTP request."""
+
+    document: str
+    operation_id: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
     output: Literal["content", "response", "raw"] = "content"
     redirect: bool = False
     basic: tuple[str, str] | None = None
