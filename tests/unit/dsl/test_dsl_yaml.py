@@ -63,3 +63,14 @@ def test_multi_document_and_errors() -> None:
     assert load_yaml_all("a: 1\n---\n---\nb: 2\n") == [{"a": 1}, {"b": 2}]
     with pytest.raises(YamlError, match="line 1"):
         load_yaml("a: [")
+
+
+def test_a_yaml_1_1_reading_is_explained_not_reported_as_bad_keys() -> None:
+    # What a YAML 1.1 reader hands over for the same text: `on` became the boolean true.
+    data = load_yaml(EVENT_SCHEDULED)
+    data["schedule"] = {True: data["schedule"]["on"]}
+    issues = [str(issue) for issue in validate_document(data)]
+    assert issues == [
+        "schedule.true: the key is the boolean true, not a string: a YAML 1.1 reader "
+        "(kubectl, PyYAML) reads an unquoted on, off, yes or no key so; quote it ('on':)"
+    ]

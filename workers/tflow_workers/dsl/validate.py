@@ -584,17 +584,49 @@ def validate_document(data: dict[str, Any], catalog: Collection[str] | None = No
         return [Issue(ROOT_PATH, "a workflow document must be a mapping")]
     if nesting_depth(data) > MAX_DEPTH:
         return [Issue(ROOT_PATH, f"document is nested more than {MAX_DEPTH} levels deep")]
-    issues: list[Issue] = []
+    issues: list[Issue] = _boolean_keys(data)
     try:
         load_document(dict(data))
     except DocumentError as error:
-        issues.extend(error.issues)
+        if issues:
+            # The boolean keys already explain pydantic's "keys should be strings".
+            issues.extend(
+                i
+                for i in error.issues
+                if "keys should be strings" not in i.message and "got a boolean" not in i.message
+            )
+        else:
+            issues.extend(error.issues)
     checker = _Checker(data, catalog)
     checker.run()
     for issue in checker.issues:
         if issue not in issues:
             issues.append(issue)
     return issues
+
+
+def _boolean_keys(data: Mapping[Any, Any]) -> list[Issue]:
+    """Mapping keys that are booleans: what a YAML 1.1 reader (kubectl's conversion,
+    PyYAML) makes of an unquoted `on`, `off`, `yes` or `no` key."""
+    found: list[Issue] = []
+    stack: list[tuple[Any, str]] = [(data, ROOT_PATH)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, Mapping):
+            for key, child in item.items():
+                if isinstance(key, bool):
+                    found.append(
+                        Issue(
+                            join_path(path, str(key).lower()),
+                            f"the key is the boolean {str(key).lower()}, not a string: a "
+                            "YAML 1.1 reader (kubectl, PyYAML) reads an unquoted on, off, yes "
+                            "or no key so; quote it ('on':)",
+                        )
+                    )
+                stack.append((child, join_path(path, str(key))))
+        elif isinstance(item, list):
+            stack.extend((child, index_path(path, i)) for i, child in enumerate(item))
+    return sorted(found, key=lambda issue: issue.path)
 
 
 def load_validated_document(data: dict[str, Any]) -> WorkflowDocument:
