@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from temporalio.client import Client
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
@@ -23,6 +23,7 @@ from tflow_workers.cloudevents import (
     RootInput,
     event_workflow_id,
 )
+from tflow_workers.engine.model import SA_NAMESPACE
 
 Outcome = Literal["started", "duplicate"]
 
@@ -35,8 +36,16 @@ class TemporalUnavailable(Exception):
 class HandOff:
     client: Client
     task_queue: str = DEFAULT_ROUTER_TASK_QUEUE
+    # The Kubernetes namespace of the Listener, recorded on each run it starts so that
+    # the run-control API can tell its own runs from another namespace's.
+    namespace: str | None = None
 
     async def submit(self, event: CloudEvent) -> Outcome:
+        attributes = (
+            TypedSearchAttributes([SearchAttributePair(SA_NAMESPACE, self.namespace)])
+            if self.namespace
+            else None
+        )
         try:
             await self.client.start_workflow(
                 ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
@@ -46,6 +55,7 @@ class HandOff:
                 # A closed run keeps its id too: an event redelivered after its run
                 # finished is still the same event.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=attributes,
             )
         except WorkflowAlreadyStartedError:
             return "duplicate"

@@ -82,6 +82,13 @@ def add_temporal_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_ROUTER_TASK_QUEUE,
         help="task queue of the RootOrchestrator workers",
     )
+    add_flag(
+        parser,
+        "--kube-namespace",
+        "TFLOW_LISTENER_KUBE_NAMESPACE",
+        help="Kubernetes namespace of the Listener: its events are routed within it, and "
+        "the run-control API reaches only its runs",
+    )
 
 
 async def connect_temporal(args: argparse.Namespace) -> Client:

@@ -7,7 +7,8 @@ Routes (docs/listeners.md has the details, `/openapi.json` the schema):
 - `POST /webhook/sharepoint`, `POST|OPTIONS /webhook/azure-eventgrid`: the Microsoft
   senders, with their subscription handshakes;
 - `POST /runs/{workflowId}/signal/{name}`, `GET /runs/{workflowId}`: signal a run, read
-  its status;
+  its status; off unless enabled, authenticated, and only for runs of the Listener's own
+  Kubernetes namespace (read from the run's `TflowNamespace` search attribute);
 - `GET /healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 
 A request is answered 202 only once Temporal accepted the start of every event in it
@@ -38,7 +39,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tflow_listeners.envelopes import (
@@ -52,9 +53,9 @@ from tflow_listeners.envelopes import (
 from tflow_listeners.handoff import HandOff, Outcome, TemporalUnavailable
 from tflow_listeners.metrics import ListenerMetrics, Submitter, TemporalHealth, ops_routes
 from tflow_listeners.source import add_flag, connect_temporal
-from tflow_workers.cloudevents import CloudEvent, event_workflow_id
+from tflow_workers.cloudevents import DEFAULT_ROUTER_TASK_QUEUE, CloudEvent, event_workflow_id
 from tflow_workers.engine.errors import PAYLOAD_LIMIT_BYTES
-from tflow_workers.engine.model import WORKFLOW_TYPE, RunStatus
+from tflow_workers.engine.model import SA_NAMESPACE, WORKFLOW_TYPE, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,22 @@ class WebhookSettings:
     rate_limit: float | None = None  # requests per second; unlimited when None
     retry_after: int = 5  # seconds, on 503
     query_timeout: float = 10.0  # seconds a worker has to answer the status query
+    # The Listener's Kubernetes namespace: the only one whose runs `/runs` reaches.
+    namespace: str | None = None
+    # `/runs/...` (signal a run, read its status); never without authentication.
+    run_control: bool = False
+
+    def __post_init__(self) -> None:
+        if self.run_control and self.hmac_secret is None and self.bearer_token is None:
+            raise ValueError(
+                "the run-control API needs authentication: set an HMAC secret or a bearer "
+                "token (spec.webhook.auth) to enable it"
+            )
+        if self.run_control and not self.namespace:
+            raise ValueError(
+                "the run-control API needs the Listener's Kubernetes namespace "
+                "(--kube-namespace): it only reaches runs of that namespace"
+            )
 
 
 # ---- problems ---------------------------------------------------------------------------
@@ -265,8 +282,10 @@ class WebhookListener:
 
     def __post_init__(self) -> None:
         if self.handoff is None:
-            self.handoff = (
-                HandOff(self.client, self.task_queue) if self.task_queue else HandOff(self.client)
+            self.handoff = HandOff(
+                self.client,
+                self.task_queue or DEFAULT_ROUTER_TASK_QUEUE,
+                namespace=self.settings.namespace,
             )
         if self.health is None:
             self.health = TemporalHealth(self.client)
@@ -617,10 +636,46 @@ class WebhookListener:
 
     # -- runs --
 
-    async def _signal(self, request: web.Request) -> web.Response:
+    async def _run_control(self, request: web.Request) -> _Accepted:
+        """The gate in front of `/runs`: enabled, then the usual limits and credentials
+        (which the settings guarantee exist when it is enabled)."""
+        if not self.settings.run_control:
+            raise Problem(
+                404,
+                "run-control-disabled",
+                "the run-control API is off on this listener (spec.webhook.runControl.enabled)",
+            )
         accepted = await self._accept(request)
         if accepted.auth_error is not None:
             raise accepted.auth_error
+        return accepted
+
+    async def _own_run(self, workflow_id: str) -> WorkflowExecutionDescription:
+        """The run, if it belongs to the Listener's namespace.
+
+        A run of another namespace and a run that does not exist get the very same 403:
+        a different answer for either would tell a caller which ids exist elsewhere.
+        """
+        namespace = self.settings.namespace
+        forbidden = Problem(
+            403,
+            "forbidden-run",
+            f"no run {workflow_id!r} of namespace {namespace!r} is reachable from this listener",
+        )
+        try:
+            described = await self.client.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise forbidden from None
+            raise self._rpc_problem(err, workflow_id) from None
+        except RuntimeError as err:
+            raise self._unavailable(f"Temporal is not reachable: {err}") from None
+        if namespace is None or described.typed_search_attributes.get(SA_NAMESPACE) != namespace:
+            raise forbidden
+        return described
+
+    async def _signal(self, request: web.Request) -> web.Response:
+        accepted = await self._run_control(request)
         workflow_id = request.match_info["workflowId"]
         name = request.match_info["name"]
         payload: Any = None
@@ -637,23 +692,27 @@ class WebhookListener:
                 json.dumps(payload, ensure_ascii=False).encode()
             except UnicodeEncodeError:
                 raise Problem(400, "invalid-text", "the body is not valid Unicode") from None
-        handle = self.client.get_workflow_handle(workflow_id)
+        described = await self._own_run(workflow_id)
+        # Bound to the run that was checked: a later run reusing the id is not signalled.
+        handle = self.client.get_workflow_handle(workflow_id, run_id=described.run_id)
         try:
             await handle.signal(name, payload)
         except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise Problem(
+                    409, "run-closed", f"run {workflow_id!r} has closed: it takes no signals"
+                ) from None
             raise self._rpc_problem(err, workflow_id) from None
         except RuntimeError as err:
             raise self._unavailable(f"Temporal is not reachable: {err}") from None
         return web.json_response({"workflowId": workflow_id, "signal": name}, status=202)
 
     async def _run_status(self, request: web.Request) -> web.Response:
-        accepted = await self._accept(request)
-        if accepted.auth_error is not None:
-            raise accepted.auth_error
+        await self._run_control(request)
         workflow_id = request.match_info["workflowId"]
-        handle = self.client.get_workflow_handle(workflow_id)
+        described = await self._own_run(workflow_id)
+        handle = self.client.get_workflow_handle(workflow_id, run_id=described.run_id)
         try:
-            described = await handle.describe()
             status: RunStatus | None = None
             if described.workflow_type == WORKFLOW_TYPE:
                 status = await handle.query(
@@ -739,6 +798,12 @@ def openapi(settings: WebhookSettings) -> dict[str, Any]:
             **_problem("Temporal did not accept the events; nothing was claimed, retry."),
             "headers": retry_after,
         },
+    }
+    run_refusals = {
+        "403": _problem(
+            "Not a run of the Listener's namespace; a run that does not exist gets the same."
+        ),
+        "404": _problem("The run-control API is off on this listener."),
     }
     accepted = _json_body(
         {"$ref": ref + "Accepted"},
@@ -892,9 +957,11 @@ def openapi(settings: WebhookSettings) -> dict[str, Any]:
                         {"name": "name", "in": "path", "required": True, "schema": {}},
                     ],
                     "requestBody": _json_body({}, "The signal's argument (any JSON)."),
+                    "security": [{"bearer": []}],
                     "responses": {
                         "202": _json_body({"type": "object"}, "Temporal took the signal."),
-                        "404": _problem("No such running workflow."),
+                        **run_refusals,
+                        "409": _problem("The run has closed."),
                         **refusals,
                     },
                 }
@@ -903,9 +970,10 @@ def openapi(settings: WebhookSettings) -> dict[str, Any]:
                 "get": {
                     "summary": "A run's execution state and, for flow runs, its status query",
                     "parameters": [workflow_id],
+                    "security": [{"bearer": []}],
                     "responses": {
                         "200": _json_body({"$ref": ref + "Run"}, "The run."),
-                        "404": _problem("No such workflow."),
+                        **run_refusals,
                         "409": _problem("The status query failed."),
                         **refusals,
                     },
@@ -976,12 +1044,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_flag(
         parser,
+        "--run-control",
+        env + "RUN_CONTROL",
+        type=_flag_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="serve /runs/... (signal a run, read its status) for runs of --kube-namespace; "
+        "needs --hmac-secret-file or --bearer-token-file",
+    )
+    add_flag(
+        parser,
         "--retry-after",
         env + "RETRY_AFTER",
         type=int,
         default=5,
         help="seconds a sender is told to wait when Temporal is unavailable",
     )
+
+
+def _flag_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean (true or false)")
 
 
 def settings_from(args: argparse.Namespace) -> WebhookSettings:
@@ -999,6 +1087,8 @@ def settings_from(args: argparse.Namespace) -> WebhookSettings:
         max_body_bytes=args.max_body_bytes,
         rate_limit=args.rate_limit,
         retry_after=args.retry_after,
+        namespace=args.kube_namespace,
+        run_control=bool(args.run_control),
     )
 
 
@@ -1016,11 +1106,12 @@ async def run(args: argparse.Namespace) -> None:
         if on
     ]
     log.info(
-        "webhook listener on %s:%s%s (auth: %s) -> %s/%s, task queue %s",
+        "webhook listener on %s:%s%s (auth: %s; run control: %s) -> %s/%s, task queue %s",
         args.host,
         args.port,
         settings.path,
         ", ".join(auth) or "none",
+        f"namespace {settings.namespace}" if settings.run_control else "off",
         args.address,
         args.namespace,
         args.task_queue,

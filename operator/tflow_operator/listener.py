@@ -160,6 +160,8 @@ def _source_flags(spec: ListenerSpec, mounts: Sequence[SecretMount]) -> list[str
             flags += ["--hmac-secret-file", by_volume["hmac"].path]
         if "bearer-token" in by_volume:
             flags += ["--bearer-token-file", by_volume["bearer-token"].path]
+        if hook.run_control is not None and hook.run_control.enabled:
+            flags += ["--run-control"]
     elif spec.type is ListenerType.SQS and spec.sqs is not None:
         sqs = spec.sqs
         flags += ["--queue-url", sqs.queue_url, "--region", sqs.region]
@@ -221,6 +223,8 @@ def listener_deployment(
             {"name": "TEMPORAL_ADDRESS", "value": config.worker_temporal_address},
             {"name": "TEMPORAL_NAMESPACE", "value": config.temporal_namespace},
             {"name": "TFLOW_LISTENER_TASK_QUEUE", "value": config.router_task_queue},
+            # The tenant boundary: events are routed, and runs reached, within it.
+            {"name": "TFLOW_LISTENER_KUBE_NAMESPACE", "value": namespace},
         ],
         "ports": [{"name": port_name, "containerPort": port, "protocol": "TCP"}],
         "readinessProbe": {

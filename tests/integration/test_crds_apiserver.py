@@ -249,6 +249,24 @@ def test_rejects_block_for_another_type(kube: Kube, namespace: str) -> None:
     )
 
 
+def test_run_control_needs_webhook_auth(kube: Kube, namespace: str) -> None:
+    _rejected(
+        kube,
+        namespace,
+        _listener({"type": "webhook", "webhook": {"runControl": {"enabled": True}}}),
+        "spec.webhook.runControl.enabled",
+        "Forbidden",
+        "never served without authentication",
+    )
+    # Disabled, it needs nothing; enabled with a credential, it is accepted.
+    off = _listener({"type": "webhook", "webhook": {"runControl": {"enabled": False}}}, "off")
+    assert _apply(kube, namespace, off).returncode == 0
+    auth = {"bearerTokenSecretRef": {"name": "hook", "key": "token"}}
+    on = {"type": "webhook", "webhook": {"runControl": {"enabled": True}, "auth": auth}}
+    result = _apply(kube, namespace, _listener(on, "on"))
+    assert result.returncode == 0, result.stderr
+
+
 def test_rejects_service_bus_without_entity(kube: Kube, namespace: str) -> None:
     block = {"connectionStringSecretRef": {"name": "sb", "key": "cs"}, "topic": "t"}
     _rejected(

@@ -73,6 +73,10 @@ SCALING_WEBHOOK_MESSAGE = (
     "set spec.replicas for a webhook"
 )
 SCALING_MIN_MAX_MESSAGE = "spec.scaling.minReplicas must not exceed spec.scaling.maxReplicas"
+RUN_CONTROL_AUTH_MESSAGE = (
+    "spec.webhook.runControl.enabled needs spec.webhook.auth: the run-control API "
+    "(signal a run, read its status) is never served without authentication"
+)
 
 
 class WebhookAuth(SpecModel):
@@ -107,8 +111,32 @@ class WebhookAuth(SpecModel):
         return self
 
 
+class RunControl(SpecModel):
+    """The webhook's run-control API: `POST /runs/{id}/signal/{name}` and `GET /runs/{id}`."""
+
+    enabled: bool = Field(
+        default=False,
+        description=(
+            "Serve the run-control API. It needs spec.webhook.auth and reaches only runs of "
+            "definitions in the Listener's namespace (other runs, and runs that do not "
+            "exist, get 403)."
+        ),
+    )
+
+
 class WebhookSpec(SpecModel):
     """An HTTP endpoint that accepts CloudEvents or plain JSON by POST."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            cel_rule(
+                "!has(self.runControl) || !self.runControl.enabled || has(self.auth)",
+                RUN_CONTROL_AUTH_MESSAGE,
+                field_path=".runControl.enabled",
+                reason=CelReason.FORBIDDEN,
+            )
+        )
+    )
 
     path: str = Field(
         default="/events",
@@ -134,6 +162,16 @@ class WebhookSpec(SpecModel):
             "Requests per second each replica accepts before answering 429; unlimited when unset."
         ),
     )
+    run_control: RunControl | None = Field(
+        default=None,
+        description="The run-control API (`/runs/...`); off when unset.",
+    )
+
+    @model_validator(mode="after")
+    def _run_control_needs_auth(self) -> Self:
+        if self.run_control is not None and self.run_control.enabled and self.auth is None:
+            raise ValueError(RUN_CONTROL_AUTH_MESSAGE)
+        return self
 
 
 class SqsSpec(SpecModel):

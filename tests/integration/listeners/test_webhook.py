@@ -10,6 +10,7 @@ import hmac
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from engine_harness import EngineHarness
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
@@ -25,6 +26,8 @@ from tflow_devstack.process import free_port
 from tflow_listeners.handoff import HandOff, Outcome
 from tflow_listeners.webhook import Secret, WebhookListener, WebhookSettings
 from tflow_workers.cloudevents import CloudEvent, event_workflow_id
+from tflow_workers.engine.model import SA_NAMESPACE, DefinitionRef, RunInput
+from tflow_workers.engine.starter import start_run
 
 pytestmark = pytest.mark.integration
 
@@ -52,11 +55,10 @@ async def make_hook(temporal_client: Client, task_queue: str) -> AsyncIterator[H
     async def make(
         settings: WebhookSettings | None = None, client: Client | None = None
     ) -> tuple[TestClient[Any, Any], WebhookListener]:
-        handoff = RecordingHandOff(client or temporal_client, task_queue)
+        settings = settings or WebhookSettings()
+        handoff = RecordingHandOff(client or temporal_client, task_queue, settings.namespace)
         handoff.started = started
-        listener = WebhookListener(
-            client or temporal_client, settings or WebhookSettings(), handoff=handoff
-        )
+        listener = WebhookListener(client or temporal_client, settings, handoff=handoff)
         http = TestClient(TestServer(listener.app()))
         await http.start_server()
         clients.append(http)
@@ -389,12 +391,19 @@ async def test_rate_limit_answers_429_with_retry_after(make_hook: HookFactory) -
 # ---- Temporal down --------------------------------------------------------------------------
 
 
-async def test_temporal_down_is_503_with_retry_after_and_not_ready(make_hook: HookFactory) -> None:
+async def test_temporal_down_is_503_with_retry_after_and_not_ready(
+    make_hook: HookFactory, tmp_path: Path
+) -> None:
     dead = await Client.connect(
         f"127.0.0.1:{free_port()}", lazy=True, data_converter=pydantic_data_converter
     )
-    http, listener = await make_hook(WebhookSettings(retry_after=7), client=dead)
-    response = await http.post("/events", json=[ce(), ce()])
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    settings = WebhookSettings(
+        retry_after=7, bearer_token=Secret.from_file(token), run_control=True, namespace=TEAM
+    )
+    http, listener = await make_hook(settings, client=dead)
+    response = await http.post("/events", json=[ce(), ce()], headers=AUTH)
     assert response.status == 503
     assert response.headers["Retry-After"] == "7"
     problem = await response.json()
@@ -406,7 +415,7 @@ async def test_temporal_down_is_503_with_retry_after_and_not_ready(make_hook: Ho
     assert "Retry-After" in readyz.headers
     for path in ("/runs/some-run", "/runs/some-run/signal/go"):
         method = http.get if "signal" not in path else http.post
-        response = await method(path)
+        response = await method(path, headers=AUTH)
         assert response.status == 503, path
     live_http, _ = await make_hook()
     assert (await live_http.get("/readyz")).status == 200
@@ -537,21 +546,45 @@ async def test_eventgrid_handshakes_and_both_schemas(
 
 # ---- runs: signal and status ----------------------------------------------------------------
 
+TEAM = "team-a"
+TOKEN = "run-control-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def run_control(tmp_path: Path, namespace: str = TEAM) -> WebhookSettings:
+    token_file = tmp_path / f"run-control-{uuid.uuid4().hex}"
+    token_file.write_text(TOKEN)
+    return WebhookSettings(
+        bearer_token=Secret.from_file(token_file), run_control=True, namespace=namespace
+    )
+
+
+APPROVAL = {
+    "document": {"dsl": "1.0.0", "namespace": "test", "name": "approval", "version": "1.0.0"},
+    "do": [
+        {"awaitApproval": {"listen": {"to": {"one": {"with": {"type": "approve"}}}}}},
+        {"done": {"set": {"approvedBy": "${ .[0].by }"}}},
+    ],
+}
+
+
+async def start_definition_run(engine: EngineHarness, namespace: str) -> WorkflowHandle[Any, Any]:
+    """A run of WorkflowDefinition `<namespace>/approval`, started the way every starter does."""
+    run = RunInput(
+        document=APPROVAL, definition=DefinitionRef(namespace=namespace, name="approval")
+    )
+    return await start_run(
+        engine.client, run, engine.task_queue, execution_timeout=timedelta(seconds=60)
+    )
+
 
 async def test_signal_and_status_of_a_flow_run(
-    make_hook: HookFactory, engine: EngineHarness
+    make_hook: HookFactory, engine: EngineHarness, tmp_path: Path
 ) -> None:
-    http, _ = await make_hook()
-    document = {
-        "document": {"dsl": "1.0.0", "namespace": "test", "name": "approval", "version": "1.0.0"},
-        "do": [
-            {"awaitApproval": {"listen": {"to": {"one": {"with": {"type": "approve"}}}}}},
-            {"done": {"set": {"approvedBy": "${ .[0].by }"}}},
-        ],
-    }
-    handle = await engine.start(document)
+    http, _ = await make_hook(run_control(tmp_path))
+    handle = await start_definition_run(engine, TEAM)
     for _ in range(50):
-        response = await http.get(f"/runs/{handle.id}")
+        response = await http.get(f"/runs/{handle.id}", headers=AUTH)
         assert response.status == 200
         run = await response.json()
         if run["status"]["current_task"] == "awaitApproval":
@@ -561,32 +594,113 @@ async def test_signal_and_status_of_a_flow_run(
     assert run["status"]["phase"] in ("running", "waiting")
     assert [entry["name"] for entry in run["status"]["log"]] == ["awaitApproval"]
 
-    response = await http.post(f"/runs/{handle.id}/signal/approve", json={"by": "ops"})
+    response = await http.post(
+        f"/runs/{handle.id}/signal/approve", json={"by": "ops"}, headers=AUTH
+    )
     assert response.status == 202
     assert await response.json() == {"workflowId": handle.id, "signal": "approve"}
     assert await handle.result() == {"approvedBy": "ops"}
 
-    run = await (await http.get(f"/runs/{handle.id}")).json()
+    run = await (await http.get(f"/runs/{handle.id}", headers=AUTH)).json()
     assert run["execution"] == "COMPLETED"
     assert run["status"]["phase"] == "completed"
     assert run["status"]["output"] == {"approvedBy": "ops"}
     assert [e["outcome"] for e in run["status"]["log"]] == ["completed", "completed"]
 
-    missing = await http.get(f"/runs/no-such-run-{uuid.uuid4().hex}")
-    assert missing.status == 404
-    assert (await missing.json())["reason"] == "no-such-run"
-    response = await http.post(f"/runs/{handle.id}/signal/approve", json={})
-    assert response.status == 404  # closed: nothing to signal
-    response = await http.post(f"/runs/{handle.id}/signal/approve", data=b"x")
+    response = await http.post(f"/runs/{handle.id}/signal/approve", json={}, headers=AUTH)
+    assert response.status == 409  # closed: nothing to signal
+    assert (await response.json())["reason"] == "run-closed"
+    response = await http.post(f"/runs/{handle.id}/signal/approve", data=b"x", headers=AUTH)
     assert response.status == 415
 
 
-async def test_status_of_a_root_run_has_no_flow_status(make_hook: HookFactory) -> None:
-    http, listener = await make_hook()
-    [accepted] = (await post(listener, http, "/events", ce()))["events"]
-    run = await (await http.get(f"/runs/{accepted['workflowId']}")).json()
+async def test_runs_of_other_namespaces_and_unknown_runs_get_the_same_403(
+    make_hook: HookFactory, engine: EngineHarness, tmp_path: Path, cleanup_runs: list[str]
+) -> None:
+    http, listener = await make_hook(run_control(tmp_path))
+    theirs = await start_definition_run(engine, "team-b")
+    cleanup_runs.append(theirs.id)
+    # An ad-hoc run (no WorkflowDefinition) belongs to no namespace, whatever its id says.
+    adhoc = await engine.start(APPROVAL, id=f"{TEAM}-adhoc-{uuid.uuid4().hex}")
+    cleanup_runs.append(adhoc.id)
+    unknown = f"{TEAM}-approval-{uuid.uuid4().hex}"
+
+    answers = []
+    for workflow_id in (theirs.id, adhoc.id, unknown):
+        for method, path in (
+            ("GET", f"/runs/{workflow_id}"),
+            ("POST", f"/runs/{workflow_id}/signal/approve"),
+        ):
+            response = await http.request(method, path, json={"by": "mallory"}, headers=AUTH)
+            answer = await response.json()
+            assert response.status == 403, (path, answer)
+            assert answer["reason"] == "forbidden-run"
+            # The detail is the same sentence whether or not the run exists.
+            answers.append(answer["detail"].replace(workflow_id, "<id>"))
+    assert len(set(answers)) == 1, answers
+    assert "team-a" in answers[0]
+    assert listener.metrics.value("tflow_listener_rejections_total", reason="forbidden-run") == 6
+    # Nothing reached the other namespace's run: it still waits for its approval.
+    status = await theirs.query("status")
+    assert status["phase"] in ("running", "waiting")
+
+    # The other namespace's own listener reaches it.
+    their_http, _ = await make_hook(run_control(tmp_path, "team-b"))
+    response = await their_http.post(
+        f"/runs/{theirs.id}/signal/approve", json={"by": "bob"}, headers=AUTH
+    )
+    assert response.status == 202
+    assert await theirs.result() == {"approvedBy": "bob"}
+
+
+async def test_run_control_is_off_by_default_and_needs_credentials_when_on(
+    make_hook: HookFactory, engine: EngineHarness, tmp_path: Path, cleanup_runs: list[str]
+) -> None:
+    handle = await start_definition_run(engine, TEAM)
+    cleanup_runs.append(handle.id)
+    off_http, _ = await make_hook(WebhookSettings(namespace=TEAM))
+    for method, path in (("GET", f"/runs/{handle.id}"), ("POST", f"/runs/{handle.id}/signal/x")):
+        response = await off_http.request(method, path, headers=AUTH)
+        assert response.status == 404
+        answer = await response.json()
+        assert answer["reason"] == "run-control-disabled"
+        assert "spec.webhook.runControl.enabled" in answer["detail"]
+
+    http, _ = await make_hook(run_control(tmp_path))
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        for method, path in (
+            ("GET", f"/runs/{handle.id}"),
+            ("POST", f"/runs/{handle.id}/signal/x"),
+        ):
+            response = await http.request(method, path, headers=headers)
+            assert response.status == 401, (path, headers)
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    # A wrong token on an unknown run is still 401: credentials are checked first.
+    response = await http.get(f"/runs/unknown-{uuid.uuid4().hex}")
+    assert response.status == 401
+
+    with pytest.raises(ValueError, match="needs authentication"):
+        WebhookSettings(run_control=True, namespace=TEAM)
+    token = tmp_path / "t"
+    token.write_text("x")
+    with pytest.raises(ValueError, match="Kubernetes namespace"):
+        WebhookSettings(bearer_token=Secret.from_file(token), run_control=True)
+
+
+async def test_status_of_a_root_run_has_no_flow_status(
+    make_hook: HookFactory, temporal_client: Client, tmp_path: Path
+) -> None:
+    http, listener = await make_hook(run_control(tmp_path))
+    [accepted] = (await post(listener, http, "/events", ce(), headers=AUTH))["events"]
+    described = await temporal_client.get_workflow_handle(accepted["workflowId"]).describe()
+    assert described.typed_search_attributes.get(SA_NAMESPACE) == TEAM
+    run = await (await http.get(f"/runs/{accepted['workflowId']}", headers=AUTH)).json()
     assert run["workflowType"] == "RootOrchestratorWorkflow"
     assert run["status"] is None
+    # The event's run belongs to the namespace of the listener that received it.
+    other_http, _ = await make_hook(run_control(tmp_path, "team-b"))
+    response = await other_http.get(f"/runs/{accepted['workflowId']}", headers=AUTH)
+    assert response.status == 403
 
 
 # ---- metrics and the API document -----------------------------------------------------------

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from tflow_listeners.__main__ import SOURCES, build_parser
 from tflow_operator import keda
@@ -41,6 +42,7 @@ WEBHOOK = {
         "port": 9000,
         "maxBodyBytes": 65536,
         "rateLimitPerSecond": 20,
+        "runControl": {"enabled": True},
         "auth": {
             "hmacSecretRef": {"name": "hook-secrets", "key": "hmac"},
             "bearerTokenSecretRef": {"name": "hook-token", "key": "token"},
@@ -100,12 +102,14 @@ def test_webhook_deployment() -> None:
         "--rate-limit", "20",
         "--hmac-secret-file", "/etc/tflow/secrets/hmac/secret",
         "--bearer-token-file", "/etc/tflow/secrets/bearer-token/token",
+        "--run-control",
     ]  # fmt: skip
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env == {
         "TEMPORAL_ADDRESS": "temporal-frontend.temporal:7233",
         "TEMPORAL_NAMESPACE": "shop",
         "TFLOW_LISTENER_TASK_QUEUE": "router-q",
+        "TFLOW_LISTENER_KUBE_NAMESPACE": "shop",
     }
     assert c["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
@@ -339,3 +343,12 @@ def test_listener_pods_are_restricted_with_a_writable_tmp(raw: dict[str, Any]) -
     }
     assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
     assert TMP_VOLUME in pod["volumes"]
+
+
+def test_run_control_without_auth_is_refused_naming_the_field() -> None:
+    raw = {"type": "webhook", "webhook": {"runControl": {"enabled": True}}}
+    with pytest.raises(ValidationError, match=r"spec\.webhook\.runControl\.enabled needs"):
+        ListenerSpec.model_validate(raw)
+    off = ListenerSpec.model_validate({"type": "webhook", "webhook": {"runControl": {}}})
+    args = container(listener_deployment("hook", "shop", UID, off, CONFIG))["args"]
+    assert "--run-control" not in args

@@ -15,6 +15,7 @@ from tflow_workers.engine.model import (
     SA_DEFINITION,
     SA_EVENT_SOURCE,
     SA_EVENT_TYPE,
+    SA_NAMESPACE,
     SA_VERSION,
     WORKFLOW_TYPE,
     RunInput,
@@ -40,6 +41,10 @@ def search_attributes(run: RunInput) -> TypedSearchAttributes:
         SearchAttributePair(SA_DEFINITION, name),
         SearchAttributePair(SA_VERSION, version),
     ]
+    if run.definition is not None:
+        # Only a WorkflowDefinition's run belongs to a Kubernetes namespace; an ad-hoc
+        # document's own `namespace` is a label its author chose, not a tenant.
+        pairs.append(SearchAttributePair(SA_NAMESPACE, run.definition.namespace))
     if run.event:
         if run.event.get("type"):
             pairs.append(SearchAttributePair(SA_EVENT_TYPE, str(run.event["type"])))
