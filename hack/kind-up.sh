@@ -19,8 +19,28 @@ if ! kind get clusters | grep -qx "$cluster"; then
 fi
 kubectl config use-context "kind-$cluster"
 
-docker build -t temporal-flow:dev "$root"
-kind load docker-image temporal-flow:dev --name "$cluster"
+# The images: the production one runs the operator, the listeners and the root
+# orchestrator; the samples one (plus the sample flows' functions and their database
+# driver) runs the workers, since the next steps apply the sample flows. When `make image`
+# has built both for this very tree, their cached archives are loaded as they are: the same
+# images the dev node runs. Otherwise docker builds them on the official python base.
+cached_image() {  # target -> "<reference> <archive>", or a non-zero exit
+  [[ -x "$root/.venv/bin/python" ]] || return 1
+  (cd "$root" && .venv/bin/python -m tflow_devstack.images cached --target "$1" 2>/dev/null)
+}
+if production="$(cached_image production)" && samples="$(cached_image samples)"; then
+  read -r image archive <<<"$production"
+  read -r worker_image worker_archive <<<"$samples"
+  echo "loading $image and $worker_image, built by make image"
+  kind load image-archive "$archive" --name "$cluster"
+  kind load image-archive "$worker_archive" --name "$cluster"
+else
+  image=temporal-flow:dev
+  worker_image=temporal-flow-samples:dev
+  docker build --target production -t "$image" "$root"
+  docker build --target samples -t "$worker_image" "$root"
+  kind load docker-image "$image" "$worker_image" --name "$cluster"
+fi
 
 helm repo add kedacore https://kedacore.github.io/charts >/dev/null
 helm repo update kedacore >/dev/null
@@ -32,7 +52,10 @@ kubectl rollout status -n temporal deployment/temporal --timeout=180s
 
 helm upgrade --install temporal-flow "$root/charts/temporal-flow" \
   --namespace temporal-flow --create-namespace \
-  --values "$here/kind-values.yaml" --wait
+  --values "$here/kind-values.yaml" \
+  --set image.repository="${image%:*}" --set image.tag="${image##*:}" \
+  --set workers.image.repository="${worker_image%:*}" --set workers.image.tag="${worker_image##*:}" \
+  --wait
 
 cat <<NEXT
 

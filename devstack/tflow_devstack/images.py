@@ -431,6 +431,11 @@ def _archive_for(reference: str) -> Path:
     return images_dir() / f"{name}-{tag}.tar"
 
 
+# A build reads the tree after its tag was computed: if the tree changed meanwhile, the
+# image may hold newer files than its tag says, so it is dropped and built again.
+_BUILD_ATTEMPTS: Final = 3
+
+
 def build_image(target: str = "production", *, base: str | None = None) -> BuiltImage:
     """Build the Dockerfile's `target` on the project's base (or `base`, a reference that
     must already be in buildah's storage), or reuse the cached archive of the same inputs.
@@ -441,55 +446,93 @@ def build_image(target: str = "production", *, base: str | None = None) -> Built
         raise ValueError(f"unknown image target {target!r} (known: {', '.join(TARGETS)})")
     with _locked():
         base_ref = base or base_reference()
-        reference = image_reference(target, base_ref)
-        archive = _archive_for(reference)
-        if archive.is_file():
+        for _ in range(_BUILD_ATTEMPTS):
+            reference = image_reference(target, base_ref)
+            archive = _archive_for(reference)
+            if archive.is_file():
+                return BuiltImage(target=target, reference=reference, archive=archive)
+            _build(target, base, base_ref, reference)
+            if image_reference(target, base_ref) != reference:
+                _capture([_require("buildah", "buildah"), "rmi", reference])
+                continue
+            _save(target, reference, archive)
+            _prune(target, keep=archive)
             return BuiltImage(target=target, reference=reference, archive=archive)
-        buildah = _require("buildah", "buildah")
-        if base is None:
-            ensure_base_image()
-        elif not image_present(base):
-            raise ImageBuildError(f"base image {base} is not in buildah's local storage")
-        tag = reference.rsplit(":", 1)[1]
-        log = images_dir() / "logs" / f"build-{target}-{tag}.log"
-        if not image_present(reference):
-            _run_logged(
-                f"buildah build of {reference} (target {target})",
-                [
-                    buildah,
-                    "build",
-                    "--isolation",
-                    "chroot",
-                    "--network",
-                    "host",
-                    "--pull=never",
-                    "--layers",
-                    "--target",
-                    target,
-                    "--build-arg",
-                    f"BASE_IMAGE={base_ref}",
-                    "--build-arg",
-                    f"UV_VERSION={versions()['UV_VERSION']}",
-                    *_host_ca_arguments(),
-                    "--tag",
-                    reference,
-                    "--file",
-                    str(REPO_ROOT / "Dockerfile"),
-                    str(REPO_ROOT),
-                ],
-                log,
-                BUILD_TIMEOUT,
-            )
-        partial = archive.with_suffix(".tar.partial")
-        partial.unlink(missing_ok=True)
-        _run_logged(
-            f"saving {reference} as a docker-archive",
-            [buildah, "push", "--quiet", reference, f"docker-archive:{partial}:{reference}"],
-            images_dir() / "logs" / f"save-{target}-{tag}.log",
-            BUILD_TIMEOUT,
+        raise ImageBuildError(
+            f"the {target} image's sources kept changing during {_BUILD_ATTEMPTS} builds; "
+            "build again once they are still"
         )
-        partial.rename(archive)
-        return BuiltImage(target=target, reference=reference, archive=archive)
+
+
+def _build(target: str, base: str | None, base_ref: str, reference: str) -> None:
+    buildah = _require("buildah", "buildah")
+    if base is None:
+        ensure_base_image()
+    elif not image_present(base):
+        raise ImageBuildError(f"base image {base} is not in buildah's local storage")
+    if image_present(reference):
+        return
+    tag = reference.rsplit(":", 1)[1]
+    _run_logged(
+        f"buildah build of {reference} (target {target})",
+        [
+            buildah,
+            "build",
+            "--isolation",
+            "chroot",
+            "--network",
+            "host",
+            "--pull=never",
+            "--layers",
+            "--target",
+            target,
+            "--build-arg",
+            f"BASE_IMAGE={base_ref}",
+            "--build-arg",
+            f"UV_VERSION={versions()['UV_VERSION']}",
+            *_host_ca_arguments(),
+            "--tag",
+            reference,
+            "--file",
+            str(REPO_ROOT / "Dockerfile"),
+            str(REPO_ROOT),
+        ],
+        images_dir() / "logs" / f"build-{target}-{tag}.log",
+        BUILD_TIMEOUT,
+    )
+
+
+# Archives (and tagged images) of one target kept: the newest few, so switching between
+# branches reuses them while a day of edits does not fill the disk.
+KEEP_ARCHIVES: Final = 3
+
+
+def _prune(target: str, keep: Path) -> None:
+    name = TARGETS[target]
+    archives = sorted(
+        images_dir().glob(f"{name}-*.tar"), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    old = [a for a in archives if a != keep and a.stem.removeprefix(f"{name}-").isalnum()]
+    buildah = _require("buildah", "buildah")
+    for archive in old[KEEP_ARCHIVES - 1 :]:
+        tag = archive.stem.removeprefix(f"{name}-")
+        _capture([buildah, "rmi", f"{REGISTRY}/{name}:{tag}"])
+        archive.unlink(missing_ok=True)
+
+
+def _save(target: str, reference: str, archive: Path) -> None:
+    """The image as a docker-archive, written aside and renamed: a present archive is whole."""
+    buildah = _require("buildah", "buildah")
+    tag = reference.rsplit(":", 1)[1]
+    partial = archive.with_suffix(".tar.partial")
+    partial.unlink(missing_ok=True)
+    _run_logged(
+        f"saving {reference} as a docker-archive",
+        [buildah, "push", "--quiet", reference, f"docker-archive:{partial}:{reference}"],
+        images_dir() / "logs" / f"save-{target}-{tag}.log",
+        BUILD_TIMEOUT,
+    )
+    partial.rename(archive)
 
 
 def ensure_in_storage(image: BuiltImage) -> None:
