@@ -51,8 +51,9 @@ class Cluster:
                 self.control_plane, images=tuple(i.archive for i in self.images.values())
             )
             self.temporal = TemporalServer(
-                self.workdir / "temporal", headless=not self.temporal_ui, ip=NODE_IP
+                self.workdir / "temporal", headless=not self.temporal_ui
             ).start()
+            self.node.expose(self.temporal.port)
             if self.with_keda:
                 self.keda = KedaOperator(
                     self.workdir / "keda", self.control_plane.kubeconfig, metrics_api=True
@@ -71,6 +72,12 @@ class Cluster:
             self.temporal.stop()
         if self.control_plane is not None:
             self.control_plane.stop()
+
+    @property
+    def temporal_address(self) -> str:
+        """Where pods (and this machine) reach Temporal: the node's address."""
+        assert self.temporal is not None
+        return f"{NODE_IP}:{self.temporal.port}"
 
     @property
     def image(self) -> str:
@@ -112,7 +119,7 @@ class Cluster:
             f"--set=image.tag={tag}",
             # Nothing can be pulled here: the image is in the node's runtime or nowhere.
             "--set=image.pullPolicy=Never",
-            f"--set=temporal.address={self.temporal.address}",
+            f"--set=temporal.address={self.temporal_address}",
         ]
         argv += [f"--set={s}" for s in settings]
         self.helm(*argv)

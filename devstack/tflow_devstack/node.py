@@ -24,6 +24,7 @@ import fcntl
 import json
 import logging
 import os
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -141,6 +142,20 @@ def _iptables_rule(action: str, *rule: str) -> bool:
 
 # Pods talk to each other and to the node, never past it.
 _FORWARD_RULE = ("FORWARD", "-i", BRIDGE, "!", "-o", BRIDGE, "-j", "DROP")
+# Marks the rules `expose` adds, so a cleanup finds them even after a crash.
+_RULE_COMMENT = "temporal-flow-node"
+
+
+def _exposed_rules() -> list[list[str]]:
+    """The nat rules `expose` added, as `iptables -t nat -D` arguments."""
+    out = subprocess.run(
+        ["iptables", "-w", "-t", "nat", "-S"], capture_output=True, text=True, check=False
+    ).stdout
+    rules = []
+    for line in out.splitlines():
+        if line.startswith("-A ") and _RULE_COMMENT in line:
+            rules.append(shlex.split(line)[1:])
+    return rules
 
 
 def _descendants(pid: int) -> list[int]:
@@ -346,6 +361,22 @@ class Node:
         proc.wait_until(
             lambda: self.ctr("version", check=False).returncode == 0, timeout, "serving"
         )
+
+    def expose(self, port: int) -> str:
+        """Make a server listening on the machine's loopback at `port` reachable as
+        `NODE_IP:port`, from pods and from this machine alike; returns that address.
+
+        Servers such as Temporal's dev server bind one address and tell their own parts to
+        dial loopback, so they cannot simply serve on the bridge: the kernel rewrites the
+        destination instead (the bridge may route to loopback for this, as kube-proxy's
+        node ports on localhost do)."""
+        _sysctl(f"net.ipv4.conf.{BRIDGE}.route_localnet", "1")
+        match = ["-d", NODE_IP, "-p", "tcp", "--dport", str(port)]
+        target = ["-j", "DNAT", "--to-destination", f"127.0.0.1:{port}"]
+        comment = ["-m", "comment", "--comment", _RULE_COMMENT]
+        for chain in (["PREROUTING", "-i", BRIDGE], ["OUTPUT"]):
+            _run("iptables", "-w", "-t", "nat", "-A", *chain, *match, *comment, *target)
+        return f"{NODE_IP}:{port}"
 
     def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -588,6 +619,8 @@ class Node:
             )
         while _iptables_rule("-D", *_FORWARD_RULE):
             pass
+        for rule in _exposed_rules():
+            subprocess.run(["iptables", "-w", "-t", "nat", "-D", *rule], check=False)
         unmount_all(STATE_DIR / "kubelet")
         unmount_all(STATE_DIR / "containerd")
         for netns in Path("/run/netns").glob("cni-*"):

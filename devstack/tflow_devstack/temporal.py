@@ -29,16 +29,14 @@ class TemporalServer:
     # Dynamic config values (key -> JSON value), e.g. a low continue-as-new threshold.
     dynamic_config: dict[str, object] = field(default_factory=dict)
     process: ManagedProcess | None = None
-    # Where it serves: loopback, or the node's address when pods must reach it.
-    ip: str = "127.0.0.1"
 
     @property
     def address(self) -> str:
-        return f"{self.ip}:{self.port}"
+        return f"127.0.0.1:{self.port}"
 
     @property
     def ui_url(self) -> str:
-        return f"http://{self.ip}:{self.ui_port}"
+        return f"http://127.0.0.1:{self.ui_port}"
 
     @property
     def namespace(self) -> str:
@@ -50,7 +48,7 @@ class TemporalServer:
             str(venv_binary("temporal")),
             "server",
             "start-dev",
-            f"--ip={self.ip}",
+            "--ip=127.0.0.1",
             f"--port={self.port}",
             f"--http-port={self.http_port}",
             f"--metrics-port={self.metrics_port}",

@@ -80,3 +80,9 @@ def workload_namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iter
 async def cluster_temporal(cluster: Cluster) -> Client:
     assert cluster.temporal is not None
     return await connect(cluster.temporal.address, cluster.temporal.namespace)
+
+
+@pytest.fixture
+def cooldown_seconds() -> int:
+    """How long KEDA waits, idle, before it scales workers back to zero here."""
+    return COOLDOWN_SECONDS

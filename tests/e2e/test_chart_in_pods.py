@@ -31,7 +31,11 @@ def ready(pod: dict[str, Any]) -> bool:
 
 def test_chart_components_run_in_ready_pods_on_the_node(cluster: Cluster) -> None:
     running = pods(cluster, SYSTEM_NAMESPACE)
-    components = {p["metadata"]["labels"].get("app.kubernetes.io/component") for p in running}
+    components = {
+        p["metadata"]["labels"].get("app.kubernetes.io/component")
+        or p["metadata"]["labels"].get("temporalflow.dev/component")
+        for p in running
+    }
     assert {"operator", "root-orchestrator"} <= components, components
     for pod in running:
         name = pod["metadata"]["name"]
@@ -65,7 +69,7 @@ def test_sample_webhook_listener_becomes_ready(cluster: Cluster) -> None:
     webhook = [
         p
         for p in pods(cluster, SYSTEM_NAMESPACE)
-        if p["metadata"]["labels"].get("app.kubernetes.io/component") == "listener"
+        if p["metadata"]["labels"].get("temporalflow.dev/component") == "listener"
     ]
     assert webhook, "no listener pod"
     assert all(ready(p) for p in webhook)

@@ -1,0 +1,256 @@
+"""Events in, runs out, all in real pods: an event posted to the webhook Listener through its
+Service (kube-proxy's rules on the node) is routed by the root orchestrator's mounted table,
+KEDA wakes the definition's worker Deployment from zero, a worker pod runs the flow to the
+end, and the workers go back to zero after the cooldown. A changed EventRoute reaches the
+root orchestrator through the kubelet's update of the mounted ConfigMap, without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from temporalio.client import Client
+
+from tflow_devstack.cluster import SYSTEM_NAMESPACE, Cluster
+from tflow_workers.engine.model import WORKFLOW_TYPE
+
+pytestmark = pytest.mark.integration
+
+
+def apply(cluster: Cluster, namespace: str, *objects: dict[str, Any]) -> None:
+    cluster.cp.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(objects))
+
+
+def definition(
+    name: str, task_queue: str, do: list[dict[str, Any]], **workers: Any
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "temporalflow.dev/v1alpha1",
+        "kind": "WorkflowDefinition",
+        "metadata": {"name": name},
+        "spec": {
+            "taskQueue": task_queue,
+            "workers": {"minReplicas": 0, "maxReplicas": 3, "targetBacklog": 1, **workers},
+            # Once a year: the Schedule exists and is reconciled, it never fires in a test.
+            "schedule": {"cron": ["0 0 1 1 *"]},
+            "workflow": {
+                "document": {"dsl": "1.0.0", "namespace": "e2e", "name": name, "version": "1.0.0"},
+                "do": do,
+            },
+        },
+    }
+
+
+def route(name: str, workflow: str, event_type: str, input_: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "temporalflow.dev/v1alpha1",
+        "kind": "EventRoute",
+        "metadata": {"name": name},
+        "spec": {"match": {"type": event_type}, "workflow": workflow, "input": input_},
+    }
+
+
+def webhook_url(cluster: Cluster) -> str:
+    """The sample Listener's Service: its cluster IP, answered through kube-proxy."""
+    services = json.loads(
+        cluster.cp.kubectl(
+            "get",
+            "services",
+            "-n",
+            SYSTEM_NAMESPACE,
+            "-l",
+            "temporalflow.dev/component=listener",
+            "-o",
+            "json",
+        ).stdout
+    )["items"]
+    assert len(services) == 1, services
+    spec = services[0]["spec"]
+    return f"http://{spec['clusterIP']}:{spec['ports'][0]['port']}/events"
+
+
+def replicas(cluster: Cluster, namespace: str, task_queue: str) -> int:
+    out = cluster.cp.kubectl(
+        "get",
+        "deployments",
+        "-n",
+        namespace,
+        "-l",
+        f"temporalflow.dev/task-queue={task_queue}",
+        "-o",
+        "json",
+    ).stdout
+    items = json.loads(out)["items"]
+    return sum(int(d["status"].get("readyReplicas", 0)) for d in items)
+
+
+async def runs_of(client: Client, namespace: str, name: str) -> list[Any]:
+    query = f'WorkflowType = "{WORKFLOW_TYPE}" AND TflowDefinition = "{namespace}/{name}"'
+    return [r async for r in client.list_workflows(query)]
+
+
+async def post_until_run(
+    client: Client,
+    url: str,
+    event: dict[str, Any],
+    namespace: str,
+    name: str,
+    within: float = 120.0,
+) -> str:
+    """Post the event until a run of the definition exists (a new route reaches the root
+    orchestrator's mounted table within the kubelet's sync period); its workflow id."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=10) as http:
+        while time.monotonic() < deadline:
+            response = await http.post(url, json={**event, "id": uuid.uuid4().hex})
+            assert response.status_code < 300, response.text
+            for _ in range(10):
+                found = await runs_of(client, namespace, name)
+                if found:
+                    return str(found[0].id)
+                await asyncio.sleep(1)
+    raise AssertionError(f"no run of {namespace}/{name} after posting for {within:.0f}s")
+
+
+async def wait_for(predicate: Any, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(1)
+    raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+
+
+async def test_event_through_the_service_wakes_workers_runs_and_scales_back(
+    cluster: Cluster, workload_namespace: str, cluster_temporal: Client, cooldown_seconds: int
+) -> None:
+    ns = workload_namespace
+    task_queue = f"e2e-{uuid.uuid4().hex[:8]}"
+    event_type = f"e2e.greeting.{uuid.uuid4().hex[:6]}"
+    apply(
+        cluster,
+        ns,
+        definition(
+            "greet", task_queue, [{"greet": {"set": {"greeting": '${ "hello " + .name }'}}}]
+        ),
+        route("greetings", "greet", event_type, "${ {name: .data.name} }"),
+    )
+    cluster.cp.kubectl("wait", "-n", ns, "wfd/greet", "--for=condition=Ready", "--timeout=120s")
+    status = json.loads(cluster.cp.kubectl("get", "-n", ns, "wfd/greet", "-o", "json").stdout)
+    assert status["status"].get("nextRun"), status["status"]
+    assert replicas(cluster, ns, task_queue) == 0
+
+    url = webhook_url(cluster)
+    workflow_id = await post_until_run(
+        cluster_temporal,
+        url,
+        {"eventType": event_type, "source": "e2e", "name": "pods"},
+        ns,
+        "greet",
+    )
+    handle = cluster_temporal.get_workflow_handle(workflow_id)
+    result = await asyncio.wait_for(handle.result(), timeout=180)
+    assert result == {"greeting": "hello pods"}
+    # KEDA woke the Deployment from zero; a real worker pod ran the flow.
+    worker_pods = json.loads(
+        cluster.cp.kubectl(
+            "get", "pods", "-n", ns, "-l", "temporalflow.dev/component=worker", "-o", "json"
+        ).stdout
+    )["items"]
+    assert worker_pods, "no worker pod ran"
+    assert all(p["spec"]["nodeName"] for p in worker_pods)
+
+    # Idle for the cooldown: back to zero pods.
+    await wait_for(
+        lambda: (
+            replicas(cluster, ns, task_queue) == 0
+            and not json.loads(
+                cluster.cp.kubectl(
+                    "get", "pods", "-n", ns, "-l", "temporalflow.dev/component=worker", "-o", "json"
+                ).stdout
+            )["items"]
+        ),
+        cooldown_seconds + 120,
+        "the workers to go back to zero",
+    )
+
+
+async def test_changed_route_reaches_the_running_root_orchestrator(
+    cluster: Cluster, workload_namespace: str, cluster_temporal: Client
+) -> None:
+    ns = workload_namespace
+    task_queue = f"e2e-{uuid.uuid4().hex[:8]}"
+    first, second = (f"e2e.route.{uuid.uuid4().hex[:6]}" for _ in range(2))
+    apply(
+        cluster,
+        ns,
+        definition("echo", task_queue, [{"echo": {"set": {"seen": "${ .kind }"}}}], minReplicas=1),
+        route("echo", "echo", first, '${ {kind: "first"} }'),
+    )
+    cluster.cp.kubectl("wait", "-n", ns, "wfd/echo", "--for=condition=Ready", "--timeout=120s")
+    orchestrator = json.loads(
+        cluster.cp.kubectl(
+            "get",
+            "pods",
+            "-n",
+            SYSTEM_NAMESPACE,
+            "-l",
+            "app.kubernetes.io/component=root-orchestrator",
+            "-o",
+            "json",
+        ).stdout
+    )["items"]
+    before = {
+        (p["metadata"]["uid"], p["status"]["containerStatuses"][0]["restartCount"])
+        for p in orchestrator
+    }
+
+    url = webhook_url(cluster)
+    first_id = await post_until_run(
+        cluster_temporal, url, {"eventType": first, "source": "e2e"}, ns, "echo"
+    )
+    assert await cluster_temporal.get_workflow_handle(first_id).result() == {"seen": "first"}
+
+    # The route now matches another type and maps another input.
+    apply(cluster, ns, route("echo", "echo", second, '${ {kind: "second"} }'))
+    deadline = time.monotonic() + 120
+    seen: set[str] = set()
+    async with httpx.AsyncClient(timeout=10) as http:
+        while time.monotonic() < deadline:
+            response = await http.post(
+                url, json={"eventType": second, "source": "e2e", "id": uuid.uuid4().hex}
+            )
+            assert response.status_code < 300, response.text
+            await asyncio.sleep(3)
+            for run in await runs_of(cluster_temporal, ns, "echo"):
+                if run.id in seen or run.id == first_id:
+                    continue
+                seen.add(run.id)
+                result = await cluster_temporal.get_workflow_handle(run.id).result()
+                if result == {"seen": "second"}:
+                    deadline = 0
+                    break
+    assert deadline == 0, "the changed route never routed an event"
+
+    after = json.loads(
+        cluster.cp.kubectl(
+            "get",
+            "pods",
+            "-n",
+            SYSTEM_NAMESPACE,
+            "-l",
+            "app.kubernetes.io/component=root-orchestrator",
+            "-o",
+            "json",
+        ).stdout
+    )["items"]
+    assert {
+        (p["metadata"]["uid"], p["status"]["containerStatuses"][0]["restartCount"]) for p in after
+    } == before, "the root orchestrator was restarted"
