@@ -116,6 +116,7 @@ lint: venv ## ruff, mypy, and the generated-files drift check.
 	$(PY) -m tflow_operator.api.crdgen --out crds --docs docs/crd-reference.md --check
 	$(PY) -m tflow_operator.rbac --out manifests/rbac/operator.yaml --check
 	$(PY) -m tflow_operator.chartfiles --check
+	$(PY) -m tflow_workers.dsl.features --docs docs/dsl-support.md --check
 
 ##@ Test
 

@@ -6,11 +6,11 @@ validation of the document, jq compilation of a route's expressions, the YAML of
 published manifest) are computed once per ``(uid, generation)`` and cached.
 
 Validity has two parts. The document part depends on the object alone (the engine's
-validator, no document-level ``schedule``, not the router's task queue). The task-queue
-part depends on the other definitions: a task queue belongs to one Kubernetes namespace
-(the one holding its oldest valid definition), because every worker polling a queue must
-serve the same definitions, images and functions; a definition in another namespace on
-that queue is invalid with reason ``TaskQueueConflict``.
+validator, which also refuses a document-level ``schedule``, and not the router's task
+queue). The task-queue part depends on the other definitions: a task queue belongs to one
+Kubernetes namespace (the one holding its oldest valid definition), because every worker
+polling a queue must serve the same definitions, images and functions; a definition in
+another namespace on that queue is invalid with reason ``TaskQueueConflict``.
 """
 
 from __future__ import annotations
@@ -32,12 +32,6 @@ REASON_INVALID_DOCUMENT: Final = "InvalidDocument"
 REASON_TASK_QUEUE_CONFLICT: Final = "TaskQueueConflict"
 REASON_RESERVED_TASK_QUEUE: Final = "ReservedTaskQueue"
 REASON_VALID: Final = "Validated"
-
-DOCUMENT_SCHEDULE_MESSAGE: Final = (
-    "spec.workflow.schedule: a WorkflowDefinition is scheduled by spec.schedule "
-    "(a Temporal Schedule the operator keeps in sync); move the document's own "
-    "`schedule` there"
-)
 
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -135,8 +129,6 @@ def document_issues(workflow: Any) -> list[str]:
     for issue in validate_document(workflow if isinstance(workflow, dict) else {}):
         text = str(issue)
         issues.append(text if text.startswith("spec.") else f"spec.workflow.{text}")
-    if isinstance(workflow, Mapping) and "schedule" in workflow:
-        issues.append(DOCUMENT_SCHEDULE_MESSAGE)
     return issues
 
 

@@ -23,6 +23,7 @@ def doc(*tasks: dict[str, Any], **extra: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.runs("dsl.1.0", "task.set", "data.input_output_export")
 async def test_input_filter_and_set(engine: EngineHarness) -> None:
     out = await engine.run(
         doc(
@@ -38,6 +39,7 @@ async def test_input_filter_and_set(engine: EngineHarness) -> None:
     assert out == {"playerId": "6AsnRg"}
 
 
+@pytest.mark.runs("data.input_output_export")
 async def test_output_as_and_export_context(engine: EngineHarness) -> None:
     out = await engine.run(
         doc(
@@ -49,6 +51,7 @@ async def test_output_as_and_export_context(engine: EngineHarness) -> None:
     assert out == 2
 
 
+@pytest.mark.runs("task.switch")
 async def test_switch_then_and_end(engine: EngineHarness) -> None:
     document = doc(
         {
@@ -66,6 +69,7 @@ async def test_switch_then_and_end(engine: EngineHarness) -> None:
     assert await engine.run(document, {"n": 1}) == {"size": "small"}
 
 
+@pytest.mark.runs("task.for")
 async def test_for_loop_collects(engine: EngineHarness) -> None:
     out = await engine.run(
         doc(
@@ -91,6 +95,7 @@ async def test_for_loop_collects(engine: EngineHarness) -> None:
     assert out["processed"] == {"colors": ["red", "green", "blue"], "indexes": [0, 1, 2]}
 
 
+@pytest.mark.runs("task.raise")
 async def test_raise_uncaught_faults_with_problem(engine: EngineHarness) -> None:
     document = doc(
         {
@@ -123,6 +128,7 @@ async def test_raise_uncaught_faults_with_problem(engine: EngineHarness) -> None
     assert [(e.name, e.outcome) for e in status.log] == [("fail", "faulted")]
 
 
+@pytest.mark.runs("task.try")
 async def test_try_catch_with_filter_and_as(engine: EngineHarness) -> None:
     out = await engine.run(
         doc(
@@ -149,6 +155,7 @@ async def test_try_catch_with_filter_and_as(engine: EngineHarness) -> None:
     assert out == {"caught": 400}
 
 
+@pytest.mark.runs("task.retry")
 async def test_retry_then_give_up(engine: EngineHarness) -> None:
     document = doc(
         {
@@ -178,6 +185,7 @@ async def test_retry_then_give_up(engine: EngineHarness) -> None:
     assert calls[0].error.detail == "RuntimeError: boom"
 
 
+@pytest.mark.runs("task.fork", "task.wait")
 async def test_fork_gathers_and_competes(engine: EngineHarness) -> None:
     gathered = await engine.run(
         doc(
@@ -212,6 +220,7 @@ async def test_fork_gathers_and_competes(engine: EngineHarness) -> None:
     assert winner == {"winner": "fast"}
 
 
+@pytest.mark.runs("call.function")
 async def test_custom_functions(engine: EngineHarness) -> None:
     out = await engine.run(
         doc(
@@ -262,6 +271,7 @@ async def test_expression_error_is_typed_and_catchable(engine: EngineHarness) ->
     assert out == {"recovered": True}
 
 
+@pytest.mark.runs("timeouts")
 async def test_task_timeout_raises_timeout_error(engine: EngineHarness) -> None:
     out = await engine.run(
         doc(
@@ -284,6 +294,7 @@ async def test_task_timeout_raises_timeout_error(engine: EngineHarness) -> None:
     assert out == {"status": 408}
 
 
+@pytest.mark.runs("task.listen", "listen.read.data")
 async def test_listen_one_event_from_a_signal(engine: EngineHarness) -> None:
     document = doc(
         {"awaitApproval": {"listen": {"to": {"one": {"with": {"type": "approve"}}}}}},

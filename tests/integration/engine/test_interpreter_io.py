@@ -28,6 +28,7 @@ def doc(*tasks: dict[str, Any], **extra: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.runs("call.http")
 async def test_http_get_with_uri_template_and_query(
     engine: EngineHarness, http_service: str
 ) -> None:
@@ -50,6 +51,7 @@ async def test_http_get_with_uri_template_and_query(
     assert out == {"id": 12, "name": "pet-12", "q": "yes"}
 
 
+@pytest.mark.runs("call.http")
 async def test_http_post_body_headers_and_response_output(
     engine: EngineHarness, http_service: str
 ) -> None:
@@ -139,6 +141,7 @@ async def test_http_redirects_only_when_asked(engine: EngineHarness, http_servic
     assert out == {"redirected": True}
 
 
+@pytest.mark.runs("auth.basic", "auth.bearer", "use.secrets")
 async def test_http_basic_and_bearer_auth_from_secrets(
     engine: EngineHarness, http_service: str, tmp_path: Path
 ) -> None:
@@ -196,6 +199,7 @@ async def test_text_content_is_returned_as_a_string(
     assert out == "plain words"
 
 
+@pytest.mark.runs("run.workflow")
 async def test_run_workflow_as_child_on_its_own_task_queue(
     engine: EngineHarness, temporal_client: Any, task_queue: str
 ) -> None:
@@ -274,6 +278,7 @@ async def test_run_workflow_unknown_definition_faults(engine: EngineHarness) -> 
     assert "no workflow x/nope version 1" in caught.value.cause.details[0]["detail"]
 
 
+@pytest.mark.runs("task.emit")
 async def test_emit_hands_the_event_to_the_router(
     engine: EngineHarness, temporal_client: Any, task_queue: str
 ) -> None:
@@ -303,6 +308,7 @@ async def test_emit_hands_the_event_to_the_router(
     await router_run.terminate("test cleanup")
 
 
+@pytest.mark.runs("task.listen", "listen.read.data")
 async def test_listen_all_and_any_until(engine: EngineHarness) -> None:
     all_doc = doc(
         {

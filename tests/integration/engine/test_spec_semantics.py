@@ -40,6 +40,7 @@ async def problem_of(engine: EngineHarness, document: dict[str, Any], data: Any 
 # ---- emit -------------------------------------------------------------------------------
 
 
+@pytest.mark.runs("task.emit")
 async def test_emit_outputs_the_emitted_event_and_still_routes_it(
     engine: EngineHarness, temporal_client: Any, task_queue: str
 ) -> None:
@@ -241,6 +242,7 @@ async def test_until_given_as_events_listens_until_they_arrive_and_leaves_them_o
     assert await handle.result() == [5, 6, 7]
 
 
+@pytest.mark.runs("task.listen")
 async def test_correlate_with_and_without_expect(engine: EngineHarness) -> None:
     handle = await engine.start(
         doc(
@@ -294,6 +296,7 @@ ORDER_SCHEMA = {
 }
 
 
+@pytest.mark.runs("data.schema.json")
 async def test_workflow_input_and_output_schemas(engine: EngineHarness) -> None:
     document = doc(
         {"shape": {"set": {"orderId": "${ .orderId }", "total": "${ .total }"}}},
@@ -316,6 +319,7 @@ async def test_workflow_input_and_output_schemas(engine: EngineHarness) -> None:
     assert "/total: None is not of type 'number'" in problem["detail"]
 
 
+@pytest.mark.runs("data.schema.json")
 async def test_task_input_output_and_export_schemas(engine: EngineHarness) -> None:
     def task(**extra: Any) -> dict[str, Any]:
         return {"step": {"set": {"orderId": "${ .id }"}, **extra}}
@@ -370,6 +374,7 @@ def authenticated(uri: str, scheme: str, secret: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.runs("auth.basic", "auth.bearer", "use.secrets")
 async def test_basic_and_bearer_credentials_from_secrets(
     engine: EngineHarness, http_service: str, tmp_path: Path
 ) -> None:
@@ -423,6 +428,7 @@ def openapi(base: str, operation: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+@pytest.mark.runs("call.openapi")
 async def test_openapi_3_call_places_path_query_header_and_body(
     engine: EngineHarness, http_service: str
 ) -> None:

@@ -408,6 +408,8 @@ def test_bad_durations_everywhere() -> None:
         "expected a form like 'PT30S', 'PT5M' or 'P1DT2H'",
         "schedule.every: invalid ISO 8601 duration 'daily': "
         "expected a form like 'PT30S', 'PT5M' or 'P1DT2H'",
+        "schedule.every: 'schedule.every' in the document is not run: schedule the "
+        "WorkflowDefinition with spec.schedule (cron) instead",
     ]
 
 
@@ -516,9 +518,17 @@ def test_unsupported_document_features_are_named() -> None:
     ]
 
 
-def test_supported_schedules() -> None:
-    for schedule in ({"cron": "0 * * * *"}, {"every": "PT15M"}):
-        assert problems(workflow({"x": {"set": {"a": 1}}}, schedule=schedule)) == []
+def test_document_schedules_are_refused_with_where_to_schedule_instead() -> None:
+    # Runs are scheduled by the WorkflowDefinition's spec.schedule; a document-level
+    # schedule would otherwise be accepted and silently never fire.
+    assert problems(
+        workflow({"x": {"set": {"a": 1}}}, schedule={"cron": "0 * * * *", "every": "PT15M"})
+    ) == [
+        "schedule.every: 'schedule.every' in the document is not run: schedule the "
+        "WorkflowDefinition with spec.schedule (cron) instead",
+        "schedule.cron: 'schedule.cron' in the document is not run: move it to the "
+        "WorkflowDefinition's spec.schedule.cron",
+    ]
 
 
 # --- references -------------------------------------------------------------------------

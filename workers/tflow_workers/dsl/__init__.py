@@ -1,6 +1,6 @@
 """The Serverless Workflow 1.0 core of the engine, pure Python and free of I/O: document
 models (`models`), durations (`durations`), jq runtime expressions (`expressions`),
-whole-document validation (`validate`) and the supported-feature table (`support`)."""
+whole-document validation (`validate`) and the supported-feature table (`features`)."""
 
 from .durations import parse_duration
 from .expressions import (
@@ -10,9 +10,9 @@ from .expressions import (
     evaluate,
     interpolate,
 )
+from .features import FEATURES, Feature
 from .issues import DocumentError, Issue
 from .models import WorkflowDocument, load_document
-from .support import FEATURES, Feature
 from .validate import load_validated_document, validate_document
 
 __all__ = [

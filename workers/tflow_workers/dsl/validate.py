@@ -29,6 +29,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
 from .expressions import ExpressionCompileError, compile_expression, is_expression, is_variable_name
+from .features import FEATURES
 from .issues import ROOT_PATH, DocumentError, Issue, index_path, join_path
 from .models import (
     AUTH_SCHEMES,
@@ -42,7 +43,6 @@ from .models import (
     task_kind,
 )
 from .schemas import external_references, schema_document_problem
-from .support import FEATURES
 
 __all__ = ["Issue", "load_validated_document", "validate_document"]
 
@@ -113,10 +113,11 @@ class _Checker:
         self.check_task_list(data.get("do"), "do", frozenset(), depth=0)
 
     def check_schedule(self, schedule: Any) -> None:
-        if isinstance(schedule, Mapping) and "on" in schedule:
-            self.unsupported("schedule.on", "schedule.on")
-        if isinstance(schedule, Mapping) and "after" in schedule:
-            self.unsupported("schedule.after", "schedule.after")
+        if not isinstance(schedule, Mapping):
+            return
+        for kind in ("every", "cron", "after", "on"):
+            if kind in schedule and not FEATURES[f"schedule.{kind}"].supported:
+                self.unsupported(f"schedule.{kind}", f"schedule.{kind}")
 
     def check_use(self) -> None:
         use = self.use
