@@ -353,8 +353,8 @@ def ensure_base_image() -> str:
 # -- the project's images -----------------------------------------------------------------
 
 
-def _ignore_patterns() -> list[str]:
-    lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+def _ignore_patterns(root: Path) -> list[str]:
+    lines = (root / ".dockerignore").read_text().splitlines()
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
@@ -370,28 +370,30 @@ def _ignored(relative: str, patterns: Sequence[str]) -> bool:
     return False
 
 
-def image_inputs(target: str) -> list[Path]:
+def image_inputs(target: str, root: Path | None = None) -> list[Path]:
     """Every file the target's build reads from the repository, sorted."""
     if target not in TARGETS:
         raise ValueError(f"unknown image target {target!r} (known: {', '.join(TARGETS)})")
-    patterns = _ignore_patterns()
-    files = [REPO_ROOT / name for name in _COMMON_FILES]
+    root = root or REPO_ROOT
+    patterns = _ignore_patterns(root)
+    files = [root / name for name in _COMMON_FILES]
     for tree in _TREES[target]:
-        for path in (REPO_ROOT / tree).rglob("*"):
-            relative = path.relative_to(REPO_ROOT).as_posix()
+        for path in (root / tree).rglob("*"):
+            relative = path.relative_to(root).as_posix()
             if (path.is_file() or path.is_symlink()) and not _ignored(relative, patterns):
                 files.append(path)
     return sorted(files)
 
 
-def image_tag(target: str, base: str) -> str:
+def image_tag(target: str, base: str, root: Path | None = None) -> str:
     """A hash of the target's inputs: file names, contents and executable bits, the base
     reference (itself keyed by the base's definition), the uv version and the target."""
+    root = root or REPO_ROOT
     digest = hashlib.sha256()
     for key, value in (("target", target), ("base", base), ("uv", versions()["UV_VERSION"])):
         digest.update(f"{key}={value}\0".encode())
-    for path in image_inputs(target):
-        relative = path.relative_to(REPO_ROOT).as_posix()
+    for path in image_inputs(target, root):
+        relative = path.relative_to(root).as_posix()
         executable = os.access(path, os.X_OK)
         digest.update(f"{relative}\0{int(executable)}\0".encode())
         digest.update(os.readlink(path).encode() if path.is_symlink() else path.read_bytes())
@@ -431,9 +433,16 @@ def _archive_for(reference: str) -> Path:
     return images_dir() / f"{name}-{tag}.tar"
 
 
-# A build reads the tree after its tag was computed: if the tree changed meanwhile, the
-# image may hold newer files than its tag says, so it is dropped and built again.
-_BUILD_ATTEMPTS: Final = 3
+def _snapshot(target: str, into: Path) -> None:
+    """Copy the target's inputs into `into`, the build's context: the image is built from
+    exactly the files its tag hashes, whatever changes in the working tree meanwhile."""
+    for path in image_inputs(target):
+        copy = into / path.relative_to(REPO_ROOT)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():
+            copy.symlink_to(os.readlink(path))
+        else:
+            shutil.copy2(path, copy)
 
 
 def build_image(target: str = "production", *, base: str | None = None) -> BuiltImage:
@@ -446,25 +455,26 @@ def build_image(target: str = "production", *, base: str | None = None) -> Built
         raise ValueError(f"unknown image target {target!r} (known: {', '.join(TARGETS)})")
     with _locked():
         base_ref = base or base_reference()
-        for _ in range(_BUILD_ATTEMPTS):
-            reference = image_reference(target, base_ref)
-            archive = _archive_for(reference)
-            if archive.is_file():
-                return BuiltImage(target=target, reference=reference, archive=archive)
-            _build(target, base, base_ref, reference)
-            if image_reference(target, base_ref) != reference:
-                _capture([_require("buildah", "buildah"), "rmi", reference])
-                continue
-            _save(target, reference, archive)
-            _prune(target, keep=archive)
+        reference = image_reference(target, base_ref)
+        archive = _archive_for(reference)
+        if archive.is_file():
             return BuiltImage(target=target, reference=reference, archive=archive)
-        raise ImageBuildError(
-            f"the {target} image's sources kept changing during {_BUILD_ATTEMPTS} builds; "
-            "build again once they are still"
-        )
+        context = Path(tempfile.mkdtemp(prefix="context-", dir=images_dir()))
+        try:
+            _snapshot(target, context)
+            # The tag of what was copied (the tree may have moved on since `reference`).
+            reference = f"{REGISTRY}/{TARGETS[target]}:{image_tag(target, base_ref, context)}"
+            archive = _archive_for(reference)
+            if not archive.is_file():
+                _build(target, base, base_ref, reference, context)
+                _save(target, reference, archive)
+                _prune(target, keep=archive)
+        finally:
+            shutil.rmtree(context, ignore_errors=True)
+        return BuiltImage(target=target, reference=reference, archive=archive)
 
 
-def _build(target: str, base: str | None, base_ref: str, reference: str) -> None:
+def _build(target: str, base: str | None, base_ref: str, reference: str, context: Path) -> None:
     buildah = _require("buildah", "buildah")
     if base is None:
         ensure_base_image()
@@ -494,8 +504,8 @@ def _build(target: str, base: str | None, base_ref: str, reference: str) -> None
             "--tag",
             reference,
             "--file",
-            str(REPO_ROOT / "Dockerfile"),
-            str(REPO_ROOT),
+            str(context / "Dockerfile"),
+            str(context),
         ],
         images_dir() / "logs" / f"build-{target}-{tag}.log",
         BUILD_TIMEOUT,

@@ -157,6 +157,11 @@ def test_tag_changes_with_the_inputs_only(tmp_path: Path, monkeypatch: pytest.Mo
     samples = images.image_tag("samples", base)
     assert production != samples
     assert production != images.image_tag("production", base + "x")
+    # The build's context is a copy of exactly the hashed files: same tag, no samples.
+    context = tmp_path / "context"
+    images._snapshot("production", context)
+    assert images.image_tag("production", base, context) == production
+    assert not (context / "samples").exists()
     # What the build context ignores does not count.
     (tree / "workers" / "pkg" / "__pycache__").mkdir()
     (tree / "workers" / "pkg" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"x")
