@@ -6,6 +6,7 @@ chart with the built image. `make dev` and the end-to-end tests both stand on it
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +15,14 @@ from tflow_devstack.controlplane import ControlPlane
 from tflow_devstack.images import BuiltImage, build_image
 from tflow_devstack.keda import KedaOperator
 from tflow_devstack.node import NODE_IP, Node
+from tflow_devstack.process import ManagedProcess
 from tflow_devstack.temporal import TemporalServer
 from tflow_devstack.tools import REPO_ROOT, go_binary
 
 SYSTEM_NAMESPACE = "temporal-flow"
 RELEASE = "temporal-flow"
+# The label the operator puts on a Listener's Deployment and Service.
+LISTENER_LABEL = "temporalflow.dev/listener"
 
 
 @dataclass
@@ -86,6 +90,52 @@ class Cluster:
     @property
     def samples_image(self) -> str:
         return self.images["samples"].reference
+
+    def processes(self) -> list[ManagedProcess]:
+        """Every server process of the cluster (a dead one means the cluster is broken)."""
+        found = [*self.cp.processes]
+        if self.node is not None:
+            found += self.node.processes
+        if self.temporal is not None and self.temporal.process is not None:
+            found.append(self.temporal.process)
+        if self.keda is not None:
+            found += [p for p in (self.keda.process, self.keda.adapter) if p is not None]
+        return found
+
+    def listener_url(self, namespace: str, listener: str, timeout: float = 180.0) -> str:
+        """A webhook Listener's URL through its Service (reached through kube-proxy's
+        rules on the node), once the Listener is Ready."""
+        self.cp.kubectl(
+            "wait",
+            "-n",
+            namespace,
+            f"listener/{listener}",
+            "--for=condition=Ready",
+            f"--timeout={int(timeout)}s",
+        )
+        services = json.loads(
+            self.cp.kubectl(
+                "get",
+                "services",
+                "-n",
+                namespace,
+                "-l",
+                f"{LISTENER_LABEL}={listener}",
+                "-o",
+                "json",
+            ).stdout
+        )["items"]
+        if len(services) != 1:
+            raise RuntimeError(f"listener {namespace}/{listener} has {len(services)} Services")
+        spec = services[0]["spec"]
+        path = (
+            json.loads(
+                self.cp.kubectl("get", "-n", namespace, f"listener/{listener}", "-o", "json").stdout
+            )["spec"]
+            .get("webhook", {})
+            .get("path", "/events")
+        )
+        return f"http://{spec['clusterIP']}:{spec['ports'][0]['port']}{path}"
 
     def helm(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(

@@ -1,8 +1,8 @@
-"""The embedded local stack a person runs with `make dev`, until Ctrl-C or `make dev-down`:
-the control plane with the CRDs, the Temporal dev server with its UI, the chart installed
-(operator, root orchestrator, a sample webhook Listener), the incident sample applied,
-and a stand-in kubelet that runs every Deployment the chart and the operator create as a
-local process (see kubelet.py) — so what runs is what the operator generated.
+"""The local stack a person runs with `make dev`, until Ctrl-C or `make dev-down`: a whole
+cluster on this machine (cluster.py: the control plane, a real node running real
+containers from the images built here, the Temporal dev server with its UI, KEDA), the
+chart installed (operator, root orchestrator, a sample webhook Listener, all in pods), and
+the incident sample applied.
 """
 
 from __future__ import annotations
@@ -11,23 +11,49 @@ import argparse
 import os
 import shlex
 import signal
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from types import FrameType
 
-from tflow_devstack.controlplane import ControlPlane
-from tflow_devstack.kubelet import ProcessKubelet
-from tflow_devstack.temporal import TemporalServer
-from tflow_devstack.tools import REPO_ROOT, go_binary
+from tflow_devstack.cluster import RELEASE, SYSTEM_NAMESPACE, Cluster
+from tflow_devstack.images import ImageBuildError
+from tflow_devstack.node import NodeUnavailableError
+from tflow_devstack.tools import REPO_ROOT, MissingToolError, go_binary
 
 DEFAULT_WORKDIR = REPO_ROOT / ".dev"
 
 
 def _pidfile(workdir: Path) -> Path:
     return workdir / "stack.pid"
+
+
+def start(workdir: Path, *, temporal_ui: bool = True, settings: tuple[str, ...] = ()) -> Cluster:
+    """The cluster with the chart installed and the samples applied: what `up` runs, and
+    what the end-to-end tests stand on. `settings` are extra `--set` values for the chart."""
+    cluster = Cluster(workdir, temporal_ui=temporal_ui).start()
+    try:
+        for namespace in (SYSTEM_NAMESPACE, SAMPLE_NAMESPACE):
+            # Every pod the chart and the operator make passes `restricted`; the stack's
+            # namespaces insist on it, as a careful cluster would.
+            cluster.cp.kubectl("create", "namespace", namespace, check=False)
+            cluster.cp.kubectl("label", "--overwrite", "namespace", namespace, *RESTRICTED_LABELS)
+        samples_repository, samples_tag = cluster.samples_image.rsplit(":", 1)
+        cluster.install_chart(
+            "listener.sample.enabled=true",
+            "operator.resyncSeconds=5",
+            # The samples' flows call the sample functions, which only that image carries.
+            f"workers.image.repository={samples_repository}",
+            f"workers.image.tag={samples_tag}",
+            *settings,
+        )
+        for sample in SAMPLES:
+            cluster.cp.kubectl("apply", "-n", SAMPLE_NAMESPACE, "-f", str(REPO_ROOT / sample))
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
 
 
 def up(workdir: Path) -> int:
@@ -46,8 +72,7 @@ def up(workdir: Path) -> int:
             )
             return 1
     # Each start is a clean slate: a previous run's etcd and certificates are discarded.
-    for stale in ("controlplane", "temporal"):
-        _rmtree(workdir / stale)
+    _rmtree(workdir / "cluster")
     workdir.mkdir(parents=True, exist_ok=True)
 
     stop = threading.Event()
@@ -58,28 +83,24 @@ def up(workdir: Path) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    cp = ControlPlane(workdir / "controlplane")
-    temporal = TemporalServer(workdir / "temporal")
-    kubelet: ProcessKubelet | None = None
+    print(
+        "building the images (cached), then starting the control plane, a real node "
+        "(containerd, kubelet), Temporal and KEDA, and installing the chart ...",
+        flush=True,
+    )
     try:
-        print("starting etcd, kube-apiserver and kube-controller-manager ...", flush=True)
-        cp.start()
-        cp.apply_crds(REPO_ROOT / "crds")
-        print("starting the Temporal dev server ...", flush=True)
-        temporal.start()
-        print(
-            "installing the chart (operator, root orchestrator, webhook listener) ...", flush=True
-        )
-        install_chart(cp, temporal)
-        kubelet = ProcessKubelet(cp, workdir / "kubelet").start()
-        for sample in SAMPLES:
-            cp.kubectl("apply", "-n", SAMPLE_NAMESPACE, "-f", str(REPO_ROOT / sample))
-        webhook = wait_for_webhook(kubelet, stop)
+        cluster = start(workdir / "cluster")
+    except (NodeUnavailableError, ImageBuildError, MissingToolError) as e:
+        print(f"the dev stack cannot start: {e}", file=sys.stderr)
+        return 1
+    try:
+        assert cluster.temporal is not None
+        webhook = cluster.listener_url(SYSTEM_NAMESPACE, f"{RELEASE}-webhook")
         pidfile.write_text(str(os.getpid()))
         env_lines = {
-            "KUBECONFIG": str(cp.kubeconfig),
-            "TEMPORAL_ADDRESS": temporal.address,
-            "TEMPORAL_NAMESPACE": temporal.namespace,
+            "KUBECONFIG": str(cluster.cp.kubeconfig),
+            "TEMPORAL_ADDRESS": cluster.temporal.address,
+            "TEMPORAL_NAMESPACE": cluster.temporal.namespace,
             "PATH": f"{go_binary('kubectl').parent}:{Path(sys.executable).parent}:$PATH",
         }
         env_file = workdir / "env"
@@ -88,7 +109,7 @@ def up(workdir: Path) -> int:
                 f"export {k}={v if k == 'PATH' else shlex.quote(v)}\n" for k, v in env_lines.items()
             )
         )
-        (workdir / "webhook").write_text(webhook or "")
+        (workdir / "webhook").write_text(webhook)
         print()
         print("The Temporal Flow dev stack is up. In another shell:")
         print()
@@ -96,23 +117,24 @@ def up(workdir: Path) -> int:
         for line in env_file.read_text().splitlines():
             print(f"  # {line}")
         print("  kubectl get wfd,er,lsn -A")
+        print("  kubectl get pods -A -o wide")
         print("  kubectl apply -f manifests/samples/route.yaml")
-        print(f"  curl -X POST {webhook or 'http://127.0.0.1:<port>/events'} \\")
+        print(f"  curl -X POST {webhook} \\")
         print("    -H 'Content-Type: application/json' \\")
         print(
             '    -d \'{"eventType": "incident", "source": "monitoring", "message": "disk at 85%"}\''
         )
         print("  tflow runs list --definition default/incident")
         print()
-        print(f"  Temporal UI:      {temporal.ui_url}")
-        print(f"  Temporal gRPC:    {temporal.address}")
-        print(f"  kube-apiserver:   {cp.server}")
-        print(f"  webhook listener: {webhook or '(not up yet)'}")
-        print(f"  process logs:     {workdir / 'kubelet' / 'logs'}")
+        print(f"  Temporal UI:      {cluster.temporal.ui_url}")
+        print(f"  Temporal gRPC:    {cluster.temporal.address}")
+        print(f"  kube-apiserver:   {cluster.cp.server}")
+        print(f"  webhook listener: {webhook} (its Service, through kube-proxy)")
+        print(f"  logs:             {workdir / 'cluster'} (and kubectl logs)")
         print()
         print("Ctrl-C (or `make dev-down`) stops everything.", flush=True)
         while not stop.wait(1.0):
-            for proc in [*cp.processes, *([temporal.process] if temporal.process else [])]:
+            for proc in cluster.processes():
                 if not proc.alive():
                     print(
                         f"{proc.name} exited; its log: {proc.log_path}\n{proc.log_tail()}",
@@ -122,72 +144,17 @@ def up(workdir: Path) -> int:
         return 0
     finally:
         print("stopping the dev stack ...", flush=True)
-        if kubelet is not None:
-            kubelet.stop()
-        temporal.stop()
-        cp.stop()
+        cluster.stop()
         pidfile.unlink(missing_ok=True)
         print("stopped.", flush=True)
 
 
 SAMPLE_NAMESPACE = "default"
 SAMPLES = ("manifests/samples/incident-workflow.yaml",)
-SYSTEM_NAMESPACE = "temporal-flow"
-
-
-def install_chart(cp: ControlPlane, temporal: TemporalServer) -> None:
-    """`helm install` the chart as a cluster would have it, pointed at this Temporal."""
-    cp.kubectl("create", "namespace", SYSTEM_NAMESPACE)
-    result = subprocess.run(
-        [
-            str(go_binary("helm")),
-            "install",
-            "temporal-flow",
-            str(REPO_ROOT / "charts" / "temporal-flow"),
-            "--namespace",
-            SYSTEM_NAMESPACE,
-            f"--kubeconfig={cp.kubeconfig}",
-            # The stack applied the CRDs itself, from crds/.
-            "--set",
-            "crds.install=false",
-            "--set",
-            f"temporal.address={temporal.address}",
-            "--set",
-            "listener.sample.enabled=true",
-            "--set",
-            "operator.resyncSeconds=5",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"helm install failed: {result.stderr}")
-
-
-def wait_for_webhook(
-    kubelet: ProcessKubelet, stop: threading.Event, timeout: float = 120.0
-) -> str | None:
-    """The local URL of the sample webhook listener, once its process answers."""
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not stop.is_set():
-        for key in kubelet.running():
-            namespace, name = key.split("/", 1)
-            if not name.startswith("tflow-listener-"):
-                continue
-            port = kubelet.port_of(namespace, name, 8080)
-            if port is None:
-                continue
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    return f"http://127.0.0.1:{port}/events"
-            except OSError:
-                pass
-        stop.wait(0.5)
-    return None
+RESTRICTED_LABELS = (
+    "pod-security.kubernetes.io/enforce=restricted",
+    "pod-security.kubernetes.io/enforce-version=latest",
+)
 
 
 def down(workdir: Path, timeout: float = 60.0) -> int:

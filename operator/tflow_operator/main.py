@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import signal
 from typing import Any, Final
@@ -35,7 +36,7 @@ from tflow_operator import eventroute as _eventroute  # noqa: F401  (registers h
 from tflow_operator import listener as _listener  # noqa: F401
 from tflow_operator import workflowdefinition as _workflowdefinition  # noqa: F401
 from tflow_operator.config import Config
-from tflow_operator.kube import KubeClient
+from tflow_operator.kube import IN_CLUSTER, KubeClient
 from tflow_operator.naming import FINALIZER
 from tflow_operator.publisher import Publisher
 from tflow_operator.resync import Resyncer
@@ -128,6 +129,31 @@ async def _connect_later(gateway: TemporalGateway) -> None:
         await gateway.client()
     except TemporalUnavailable as err:
         log.warning("%s; will retry when needed", err)
+
+
+@kopf.on.login()
+def login(settings: kopf.OperatorSettings, **kwargs: Any) -> kopf.ConnectionInfo | None:
+    """A kubeconfig when there is one; else the pod's service account, reaching the
+    apiserver at KUBERNETES_SERVICE_HOST:PORT as client-go does. kopf's own in-cluster login
+    names `kubernetes.default.svc`, which needs cluster DNS that not every cluster (nor a
+    bare node) has; the token is read again on every login, so a rotated one is used."""
+    from_kubeconfig = kopf.login_with_kubeconfig(settings=settings, **kwargs)
+    if from_kubeconfig is not None:
+        return from_kubeconfig
+    token = IN_CLUSTER / "token"
+    host = os.environ.get("KUBERNETES_SERVICE_HOST")
+    if not token.exists() or not host:
+        return None
+    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    namespace = IN_CLUSTER / "namespace"
+    ca = IN_CLUSTER / "ca.crt"
+    return kopf.ConnectionInfo(
+        server=f"https://{host}:{port}",
+        ca_path=str(ca) if ca.exists() else None,
+        token=token.read_text().strip() or None,
+        default_namespace=namespace.read_text().strip() if namespace.exists() else None,
+        trust_env=settings.networking.trust_env,
+    )
 
 
 @kopf.on.startup()

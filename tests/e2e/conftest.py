@@ -1,8 +1,9 @@
-"""End to end in real pods: one cluster per session (cluster.py: the control plane on the
-node's address, a real kubelet with containerd and runc, the images built here, Temporal,
-KEDA with its metrics apiserver) and the chart installed with the built image into a
-namespace that enforces the `restricted` Pod Security Standard, as every namespace the
-tests make for workloads does."""
+"""End to end in real pods: one cluster per session, started as `make dev` starts it
+(stack.start: the control plane on the node's address, a real kubelet with containerd and
+runc, the images built here, Temporal, KEDA with its metrics apiserver, the chart installed
+with the built image and the incident sample applied), with short KEDA timings. Its
+namespaces, and every namespace the tests make for workloads, enforce the `restricted`
+Pod Security Standard."""
 
 from __future__ import annotations
 
@@ -14,47 +15,39 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from tflow_devstack.cluster import SYSTEM_NAMESPACE, Cluster
+from tflow_devstack import stack
+from tflow_devstack.cluster import Cluster
 from tflow_workers.connection import connect
 
-RESTRICTED = {
-    "pod-security.kubernetes.io/enforce": "restricted",
-    "pod-security.kubernetes.io/enforce-version": "latest",
-}
 # Small enough for a test; the chart's defaults are 10 s and 300 s.
 POLLING_SECONDS = 2
 COOLDOWN_SECONDS = 15
-_WITH_KEDA = True
 
 
 def restricted_namespace(cluster: Cluster, name: str) -> None:
     cluster.cp.kubectl("create", "namespace", name, check=False)
-    cluster.cp.kubectl(
-        "label", "--overwrite", "namespace", name, *(f"{k}={v}" for k, v in RESTRICTED.items())
-    )
+    cluster.cp.kubectl("label", "--overwrite", "namespace", name, *stack.RESTRICTED_LABELS)
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("cluster"), with_keda=_WITH_KEDA).start()
-    try:
-        restricted_namespace(c, SYSTEM_NAMESPACE)
-        c.install_chart(
-            "listener.sample.enabled=true",
-            "operator.resyncSeconds=5",
+    c = stack.start(
+        tmp_path_factory.mktemp("cluster"),
+        temporal_ui=False,
+        settings=(
             f"workers.scaling.pollingInterval={POLLING_SECONDS}",
             f"workers.scaling.cooldownPeriod={COOLDOWN_SECONDS}",
-        )
+        ),
+    )
+    try:
         yield c
-    except BaseException:
-        _dump_state(c, Path(tmp_path_factory.getbasetemp()))
-        raise
     finally:
+        _dump_state(c, Path(tmp_path_factory.getbasetemp()))
         c.stop()
 
 
 def _dump_state(c: Cluster, base: Path) -> None:
-    """What a failed start leaves for a person to read: pods, events, logs."""
+    """The cluster's last state, for a person reading a failure: objects, events, pods."""
     if c.control_plane is None:
         return
     out = base / "cluster-state.txt"

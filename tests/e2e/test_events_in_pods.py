@@ -11,121 +11,17 @@ import asyncio
 import json
 import time
 import uuid
-from typing import Any
 
 import httpx
 import pytest
-import yaml
 from temporalio.client import Client
 
-from tflow_devstack.cluster import SYSTEM_NAMESPACE, Cluster
-from tflow_workers.engine.model import WORKFLOW_TYPE
+from tflow_devstack.cluster import RELEASE, SYSTEM_NAMESPACE, Cluster
+from workloads import apply, definition, post_until_run, replicas, route, runs_of, wait_for
 
 pytestmark = pytest.mark.integration
 
-
-def apply(cluster: Cluster, namespace: str, *objects: dict[str, Any]) -> None:
-    cluster.cp.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(objects))
-
-
-def definition(
-    name: str, task_queue: str, do: list[dict[str, Any]], **workers: Any
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "temporalflow.dev/v1alpha1",
-        "kind": "WorkflowDefinition",
-        "metadata": {"name": name},
-        "spec": {
-            "taskQueue": task_queue,
-            "workers": {"minReplicas": 0, "maxReplicas": 3, "targetBacklog": 1, **workers},
-            # Once a year: the Schedule exists and is reconciled, it never fires in a test.
-            "schedule": {"cron": ["0 0 1 1 *"]},
-            "workflow": {
-                "document": {"dsl": "1.0.0", "namespace": "e2e", "name": name, "version": "1.0.0"},
-                "do": do,
-            },
-        },
-    }
-
-
-def route(name: str, workflow: str, event_type: str, input_: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "temporalflow.dev/v1alpha1",
-        "kind": "EventRoute",
-        "metadata": {"name": name},
-        "spec": {"match": {"type": event_type}, "workflow": workflow, "input": input_},
-    }
-
-
-def webhook_url(cluster: Cluster) -> str:
-    """The sample Listener's Service: its cluster IP, answered through kube-proxy."""
-    services = json.loads(
-        cluster.cp.kubectl(
-            "get",
-            "services",
-            "-n",
-            SYSTEM_NAMESPACE,
-            "-l",
-            "temporalflow.dev/component=listener",
-            "-o",
-            "json",
-        ).stdout
-    )["items"]
-    assert len(services) == 1, services
-    spec = services[0]["spec"]
-    return f"http://{spec['clusterIP']}:{spec['ports'][0]['port']}/events"
-
-
-def replicas(cluster: Cluster, namespace: str, task_queue: str) -> int:
-    out = cluster.cp.kubectl(
-        "get",
-        "deployments",
-        "-n",
-        namespace,
-        "-l",
-        f"temporalflow.dev/task-queue={task_queue}",
-        "-o",
-        "json",
-    ).stdout
-    items = json.loads(out)["items"]
-    return sum(int(d["status"].get("readyReplicas", 0)) for d in items)
-
-
-async def runs_of(client: Client, namespace: str, name: str) -> list[Any]:
-    query = f'WorkflowType = "{WORKFLOW_TYPE}" AND TflowDefinition = "{namespace}/{name}"'
-    return [r async for r in client.list_workflows(query)]
-
-
-async def post_until_run(
-    client: Client,
-    url: str,
-    event: dict[str, Any],
-    namespace: str,
-    name: str,
-    within: float = 120.0,
-) -> str:
-    """Post the event until a run of the definition exists (a new route reaches the root
-    orchestrator's mounted table within the kubelet's sync period); its workflow id."""
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient(timeout=10) as http:
-        while time.monotonic() < deadline:
-            response = await http.post(url, json={**event, "id": uuid.uuid4().hex})
-            assert response.status_code < 300, response.text
-            for _ in range(10):
-                found = await runs_of(client, namespace, name)
-                if found:
-                    return str(found[0].id)
-                await asyncio.sleep(1)
-    raise AssertionError(f"no run of {namespace}/{name} after posting for {within:.0f}s")
-
-
-async def wait_for(predicate: Any, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(1)
-    raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+LISTENER = f"{RELEASE}-webhook"
 
 
 async def test_event_through_the_service_wakes_workers_runs_and_scales_back(
@@ -147,7 +43,7 @@ async def test_event_through_the_service_wakes_workers_runs_and_scales_back(
     assert status["status"].get("nextRun"), status["status"]
     assert replicas(cluster, ns, task_queue) == 0
 
-    url = webhook_url(cluster)
+    url = cluster.listener_url(SYSTEM_NAMESPACE, LISTENER)
     workflow_id = await post_until_run(
         cluster_temporal,
         url,
@@ -212,7 +108,7 @@ async def test_changed_route_reaches_the_running_root_orchestrator(
         for p in orchestrator
     }
 
-    url = webhook_url(cluster)
+    url = cluster.listener_url(SYSTEM_NAMESPACE, LISTENER)
     first_id = await post_until_run(
         cluster_temporal, url, {"eventType": first, "source": "e2e"}, ns, "echo"
     )
