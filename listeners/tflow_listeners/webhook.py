@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import base64
 import hashlib
+import heapq
 import hmac
 import json
 import logging
@@ -60,7 +61,19 @@ from tflow_workers.engine.model import SA_NAMESPACE, WORKFLOW_TYPE, RunStatus
 log = logging.getLogger(__name__)
 
 LISTENER = "webhook"
-SIGNATURE_HEADERS = ("X-Signature-256", "X-Hub-Signature-256")
+# HMAC schemes: Standard Webhooks (https://www.standardwebhooks.com: the id, a timestamp
+# and the body signed together, replays refused) by default; GitHub's body-only signature
+# for senders that can do nothing else.
+STANDARD_WEBHOOKS = "standard-webhooks"
+GITHUB = "github"
+HMAC_SCHEMES = (STANDARD_WEBHOOKS, GITHUB)
+SIGNATURE_HEADERS = ("X-Hub-Signature-256", "X-Signature-256")
+WEBHOOK_ID = "webhook-id"
+WEBHOOK_TIMESTAMP = "webhook-timestamp"
+WEBHOOK_SIGNATURE = "webhook-signature"
+# Standard Webhooks secrets are usually handed out as `whsec_<base64 key>`.
+_WHSEC_PREFIX = b"whsec_"
+_CLAIM = web.RequestKey("tflow.webhook-claim", str)
 SHAREPOINT_ROUTE = "/webhook/sharepoint"
 EVENTGRID_ROUTE = "/webhook/azure-eventgrid"
 RUN_ROUTE = "/runs/{workflowId}"
@@ -109,10 +122,89 @@ class Secret:
         return self._value
 
 
+def hmac_key(secret: bytes) -> bytes:
+    """The key a secret stands for: `whsec_<base64>` is decoded, as Standard Webhooks
+    senders mean it; anything else is used as the bytes it is."""
+    if not secret.startswith(_WHSEC_PREFIX):
+        return secret
+    try:
+        return base64.b64decode(secret[len(_WHSEC_PREFIX) :], validate=True)
+    except ValueError:
+        raise ValueError("the HMAC secret starts with whsec_ but the rest is not base64") from None
+
+
+class ReplayCache:
+    """The webhook-ids accepted within the tolerance window, so a captured request cannot
+    be sent again while its timestamp is still acceptable. Kept in memory per replica.
+
+    Bounded: when `capacity` ids are held, the one with the oldest timestamp is dropped
+    and from then on nothing signed at or before that timestamp is accepted (`floor`), so
+    a full cache shrinks the window instead of forgetting ids it still has to refuse.
+    """
+
+    def __init__(
+        self, window: float, capacity: int = 100_000, clock: Callable[[], float] = time.time
+    ) -> None:
+        if capacity < 1:
+            raise ValueError("the replay cache needs room for at least one id")
+        self.window = window
+        self.capacity = capacity
+        self.clock = clock
+        self.floor = -math.inf
+        self._seen: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def _pop_oldest(self) -> tuple[float, str] | None:
+        while self._heap:
+            stamp, key = heapq.heappop(self._heap)
+            if self._seen.get(key) == stamp:
+                del self._seen[key]
+                return stamp, key
+        return None
+
+    def _expire(self) -> None:
+        horizon = self.clock() - self.window
+        while self._heap and self._heap[0][0] < horizon:
+            self._pop_oldest()
+        if len(self._heap) > 2 * self.capacity:  # released ids leave stale heap entries
+            self._heap = [(stamp, key) for key, stamp in self._seen.items()]
+            heapq.heapify(self._heap)
+
+    def claim(self, key: str, stamp: float) -> str | None:
+        """None when the id is new (it is remembered), else why it is refused."""
+        self._expire()
+        if key in self._seen:
+            return "replayed"
+        if stamp <= self.floor:
+            return "evicted"
+        while len(self._seen) >= self.capacity:
+            oldest = self._pop_oldest()
+            if oldest is None:
+                break
+            self.floor = max(self.floor, oldest[0])
+        if stamp <= self.floor:
+            return "evicted"
+        self._seen[key] = stamp
+        heapq.heappush(self._heap, (stamp, key))
+        return None
+
+    def release(self, key: str) -> None:
+        """Forget an id whose request failed on our side (5xx), so the sender's retry,
+        which keeps its webhook-id, is not taken for a replay."""
+        self._seen.pop(key, None)
+
+
 @dataclass
 class WebhookSettings:
     path: str = "/events"
     hmac_secret: Secret | None = None
+    hmac_scheme: str = STANDARD_WEBHOOKS
+    # Seconds a Standard Webhooks timestamp may be off the listener's clock, either way.
+    hmac_tolerance: float = 300.0
+    replay_cache_size: int = 100_000
     bearer_token: Secret | None = None
     max_body_bytes: int = 1048576
     rate_limit: float | None = None  # requests per second; unlimited when None
@@ -124,10 +216,22 @@ class WebhookSettings:
     run_control: bool = False
 
     def __post_init__(self) -> None:
+        if self.hmac_scheme not in HMAC_SCHEMES:
+            raise ValueError(
+                f"HMAC scheme {self.hmac_scheme!r} is not known; use {' or '.join(HMAC_SCHEMES)}"
+            )
+        if self.hmac_tolerance <= 0:
+            raise ValueError("the HMAC timestamp tolerance must be positive")
         if self.run_control and self.hmac_secret is None and self.bearer_token is None:
             raise ValueError(
                 "the run-control API needs authentication: set an HMAC secret or a bearer "
                 "token (spec.webhook.auth) to enable it"
+            )
+        if self.run_control and self.bearer_token is None and self.hmac_scheme == GITHUB:
+            raise ValueError(
+                "the run-control API cannot rest on a GitHub signature alone: it carries no "
+                "timestamp, so a captured request could be replayed forever; add a bearer "
+                "token or use the Standard Webhooks scheme"
             )
         if self.run_control and not self.namespace:
             raise ValueError(
@@ -291,6 +395,7 @@ class WebhookListener:
             self.health = TemporalHealth(self.client)
         rate = self.settings.rate_limit
         self._bucket = TokenBucket(rate) if rate else None
+        self.replays = ReplayCache(self.settings.hmac_tolerance, self.settings.replay_cache_size)
         self._semaphore = asyncio.Semaphore(_HANDOFF_CONCURRENCY)
 
     # -- assembly --
@@ -340,6 +445,9 @@ class WebhookListener:
         except Exception:
             log.exception("unexpected error answering %s %s", request.method, request.path)
             response = Problem(500, "internal-error", "the listener failed; see its log").response()
+        claim = request.get(_CLAIM)
+        if claim is not None and response.status >= 500:
+            self.replays.release(claim)
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         self.metrics.request(route, request.method, response.status)
@@ -385,18 +493,48 @@ class WebhookListener:
 
     def _authenticate(self, request: web.Request, body: bytes) -> Problem | None:
         """The first configured check the request fails, or None when it passes them all."""
-        return self._check_signature(request, body) or self._check_bearer(request)
+        return (
+            self._check_signature(request, body)
+            or self._check_bearer(request)
+            or self._claim(request)
+        )
+
+    def _claim(self, request: web.Request) -> Problem | None:
+        """Remember a Standard Webhooks request's id once every check passed (never
+        before: an unauthenticated caller must not be able to burn ids)."""
+        if self.settings.hmac_secret is None or self.settings.hmac_scheme != STANDARD_WEBHOOKS:
+            return None
+        key = request.headers[WEBHOOK_ID]
+        why = self.replays.claim(key, float(request.headers[WEBHOOK_TIMESTAMP]))
+        if why == "replayed":
+            return Problem(
+                401,
+                "replayed",
+                f"{WEBHOOK_ID} {key!r} was already accepted within the last "
+                f"{self.settings.hmac_tolerance:g} s: a replayed request is refused",
+            )
+        if why is not None:
+            return Problem(
+                401,
+                "stale-timestamp",
+                f"{WEBHOOK_TIMESTAMP} is older than this replica can check for replays "
+                "under its current load; sign the request again",
+            )
+        request[_CLAIM] = key
+        return None
 
     def _check_signature(self, request: web.Request, body: bytes) -> Problem | None:
         secret = self.settings.hmac_secret
         if secret is None:
             return None
+        if self.settings.hmac_scheme == STANDARD_WEBHOOKS:
+            return self._check_standard_webhooks(request, body, hmac_key(secret.value()))
         header = next((h for h in SIGNATURE_HEADERS if h in request.headers), None)
         if header is None:
             return Problem(
                 401,
                 "missing-signature",
-                "the request is not signed: send X-Signature-256: sha256=<hex HMAC-SHA256 "
+                "the request is not signed: send X-Hub-Signature-256: sha256=<hex HMAC-SHA256 "
                 "of the body>",
             )
         given = request.headers[header].strip()
@@ -407,6 +545,66 @@ class WebhookListener:
         expected = hmac.new(secret.value(), body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected.encode(), given[7:].lower().encode()):
             return Problem(401, "bad-signature", f"{header} does not match the body's HMAC-SHA256")
+        return None
+
+    def _check_standard_webhooks(
+        self, request: web.Request, body: bytes, key: bytes
+    ) -> Problem | None:
+        """`webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">` (any
+        of several space-separated signatures may match: senders rotating a secret send
+        both), with `webhook-timestamp` within the tolerance of this replica's clock."""
+        missing = [
+            h
+            for h in (WEBHOOK_ID, WEBHOOK_TIMESTAMP, WEBHOOK_SIGNATURE)
+            if h not in request.headers
+        ]
+        if missing:
+            return Problem(
+                401,
+                "missing-signature",
+                f"the request is not signed (Standard Webhooks): {', '.join(missing)} missing; "
+                f"send {WEBHOOK_ID}, {WEBHOOK_TIMESTAMP} (Unix seconds) and {WEBHOOK_SIGNATURE}: "
+                "v1,<base64 HMAC-SHA256 of id.timestamp.body>",
+            )
+        webhook_id = request.headers[WEBHOOK_ID]
+        stamp_text = request.headers[WEBHOOK_TIMESTAMP].strip()
+        if not webhook_id or len(webhook_id) > 256 or "." in webhook_id:
+            return Problem(
+                401, "bad-signature", f"{WEBHOOK_ID} must be 1 to 256 characters without '.'"
+            )
+        if not re.fullmatch(r"[0-9]{1,12}", stamp_text):
+            return Problem(
+                401, "bad-signature", f"{WEBHOOK_TIMESTAMP} must be whole seconds since the epoch"
+            )
+        tolerance = self.settings.hmac_tolerance
+        skew = self.replays.clock() - int(stamp_text)
+        if abs(skew) > tolerance:
+            when = "old" if skew > 0 else "in the future"
+            return Problem(
+                401,
+                "stale-timestamp",
+                f"{WEBHOOK_TIMESTAMP} is {abs(skew):.0f} s {when}, outside the tolerance of "
+                f"{tolerance:g} s: sign the request when sending it (and check the clocks)",
+            )
+        signed = f"{webhook_id}.{stamp_text}.".encode() + body
+        expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest())
+        offered = [
+            given[3:].encode()
+            for given in request.headers[WEBHOOK_SIGNATURE].split()
+            if given.startswith("v1,")
+        ]
+        if not offered:
+            return Problem(
+                401, "bad-signature", f"{WEBHOOK_SIGNATURE} holds no v1,<base64> signature"
+            )
+        # Every candidate is compared, so the time taken does not say which one matched.
+        matches = [hmac.compare_digest(expected, given) for given in offered]
+        if not any(matches):
+            return Problem(
+                401,
+                "bad-signature",
+                f"{WEBHOOK_SIGNATURE} does not match the HMAC-SHA256 of id.timestamp.body",
+            )
         return None
 
     def _check_bearer(self, request: web.Request) -> Problem | None:
@@ -597,7 +795,7 @@ class WebhookListener:
             )
         self._rate_limit()
         body = await self._read_body(request)
-        problem = self._check_signature(request, body)
+        problem = self._check_signature(request, body) or self._claim(request)
         if problem is not None:
             raise problem
         client_state: str | None = None
@@ -827,13 +1025,36 @@ def openapi(settings: WebhookSettings) -> dict[str, Any]:
             "*/*": {"schema": {"description": "Binary mode: the event's data; ce-* headers."}},
         },
     }
-    signature = {
-        "name": "X-Signature-256",
-        "in": "header",
-        "required": False,
-        "description": "sha256=<hex HMAC-SHA256 of the raw body>, when an HMAC secret is set.",
-        "schema": {"type": "string", "pattern": "^sha256=[0-9a-fA-F]{64}$"},
-    }
+    signature_headers: list[dict[str, Any]] = [
+        {
+            "name": WEBHOOK_ID,
+            "in": "header",
+            "required": False,
+            "description": "Standard Webhooks: the message id (refused when seen again).",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": WEBHOOK_TIMESTAMP,
+            "in": "header",
+            "required": False,
+            "description": "Standard Webhooks: Unix seconds, within the tolerance.",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        },
+        {
+            "name": WEBHOOK_SIGNATURE,
+            "in": "header",
+            "required": False,
+            "description": "Standard Webhooks: v1,<base64 HMAC-SHA256 of id.timestamp.body>.",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "X-Hub-Signature-256",
+            "in": "header",
+            "required": False,
+            "description": "GitHub scheme: sha256=<hex HMAC-SHA256 of the raw body>.",
+            "schema": {"type": "string", "pattern": "^sha256=[0-9a-fA-F]{64}$"},
+        },
+    ]
     abuse = {
         "summary": "CloudEvents webhook abuse-protection handshake",
         "parameters": [
@@ -849,7 +1070,7 @@ def openapi(settings: WebhookSettings) -> dict[str, Any]:
     }
     events_post = {
         "summary": "Hand events to Temporal, one RootOrchestrator run each",
-        "parameters": [signature],
+        "parameters": signature_headers,
         "requestBody": event_body,
         "responses": {"202": accepted, **refusals},
     }
@@ -1023,6 +1244,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_flag(
         parser,
+        "--hmac-scheme",
+        env + "HMAC_SCHEME",
+        default=STANDARD_WEBHOOKS,
+        choices=HMAC_SCHEMES,
+        help="how requests are signed: standard-webhooks (webhook-id, webhook-timestamp, "
+        "webhook-signature; replays refused) or github (X-Hub-Signature-256 over the body)",
+    )
+    add_flag(
+        parser,
+        "--hmac-tolerance-seconds",
+        env + "HMAC_TOLERANCE_SECONDS",
+        type=float,
+        default=300.0,
+        help="how far a Standard Webhooks timestamp may be from this clock, either way",
+    )
+    add_flag(
+        parser,
+        "--replay-cache-size",
+        env + "REPLAY_CACHE_SIZE",
+        type=int,
+        default=100_000,
+        help="webhook-ids remembered per replica to refuse replays within the tolerance",
+    )
+    add_flag(
+        parser,
         "--bearer-token-file",
         env + "BEARER_TOKEN_FILE",
         help="file holding the token requests send as Authorization: Bearer",
@@ -1080,9 +1326,19 @@ def settings_from(args: argparse.Namespace) -> WebhookSettings:
         raise ValueError("--max-body-bytes must be at least 1")
     if args.rate_limit is not None and args.rate_limit <= 0:
         raise ValueError("--rate-limit must be positive")
+    if args.hmac_tolerance_seconds <= 0:
+        raise ValueError("--hmac-tolerance-seconds must be positive")
+    if args.replay_cache_size < 1:
+        raise ValueError("--replay-cache-size must be at least 1")
+    hmac_secret = secret(args.hmac_secret_file)
+    if hmac_secret is not None:
+        hmac_key(hmac_secret.value())  # a malformed whsec_ secret fails at start, not per request
     return WebhookSettings(
         path=args.path,
-        hmac_secret=secret(args.hmac_secret_file),
+        hmac_secret=hmac_secret,
+        hmac_scheme=args.hmac_scheme,
+        hmac_tolerance=args.hmac_tolerance_seconds,
+        replay_cache_size=args.replay_cache_size,
         bearer_token=secret(args.bearer_token_file),
         max_body_bytes=args.max_body_bytes,
         rate_limit=args.rate_limit,
@@ -1102,7 +1358,10 @@ async def run(args: argparse.Namespace) -> None:
     await site.start()
     auth = [
         name
-        for name, on in (("hmac", settings.hmac_secret), ("bearer", settings.bearer_token))
+        for name, on in (
+            (f"hmac ({settings.hmac_scheme})", settings.hmac_secret),
+            ("bearer", settings.bearer_token),
+        )
         if on
     ]
     log.info(

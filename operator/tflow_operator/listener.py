@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from tflow_operator import keda, pods
 from tflow_operator.api.common import API_VERSION, GROUP, VERSION, Condition
-from tflow_operator.api.listener import NAMES, ListenerSpec, ListenerType
+from tflow_operator.api.listener import NAMES, HmacScheme, ListenerSpec, ListenerType
 from tflow_operator.conditions import make_condition, merge_conditions, status_changes
 from tflow_operator.config import Config
 from tflow_operator.kube import KubeClient, KubeError
@@ -156,8 +156,12 @@ def _source_flags(spec: ListenerSpec, mounts: Sequence[SecretMount]) -> list[str
         flags += ["--max-body-bytes", str(hook.max_body_bytes)]
         if hook.rate_limit_per_second is not None:
             flags += ["--rate-limit", str(hook.rate_limit_per_second)]
-        if "hmac" in by_volume:
+        if "hmac" in by_volume and hook.auth is not None:
             flags += ["--hmac-secret-file", by_volume["hmac"].path]
+            if hook.auth.hmac_scheme is HmacScheme.GITHUB:
+                flags += ["--hmac-scheme", "github"]
+            if hook.auth.hmac_tolerance_seconds is not None:
+                flags += ["--hmac-tolerance-seconds", str(hook.auth.hmac_tolerance_seconds)]
         if "bearer-token" in by_volume:
             flags += ["--bearer-token-file", by_volume["bearer-token"].path]
         if hook.run_control is not None and hook.run_control.enabled:

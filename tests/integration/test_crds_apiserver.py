@@ -265,6 +265,30 @@ def test_run_control_needs_webhook_auth(kube: Kube, namespace: str) -> None:
     on = {"type": "webhook", "webhook": {"runControl": {"enabled": True}, "auth": auth}}
     result = _apply(kube, namespace, _listener(on, "on"))
     assert result.returncode == 0, result.stderr
+    # A GitHub signature carries no timestamp: alone, it cannot guard run control.
+    github = {"hmacSecretRef": {"name": "hook", "key": "hmac"}, "hmacScheme": "GitHub"}
+    _rejected(
+        kube,
+        namespace,
+        _listener(
+            {"type": "webhook", "webhook": {"runControl": {"enabled": True}, "auth": github}}
+        ),
+        "spec.webhook.runControl.enabled",
+        "a GitHub signature has no timestamp",
+    )
+
+
+def test_hmac_settings_need_an_hmac_secret(kube: Kube, namespace: str) -> None:
+    auth = {"bearerTokenSecretRef": {"name": "hook", "key": "token"}, "hmacToleranceSeconds": 60}
+    _rejected(
+        kube,
+        namespace,
+        _listener({"type": "webhook", "webhook": {"auth": auth}}),
+        "spec.webhook.auth.hmacSecretRef",
+        "need hmacSecretRef",
+    )
+    auth = {"hmacSecretRef": {"name": "hook", "key": "hmac"}, "hmacToleranceSeconds": 7200}
+    _rejected(kube, namespace, _listener({"type": "webhook", "webhook": {"auth": auth}}), "3600")
 
 
 def test_rejects_service_bus_without_entity(kube: Kube, namespace: str) -> None:

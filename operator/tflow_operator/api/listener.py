@@ -77,6 +77,19 @@ RUN_CONTROL_AUTH_MESSAGE = (
     "spec.webhook.runControl.enabled needs spec.webhook.auth: the run-control API "
     "(signal a run, read its status) is never served without authentication"
 )
+RUN_CONTROL_GITHUB_MESSAGE = (
+    "spec.webhook.runControl.enabled needs spec.webhook.auth.bearerTokenSecretRef or the "
+    "StandardWebhooks HMAC scheme: a GitHub signature has no timestamp, so a captured "
+    "request could be replayed forever"
+)
+HMAC_SETTINGS_MESSAGE = "spec.webhook.auth.hmacScheme and hmacToleranceSeconds need hmacSecretRef"
+
+
+class HmacScheme(StrEnum):
+    """How an HMAC-signed request carries its signature."""
+
+    STANDARD_WEBHOOKS = "StandardWebhooks"
+    GITHUB = "GitHub"
 
 
 class WebhookAuth(SpecModel):
@@ -88,15 +101,42 @@ class WebhookAuth(SpecModel):
                 "has(self.hmacSecretRef) || has(self.bearerTokenSecretRef)",
                 WEBHOOK_AUTH_EMPTY_MESSAGE,
                 reason=CelReason.REQUIRED,
-            )
+            ),
+            cel_rule(
+                "has(self.hmacSecretRef) || (!has(self.hmacScheme) && "
+                "!has(self.hmacToleranceSeconds))",
+                HMAC_SETTINGS_MESSAGE,
+                field_path=".hmacSecretRef",
+                reason=CelReason.REQUIRED,
+            ),
         )
     )
 
     hmac_secret_ref: SecretKeyRef | None = Field(
         default=None,
         description=(
-            "Secret key holding the shared secret; requests must carry an HMAC-SHA256 "
-            "signature of the body made with it."
+            "Secret key holding the shared secret (`whsec_<base64>` is decoded, as Standard "
+            "Webhooks senders mean it); requests must carry an HMAC-SHA256 signature made "
+            "with it, as hmacScheme says."
+        ),
+    )
+    hmac_scheme: HmacScheme | None = Field(
+        default=None,
+        description=(
+            "`StandardWebhooks` (the default): `webhook-id`, `webhook-timestamp` and "
+            "`webhook-signature: v1,<base64 HMAC of id.timestamp.body>`, a timestamp within "
+            "hmacToleranceSeconds, and an id seen before refused as a replay. `GitHub`: "
+            "`X-Hub-Signature-256: sha256=<hex HMAC of the body>`, no timestamp, for "
+            "senders that can only do that."
+        ),
+    )
+    hmac_tolerance_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description=(
+            "How far a StandardWebhooks timestamp may be from the listener's clock, either "
+            "way; 300 when unset."
         ),
     )
     bearer_token_secret_ref: SecretKeyRef | None = Field(
@@ -108,7 +148,17 @@ class WebhookAuth(SpecModel):
     def _not_empty(self) -> Self:
         if self.hmac_secret_ref is None and self.bearer_token_secret_ref is None:
             raise ValueError(WEBHOOK_AUTH_EMPTY_MESSAGE)
+        if self.hmac_secret_ref is None and (
+            self.hmac_scheme is not None or self.hmac_tolerance_seconds is not None
+        ):
+            raise ValueError(HMAC_SETTINGS_MESSAGE)
         return self
+
+    @property
+    def replayable(self) -> bool:
+        """Whether a captured request could be sent again at any time (no bearer token,
+        only a GitHub signature, which carries no timestamp)."""
+        return self.bearer_token_secret_ref is None and self.hmac_scheme is HmacScheme.GITHUB
 
 
 class RunControl(SpecModel):
@@ -132,9 +182,17 @@ class WebhookSpec(SpecModel):
             cel_rule(
                 "!has(self.runControl) || !self.runControl.enabled || has(self.auth)",
                 RUN_CONTROL_AUTH_MESSAGE,
-                field_path=".runControl.enabled",
+                field_path=".runControl",
                 reason=CelReason.FORBIDDEN,
-            )
+            ),
+            cel_rule(
+                "!has(self.runControl) || !self.runControl.enabled || !has(self.auth)"
+                " || has(self.auth.bearerTokenSecretRef) || !has(self.auth.hmacScheme)"
+                " || self.auth.hmacScheme != 'GitHub'",
+                RUN_CONTROL_GITHUB_MESSAGE,
+                field_path=".runControl",
+                reason=CelReason.FORBIDDEN,
+            ),
         )
     )
 
@@ -169,8 +227,11 @@ class WebhookSpec(SpecModel):
 
     @model_validator(mode="after")
     def _run_control_needs_auth(self) -> Self:
-        if self.run_control is not None and self.run_control.enabled and self.auth is None:
-            raise ValueError(RUN_CONTROL_AUTH_MESSAGE)
+        if self.run_control is not None and self.run_control.enabled:
+            if self.auth is None:
+                raise ValueError(RUN_CONTROL_AUTH_MESSAGE)
+            if self.auth.replayable:
+                raise ValueError(RUN_CONTROL_GITHUB_MESSAGE)
         return self
 
 

@@ -4,10 +4,13 @@ Temporal down is a 503, the Microsoft handshakes, and the signal and status API.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import hmac
 import json
+import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -279,39 +282,141 @@ async def test_bad_input_is_a_4xx_naming_the_problem(make_hook: HookFactory) -> 
 
 
 def sign(secret: bytes, body: bytes) -> str:
+    """GitHub's scheme: the body only."""
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-async def test_hmac_signature(make_hook: HookFactory, tmp_path: Path) -> None:
+def standard(
+    secret: bytes, body: bytes, webhook_id: str | None = None, at: float | None = None
+) -> dict[str, str]:
+    """Standard Webhooks headers for a body, signed now (or `at`)."""
+    webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+    stamp = str(int(time.time() if at is None else at))
+    signed = f"{webhook_id}.{stamp}.".encode() + body
+    signature = base64.b64encode(hmac.new(secret, signed, hashlib.sha256).digest()).decode()
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": stamp,
+        "webhook-signature": f"v1,{signature}",
+    }
+
+
+async def test_standard_webhooks_signature(make_hook: HookFactory, tmp_path: Path) -> None:
     secret_file = tmp_path / "hmac"
     secret_file.write_text("s3cr3t\n")  # a trailing newline, as `kubectl create secret` leaves
     http, listener = await make_hook(WebhookSettings(hmac_secret=Secret.from_file(secret_file)))
     body = json.dumps(ce()).encode()
-    good = {"X-Signature-256": sign(b"s3cr3t", body)}
+    good = standard(b"s3cr3t", body)
     await post(listener, http, "/events", data=body, content_type=CE_JSON, headers=good)
+
+    async def refused(headers: dict[str, str], data: bytes = body) -> dict[str, Any]:
+        return await post(
+            listener, http, "/events", data=data, content_type=CE_JSON, headers=headers, expect=401
+        )
+
+    # The very same request again, inside the window: a replay.
+    problem = await refused(good)
+    assert problem["reason"] == "replayed"
+    assert good["webhook-id"] in problem["detail"]
+    # A fresh id with an old or a future timestamp.
+    assert (await refused(standard(b"s3cr3t", body, at=time.time() - 301)))[
+        "reason"
+    ] == "stale-timestamp"
+    future = await refused(standard(b"s3cr3t", body, at=time.time() + 600))
+    assert "in the future" in future["detail"]
+    # Unsigned, wrongly signed, the body or id changed, GitHub's header instead.
+    assert (await refused({}))["reason"] == "missing-signature"
+    assert (await refused(standard(b"other", body)))["reason"] == "bad-signature"
+    tampered = await refused(standard(b"s3cr3t", body), data=body + b" ")
+    assert "id.timestamp.body" in tampered["detail"]
+    moved = {**standard(b"s3cr3t", body), "webhook-id": f"msg_{uuid.uuid4().hex}"}
+    assert (await refused(moved))["reason"] == "bad-signature"
+    assert (await refused({"X-Hub-Signature-256": sign(b"s3cr3t", body)}))[
+        "reason"
+    ] == "missing-signature"
+    no_v1 = {**standard(b"s3cr3t", body), "webhook-signature": "v1a,abc"}
+    assert "no v1" in (await refused(no_v1))["detail"]
+    assert listener.metrics.value("tflow_listener_rejections_total", reason="replayed") == 1
+
+    # A sender rotating its secret signs with both; either matching is enough.
+    both = standard(b"s3cr3t", body := json.dumps(ce()).encode())
+    old = standard(b"old-secret", body, both["webhook-id"], float(both["webhook-timestamp"]))
+    both["webhook-signature"] = f"{old['webhook-signature']} {both['webhook-signature']}"
+    await post(listener, http, "/events", data=body, content_type=CE_JSON, headers=both)
+
+    # A whsec_ secret is the base64 of the key, as Standard Webhooks libraries mean it.
+    key = b"\x01\x02binary key"
+    secret_file.write_text("whsec_" + base64.b64encode(key).decode())
+    os.utime(secret_file, ns=(1, 10**18))
+    body = json.dumps(ce()).encode()
+    await post(
+        listener, http, "/events", data=body, content_type=CE_JSON, headers=standard(key, body)
+    )
+
+
+async def test_a_request_that_failed_on_our_side_may_be_retried_with_its_id(
+    make_hook: HookFactory, tmp_path: Path
+) -> None:
+    """Standard Webhooks senders keep the webhook-id when they retry: a 503 must not turn
+    the retry into a "replay"."""
+    dead = await Client.connect(
+        f"127.0.0.1:{free_port()}", lazy=True, data_converter=pydantic_data_converter
+    )
+    (tmp_path / "hmac").write_text("k")
+    http, _ = await make_hook(
+        WebhookSettings(hmac_secret=Secret.from_file(tmp_path / "hmac")), client=dead
+    )
+    body = json.dumps(ce()).encode()
+    headers = {"Content-Type": CE_JSON, **standard(b"k", body)}
+    for _ in range(2):
+        response = await http.post("/events", data=body, headers=headers)
+        assert response.status == 503, await response.text()
+
+
+async def test_github_signature_when_asked_for(make_hook: HookFactory, tmp_path: Path) -> None:
+    secret_file = tmp_path / "hmac"
+    secret_file.write_text("s3cr3t\n")
+    http, listener = await make_hook(
+        WebhookSettings(hmac_secret=Secret.from_file(secret_file), hmac_scheme="github")
+    )
+    body = json.dumps(ce()).encode()
+    for header in ("X-Hub-Signature-256", "X-Signature-256"):
+        good = {header: sign(b"s3cr3t", body)}
+        await post(listener, http, "/events", data=body, content_type=CE_JSON, headers=good)
 
     missing = await post(listener, http, "/events", data=body, content_type=CE_JSON, expect=401)
     assert missing["reason"] == "missing-signature"
-    bad = {"X-Signature-256": sign(b"other", body)}
+    assert "X-Hub-Signature-256" in missing["detail"]
+    bad = {"X-Hub-Signature-256": sign(b"other", body)}
     problem = await post(
         listener, http, "/events", data=body, content_type=CE_JSON, headers=bad, expect=401
     )
     assert problem["reason"] == "bad-signature"
-    malformed = {"X-Signature-256": "md5=abc"}
+    malformed = {"X-Hub-Signature-256": "md5=abc"}
     problem = await post(
         listener, http, "/events", data=body, content_type=CE_JSON, headers=malformed, expect=401
     )
     assert "64 hex digits" in problem["detail"]
-    # GitHub's header name works too; the signature is over the exact bytes sent.
+    # The signature is over the exact bytes sent.
     github = {"X-Hub-Signature-256": sign(b"s3cr3t", body + b" ")}
     await post(
         listener, http, "/events", data=body, content_type=CE_JSON, headers=github, expect=401
+    )
+    # A Standard Webhooks signature means nothing to a GitHub-scheme listener.
+    await post(
+        listener,
+        http,
+        "/events",
+        data=body,
+        content_type=CE_JSON,
+        headers=standard(b"s3cr3t", body),
+        expect=401,
     )
 
     # A rotated Secret takes effect without a restart.
     secret_file.write_text("rotated-secret-value")
     rotated = json.dumps(ce()).encode()
-    headers = {"X-Signature-256": sign(b"rotated-secret-value", rotated)}
+    headers = {"X-Hub-Signature-256": sign(b"rotated-secret-value", rotated)}
     await post(listener, http, "/events", data=rotated, content_type=CE_JSON, headers=headers)
     assert listener.metrics.value("tflow_listener_rejections_total", reason="bad-signature") == 3
 
@@ -343,13 +448,7 @@ async def test_bearer_token_and_both_checks(make_hook: HookFactory, tmp_path: Pa
     only_token = {"Authorization": "Bearer tok-123"}
     problem = await post(both, both_http, "/events", data=raw, headers=only_token, expect=401)
     assert problem["reason"] == "missing-signature"
-    await post(
-        both,
-        both_http,
-        "/events",
-        data=raw,
-        headers={**only_token, "X-Signature-256": sign(b"k", raw)},
-    )
+    await post(both, both_http, "/events", data=raw, headers={**only_token, **standard(b"k", raw)})
 
 
 # ---- limits ---------------------------------------------------------------------------------

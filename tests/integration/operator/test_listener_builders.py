@@ -352,3 +352,56 @@ def test_run_control_without_auth_is_refused_naming_the_field() -> None:
     off = ListenerSpec.model_validate({"type": "webhook", "webhook": {"runControl": {}}})
     args = container(listener_deployment("hook", "shop", UID, off, CONFIG))["args"]
     assert "--run-control" not in args
+
+
+def test_hmac_scheme_and_tolerance_reach_the_command_line() -> None:
+    hmac = {"name": "hook", "key": "hmac"}
+    default = ListenerSpec.model_validate(
+        {"type": "webhook", "webhook": {"auth": {"hmacSecretRef": hmac}}}
+    )
+    args = container(listener_deployment("hook", "shop", UID, default, CONFIG))["args"]
+    assert "--hmac-scheme" not in args  # the listener's default: Standard Webhooks
+    github = ListenerSpec.model_validate(
+        {
+            "type": "webhook",
+            "webhook": {
+                "auth": {"hmacSecretRef": hmac, "hmacScheme": "GitHub"},
+            },
+        }
+    )
+    args = container(listener_deployment("hook", "shop", UID, github, CONFIG))["args"]
+    assert args[args.index("--hmac-scheme") + 1] == "github"
+    assert build_parser("webhook").parse_args(args).hmac_scheme == "github"
+    tolerant = ListenerSpec.model_validate(
+        {
+            "type": "webhook",
+            "webhook": {"auth": {"hmacSecretRef": hmac, "hmacToleranceSeconds": 60}},
+        }
+    )
+    args = container(listener_deployment("hook", "shop", UID, tolerant, CONFIG))["args"]
+    assert build_parser("webhook").parse_args(args).hmac_tolerance_seconds == 60.0
+
+    # Run control on a GitHub signature alone is refused; with a bearer token it is not.
+    run_control = {
+        "type": "webhook",
+        "webhook": {
+            "runControl": {"enabled": True},
+            "auth": {"hmacSecretRef": hmac, "hmacScheme": "GitHub"},
+        },
+    }
+    with pytest.raises(ValidationError, match="GitHub signature has no timestamp"):
+        ListenerSpec.model_validate(run_control)
+    run_control["webhook"]["auth"]["bearerTokenSecretRef"] = {"name": "hook", "key": "token"}  # type: ignore[index]
+    ListenerSpec.model_validate(run_control)
+    with pytest.raises(ValidationError, match="need hmacSecretRef"):
+        ListenerSpec.model_validate(
+            {
+                "type": "webhook",
+                "webhook": {
+                    "auth": {
+                        "bearerTokenSecretRef": {"name": "h", "key": "t"},
+                        "hmacScheme": "GitHub",
+                    }
+                },
+            }
+        )

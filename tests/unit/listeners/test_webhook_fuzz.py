@@ -8,9 +8,12 @@ so that every outcome is reached; the real hand-off is covered by the integratio
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -57,8 +60,13 @@ async def hooks() -> AsyncIterator[dict[bool, TestClient[Any, Any]]]:
     for secured in (False, True):
         config = WebhookSettings(max_body_bytes=4096)
         if secured:
-            config.hmac_secret = Secret(SECRET)
-            config.bearer_token = Secret(TOKEN)
+            config = WebhookSettings(
+                max_body_bytes=4096,
+                hmac_secret=Secret(SECRET),
+                bearer_token=Secret(TOKEN),
+                run_control=True,
+                namespace="fuzz",
+            )
         listener = WebhookListener(dead, config, handoff=StandIn())
         clients[secured] = TestClient(TestServer(listener.app()))
         await clients[secured].start_server()
@@ -230,6 +238,9 @@ header_names = st.sampled_from(
         "ce-bad-name",
         "X-Signature-256",
         "X-Hub-Signature-256",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
         "Authorization",
         "WebHook-Request-Origin",
         "aeg-event-type",
@@ -246,7 +257,12 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
     body = draw(bodies)
     chosen = draw(headers)
     if secured and draw(st.booleans()):  # a correctly authenticated request, often
-        chosen["X-Signature-256"] = "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
+        webhook_id = f"msg_{uuid.uuid4().hex}"  # fresh: a repeated id is a (refused) replay
+        stamp = str(int(time.time()))
+        digest = hmac.new(SECRET, f"{webhook_id}.{stamp}.".encode() + body, hashlib.sha256)
+        chosen["webhook-id"] = webhook_id
+        chosen["webhook-timestamp"] = stamp
+        chosen["webhook-signature"] = "v1," + base64.b64encode(digest.digest()).decode()
         chosen["Authorization"] = "Bearer " + TOKEN.decode()
     return {
         "secured": secured,

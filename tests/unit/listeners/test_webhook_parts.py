@@ -3,6 +3,7 @@ limits, the command line and its environment variables, the API document."""
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
@@ -15,10 +16,12 @@ from tflow_listeners.__main__ import SOURCES, build_parser
 from tflow_listeners.webhook import (
     MAX_JSON_DEPTH,
     Problem,
+    ReplayCache,
     Secret,
     TokenBucket,
     WebhookListener,
     WebhookSettings,
+    hmac_key,
     openapi,
     parse_json,
     settings_from,
@@ -145,3 +148,59 @@ def test_openapi_document_covers_the_routes_and_resolves_its_refs() -> None:
 
     for ref in refs(document):
         assert ref.removeprefix("#/components/schemas/") in schemas, ref
+
+
+def test_cli_hmac_scheme_and_run_control_flags(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "hmac").write_text("whsec_" + base64.b64encode(b"raw key bytes").decode())
+    monkeypatch.setenv("TFLOW_LISTENER_HMAC_SECRET_FILE", str(tmp_path / "hmac"))
+    monkeypatch.setenv("TFLOW_LISTENER_RUN_CONTROL", "true")
+    monkeypatch.setenv("TFLOW_LISTENER_KUBE_NAMESPACE", "team-a")
+    settings = settings_from(build_parser("webhook").parse_args(["webhook"]))
+    assert (settings.hmac_scheme, settings.hmac_tolerance) == ("standard-webhooks", 300.0)
+    assert (settings.run_control, settings.namespace) == (True, "team-a")
+    assert settings.hmac_secret is not None
+    assert hmac_key(settings.hmac_secret.value()) == b"raw key bytes"
+
+    # Run control on a GitHub signature alone could be replayed forever: refused.
+    github = build_parser("webhook").parse_args(["webhook", "--hmac-scheme", "github"])
+    with pytest.raises(ValueError, match="GitHub signature alone"):
+        settings_from(github)
+    monkeypatch.setenv("TFLOW_LISTENER_RUN_CONTROL", "false")
+    github = build_parser("webhook").parse_args(["webhook", "--hmac-scheme", "github"])
+    assert settings_from(github).hmac_scheme == "github"
+    with pytest.raises(ValueError, match="--hmac-tolerance-seconds must be positive"):
+        settings_from(
+            build_parser("webhook").parse_args(["webhook", "--hmac-tolerance-seconds", "0"])
+        )
+    (tmp_path / "hmac").write_text("whsec_not base64!")
+    with pytest.raises(ValueError, match="not base64"):
+        settings_from(build_parser("webhook").parse_args(["webhook"]))
+
+
+def test_replay_cache_refuses_a_seen_id_and_forgets_it_after_the_window() -> None:
+    now = [1000.0]
+    cache = ReplayCache(window=300, capacity=10, clock=lambda: now[0])
+    assert cache.claim("a", 1000) is None
+    assert cache.claim("a", 1000) == "replayed"
+    assert cache.claim("a", 1001) == "replayed"  # the id, not the timestamp, is the key
+    cache.release("a")  # the request failed on our side: the sender's retry is welcome
+    assert cache.claim("a", 1002) is None
+    now[0] = 1303.0  # past the window: the timestamp check refuses it by then anyway
+    assert cache.claim("b", 1303) is None
+    assert len(cache) == 1
+
+
+def test_a_full_replay_cache_narrows_the_window_instead_of_forgetting() -> None:
+    now = [2000.0]
+    cache = ReplayCache(window=300, capacity=3, clock=lambda: now[0])
+    for i, stamp in enumerate((1900, 1950, 1990)):
+        assert cache.claim(f"id-{i}", stamp) is None
+    assert cache.claim("id-3", 1995) is None  # id-0 (1900) is dropped to make room
+    assert len(cache) == 3
+    assert cache.floor == 1900
+    # id-0 itself, and anything signed no later than the dropped one, is refused.
+    assert cache.claim("id-0", 1900) == "evicted"
+    assert cache.claim("new", 1899) == "evicted"
+    assert cache.claim("id-1", 1950) == "replayed"
