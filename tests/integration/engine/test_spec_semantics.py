@@ -218,6 +218,40 @@ async def test_filter_expression_sees_the_attribute_it_sits_on(engine: EngineHar
     assert await handle.result() == [{"temperature": 40}]
 
 
+@pytest.mark.runs("task.listen")
+async def test_filter_strings_are_regular_expressions_over_the_whole_attribute(
+    engine: EngineHarness,
+) -> None:
+    handle = await engine.start(
+        doc(
+            {
+                "payment": {
+                    "listen": {
+                        "to": {
+                            "one": {
+                                "with": {
+                                    "type": r"order\.(placed|paid)",
+                                    "source": "shop/.*",
+                                    "data": {"sku": "lamp-[0-9]+"},
+                                }
+                            }
+                        },
+                        "read": "envelope",
+                    }
+                }
+            },
+            {"seen": {"set": {"id": "${ .[0].id }", "type": "${ .[0].type }"}}},
+        )
+    )
+    await handle.signal("event", event("order.shipped", "1", {"sku": "lamp-1"}, "shop/eu"))
+    await handle.signal("event", event("order.paid", "2", {"sku": "chair-1"}, "shop/eu"))
+    await handle.signal("event", event("order.paid", "3", {"sku": "lamp-1"}, "warehouse"))
+    # A prefix is not enough: the pattern has to match all of the attribute.
+    await handle.signal("event", event("order.paid.late", "4", {"sku": "lamp-1"}, "shop/eu"))
+    await handle.signal("event", event("order.paid", "5", {"sku": "lamp-7"}, "shop/eu"))
+    assert await handle.result() == {"id": "5", "type": "order.paid"}
+
+
 async def test_until_given_as_events_listens_until_they_arrive_and_leaves_them_out(
     engine: EngineHarness,
 ) -> None:

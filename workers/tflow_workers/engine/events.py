@@ -7,7 +7,9 @@ name is taken as an event of that type with the signal's argument as its data, s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from tflow_workers.dsl.expressions import is_expression
@@ -35,7 +37,16 @@ def event_from_signal(name: str, payload: Any, now: str, new_id: str) -> dict[st
     }
 
 
-def _matches(wanted: Any, actual: Any, evaluate: Callable[[str, Any], Any]) -> bool:
+@lru_cache(maxsize=512)
+def _pattern(text: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(text)
+    except re.error:
+        # Not a regular expression, so it can only be meant literally.
+        return None
+
+
+def _matches(wanted: Any, actual: Any, evaluate: Callable[[str, Any], Any], regex: bool) -> bool:
     if is_expression(wanted):
         result = evaluate(wanted, actual)
         if isinstance(result, bool) or result is None:
@@ -44,26 +55,35 @@ def _matches(wanted: Any, actual: Any, evaluate: Callable[[str, Any], Any]) -> b
         return bool(result == actual)
     if isinstance(wanted, dict):
         return isinstance(actual, dict) and all(
-            k in actual and _matches(v, actual[k], evaluate) for k, v in wanted.items()
+            k in actual and _matches(v, actual[k], evaluate, regex) for k, v in wanted.items()
         )
-    return bool(wanted == actual)
+    if wanted == actual:
+        return True
+    if regex and isinstance(wanted, str) and isinstance(actual, str):
+        pattern = _pattern(wanted)
+        return pattern is not None and pattern.fullmatch(actual) is not None
+    return False
 
 
 def matches_filter(
     event: dict[str, Any],
     attributes: dict[str, Any],
     evaluate: Callable[[str, Any], Any],
+    regex: bool = True,
 ) -> bool:
     """True when every attribute of the filter matches the event.
 
     A literal compares equal (objects: as a subset, so `data: {orderId: 1}` matches any
-    event whose data has that field). A `${ }` expression is evaluated against the
-    attribute it sits on, as the spec's *Event Filter* says (`data: ${ .temperature > 38 }`
-    sees the event's data): `true` matches, `false`/`null` do not, any other value must
-    equal the attribute.
+    event whose data has that field). A literal string is also a regular expression that
+    must match the whole of a string attribute (`type: order\\.(placed|paid)`), as the
+    spec's *Event Filter* allows; a string that is not a valid pattern matches only
+    itself. `regex=False` is how runs recorded before patterns were supported matched. A
+    `${ }` expression is evaluated against the attribute it sits on, as the spec's *Event
+    Filter* says (`data: ${ .temperature > 38 }` sees the event's data): `true` matches,
+    `false`/`null` do not, any other value must equal the attribute.
     """
     return all(
-        key in event and _matches(wanted, event[key], evaluate)
+        key in event and _matches(wanted, event[key], evaluate, regex)
         for key, wanted in attributes.items()
     )
 

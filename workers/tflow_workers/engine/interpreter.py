@@ -89,6 +89,9 @@ PATCH_EMIT_OUTPUT = "tflow-emit-output"
 # Runs recorded before this patch did not check data schemas; a run that would now fault
 # on one must replay as it ran.
 PATCH_DATA_SCHEMAS = "tflow-data-schemas"
+# Runs recorded before this patch matched event filter strings for equality only; newer
+# runs also read them as regular expressions, which can consume other events.
+PATCH_FILTER_REGEX = "tflow-event-filter-regex"
 # Waiting kinds: a run can sit in these for long, so they are what TflowCurrentTask shows.
 WAITING_KINDS = frozenset({"wait", "listen", "run"})
 VALIDATION_CACHE_SIZE = 256
@@ -803,12 +806,13 @@ class DocumentInterpreter:
         where = f"{ref}/listen/to"
         # Correlation keys without `expect` take the value of the first event consumed.
         correlated: dict[str, Any] = {}
+        regex = workflow.patched(PATCH_FILTER_REGEX)
 
         def attribute_expr(expression: str, attribute: Any) -> Any:
             return self._expr(expression, attribute, {**scope, "input": data}, where)
 
         def matches(event: dict[str, Any], flt: dict[str, Any]) -> bool:
-            if not matches_filter(event, flt.get("with") or {}, attribute_expr):
+            if not matches_filter(event, flt.get("with") or {}, attribute_expr, regex):
                 return False
             found: dict[str, Any] = {}
             for key, rule in (flt.get("correlate") or {}).items():
