@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from tflow_operator.rbac import RULES
+from tflow_operator.rbac import RULES, SECRET_RULES
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "temporal-flow"
@@ -27,6 +27,9 @@ def expected() -> dict[Path, str]:
     files[CHART / "files" / "operator-rules.yaml"] = HEADER.format(
         source="operator/tflow_operator/rbac.py"
     ) + yaml.safe_dump(RULES, sort_keys=False)
+    files[CHART / "files" / "operator-secret-rules.yaml"] = HEADER.format(
+        source="operator/tflow_operator/rbac.py"
+    ) + yaml.safe_dump(SECRET_RULES, sort_keys=False)
     return files
 
 

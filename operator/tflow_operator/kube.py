@@ -260,3 +260,27 @@ class KubeClient:
             content=json.dumps(patch),
             headers={"Content-Type": "application/merge-patch+json"},
         )
+
+
+class SecretsNotReadable(KubeError):
+    """The operator may not read Secrets in a namespace: its owner has not bound the
+    operator's secrets role there (docs/operator.md, RBAC). Checks are skipped."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.note = (
+            f"Secrets not verified: the operator may not read Secrets in {namespace} "
+            "(bind ClusterRole temporal-flow-operator-secrets there to have them checked)"
+        )
+        super().__init__(403, self.note)
+
+
+async def secret_of(kube: KubeClient, namespace: str, name: str) -> dict[str, Any] | None:
+    """A Secret a resource names, None when it does not exist; SecretsNotReadable when
+    the operator is not allowed to look."""
+    try:
+        return await kube.get("v1", "Secret", namespace, name)
+    except KubeError as err:
+        if err.status != 403:
+            raise
+        raise SecretsNotReadable(namespace) from None

@@ -36,11 +36,11 @@ import kopf
 from pydantic import ValidationError
 
 from tflow_operator import keda, pods
-from tflow_operator.api.common import API_VERSION, GROUP, VERSION, Condition
+from tflow_operator.api.common import API_VERSION, GROUP, VERSION, Condition, ConditionStatus
 from tflow_operator.api.listener import NAMES, HmacScheme, ListenerSpec, ListenerType
 from tflow_operator.conditions import make_condition, merge_conditions, status_changes
 from tflow_operator.config import Config
-from tflow_operator.kube import KubeClient, KubeError
+from tflow_operator.kube import KubeClient, KubeError, SecretsNotReadable, secret_of
 from tflow_operator.naming import APP_NAME, bounded, common_labels
 
 PLURAL: Final = NAMES.plural
@@ -393,10 +393,11 @@ class Outcome:
 
 
 async def _missing_secrets(kube: KubeClient, namespace: str, spec: ListenerSpec) -> list[str]:
-    """Human-readable names of the referenced Secrets or keys that do not exist."""
+    """Human-readable names of the referenced Secrets or keys that do not exist; raises
+    SecretsNotReadable where the namespace has not let the operator read Secrets."""
     missing: list[str] = []
     for mount in secret_mounts(spec):
-        secret = await kube.get("v1", "Secret", namespace, mount.secret)
+        secret = await secret_of(kube, namespace, mount.secret)
         if secret is None:
             missing.append(f"Secret {namespace}/{mount.secret}")
         elif mount.key is not None and mount.key not in (
@@ -470,7 +471,12 @@ async def reconcile_listener(kube: KubeClient, body: Mapping[str, Any], config: 
         return Outcome(status, [])
 
     endpoint = listener_endpoint(name, namespace, spec)
-    missing = await _missing_secrets(kube, namespace, spec)
+    unverified = ""
+    try:
+        missing = await _missing_secrets(kube, namespace, spec)
+    except SecretsNotReadable as err:
+        # The kubelet mounts them without the operator: roll out, and say what was skipped.
+        missing, unverified = [], err.note
     if missing:
         message = f"{', '.join(missing)} not found; the listener is not rolled out until it exists"
         condition = make_condition(READY, False, "SecretNotFound", message, generation)
@@ -501,6 +507,14 @@ async def reconcile_listener(kube: KubeClient, body: Mapping[str, Any], config: 
     ready_replicas = int(((deployment or {}).get("status") or {}).get("readyReplicas", 0) or 0)
     trouble = await pods.workload_trouble(kube, deployment) if deployment else None
     condition = ready_condition(spec, deployment, generation, trouble)
+    if unverified:
+        condition = make_condition(
+            READY,
+            condition.status == ConditionStatus.TRUE,
+            condition.reason,
+            f"{condition.message}; {unverified}",
+            generation,
+        )
     status = await write(condition, {"readyReplicas": ready_replicas, "endpoint": endpoint})
     return Outcome(status, [])
 

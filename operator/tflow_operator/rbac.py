@@ -16,8 +16,15 @@ The ClusterRole grants exactly what the operator does, nothing more:
   listeners, written by server-side apply (``create`` + ``patch``), deleted when a
   definition moves to another task queue or a listener stops needing one; Deployments
   are also listed and watched (a listener's status follows its Deployment's);
-* Secrets: ``get`` only, to tell a Listener that a Secret it references is missing
-  (no list or watch: the operator never reads Secrets it was not pointed at);
+* Secrets: nothing cluster-wide. The operator only ever reads a Secret to tell a
+  Listener or WorkflowDefinition that one it names is missing; it may do so in a
+  namespace whose owner allowed it, by binding the separate ClusterRole
+  ``<name>-secrets`` (``get`` on secrets) with a RoleBinding there, or by a Role of their
+  own limited to ``resourceNames``. RBAC cannot limit ``get`` by a label, and an
+  operator allowed to create its own grants (``bind``/``escalate``) could grant itself
+  every Secret, so the consent has to come from the namespace, not from the operator.
+  Where it has none, the check is skipped (pods mount Secrets through the kubelet,
+  which needs no operator permission) and the status says it was not verified;
 * Pods: ``list`` only, by a worker or listener Deployment's selector and only while that
   Deployment is short of available replicas, to name why its pods do not start
   (``ErrImagePull``, ``CrashLoopBackOff``, ...) in its owner's status.
@@ -75,7 +82,6 @@ RULES: Final[list[dict[str, Any]]] = [
         "resources": ["configmaps"],
         "verbs": ["get", "list", "create", "patch", "delete"],
     },
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["services"], "verbs": WRITE},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": [*WRITE, "list", "watch"]},
@@ -87,8 +93,38 @@ RULES: Final[list[dict[str, Any]]] = [
 ]
 
 
+# Bound per namespace only (a RoleBinding), never cluster-wide: see the module docstring.
+SECRET_RULES: Final[list[dict[str, Any]]] = [
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+]
+SECRETS_SUFFIX: Final = "-secrets"
+
+
+def secrets_role_name(name: str = NAME) -> str:
+    return name + SECRETS_SUFFIX
+
+
+def secrets_role_binding(
+    namespace: str, operator_namespace: str = DEFAULT_NAMESPACE, name: str = NAME
+) -> dict[str, Any]:
+    """What a namespace's owner applies to let the operator check the Secrets that
+    Listeners and WorkflowDefinitions of that namespace name."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": secrets_role_name(name), "namespace": namespace},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": secrets_role_name(name),
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": operator_namespace}],
+    }
+
+
 def objects(namespace: str = DEFAULT_NAMESPACE, name: str = NAME) -> list[dict[str, Any]]:
-    """ServiceAccount, ClusterRole and ClusterRoleBinding of the operator."""
+    """ServiceAccount, ClusterRole and ClusterRoleBinding of the operator, and the
+    ClusterRole namespaces bind to let it check their Secrets."""
     labels = {PART_OF: PART_OF_VALUE, MANAGED_BY: "temporal-flow"}
     return [
         {
@@ -112,6 +148,12 @@ def objects(namespace: str = DEFAULT_NAMESPACE, name: str = NAME) -> list[dict[s
                 "name": name,
             },
             "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": secrets_role_name(name), "labels": labels},
+            "rules": SECRET_RULES,
         },
     ]
 

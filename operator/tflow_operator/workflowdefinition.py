@@ -48,7 +48,7 @@ from tflow_operator.conditions import (
     status_changes,
 )
 from tflow_operator.events import involved, post_event
-from tflow_operator.kube import KubeError
+from tflow_operator.kube import KubeError, SecretsNotReadable, secret_of
 from tflow_operator.model import DefinitionInfo, definition_info, plain, stable_hash
 from tflow_operator.naming import worker_deployment_name
 from tflow_operator.pods import PodTrouble, workload_trouble
@@ -363,6 +363,8 @@ async def reconcile(
     missing_secrets: list[str] = []
     try:
         missing_secrets = await missing_secrets_of(runtime, info)
+    except SecretsNotReadable as err:
+        notes.append(err.note)
     except (KubeError, httpx.HTTPError) as err:
         problems.append(f"checking use.secrets: {err}")
         retry_error = retry_error or err
@@ -417,10 +419,13 @@ async def reconcile(
 
 
 async def missing_secrets_of(runtime: Runtime, info: DefinitionInfo) -> list[str]:
-    """The Secrets the document names in ``use.secrets`` that do not exist."""
+    """The Secrets the document names in ``use.secrets`` that do not exist.
+
+    Raises SecretsNotReadable where the namespace has not let the operator read Secrets.
+    """
     missing = []
     for name in info.secrets:
-        if await runtime.kube.get("v1", "Secret", info.namespace, name) is None:
+        if await secret_of(runtime.kube, info.namespace, name) is None:
             missing.append(name)
     return missing
 

@@ -137,6 +137,12 @@ class OperatorProcess:
         self.stop()
         self.start()
 
+    def allow_secrets(self, namespace: str) -> None:
+        """What a namespace's owner does to have the operator check its Secrets: bind the
+        operator's secrets ClusterRole there."""
+        binding = rbac.secrets_role_binding(namespace, self.system_namespace)
+        self.kube.kubectl("apply", "-f", "-", input=yaml.safe_dump(binding))
+
 
 def start_operator(
     kube: ControlPlane,

@@ -8,7 +8,7 @@ import pytest
 from chart import CHART, INSTALL_YAML, find, helm, render, render_install_yaml
 
 from tflow_devstack.tools import REPO_ROOT
-from tflow_operator.rbac import RULES
+from tflow_operator.rbac import RULES, SECRET_RULES
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +118,30 @@ def test_install_yaml_is_rendered_from_the_chart() -> None:
     assert INSTALL_YAML.read_text() == render_install_yaml(), (
         "manifests/install.yaml is out of date: run `make manifests`"
     )
+
+
+def test_secrets_are_readable_only_in_the_namespaces_listed() -> None:
+    objects = render()
+    secrets_role = find(objects, "ClusterRole", "operator-secrets")
+    assert secrets_role["rules"] == SECRET_RULES
+    assert not [
+        o for o in objects if "secrets" in str(o.get("rules", "")) and o is not secrets_role
+    ]
+    # Nothing binds it by default, and never cluster-wide.
+    assert not [o for o in objects if o["kind"] == "RoleBinding"]
+    bindings = [o for o in objects if o["kind"] == "ClusterRoleBinding"]
+    assert all(b["roleRef"]["name"] != secrets_role["metadata"]["name"] for b in bindings)
+
+    listed = render("rbac.secretNamespaces={team-a,team-b}")
+    role_bindings = [o for o in listed if o["kind"] == "RoleBinding"]
+    assert sorted(b["metadata"]["namespace"] for b in role_bindings) == ["team-a", "team-b"]
+    account = find(listed, "ServiceAccount")["metadata"]
+    for binding in role_bindings:
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": secrets_role["metadata"]["name"],
+        }
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+        ]

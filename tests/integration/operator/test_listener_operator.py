@@ -91,6 +91,7 @@ def test_webhook_listener_end_to_end(
 def test_sqs_listener_waits_for_its_secret_then_scales_with_keda(
     operator: OperatorProcess, kube: ControlPlane, namespace: str
 ) -> None:
+    operator.allow_secrets(namespace)
     apply(
         kube,
         listener(

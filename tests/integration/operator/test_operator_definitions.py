@@ -317,6 +317,7 @@ def test_shared_workers_are_collected_with_the_last_definition(
 def test_secrets_the_document_uses_are_mounted_and_a_missing_one_reported(
     operator: OperatorProcess, kube: ControlPlane, namespace: str
 ) -> None:
+    operator.allow_secrets(namespace)
     queue = f"pay-{uuid.uuid4().hex[:6]}"
     wfd = definition("pay", queue)
     wfd["spec"]["workflow"]["use"] = {"secrets": ["payment-api"]}

@@ -404,15 +404,17 @@ def test_rbac_manifest_is_up_to_date() -> None:
     path = REPO / "manifests" / "rbac" / "operator.yaml"
     assert path.read_text() == rbac.render(), "run: python -m tflow_operator.rbac"
     kinds = [doc["kind"] for doc in yaml.safe_load_all(path.read_text())]
-    assert kinds == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
+    assert kinds == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ClusterRole"]
 
 
-def test_rbac_grants_no_secret_listing_and_no_wildcards() -> None:
-    for rule in rbac.RULES:
+def test_rbac_grants_no_secrets_cluster_wide_and_no_wildcards() -> None:
+    for rule in [*rbac.RULES, *rbac.SECRET_RULES]:
         assert "*" not in rule["verbs"]
         assert "*" not in rule["resources"]
-        if "secrets" in rule["resources"]:
-            assert rule["verbs"] == ["get"]
+    assert all("secrets" not in rule["resources"] for rule in rbac.RULES)
+    assert rbac.SECRET_RULES == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    bound = [o for o in rbac.objects() if o["kind"] == "ClusterRoleBinding"]
+    assert [b["roleRef"]["name"] for b in bound] == [rbac.NAME]
 
 
 # --------------------------------------------------------------------------- kopf
