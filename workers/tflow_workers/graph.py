@@ -20,25 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from xml.sax.saxutils import escape, quoteattr
 
+from tflow_workers.dsl.models import kinds_present
+
 __all__ = ["to_mermaid", "to_svg"]
 
 START: Final = "start"
 STOP: Final = "stop"
-
-_KINDS: Final = (
-    "call",
-    "do",
-    "emit",
-    "for",
-    "fork",
-    "listen",
-    "raise",
-    "run",
-    "set",
-    "switch",
-    "try",
-    "wait",
-)
 
 
 # ---------------------------------------------------------------------------- the graph
@@ -245,13 +232,9 @@ def _task_list(value: object, where: str) -> list[tuple[str, Mapping[str, Any]]]
 
 
 def _kind_of(task: Mapping[str, Any]) -> str:
-    # A `for` task carries its body in `do`; `for` wins.
-    if "for" in task:
-        return "for"
-    for kind in _KINDS:
-        if kind in task:
-            return kind
-    return "task"
+    # A drawing tolerates a task with several kinds (the first is drawn) or none.
+    kinds = kinds_present(task)
+    return kinds[0] if kinds else "task"
 
 
 def _kind_label(kind: str, task: Mapping[str, Any]) -> str:

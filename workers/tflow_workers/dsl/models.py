@@ -826,7 +826,8 @@ class WaitTask(TaskBase):
     wait: Duration
 
 
-def _kinds_present(value: Mapping[Any, Any]) -> list[str]:
+def kinds_present(value: Mapping[Any, Any]) -> list[str]:
+    """The task kinds a raw task mapping sets, in `TASK_KINDS` order; one for a valid task."""
     present = [kind for kind in TASK_KINDS if kind in value]
     # A `for` task also has a `do` list; that `do` is its body, not a second kind.
     if "for" in present and "do" in present:
@@ -836,7 +837,7 @@ def _kinds_present(value: Mapping[Any, Any]) -> list[str]:
 
 def task_kind(value: Mapping[Any, Any]) -> str | None:
     """The kind of a raw task mapping (`set`, `call`, ...), or None if it has none or several."""
-    present = _kinds_present(value)
+    present = kinds_present(value)
     return present[0] if len(present) == 1 else None
 
 
@@ -858,7 +859,7 @@ def _check_task_shape(value: Any) -> Any:
         return value
     if not isinstance(value, dict):
         raise _custom("task_type", "a task must be a mapping")
-    present = _kinds_present(value)
+    present = kinds_present(value)
     if len(present) > 1:
         raise _custom(
             "task_kind",

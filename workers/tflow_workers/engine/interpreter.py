@@ -18,9 +18,10 @@ import hashlib
 import json
 import math
 from collections import OrderedDict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from types import MappingProxyType
+from typing import Any, Final, cast
 
 import uritemplate
 from temporalio import workflow
@@ -29,6 +30,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 from tflow_workers.dsl.durations import parse_duration
 from tflow_workers.dsl.expressions import ExpressionError, evaluate, interpolate
+from tflow_workers.dsl.models import TASK_KINDS
+from tflow_workers.dsl.models import task_kind as model_task_kind
 from tflow_workers.dsl.schemas import schema_errors
 from tflow_workers.dsl.validate import validate_document
 from tflow_workers.engine.errors import (
@@ -65,20 +68,6 @@ from tflow_workers.engine.model import (
 RUNTIME_NAME = "temporal-flow"
 RUNTIME_VERSION = "0.1.0"
 DEFAULT_CALL_TIMEOUT = timedelta(minutes=5)
-TASK_KINDS = (
-    "for",
-    "try",
-    "set",
-    "switch",
-    "call",
-    "wait",
-    "listen",
-    "emit",
-    "fork",
-    "raise",
-    "run",
-    "do",
-)
 SEEN_EVENTS_LIMIT = 1000
 # Runs recorded before this patch upserted TflowCurrentTask at every top-level task; newer
 # runs upsert it only when a task starts to wait (see `_waiting_in`).
@@ -111,10 +100,10 @@ class _ContinueAsNew(Exception):
 
 
 def task_kind(task: dict[str, Any]) -> str:
-    for kind in TASK_KINDS:
-        if kind in task:
-            return kind
-    raise WorkflowError.of(ErrorType.CONFIGURATION, f"unknown task kind: {sorted(task)}")
+    kind = model_task_kind(task)
+    if kind is None:
+        raise WorkflowError.of(ErrorType.CONFIGURATION, f"unknown task kind: {sorted(task)}")
+    return kind
 
 
 def _truthy(value: Any) -> bool:
@@ -454,35 +443,77 @@ class DocumentInterpreter:
     ) -> tuple[Any, str | None]:
         if kind in WAITING_KINDS and not (kind == "run" and task["run"].get("await") is False):
             self._waiting_in(name)
-        if kind == "set":
-            return self._set(task["set"], data, variables, ref), None
-        if kind == "switch":
-            return data, self._switch(task["switch"], data, variables, ref)
-        if kind == "wait":
-            await workflow.sleep(self._duration(task["wait"], f"{ref}/wait"))
-            return data, None
-        if kind == "raise":
-            raise self._raise_error(task["raise"], data, variables, ref)
-        if kind == "do":
-            return await self._run_list(task["do"], data, self._scope(variables), f"{ref}/do"), None
-        if kind == "for":
-            return await self._for(task, data, variables, ref), None
-        if kind == "try":
-            return await self._try(name, task, data, variables, ref), None
-        if kind == "fork":
-            return await self._fork(task["fork"], data, variables, ref), None
-        if kind == "listen":
-            return await self._listen(task["listen"], data, variables, ref), None
-        if kind == "emit":
-            event = await self._emit(task["emit"], data, variables, ref)
-            # Runs recorded before the emitted event became the task's output carried
-            # the input on; replaying them must see the same data downstream.
-            return (event if workflow.patched(PATCH_EMIT_OUTPUT) else data), None
-        if kind == "call":
-            return await self._call(task, data, variables, ref), None
-        if kind == "run":
-            return await self._run(task["run"], data, variables, ref), None
-        raise WorkflowError.of(ErrorType.CONFIGURATION, f"unsupported task kind {kind!r}")
+        handler = TASK_HANDLERS.get(kind)
+        if handler is None:
+            raise WorkflowError.of(ErrorType.CONFIGURATION, f"unsupported task kind {kind!r}")
+        return await handler(self, name, task, data, variables, ref)
+
+    # Task handlers, one per kind (`TASK_HANDLERS`): each returns the task's raw output
+    # and the flow directive it chose, if any (only a switch chooses one).
+
+    async def _task_set(
+        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> tuple[Any, str | None]:
+        return self._set(task["set"], data, variables, ref), None
+
+    async def _task_switch(
+        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> tuple[Any, str | None]:
+        return data, self._switch(task["switch"], data, variables, ref)
+
+    async def _task_wait(
+        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> tuple[Any, str | None]:
+        await workflow.sleep(self._duration(task["wait"], f"{ref}/wait"))
+        return data, None
+
+    async def _task_raise(
+        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> tuple[Any, str | None]:
+        raise self._raise_error(task["raise"], data, variables, ref)
+
+    async def _task_do(
+        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> tuple[Any, str | None]:
+        return await self._run_list(task["do"], data, self._scope(variables), f"{ref}/do"), None
+
+    async def _task_for(
+        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> tuple[Any, str | None]:
+        return await self._for(task, data, variables, ref), None
+
+    async def _task_try(
+        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> tuple[Any, str | None]:
+        return await self._try(name, task, data, variables, ref), None
+
+    async def _task_fork(
+        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> tuple[Any, str | None]:
+        return await self._fork(task["fork"], data, variables, ref), None
+
+    async def _task_listen(
+        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> tuple[Any, str | None]:
+        return await self._listen(task["listen"], data, variables, ref), None
+
+    async def _task_emit(
+        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> tuple[Any, str | None]:
+        event = await self._emit(task["emit"], data, variables, ref)
+        # Runs recorded before the emitted event became the task's output carried the
+        # input on; replaying them must see the same data downstream.
+        return (event if workflow.patched(PATCH_EMIT_OUTPUT) else data), None
+
+    async def _task_call(
+        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> tuple[Any, str | None]:
+        return await self._call(task, data, variables, ref), None
+
+    async def _task_run(
+        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+    ) -> tuple[Any, str | None]:
+        return await self._run(task["run"], data, variables, ref), None
 
     def _waiting_in(self, name: str) -> None:
         """Point TflowCurrentTask at a task that starts to wait. Only waits are indexed: a
@@ -1111,6 +1142,36 @@ class DocumentInterpreter:
         entry.ended_at = workflow.now()
         entry.outcome = outcome
         entry.error = error
+
+
+_TaskHandler = Callable[
+    [DocumentInterpreter, str, dict[str, Any], Any, dict[str, Any], str],
+    Awaitable[tuple[Any, str | None]],
+]
+# The one table from task kind to what runs it. The kinds are the document model's
+# (`tflow_workers.dsl.models.TASK_KINDS`); a kind without a handler fails on import, not
+# in the middle of a run.
+TASK_HANDLERS: Final[Mapping[str, _TaskHandler]] = MappingProxyType(
+    {
+        "call": DocumentInterpreter._task_call,
+        "do": DocumentInterpreter._task_do,
+        "emit": DocumentInterpreter._task_emit,
+        "for": DocumentInterpreter._task_for,
+        "fork": DocumentInterpreter._task_fork,
+        "listen": DocumentInterpreter._task_listen,
+        "raise": DocumentInterpreter._task_raise,
+        "run": DocumentInterpreter._task_run,
+        "set": DocumentInterpreter._task_set,
+        "switch": DocumentInterpreter._task_switch,
+        "try": DocumentInterpreter._task_try,
+        "wait": DocumentInterpreter._task_wait,
+    }
+)
+if set(TASK_HANDLERS) != set(TASK_KINDS):
+    raise ImportError(
+        f"task kinds without a handler: {sorted(set(TASK_KINDS) - set(TASK_HANDLERS))}; "
+        f"handlers without a kind: {sorted(set(TASK_HANDLERS) - set(TASK_KINDS))}"
+    )
 
 
 def _expand_uri(template: str, data: Any, where: str) -> str:
