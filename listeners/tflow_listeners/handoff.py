@@ -39,6 +39,12 @@ class HandOff:
     # The Kubernetes namespace of the Listener, recorded on each run it starts so that
     # the run-control API can tell its own runs from another namespace's.
     namespace: str | None = None
+    # The namespaces whose routes may see this listener's events too (its side of the
+    # opt-in; the routes' side is theirs). Empty: its events stay in its namespace.
+    share_with: tuple[str, ...] = ()
+
+    def workflow_id(self, event: CloudEvent) -> str:
+        return event_workflow_id(event.source, event.id, self.namespace)
 
     async def submit(self, event: CloudEvent) -> Outcome:
         attributes = (
@@ -49,8 +55,12 @@ class HandOff:
         try:
             await self.client.start_workflow(
                 ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
-                RootInput(event=event.as_data()),
-                id=event_workflow_id(event.source, event.id),
+                RootInput(
+                    event=event.as_data(),
+                    namespace=self.namespace,
+                    share_with=list(self.share_with),
+                ),
+                id=self.workflow_id(event),
                 task_queue=self.task_queue,
                 # A closed run keeps its id too: an event redelivered after its run
                 # finished is still the same event.

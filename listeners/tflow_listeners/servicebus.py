@@ -433,7 +433,9 @@ async def run(args: argparse.Namespace) -> None:
     client = await connect_temporal(args)
     metrics = ListenerMetrics("servicebus")
     health = TemporalHealth(client)
-    handoff = MeteredHandOff(HandOff(client, args.task_queue, args.kube_namespace), metrics, health)
+    handoff = MeteredHandOff(
+        HandOff(client, args.task_queue, args.kube_namespace, args.share_with), metrics, health
+    )
     stop = asyncio.Event()
     stop_on_signals(stop)
     ops = await serve_ops(args.port, metrics, health) if args.port else None

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -89,6 +90,24 @@ def add_temporal_arguments(parser: argparse.ArgumentParser) -> None:
         help="Kubernetes namespace of the Listener: its events are routed within it, and "
         "the run-control API reaches only its runs",
     )
+    add_flag(
+        parser,
+        "--share-with",
+        "TFLOW_LISTENER_SHARE_WITH",
+        type=namespace_list,
+        default="",
+        help="comma-separated namespaces whose EventRoutes may also see this listener's "
+        "events, if they accept events from --kube-namespace",
+    )
+
+
+def namespace_list(text: str) -> tuple[str, ...]:
+    """`a,b` -> ("a", "b"); each must be a Kubernetes namespace name."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    for name in names:
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name):
+            raise argparse.ArgumentTypeError(f"{name!r} is not a Kubernetes namespace name")
+    return names
 
 
 async def connect_temporal(args: argparse.Namespace) -> Client:

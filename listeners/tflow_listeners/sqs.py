@@ -702,7 +702,9 @@ async def run(args: argparse.Namespace) -> None:
     health = TemporalHealth(client)
     listener = SqsListener(
         sqs_client(settings, args.credentials_dir),
-        MeteredHandOff(HandOff(client, args.task_queue, args.kube_namespace), metrics, health),
+        MeteredHandOff(
+            HandOff(client, args.task_queue, args.kube_namespace, args.share_with), metrics, health
+        ),
         settings,
         temporal_ready=health.ready,
         metrics=metrics,

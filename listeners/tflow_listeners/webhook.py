@@ -214,6 +214,8 @@ class WebhookSettings:
     namespace: str | None = None
     # `/runs/...` (signal a run, read its status); never without authentication.
     run_control: bool = False
+    # Namespaces whose routes may see this listener's events (see HandOff.share_with).
+    share_with: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.hmac_scheme not in HMAC_SCHEMES:
@@ -390,6 +392,7 @@ class WebhookListener:
                 self.client,
                 self.task_queue or DEFAULT_ROUTER_TASK_QUEUE,
                 namespace=self.settings.namespace,
+                share_with=self.settings.share_with,
             )
         if self.health is None:
             self.health = TemporalHealth(self.client)
@@ -650,7 +653,7 @@ class WebhookListener:
             )
         accepted = []
         for event, outcome in zip(events, results, strict=True):
-            workflow_id = event_workflow_id(event.source, event.id)
+            workflow_id = event_workflow_id(event.source, event.id, self.settings.namespace)
             log.debug("event %s from %s: %s (%s)", event.id, event.source, outcome, workflow_id)
             accepted.append(
                 {
@@ -1344,6 +1347,7 @@ def settings_from(args: argparse.Namespace) -> WebhookSettings:
         rate_limit=args.rate_limit,
         retry_after=args.retry_after,
         namespace=args.kube_namespace,
+        share_with=tuple(args.share_with),
         run_control=bool(args.run_control),
     )
 

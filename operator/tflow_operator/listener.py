@@ -229,6 +229,11 @@ def listener_deployment(
             {"name": "TFLOW_LISTENER_TASK_QUEUE", "value": config.router_task_queue},
             # The tenant boundary: events are routed, and runs reached, within it.
             {"name": "TFLOW_LISTENER_KUBE_NAMESPACE", "value": namespace},
+            *(
+                [{"name": "TFLOW_LISTENER_SHARE_WITH", "value": ",".join(spec.share_events_with)}]
+                if spec.share_events_with
+                else []
+            ),
         ],
         "ports": [{"name": port_name, "containerPort": port, "protocol": "TCP"}],
         "readinessProbe": {
@@ -563,6 +568,30 @@ async def _run(body: Mapping[str, Any], memo: Any, retry: bool) -> None:
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 async def listener_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await _run(body, memo, retry=True)
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+async def tflow_listener_sharing(body: kopf.Body, **_: Any) -> dict[str, tuple[str, ...]]:
+    """Namespace -> the namespaces this Listener shares its events with: the sending side
+    of the cross-namespace opt-in, which routes' Ready depends on."""
+    shared = (body.get("spec") or {}).get("shareEventsWith") or ()
+    return {str(body.metadata.namespace): tuple(sorted({str(n) for n in shared}))}
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def listener_sharing_changed(
+    type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    """Recompile the routes' verdicts when what a Listener shares changed."""
+    runtime = getattr(memo, "runtime", None)
+    if runtime is None:
+        return
+    key = (str(body.metadata.namespace), str(body.metadata.name))
+    if type == "DELETED":
+        runtime.publisher.forget("lsn", key)
+        return
+    shared = tuple(sorted((body.get("spec") or {}).get("shareEventsWith") or ()))
+    runtime.publisher.observe("lsn", key, (body.metadata.uid, shared))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LISTENER_LABEL: kopf.PRESENT})

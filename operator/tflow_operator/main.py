@@ -173,6 +173,7 @@ async def startup(
         # kopf hands every handler the indices, by the index functions' names.
         definitions=kwargs["tflow_definitions"],
         routes=kwargs["tflow_routes"],
+        listener_sharing=kwargs["tflow_listener_sharing"],
         router_task_queue=config.router_task_queue,
     )
     publisher = Publisher(config, kube, catalog)

@@ -271,6 +271,7 @@ class RouteInfo:
     problems: tuple[str, ...]
     status: dict[str, Any] = field(compare=False, repr=False)
     deleting: bool = False
+    from_namespaces: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -318,4 +319,5 @@ def route_info(body: Mapping[str, Any]) -> RouteInfo:
         problems=problems,
         status=plain(status) if isinstance(status, Mapping) else {},
         deleting=bool(meta.get("deletionTimestamp")),
+        from_namespaces=tuple(sorted({str(n) for n in spec.get("fromNamespaces") or ()})),
     )

@@ -211,7 +211,7 @@ class Publisher:
         snapshot = self.catalog.snapshot()
         valid = snapshot.valid()
         routes = self.catalog.all_routes()
-        table, verdicts = compile_routes(routes, snapshot.lookup)
+        table, verdicts = compile_routes(routes, snapshot.lookup, self.catalog.sharing())
         report.routes = len(table.routes)
         report.routing_hash = table.content_hash()
 

@@ -38,6 +38,7 @@ SHARD_LIMIT: Final = 900 * 1024
 
 REASON_COMPILED: Final = "Compiled"
 REASON_DISABLED: Final = "Disabled"
+REASON_NOT_SHARED: Final = "NamespaceNotShared"
 REASON_INVALID_EXPRESSION: Final = "InvalidExpression"
 REASON_WORKFLOW_NOT_FOUND: Final = "WorkflowNotFound"
 REASON_WORKFLOW_INVALID: Final = "WorkflowInvalid"
@@ -160,10 +161,18 @@ class RouteVerdict:
 
 
 DefinitionLookup = Callable[[str, str], tuple[DefinitionInfo, Verdict] | None]
+# Namespace -> the namespaces its Listeners share their events with.
+Sharing = Mapping[str, frozenset[str]]
 
 
-def judge_route(route: RouteInfo, lookup: DefinitionLookup) -> tuple[RouteVerdict, str | None]:
-    """Whether a route goes into the table, and the task queue of its target."""
+def judge_route(
+    route: RouteInfo, lookup: DefinitionLookup, sharing: Sharing | None = None
+) -> tuple[RouteVerdict, str | None]:
+    """Whether a route goes into the table, and the task queue of its target.
+
+    A route whose cross-namespace opt-in is not answered by the other side is compiled
+    all the same (its own namespace's events reach it; the router checks both sides of
+    each event) but not Ready, with a reason naming the missing opt-in."""
     if route.problems:
         return RouteVerdict(False, REASON_INVALID_EXPRESSION, "; ".join(route.problems)), None
     target = lookup(route.namespace, route.workflow)
@@ -179,11 +188,22 @@ def judge_route(route: RouteInfo, lookup: DefinitionLookup) -> tuple[RouteVerdic
         return RouteVerdict(False, REASON_WORKFLOW_INVALID, message), None
     if not route.enabled:
         return RouteVerdict(False, REASON_DISABLED, "spec.enabled is false"), None
+    unshared = [
+        ns for ns in route.from_namespaces if route.namespace not in (sharing or {}).get(ns, ())
+    ]
+    if unshared:
+        message = (
+            f"spec.fromNamespaces: {', '.join(unshared)} "
+            f"{'does' if len(unshared) == 1 else 'do'} not share events with "
+            f"{route.namespace}: no Listener there lists {route.namespace} in "
+            "spec.shareEventsWith; until one does, only this namespace's events reach the route"
+        )
+        return RouteVerdict(False, REASON_NOT_SHARED, message), definition.task_queue
     return RouteVerdict(True, REASON_COMPILED, "in the routing table"), definition.task_queue
 
 
 def compile_routes(
-    routes: Iterable[RouteInfo], lookup: DefinitionLookup
+    routes: Iterable[RouteInfo], lookup: DefinitionLookup, sharing: Sharing | None = None
 ) -> tuple[RoutingTable, dict[tuple[str, str], RouteVerdict]]:
     """The routing table of every ready route, and every route's verdict."""
     compiled: list[CompiledRoute] = []
@@ -191,9 +211,9 @@ def compile_routes(
     for route in routes:
         if route.deleting:
             continue
-        verdict, task_queue = judge_route(route, lookup)
+        verdict, task_queue = judge_route(route, lookup, sharing)
         verdicts[route.key] = verdict
-        if verdict.ready and task_queue is not None:
+        if (verdict.ready or verdict.reason == REASON_NOT_SHARED) and task_queue is not None:
             compiled.append(
                 CompiledRoute(
                     namespace=route.namespace,
@@ -205,6 +225,7 @@ def compile_routes(
                     input=route.input,
                     workflow=route.workflow,
                     task_queue=task_queue,
+                    from_namespaces=route.from_namespaces or None,
                 )
             )
     return RoutingTable(routes=compiled), verdicts

@@ -34,6 +34,17 @@ class Catalog:
     definitions: Index = field(default_factory=dict)
     routes: Index = field(default_factory=dict)
     router_task_queue: str = ""
+    # Namespace -> one tuple per Listener there: the namespaces it shares events with.
+    listener_sharing: Index = field(default_factory=dict)
+
+    def sharing(self) -> dict[str, frozenset[str]]:
+        """Namespace -> every namespace one of its Listeners shares its events with."""
+        return {
+            str(namespace): frozenset(
+                ns for shared in self.listener_sharing[namespace] for ns in shared
+            )
+            for namespace in list(self.listener_sharing)
+        }
 
     def definition(self, namespace: str, name: str) -> DefinitionInfo | None:
         store = self.definitions.get(("name", namespace, name))

@@ -6,6 +6,7 @@ import gzip
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,3 +121,26 @@ def test_table_is_deterministic_and_loads_split_and_compressed(tmp_path: Path) -
     medium = split_for_configmap(RoutingTable(routes=routes[:3000]), limit_bytes=300 * 1024)
     assert list(medium) == ["routes.json.gz"]
     assert RoutingTable.model_validate_json(gzip.decompress(medium["routes.json.gz"]))
+
+
+def test_an_event_sees_its_namespace_and_routes_that_both_sides_opted_into() -> None:
+    def route(namespace: str, **kw: Any) -> CompiledRoute:
+        return CompiledRoute(
+            namespace=namespace, name="r", type="t", workflow="w", task_queue="q", **kw
+        )
+
+    router = Router(
+        RoutingTable(routes=[route("a"), route("b"), route("c", from_namespaces=("a",))])
+    )
+    event = {"type": "t", "source": "s", "id": "1"}
+
+    def seen(namespace: str | None, share_with: tuple[str, ...] = ()) -> list[str]:
+        return sorted(m.route.namespace for m in router.match(event, False, namespace, share_with))
+
+    assert seen("a") == ["a"]
+    assert seen("a", ("b",)) == ["a"]  # b's route did not opt in
+    assert seen("a", ("c",)) == ["a", "c"]
+    assert seen("b", ("c",)) == ["b"]  # c accepts a's events, not b's
+    assert seen(None) == ["a", "b", "c"]  # sent by hand through Temporal: as before
+    # Tables without cross-namespace routes serialise exactly as before.
+    assert "from_namespaces" not in RoutingTable(routes=[route("a")]).to_json()

@@ -34,10 +34,17 @@ class CloudEvent(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-def event_workflow_id(source: str, event_id: str) -> str:
+def event_workflow_id(source: str, event_id: str, namespace: str | None = None) -> str:
     """The RootOrchestrator workflow id of an event: the same event (source + id) always
-    maps to the same id, so a redelivery can never start a second run."""
-    digest = hashlib.sha256(f"{source}\x00{event_id}".encode()).hexdigest()[:32]
+    maps to the same id, so a redelivery can never start a second run.
+
+    An event received in a Kubernetes namespace has the namespace in its id too: another
+    tenant sending an event with the same source and id must neither collide with it
+    ("duplicate") nor be able to claim its id first."""
+    key = (
+        f"{source}\x00{event_id}" if namespace is None else f"{namespace}\x00{source}\x00{event_id}"
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     return f"event-{digest}"
 
 
@@ -51,6 +58,12 @@ class RootInput(BaseModel):
     event: dict[str, Any] | None = None
     pending: list[dict[str, Any]] = Field(default_factory=list)
     routed: int = 0
+    # The Kubernetes namespace the event was received in (a Listener's) or emitted from
+    # (a flow's): it is routed to that namespace's routes, and to routes of the namespaces
+    # in `share_with` that accept events from it. None: sent by hand through Temporal,
+    # routed to every route as before namespaces were boundaries.
+    namespace: str | None = None
+    share_with: list[str] = Field(default_factory=list)
 
 
 class EventFormatError(ValueError):

@@ -3,7 +3,11 @@ workers read, and the matching of a CloudEvent against it.
 
 The table is cluster-wide: the operator compiles the EventRoutes of every namespace it
 watches into one table. Each route belongs to a namespace and starts a WorkflowDefinition
-of that namespace. An event carries no namespace, so it is matched against every route.
+of that namespace. An event carries the namespace it was received in (or emitted from),
+and a route sees it only when the route is in that namespace, or when both sides opted in:
+the route lists the event's namespace in `from_namespaces` and the event's side shares
+with the route's namespace (`share_with`, from the Listener). An event without a namespace
+(sent by hand through Temporal) is matched against every route.
 
 Matching: a route matches when each of its `type`, `source` and jq `filter` that is set
 matches. Every matching route starts its workflow, but an event starts at most one run of
@@ -48,6 +52,16 @@ class CompiledRoute(BaseModel):
     # The target WorkflowDefinition and where its runs go.
     workflow: str
     task_queue: str
+    # Other namespaces whose events this route accepts (its side of the opt-in).
+    # None rather than empty, so that tables without any stay byte for byte as before.
+    from_namespaces: tuple[str, ...] | None = None
+
+    def sees(self, namespace: str | None, share_with: frozenset[str]) -> bool:
+        """Whether an event from `namespace`, shared with `share_with`, may reach this
+        route: always within a namespace, across only with both sides' consent."""
+        if namespace is None or namespace == self.namespace:
+            return True
+        return namespace in (self.from_namespaces or ()) and self.namespace in share_with
 
     @property
     def id(self) -> str:
@@ -151,16 +165,24 @@ class Router:
             self._merged[key] = merged
         return merged
 
-    def match(self, event: dict[str, Any], tolerant: bool = False) -> list[Match]:
+    def match(
+        self,
+        event: dict[str, Any],
+        tolerant: bool = False,
+        namespace: str | None = None,
+        share_with: Iterable[str] = (),
+    ) -> list[Match]:
         """The runs an event starts, highest priority first; one per WorkflowDefinition.
 
-        A route whose filter or mapping fails raises RouteError; with `tolerant` it is
-        returned instead, with its error, and does not claim its definition, so another
-        route to the same definition may still start it."""
+        Only routes that may see an event from `namespace` are considered (see
+        `CompiledRoute.sees`). A route whose filter or mapping fails raises RouteError;
+        with `tolerant` it is returned instead, with its error, and does not claim its
+        definition, so another route to the same definition may still start it."""
         found: list[Match] = []
         claimed: set[str] = set()
+        shared = frozenset(share_with)
         for route in self.candidates(event.get("type")):
-            if route.target in claimed:
+            if route.target in claimed or not route.sees(namespace, shared):
                 continue
             if route.source is not None and route.source != event.get("source"):
                 continue

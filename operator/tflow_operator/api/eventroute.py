@@ -16,6 +16,7 @@ from tflow_operator.api.common import (
     API_VERSION,
     ApiModel,
     CelReason,
+    DnsLabel,
     DnsSubdomain,
     JqExpression,
     ObjectMeta,
@@ -100,6 +101,18 @@ class EventRouteSpec(SpecModel):
     enabled: bool = Field(
         default=True,
         description="A disabled route stays in the cluster but matches no events.",
+    )
+    from_namespaces: list[DnsLabel] | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "Other namespaces whose events this route also sees: this route's side of a "
+            "two-sided opt-in. An event from namespace X reaches it only when a Listener in "
+            "X also lists this route's namespace in spec.shareEventsWith (else Ready is "
+            "False with reason NamespaceNotShared). Events of the route's own namespace "
+            "always reach it."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
 
 

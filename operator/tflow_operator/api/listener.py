@@ -17,6 +17,7 @@ from tflow_operator.api.common import (
     API_VERSION,
     ApiModel,
     CelReason,
+    DnsLabel,
     ObjectMeta,
     ResourceNames,
     ResourceStatus,
@@ -455,6 +456,16 @@ class ListenerSpec(SpecModel):
     scaling: ListenerScaling | None = Field(
         default=None,
         description="Scale a queue listener with KEDA on the queue's length instead of replicas.",
+    )
+    share_events_with: list[DnsLabel] | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "Other namespaces whose EventRoutes may also see this listener's events: the "
+            "sending side of a two-sided opt-in. A route there sees them only when it lists "
+            "this namespace in spec.fromNamespaces. Unset: events stay in this namespace."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
 
     @model_validator(mode="after")

@@ -84,4 +84,4 @@ async def test_cli_serves_events_from_env_configuration(
                 await process.wait()
     output = log_path.read_text()
     assert code == 0, output
-    assert f"webhook listener on 127.0.0.1:{port}/in (auth: bearer)" in output
+    assert f"webhook listener on 127.0.0.1:{port}/in (auth: bearer; run control: off)" in output

@@ -188,3 +188,53 @@ def test_many_routes_are_debounced_into_few_writes(
         line for line in operator.log_text()[log_offset:].splitlines() if "published:" in line
     ]
     assert 1 <= len(writes) <= 10, writes
+
+
+def test_cross_namespace_route_needs_the_other_sides_consent(
+    operator: OperatorProcess, kube: ControlPlane, namespace: str
+) -> None:
+    sender = f"sender-{uuid.uuid4().hex[:8]}"
+    kube.kubectl("create", "namespace", sender)
+    try:
+        queue = f"x-{uuid.uuid4().hex[:6]}"
+        apply(
+            kube,
+            definition(namespace, "documents", queue),
+            route(namespace, "theirs", "documents", fromNamespaces=[sender]),
+        )
+
+        def reason() -> dict[str, Any]:
+            return route_status(kube, namespace, "theirs")
+
+        ready = eventually(
+            lambda: reason() if reason().get("reason") == "NamespaceNotShared" else None
+        )
+        assert ready["status"] == "False"
+        assert (
+            f"spec.fromNamespaces: {sender} does not share events with {namespace}"
+            in (ready["message"])
+        )
+        assert "spec.shareEventsWith" in ready["message"]
+        # Compiled all the same: its own namespace's events reach it; the router checks
+        # the sender's consent on each event.
+        compiled, _ = table(kube, operator)
+        (entry,) = [r for r in compiled.routes if r.id == f"{namespace}/theirs"]
+        assert entry.from_namespaces == (sender,)
+
+        # A Listener of the sending namespace gives its consent.
+        listener: dict[str, Any] = {
+            "apiVersion": "temporalflow.dev/v1alpha1",
+            "kind": "Listener",
+            "metadata": {"name": "hook", "namespace": sender},
+            "spec": {"type": "webhook", "replicas": 0, "shareEventsWith": ["somewhere-else"]},
+        }
+        apply(kube, listener)
+        listener["spec"]["shareEventsWith"] = ["somewhere-else", namespace]
+        apply(kube, listener)  # an update, seen through the Listener watch
+        eventually(lambda: reason().get("reason") == "Compiled")
+        assert reason()["status"] == "True"
+        # Consent withdrawn: the route says so again.
+        kube.kubectl("delete", "listener", "hook", "-n", sender)
+        eventually(lambda: reason().get("reason") == "NamespaceNotShared")
+    finally:
+        kube.kubectl("delete", "namespace", sender, "--wait=false", check=False)

@@ -43,7 +43,7 @@ from tflow_workers.cloudevents import (
 )
 from tflow_workers.connection import connect
 from tflow_workers.engine.activities import EngineActivities
-from tflow_workers.engine.model import RunInput
+from tflow_workers.engine.model import SA_NAMESPACE, DefinitionRef, RunInput
 from tflow_workers.engine.serverless_workflow import ServerlessWorkflow
 from tflow_workers.engine.starter import start_run
 from tflow_workers.orchestrator.activities import OrchestratorActivities
@@ -72,9 +72,11 @@ class Orchestra:
     # The Kubernetes namespace of this test's definitions: keeps searches apart.
     namespace: str
 
-    def route(self, name: str, workflow: str, queue: int = 0, **kw: Any) -> CompiledRoute:
+    def route(
+        self, name: str, workflow: str, queue: int = 0, namespace: str = "", **kw: Any
+    ) -> CompiledRoute:
         return CompiledRoute(
-            namespace=self.namespace,
+            namespace=namespace or self.namespace,
             name=name,
             workflow=workflow,
             task_queue=self.queues[queue],
@@ -94,11 +96,18 @@ class Orchestra:
         if not link.is_symlink():
             link.symlink_to("..data/routes.json")
 
-    def define(self, name: str, queue: int = 0, do: list[dict[str, Any]] | None = None) -> None:
+    def define(
+        self,
+        name: str,
+        queue: int = 0,
+        do: list[dict[str, Any]] | None = None,
+        namespace: str = "",
+    ) -> None:
+        namespace = namespace or self.namespace
         manifest = {
             "apiVersion": "temporalflow.dev/v1alpha1",
             "kind": "WorkflowDefinition",
-            "metadata": {"name": name, "namespace": self.namespace, "generation": 2},
+            "metadata": {"name": name, "namespace": namespace, "generation": 2},
             "spec": {
                 "taskQueue": self.queues[queue],
                 "workflow": {
@@ -112,21 +121,25 @@ class Orchestra:
                 },
             },
         }
-        (self.definitions_dir / f"{name}.yaml").write_text(yaml.safe_dump(manifest))
+        (self.definitions_dir / f"{namespace}.{name}.yaml").write_text(yaml.safe_dump(manifest))
 
-    async def submit(self, event: CloudEvent) -> WorkflowHandle[Any, Decision]:
+    async def submit(
+        self, event: CloudEvent, namespace: str | None = None, share_with: tuple[str, ...] = ()
+    ) -> WorkflowHandle[Any, Decision]:
         """What a listener does (tflow_listeners.handoff)."""
         return await self.client.start_workflow(
             ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
-            RootInput(event=event.as_data()),
-            id=event_workflow_id(event.source, event.id),
+            RootInput(event=event.as_data(), namespace=namespace, share_with=list(share_with)),
+            id=event_workflow_id(event.source, event.id, namespace),
             task_queue=self.router_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             result_type=Decision,
         )
 
-    async def decide(self, event: CloudEvent) -> Decision:
-        handle = await self.submit(event)
+    async def decide(
+        self, event: CloudEvent, namespace: str | None = None, share_with: tuple[str, ...] = ()
+    ) -> Decision:
+        handle = await self.submit(event, namespace, share_with)
         decision = await handle.result()
         await replay(handle)
         return decision
@@ -722,3 +735,91 @@ async def test_a_run_ignores_an_event_delivered_twice(orch: Orchestra) -> None:
     ids = await run.result()
     assert ids[0] == first["id"]
     assert ids[1] != first["id"]
+
+
+# ---- namespaces are tenants -----------------------------------------------------------------
+
+
+def started_flows(decision: Decision) -> set[str]:
+    return {f"{m.namespace}/{m.workflow}" for m in decision.matches if m.status == "started"}
+
+
+async def test_routes_of_two_namespaces_never_start_each_others_flows(orch: Orchestra) -> None:
+    a, b = orch.namespace, f"{orch.namespace}-b"
+    for ns in (a, b):
+        orch.define("incident", namespace=ns)
+    orch.define("audit", namespace=b)
+    orch.publish_routes(
+        orch.route("incidents", "incident", type="incident", namespace=a),
+        orch.route("incidents", "incident", type="incident", namespace=b),
+        # b's route that accepts a's events: its side of the opt-in.
+        orch.route("audit-a", "audit", type="incident", namespace=b, from_namespaces=(a,)),
+    )
+    # The same event type in each namespace starts only that namespace's flow.
+    assert started_flows(await orch.decide(cloud_event("incident"), a)) == {f"{a}/incident"}
+    in_b = {f"{b}/incident", f"{b}/audit"}  # b's own routes, the opted-in one too
+    assert started_flows(await orch.decide(cloud_event("incident"), b)) == in_b
+    # a's events reach none of b's routes unless a shares with b.
+    assert started_flows(await orch.decide(cloud_event("incident"), a)) == {f"{a}/incident"}
+    # a shares with b, but only the route that opted in sees it, not b's other routes.
+    shared = await orch.decide(cloud_event("incident"), a, share_with=(b,))
+    assert started_flows(shared) == {f"{a}/incident", f"{b}/audit"}
+    audit = orch.child(shared, "audit")
+    assert (await audit.describe()).typed_search_attributes.get(SA_NAMESPACE) == b
+    # Sharing with a namespace whose routes did not opt in reaches nothing there.
+    assert started_flows(await orch.decide(cloud_event("incident"), b, share_with=(a,))) == in_b
+    # The same source and id in two namespaces are two events, not a duplicate.
+    event = cloud_event("incident")
+    first, second = await orch.decide(event, a), await orch.decide(event, b)
+    assert (first.matches[0].status, second.matches[0].status) == ("started", "started")
+
+
+async def test_emitted_events_and_deliveries_stay_in_their_namespace(orch: Orchestra) -> None:
+    a, b = orch.namespace, f"{orch.namespace}-b"
+    emit = {"emit": {"event": {"with": {"type": "ping", "source": "flows", "data": {}}}}}
+    orch.define("emitter", do=[{"announce": emit}], namespace=a)
+    for ns in (a, b):
+        orch.define("pong", namespace=ns)
+    orch.publish_routes(
+        orch.route("go", "emitter", type="go", namespace=a),
+        orch.route("pings", "pong", type="ping", namespace=a),
+        orch.route("pings", "pong", type="ping", namespace=b),
+    )
+    decision = await orch.decide(cloud_event("go"), a)
+    await orch.child(decision, "emitter").result()
+    found: list[str] = []
+
+    async def pong_in_a() -> bool:
+        query = f'TflowDefinition = "{a}/pong"'
+        found[:] = [w.id async for w in orch.client.list_workflows(query)]
+        return bool(found)
+
+    await eventually_async(pong_in_a, "the emitted event's run in its own namespace")
+    root = orch.client.get_workflow_handle(found[0].split("/")[0])
+    emitted = await root.query("decision", result_type=Decision)
+    assert started_flows(emitted) == {f"{a}/pong"}
+    assert not [w async for w in orch.client.list_workflows(f'TflowDefinition = "{b}/pong"')]
+
+    # A run of b waiting for an event type gets it from b, never from a (shared or not).
+    event_type = f"approve.{b}"
+    waits = {"approval": {"listen": {"to": {"one": {"with": {"type": event_type}}}}}}
+    orch.define("waits", do=[waits], namespace=b)
+    resolved = RunInput(
+        document={
+            "document": {"dsl": "1.0.0", "namespace": "t", "name": "w", "version": "1.0.0"},
+            "do": [waits],
+        },
+        definition=DefinitionRef(namespace=b, name="waits"),
+    )
+    waiting = await start_run(orch.client, resolved, orch.queues[0])
+    listening = f'TflowListening = "{event_type}"'
+
+    async def visible() -> bool:
+        return bool([w async for w in orch.client.list_workflows(listening)])
+
+    await eventually_async(visible, "the waiting run in visibility")
+    from_a = await orch.decide(cloud_event(event_type, by="mallory"), a, share_with=(b,))
+    assert from_a.delivered == []
+    from_b = await orch.decide(cloud_event(event_type, by="ops"), b)
+    assert from_b.delivered == [waiting.id]
+    assert await waiting.result() == [{"by": "ops"}]

@@ -13,12 +13,13 @@ from typing import Any, Protocol
 import httpx
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from tflow_workers.cloudevents import (
     DEFAULT_ROUTER_TASK_QUEUE,
     ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
+    RootInput,
     event_workflow_id,
 )
 from tflow_workers.dsl.yamlio import YamlError, load_yaml, load_yaml_all
@@ -35,6 +36,7 @@ from tflow_workers.engine.model import (
     ACTIVITY_OPENAPI,
     ACTIVITY_RESOLVE,
     ACTIVITY_SECRETS,
+    SA_NAMESPACE,
     DefinitionRef,
     HttpRequest,
     OpenApiRequest,
@@ -284,14 +286,29 @@ class EngineActivities:
                     detail="this worker has no Temporal client to hand events to",
                 )
             )
+        # The event belongs to the emitting run's namespace, read from the run's search
+        # attribute (set by whoever started it, not by the document), so a flow's events
+        # are routed like its Listener's would be and never leave its namespace.
+        info = activity.info()
+        namespace: str | None = None
+        if info.workflow_id is not None:
+            described = await self.client.get_workflow_handle(
+                info.workflow_id, run_id=info.workflow_run_id
+            ).describe()
+            namespace = described.typed_search_attributes.get(SA_NAMESPACE)
         # A retried activity whose start already went through is the same event.
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await self.client.start_workflow(
                 ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
-                event,
-                id=event_workflow_id(str(event["source"]), str(event["id"])),
+                event if namespace is None else RootInput(event=event, namespace=namespace),
+                id=event_workflow_id(str(event["source"]), str(event["id"]), namespace),
                 task_queue=self.router_task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=(
+                    None
+                    if namespace is None
+                    else TypedSearchAttributes([SearchAttributePair(SA_NAMESPACE, namespace)])
+                ),
             )
 
     @activity.defn(name=ACTIVITY_RESOLVE)

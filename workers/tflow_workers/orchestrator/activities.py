@@ -28,6 +28,7 @@ from tflow_workers.engine.errors import WorkflowError
 from tflow_workers.engine.events import EVENT_SIGNAL
 from tflow_workers.engine.model import (
     SA_LISTENING,
+    SA_NAMESPACE,
     WORKFLOW_TYPE,
     ResolvedDefinition,
     RunInput,
@@ -36,6 +37,7 @@ from tflow_workers.engine.starter import check_run_input
 from tflow_workers.orchestrator.model import (
     ACTIVITY_DELIVER,
     ACTIVITY_ROUTE,
+    EventScope,
     RouteTarget,
     RoutingResult,
 )
@@ -160,11 +162,19 @@ def definitions_fingerprint(directory: Path | None) -> str:
     return digest.hexdigest()
 
 
-def match_routes(router: Router, event: dict[str, Any]) -> list[tuple[CompiledRoute, Any, str]]:
+def match_routes(
+    router: Router, event: dict[str, Any], scope: EventScope | None = None
+) -> list[tuple[CompiledRoute, Any, str]]:
     """`Router.match`, except that a route whose jq fails does not stop the others: it is
     returned with its error (and no input) and does not count as a match, so another route
     to the same definition may still start it. Each item is (route, input, error)."""
-    return [(m.route, m.input, m.error) for m in router.match(event, tolerant=True)]
+    matches = router.match(
+        event,
+        tolerant=True,
+        namespace=scope.namespace if scope else None,
+        share_with=scope.share_with if scope else (),
+    )
+    return [(m.route, m.input, m.error) for m in matches]
 
 
 class OrchestratorActivities:
@@ -181,20 +191,26 @@ class OrchestratorActivities:
         return [self.route_event, self.deliver_event]
 
     @activity.defn(name=ACTIVITY_DELIVER)
-    async def deliver_event(self, event: dict[str, Any]) -> list[str]:
+    async def deliver_event(
+        self, event: dict[str, Any], scope: EventScope | None = None
+    ) -> list[str]:
         """Signal the event to every run whose `listen` waits for its type.
 
         Runs say what they wait for in the `TflowListening` search attribute. Visibility
         is eventually consistent: a run that started listening a moment ago may be
         missed, which is why an event meant for one run is better signalled to it by id.
         A retried delivery may signal a run twice; runs ignore an event id they have seen.
+        An event from a namespace reaches only runs of that namespace (`TflowNamespace`):
+        delivery to a waiting run never crosses a tenant's boundary, whatever is shared.
         """
         client = activity.client()
-        event_type = str(event.get("type", "")).replace("\\", "\\\\").replace('"', '\\"')
+        event_type = _quoted(str(event.get("type", "")))
         query = (
             f'WorkflowType = "{WORKFLOW_TYPE}" AND ExecutionStatus = "Running" '
             f'AND {SA_LISTENING.name} = "{event_type}"'
         )
+        if scope is not None:
+            query += f' AND {SA_NAMESPACE.name} = "{_quoted(scope.namespace)}"'
         delivered: list[str] = []
         async for run in client.list_workflows(query):
             try:
@@ -207,15 +223,17 @@ class OrchestratorActivities:
         return sorted(delivered)
 
     @activity.defn(name=ACTIVITY_ROUTE)
-    async def route_event(self, event: dict[str, Any]) -> RoutingResult:
+    async def route_event(
+        self, event: dict[str, Any], scope: EventScope | None = None
+    ) -> RoutingResult:
         # File reads and YAML parsing stay off the worker's event loop.
-        return await asyncio.to_thread(self.route, event)
+        return await asyncio.to_thread(self.route, event, scope)
 
-    def route(self, event: dict[str, Any]) -> RoutingResult:
+    def route(self, event: dict[str, Any], scope: EventScope | None = None) -> RoutingResult:
         router, table_hash = self.table.current()
         targets = [
             self._target(route, mapped, error, event)
-            for route, mapped, error in match_routes(router, event)
+            for route, mapped, error in match_routes(router, event, scope)
         ]
         return RoutingResult(table=table_hash, routes=len(router.table.routes), targets=targets)
 
@@ -254,3 +272,8 @@ class OrchestratorActivities:
                 "definition": resolved.definition,
             }
         )
+
+
+def _quoted(text: str) -> str:
+    """Text safe inside a double-quoted visibility query literal."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')

@@ -26,6 +26,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class EventScope(_Model):
+    """Where an event comes from, for the routing and delivery activities: its Kubernetes
+    namespace and the namespaces it is shared with (see `RootInput`)."""
+
+    namespace: str
+    share_with: list[str] = Field(default_factory=list)
+
+
 class RouteTarget(_Model):
     """One flow run an event starts (or would have started): the route that chose it, the
     definition's document snapshot and the mapped input, or why it cannot start."""

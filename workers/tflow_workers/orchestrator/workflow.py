@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         RECENT_DECISIONS,
         SIGNAL_TRIGGER,
         Decision,
+        EventScope,
         MatchOutcome,
         RecentDecisions,
         RouteTarget,
@@ -82,6 +83,9 @@ class RootOrchestratorWorkflow:
         self._handled = 0
         # The per-event form's decision about its event.
         self._event_decision: Decision | None = None
+        # Where this run's events come from. Every event it routes has it, the ones
+        # signalled later too: a signal must not be a way around a tenant's boundary.
+        self._scope: EventScope | None = None
 
     @workflow.run
     async def run(self, params: Any = None) -> Decision:
@@ -89,6 +93,8 @@ class RootOrchestratorWorkflow:
         if root is None:
             return self._remember(problem or Decision(status="invalid"))
         self._routed += root.routed
+        if root.namespace is not None:
+            self._scope = EventScope(namespace=root.namespace, share_with=root.share_with)
         # Carried over from the previous run first: they were signalled earlier.
         self._pending[:0] = root.pending
         if root.event is not None:
@@ -108,7 +114,15 @@ class RootOrchestratorWorkflow:
         workflow.logger.info(
             "continuing as new after %d events, %d pending", self._handled, len(self._pending)
         )
-        workflow.continue_as_new(RootInput(pending=self._pending, routed=self._routed))
+        scope = self._scope
+        workflow.continue_as_new(
+            RootInput(
+                pending=self._pending,
+                routed=self._routed,
+                namespace=scope.namespace if scope else None,
+                share_with=scope.share_with if scope else [],
+            )
+        )
 
     @workflow.signal(name=SIGNAL_TRIGGER)
     def trigger(self, payload: Any = None) -> None:
@@ -166,19 +180,24 @@ class RootOrchestratorWorkflow:
             "event_type": event.type,
             "event_source": event.source,
         }
+        # Without a scope the activities get the event alone, as runs recorded before
+        # namespaces did: their histories replay unchanged.
+        args: list[Any] = [data] if self._scope is None else [data, self._scope]
         result: RoutingResult = await workflow.execute_activity(
             ACTIVITY_ROUTE,
-            data,
+            args=args,
             start_to_close_timeout=ROUTE_TIMEOUT,
             retry_policy=ROUTE_RETRY,
             result_type=RoutingResult,
             summary=f"{event.type} from {event.source}",
         )
-        base = event_workflow_id(event.source, event.id)
+        base = event_workflow_id(
+            event.source, event.id, self._scope.namespace if self._scope else None
+        )
         outcomes = list(await asyncio.gather(*(_start(t, data, base) for t in result.targets)))
         delivered: list[str] = await workflow.execute_activity(
             ACTIVITY_DELIVER,
-            data,
+            args=args,
             start_to_close_timeout=ROUTE_TIMEOUT,
             retry_policy=RetryPolicy(maximum_attempts=5),
             result_type=list,
