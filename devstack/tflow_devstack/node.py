@@ -34,6 +34,7 @@ from typing import IO
 import yaml
 
 from tflow_devstack.controlplane import SERVICE_CIDR, ControlPlane, write_kubeconfig
+from tflow_devstack.images import import_image
 from tflow_devstack.process import ManagedProcess, ServerFailedError, free_port
 from tflow_devstack.tools import MissingToolError, go_binary, versions
 
@@ -409,10 +410,11 @@ class Node:
         return result
 
     def import_image(self, archive: Path) -> None:
-        """Import an OCI or docker archive into the runtime's Kubernetes namespace."""
-        # Imported images are the only copy (nothing can be pulled), so the kubelet's image
-        # garbage collection is off (imageGCHighThresholdPercent: 100).
-        self.ctr("images", "import", "--no-unpack", str(archive))
+        """Import an image archive into the runtime's Kubernetes namespace, unpacked.
+
+        Imported images are the only copy (nothing can be pulled), so the kubelet's image
+        garbage collection is off (imageGCHighThresholdPercent: 100)."""
+        import_image(archive, str(self.containerd_socket))
 
     def images(self) -> list[str]:
         return self.ctr("images", "list", "--quiet").stdout.split()

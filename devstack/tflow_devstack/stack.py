@@ -16,8 +16,11 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from tflow_devstack.cluster import RELEASE, SYSTEM_NAMESPACE, Cluster
+import yaml
+
+from tflow_devstack.cluster import SYSTEM_NAMESPACE, Cluster
 from tflow_devstack.images import ImageBuildError
 from tflow_devstack.node import NodeUnavailableError
 from tflow_devstack.tools import REPO_ROOT, MissingToolError, go_binary
@@ -50,6 +53,11 @@ def start(workdir: Path, *, temporal_ui: bool = True, settings: tuple[str, ...] 
         )
         for sample in SAMPLES:
             cluster.cp.kubectl("apply", "-n", SAMPLE_NAMESPACE, "-f", str(REPO_ROOT / sample))
+        # Events stay in the namespace their Listener runs in, so the samples get a webhook
+        # of their own (the chart's sample Listener serves the release namespace).
+        cluster.cp.kubectl(
+            "apply", "-n", SAMPLE_NAMESPACE, "-f", "-", input=yaml.safe_dump(DEV_WEBHOOK)
+        )
     except BaseException:
         cluster.stop()
         raise
@@ -95,7 +103,7 @@ def up(workdir: Path) -> int:
         return 1
     try:
         assert cluster.temporal is not None
-        webhook = cluster.listener_url(SYSTEM_NAMESPACE, f"{RELEASE}-webhook")
+        webhook = cluster.listener_url(SAMPLE_NAMESPACE, DEV_WEBHOOK["metadata"]["name"])
         pidfile.write_text(str(os.getpid()))
         env_lines = {
             "KUBECONFIG": str(cluster.cp.kubeconfig),
@@ -151,6 +159,17 @@ def up(workdir: Path) -> int:
 
 SAMPLE_NAMESPACE = "default"
 SAMPLES = ("manifests/samples/incident-workflow.yaml",)
+# Unauthenticated, for trying things on this machine only; a real one names an HMAC secret
+# or tokens (manifests/samples/listener-webhook.yaml).
+DEV_WEBHOOK: dict[str, Any] = {
+    "apiVersion": "temporalflow.dev/v1alpha1",
+    "kind": "Listener",
+    "metadata": {
+        "name": "dev-webhook",
+        "labels": {"app.kubernetes.io/part-of": "temporal-flow-dev"},
+    },
+    "spec": {"type": "webhook", "webhook": {"path": "/events", "port": 8080}},
+}
 RESTRICTED_LABELS = (
     "pod-security.kubernetes.io/enforce=restricted",
     "pod-security.kubernetes.io/enforce-version=latest",

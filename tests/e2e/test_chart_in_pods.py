@@ -30,7 +30,8 @@ def ready(pod: dict[str, Any]) -> bool:
 
 
 def test_chart_components_run_in_ready_pods_on_the_node(cluster: Cluster) -> None:
-    running = pods(cluster, SYSTEM_NAMESPACE)
+    # The chart's own Deployments (the sample Listener's comes after, from the operator).
+    running = pods(cluster, SYSTEM_NAMESPACE, "app.kubernetes.io/managed-by=Helm")
     components = {
         p["metadata"]["labels"].get("app.kubernetes.io/component")
         or p["metadata"]["labels"].get("temporalflow.dev/component")

@@ -16,12 +16,20 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from tflow_devstack.cluster import RELEASE, SYSTEM_NAMESPACE, Cluster
-from workloads import apply, definition, post_until_run, replicas, route, runs_of, wait_for
+from tflow_devstack.cluster import SYSTEM_NAMESPACE, Cluster
+from workloads import (
+    apply,
+    definition,
+    post_until_run,
+    replicas,
+    route,
+    runs_of,
+    wait_for,
+    webhook,
+)
 
-pytestmark = pytest.mark.integration
-
-LISTENER = f"{RELEASE}-webhook"
+# Pods start, KEDA polls, cooldowns pass: minutes, not the suite's default 300 s.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 async def test_event_through_the_service_wakes_workers_runs_and_scales_back(
@@ -37,13 +45,19 @@ async def test_event_through_the_service_wakes_workers_runs_and_scales_back(
             "greet", task_queue, [{"greet": {"set": {"greeting": '${ "hello " + .name }'}}}]
         ),
         route("greetings", "greet", event_type, "${ {name: .data.name} }"),
+        webhook(),
     )
     cluster.cp.kubectl("wait", "-n", ns, "wfd/greet", "--for=condition=Ready", "--timeout=120s")
-    status = json.loads(cluster.cp.kubectl("get", "-n", ns, "wfd/greet", "-o", "json").stdout)
-    assert status["status"].get("nextRun"), status["status"]
+
+    def next_run() -> bool:
+        got = json.loads(cluster.cp.kubectl("get", "-n", ns, "wfd/greet", "-o", "json").stdout)
+        return bool(got["status"].get("nextRun"))
+
+    # The operator made the Temporal Schedule; its next run shows after a statistics pass.
+    await wait_for(next_run, 60, "the schedule's next run in the status")
     assert replicas(cluster, ns, task_queue) == 0
 
-    url = cluster.listener_url(SYSTEM_NAMESPACE, LISTENER)
+    url = cluster.listener_url(ns, "events")
     workflow_id = await post_until_run(
         cluster_temporal,
         url,
@@ -89,6 +103,7 @@ async def test_changed_route_reaches_the_running_root_orchestrator(
         ns,
         definition("echo", task_queue, [{"echo": {"set": {"seen": "${ .kind }"}}}], minReplicas=1),
         route("echo", "echo", first, '${ {kind: "first"} }'),
+        webhook(),
     )
     cluster.cp.kubectl("wait", "-n", ns, "wfd/echo", "--for=condition=Ready", "--timeout=120s")
     orchestrator = json.loads(
@@ -108,7 +123,7 @@ async def test_changed_route_reaches_the_running_root_orchestrator(
         for p in orchestrator
     }
 
-    url = cluster.listener_url(SYSTEM_NAMESPACE, LISTENER)
+    url = cluster.listener_url(ns, "events")
     first_id = await post_until_run(
         cluster_temporal, url, {"eventType": first, "source": "e2e"}, ns, "echo"
     )

@@ -14,10 +14,11 @@ import httpx
 import pytest
 from polling import eventually
 
-from tflow_devstack.cluster import RELEASE, SYSTEM_NAMESPACE, Cluster
+from tflow_devstack import stack
+from tflow_devstack.cluster import Cluster
 from tflow_devstack.tools import REPO_ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
 def test_an_incident_posted_to_the_sample_webhook_runs_to_completion(cluster: Cluster) -> None:
@@ -26,7 +27,7 @@ def test_an_incident_posted_to_the_sample_webhook_runs_to_completion(cluster: Cl
     assert "incident" in kubectl("get", "wfd", "-n", "default").stdout
     kubectl("apply", "-n", "default", "-f", str(REPO_ROOT / "manifests/samples/route.yaml"))
     kubectl("wait", "-n", "default", "er/incidents", "--for=condition=Ready", "--timeout=120s")
-    webhook = cluster.listener_url(SYSTEM_NAMESPACE, f"{RELEASE}-webhook")
+    webhook = cluster.listener_url("default", stack.DEV_WEBHOOK["metadata"]["name"])
 
     def completed() -> list[dict[str, str]]:
         listed = subprocess.run(

@@ -20,14 +20,23 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from tflow_devstack.cluster import RELEASE, SYSTEM_NAMESPACE, Cluster
+from tflow_devstack.cluster import SYSTEM_NAMESPACE, Cluster
 from tflow_devstack.moto import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
 from tflow_devstack.process import free_port
-from workloads import apply, definition, post_until_run, replicas, route, runs_of, wait_for
+from workloads import (
+    apply,
+    definition,
+    post_until_run,
+    replicas,
+    route,
+    runs_of,
+    wait_for,
+    webhook,
+)
 
-pytestmark = pytest.mark.integration
+# Pods start, KEDA polls, cooldowns pass: minutes, not the suite's default 300 s.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-LISTENER = f"{RELEASE}-webhook"
 SLOW_SECONDS = 4
 
 
@@ -103,9 +112,10 @@ async def test_a_backlog_of_many_runs_scales_workers_past_one_pod(
             env=[{"name": "TFLOW_MAX_CONCURRENT_ACTIVITIES", "value": "1"}],
         ),
         route("slow", "slow", event_type, "${ {} }"),
+        webhook(),
     )
     cluster.cp.kubectl("wait", "-n", ns, "wfd/slow", "--for=condition=Ready", "--timeout=120s")
-    url = cluster.listener_url(SYSTEM_NAMESPACE, LISTENER)
+    url = cluster.listener_url(ns, "events")
     event = {"eventType": event_type, "source": "e2e"}
     await post_until_run(cluster_temporal, url, event, ns, "slow")
     async with httpx.AsyncClient(timeout=30) as http:
@@ -148,12 +158,13 @@ async def test_a_worker_pod_deleted_mid_run_loses_nothing(
         ns,
         definition("killed", task_queue, slow_flow(slow_service.url), minReplicas=1),
         route("killed", "killed", event_type, "${ {} }"),
+        webhook(),
     )
     cluster.cp.kubectl("wait", "-n", ns, "wfd/killed", "--for=condition=Ready", "--timeout=120s")
     selector = "temporalflow.dev/component=worker"
     await wait_for(lambda: replicas(cluster, ns, task_queue) >= 1, 120, "a ready worker pod")
     before = {p["metadata"]["name"] for p in pods(cluster, ns, selector)}
-    url = cluster.listener_url(SYSTEM_NAMESPACE, LISTENER)
+    url = cluster.listener_url(ns, "events")
     workflow_id = await post_until_run(
         cluster_temporal, url, {"eventType": event_type, "source": "e2e"}, ns, "killed"
     )
