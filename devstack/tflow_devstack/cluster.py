@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from tflow_devstack.controlplane import ControlPlane
 from tflow_devstack.images import BuiltImage, build_image
 from tflow_devstack.keda import KedaOperator
 from tflow_devstack.node import NODE_IP, Node
-from tflow_devstack.process import ManagedProcess
+from tflow_devstack.process import ManagedProcess, port_open
 from tflow_devstack.temporal import TemporalServer
 from tflow_devstack.tools import REPO_ROOT, go_binary
 
@@ -135,7 +136,17 @@ class Cluster:
             .get("webhook", {})
             .get("path", "/events")
         )
-        return f"http://{spec['clusterIP']}:{spec['ports'][0]['port']}{path}"
+        address, port = spec["clusterIP"], int(spec["ports"][0]["port"])
+        # Ready pods come before kube-proxy has written the Service's rules (endpoint slices
+        # travel through the apiserver first): wait until the address answers.
+        deadline = time.monotonic() + timeout
+        while not port_open(port, address):
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"listener {namespace}/{listener}: {address}:{port} never answered"
+                )
+            time.sleep(0.5)
+        return f"http://{address}:{port}{path}"
 
     def helm(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(

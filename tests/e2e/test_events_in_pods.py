@@ -54,7 +54,7 @@ async def test_event_through_the_service_wakes_workers_runs_and_scales_back(
         return bool(got["status"].get("nextRun"))
 
     # The operator made the Temporal Schedule; its next run shows after a statistics pass.
-    await wait_for(next_run, 60, "the schedule's next run in the status")
+    await wait_for(next_run, 120, "the schedule's next run in the status")
     assert replicas(cluster, ns, task_queue) == 0
 
     url = cluster.listener_url(ns, "events")

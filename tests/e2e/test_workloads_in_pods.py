@@ -188,26 +188,43 @@ async def test_the_operator_pod_deleted_mid_reconcile_comes_back_and_converges(
     ns = workload_namespace
     selector = "app.kubernetes.io/component=operator"
     before = {p["metadata"]["name"] for p in pods(cluster, SYSTEM_NAMESPACE, selector)}
-    apply(
-        cluster,
-        ns,
-        *(
+
+    def batch(first: int, count: int) -> list[dict[str, Any]]:
+        return [
             definition(
                 f"restart-{i}",
                 f"e2e-restart-{i}-{uuid.uuid4().hex[:6]}",
                 [{"noop": {"set": {"i": i}}}],
             )
-            for i in range(5)
-        ),
+            for i in range(first, first + count)
+        ]
+
+    apply(cluster, ns, *batch(0, 5))
+    # Killed at once (no grace), while it works through the batch.
+    cluster.cp.kubectl(
+        "delete", "pods", "-n", SYSTEM_NAMESPACE, "-l", selector, "--grace-period=0", "--force"
     )
-    cluster.cp.kubectl("delete", "pods", "-n", SYSTEM_NAMESPACE, "-l", selector, "--wait=false")
-    for i in range(5):
+    # Created while no operator runs: only the replacement can reconcile these.
+    apply(cluster, ns, *batch(5, 3))
+    await wait_for(
+        lambda: any(
+            p["metadata"]["name"] not in before
+            and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in p["status"].get("conditions", [])
+            )
+            for p in pods(cluster, SYSTEM_NAMESPACE, selector)
+        ),
+        180,
+        "a replacement operator pod, Ready",
+    )
+    for i in range(8):
         cluster.cp.kubectl(
             "wait", "-n", ns, f"wfd/restart-{i}", "--for=condition=Ready", "--timeout=240s"
         )
     after = pods(cluster, SYSTEM_NAMESPACE, selector)
+    assert after
     assert {p["metadata"]["name"] for p in after}.isdisjoint(before)
-    assert all(p["status"]["phase"] == "Running" for p in after)
 
 
 @pytest.fixture
@@ -300,3 +317,31 @@ async def test_an_sqs_listener_pod_drains_the_queue_into_runs(
     while not await drained():
         assert time.monotonic() < deadline, "the SQS listener did not drain the queue into runs"
         await asyncio.sleep(2)
+
+
+def test_a_worker_image_that_cannot_be_pulled_shows_in_the_definition_status(
+    cluster: Cluster, workload_namespace: str
+) -> None:
+    ns = workload_namespace
+    apply(
+        cluster,
+        ns,
+        definition(
+            "unpullable",
+            f"e2e-{uuid.uuid4().hex[:8]}",
+            [{"noop": {"set": {"ok": True}}}],
+            minReplicas=1,
+            # Nothing serves a registry here, so the kubelet's pull fails at once.
+            image="localhost/temporal-flow-missing:0",
+        ),
+    )
+
+    def reason() -> str:
+        got = json.loads(cluster.cp.kubectl("get", "-n", ns, "wfd/unpullable", "-o", "json").stdout)
+        ready = [c for c in got.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
+        return f"{ready[0]['status']}:{ready[0].get('reason', '')}" if ready else ""
+
+    deadline = time.monotonic() + 180
+    while reason() not in ("False:ErrImagePull", "False:ImagePullBackOff"):
+        assert time.monotonic() < deadline, f"Ready never named the pull failure: {reason()}"
+        time.sleep(2)
