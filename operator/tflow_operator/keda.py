@@ -9,7 +9,10 @@ Autoscaling is KEDA's job (design decision 6). This module only builds the objec
 - a queue listener's Deployment gets a ``ScaledObject`` with the ``aws-sqs-queue`` or
   ``azure-servicebus`` trigger, plus a ``TriggerAuthentication`` that points KEDA at the
   Listener's credentials Secret (KEDA reads the Secret itself: no credential is ever
-  copied into a ScaledObject).
+  copied into a ScaledObject);
+- a worker ScaledObject gets a ``TriggerAuthentication`` too when the Temporal it polls
+  needs credentials: it maps the keys of the same client Secret the workers load
+  (``TEMPORAL_API_KEY``, ``TEMPORAL_TLS_*_DATA``) to the temporal scaler's parameters.
 
 Every builder is pure: same arguments, same dict, so a reconcile that re-applies them is
 idempotent. Trigger metadata values are strings, as KEDA's CRD requires.
@@ -45,6 +48,18 @@ SQS_SECRET_KEYS: Final = (
     ("awsAccessKeyID", "AWS_ACCESS_KEY_ID"),
     ("awsSecretAccessKey", "AWS_SECRET_ACCESS_KEY"),
     ("awsSessionToken", "AWS_SESSION_TOKEN"),
+)
+
+# The keys of the Temporal client Secret (Temporal's client environment variables, which
+# the workers load with envFrom) mapped to the auth parameters of KEDA's temporal scaler.
+# Only the _DATA forms: KEDA reads the Secret's values, it has no file to point a _PATH
+# at. A key the Secret lacks resolves to an empty value, which the scaler treats as
+# unset, so one mapping serves an API key, mutual TLS, or both.
+TEMPORAL_SECRET_KEYS: Final = (
+    ("apiKey", "TEMPORAL_API_KEY"),
+    ("cert", "TEMPORAL_TLS_CLIENT_CERT_DATA"),
+    ("key", "TEMPORAL_TLS_CLIENT_KEY_DATA"),
+    ("ca", "TEMPORAL_TLS_SERVER_CA_CERT_DATA"),
 )
 
 
@@ -163,8 +178,8 @@ def scaled_object_for_workers(
     the Deployment leaves zero replicas once the backlog exceeds ``activation_backlog``
     (``activationTargetQueueSize``) and returns to ``min_replicas`` after the backlog
     stayed at or below it for the cooldown period. ``authentication_ref`` names a
-    TriggerAuthentication for a Temporal that needs an API key or mTLS (its parameters:
-    ``apiKey``, or ``cert``, ``key`` and ``ca``).
+    TriggerAuthentication for a Temporal that needs an API key or mTLS (as
+    ``trigger_authentication_for_workers`` builds it).
     """
     if target_backlog < 1:
         raise ValueError("target_backlog must be at least 1")
@@ -197,6 +212,32 @@ def scaled_object_for_workers(
         owner_references=owner_references,
         labels=labels,
     )
+
+
+def trigger_authentication_for_workers(
+    name: str,
+    namespace: str,
+    client_secret: str,
+    owner_references: Sequence[Mapping[str, Any]],
+    *,
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The TriggerAuthentication of a worker ScaledObject: the temporal scaler's ``apiKey``,
+    ``cert``, ``key`` and ``ca`` from the Temporal client Secret ``client_secret`` of the
+    ScaledObject's namespace (see ``TEMPORAL_SECRET_KEYS``). KEDA reads the Secret when it
+    polls; a Secret or key that is not there leaves the parameter empty, so a namespace
+    without the Secret is polled in plain text, as its workers connect."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "TriggerAuthentication",
+        "metadata": _metadata(name, namespace, owner_references, labels),
+        "spec": {
+            "secretTargetRef": [
+                {"parameter": parameter, "name": client_secret, "key": key}
+                for parameter, key in TEMPORAL_SECRET_KEYS
+            ]
+        },
+    }
 
 
 def _listener_trigger(

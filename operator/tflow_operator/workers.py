@@ -251,8 +251,10 @@ def worker_scaled_object(
     settings: WorkerSettings,
     config: Config,
 ) -> dict[str, Any]:
-    """The KEDA ScaledObject scaling the queue's Deployment on its backlog."""
+    """The KEDA ScaledObject scaling the queue's Deployment on its backlog; it refers to
+    ``worker_trigger_authentication`` when the operator has a Temporal client Secret."""
     name = worker_deployment_name(task_queue)
+    auth = keda.trigger_authentication_name(name) if config.temporal_client_secret else None
     return keda.scaled_object_for_workers(
         name=name,
         namespace=namespace,
@@ -265,6 +267,28 @@ def worker_scaled_object(
         target_backlog=settings.target_backlog,
         activation_backlog=settings.activation_backlog,
         timing=keda.Timing(config.worker_polling_seconds, config.worker_cooldown_seconds),
+        authentication_ref=auth,
+        owner_references=[d.owner_reference() for d in sorted(members, key=lambda d: d.order)],
+        labels={**common_labels(COMPONENT_WORKER), TASK_QUEUE_LABEL: task_queue},
+    )
+
+
+def worker_trigger_authentication(
+    namespace: str,
+    task_queue: str,
+    members: Sequence[DefinitionInfo],
+    config: Config,
+) -> dict[str, Any] | None:
+    """KEDA's credentials for the queue's ScaledObject: the same Temporal client Secret
+    (of the same namespace) the worker pods load, so the scaler reaches a Temporal that
+    needs an API key or mutual TLS exactly where the workers do. None without a Secret."""
+    if not config.temporal_client_secret:
+        return None
+    name = worker_deployment_name(task_queue)
+    return keda.trigger_authentication_for_workers(
+        keda.trigger_authentication_name(name),
+        namespace,
+        config.temporal_client_secret,
         owner_references=[d.owner_reference() for d in sorted(members, key=lambda d: d.order)],
         labels={**common_labels(COMPONENT_WORKER), TASK_QUEUE_LABEL: task_queue},
     )

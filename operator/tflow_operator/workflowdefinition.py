@@ -54,7 +54,12 @@ from tflow_operator.naming import worker_deployment_name
 from tflow_operator.pods import PodTrouble, workload_trouble
 from tflow_operator.runtime import Runtime
 from tflow_operator.temporal import REASON_UNAVAILABLE, TemporalUnavailable, is_unavailable
-from tflow_operator.workers import merge_settings, worker_deployment, worker_scaled_object
+from tflow_operator.workers import (
+    merge_settings,
+    worker_deployment,
+    worker_scaled_object,
+    worker_trigger_authentication,
+)
 
 log = logging.getLogger("tflow.operator.workflowdefinition")
 
@@ -179,22 +184,28 @@ async def _apply_group_now(
         if release:
             name = worker_deployment_name(task_queue)
             await kube.delete("apps/v1", "Deployment", namespace, name)
-            try:
-                await kube.delete("keda.sh/v1alpha1", "ScaledObject", namespace, name)
-            except KubeError as err:
-                if err.status != 404:
-                    raise
+            for kind in ("ScaledObject", "TriggerAuthentication"):
+                try:
+                    await kube.delete("keda.sh/v1alpha1", kind, namespace, name)
+                except KubeError as err:
+                    if err.status != 404:
+                        raise
         return GroupResult(())
     settings = merge_settings(members, config.worker_image)
     deployment = worker_deployment(namespace, task_queue, members, settings, config)
     scaled = worker_scaled_object(namespace, task_queue, members, settings, config)
-    digest = stable_hash([deployment, scaled])
+    auth = worker_trigger_authentication(namespace, task_queue, members, config)
+    digest = stable_hash([deployment, scaled, auth])
     if force or not runtime.recently_applied(namespace, task_queue, digest):
         applied = await kube.apply(deployment)
         # The apply answers with the Deployment's status: no extra read while it is
         # healthy (see tflow_operator.pods.workload_trouble).
         trouble = await workload_trouble(kube, applied)
         try:
+            # The credentials first: a ScaledObject whose authenticationRef is missing
+            # fails KEDA's first poll.
+            if auth is not None:
+                await kube.apply(auth)
             await kube.apply(scaled)
             runtime.keda_available = True
         except KubeError as err:

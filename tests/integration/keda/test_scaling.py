@@ -14,6 +14,9 @@ the Deployment's pods never run, but its ``spec.replicas`` is exactly what KEDA 
 
 The SQS listener's ScaledObject reads moto's queue with the credentials of the Listener's
 Secret, through the TriggerAuthentication `trigger_authentication_for_listener` builds.
+
+A Temporal that demands mutual TLS (a TLS relay in front of the dev server) is read through
+the TriggerAuthentication the operator builds from its Temporal client Secret.
 """
 
 from __future__ import annotations
@@ -23,16 +26,19 @@ import json
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from temporalio.client import Client
+from tls_relay import TestPki, TlsRelay
 
 from tflow_devstack.controlplane import ControlPlane
 from tflow_devstack.keda import KedaOperator
 from tflow_devstack.moto import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
 from tflow_devstack.temporal import TemporalServer
 from tflow_operator.api.listener import ListenerSpec
+from tflow_operator.config import Config
 from tflow_operator.keda import (
     Timing,
     scaled_object_for_listener,
@@ -40,6 +46,11 @@ from tflow_operator.keda import (
     trigger_authentication_for_listener,
 )
 from tflow_operator.kube import KubeClient
+from tflow_operator.workers import (
+    WorkerSettings,
+    worker_scaled_object,
+    worker_trigger_authentication,
+)
 from tflow_workers.engine.model import WORKFLOW_TYPE, RunInput
 from tflow_workers.worker import build_worker
 
@@ -225,3 +236,79 @@ async def test_sqs_listener_scales_from_zero_on_messages_and_back(
 
     sqs.purge_queue(QueueUrl=queue_url)
     await wait_replicas(kube_client, namespace, name, 0, 60, keda_operator)
+
+
+async def test_worker_scaling_reads_the_backlog_through_mutual_tls(
+    keda_operator: KedaOperator,
+    kube_client: KubeClient,
+    namespace: str,
+    temporal: TemporalServer,
+    temporal_client: Client,
+    task_queue: str,
+    tmp_path: Path,
+) -> None:
+    pki = TestPki(tmp_path)
+    keda_cert = pki.issue("keda", server=False)
+    # KEDA checks the server's certificate against the endpoint's host name.
+    server = pki.issue("localhost", server=True)
+    async with TlsRelay(temporal.address, server, client_ca=pki.ca) as relay:
+        port = relay.address.rsplit(":", 1)[1]
+        config = Config(
+            worker_temporal_address=f"localhost:{port}",
+            temporal_namespace=temporal.namespace,
+            temporal_client_secret="temporal-client",
+            worker_polling_seconds=FAST.polling_interval,
+            worker_cooldown_seconds=FAST.cooldown_period,
+        )
+        # The Secret the workers of this namespace load with envFrom.
+        await kube_client.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "temporal-client", "namespace": namespace},
+                "stringData": {
+                    "TEMPORAL_TLS_CLIENT_CERT_DATA": keda_cert.cert.read_text(),
+                    "TEMPORAL_TLS_CLIENT_KEY_DATA": keda_cert.key.read_text(),
+                    "TEMPORAL_TLS_SERVER_CA_CERT_DATA": pki.ca.read_text(),
+                },
+            }
+        )
+        settings = WorkerSettings(
+            image="ghcr.io/temporal-flow/test:0",
+            resources=None,
+            env=(),
+            min_replicas=0,
+            max_replicas=3,
+            target_backlog=5,
+            activation_backlog=0,
+        )
+        auth = worker_trigger_authentication(namespace, task_queue, [], config)
+        assert auth is not None
+        scaled = worker_scaled_object(namespace, task_queue, [], settings, config)
+        name = scaled["metadata"]["name"]
+        await kube_client.apply(
+            deployment(name, namespace, ["tflow-worker", "--task-queue", task_queue])
+        )
+        await kube_client.apply(auth)
+        await kube_client.apply(scaled)
+        await scaled_object_ready(kube_client, namespace, name, within=60)
+        await asyncio.sleep(FAST.polling_interval * 3)
+        assert await replicas(kube_client, namespace, name) == 0
+
+        # The backlog is only visible through the relay, which admits nobody without a
+        # client certificate of its CA: activation proves KEDA presented the Secret's.
+        handles = [
+            await temporal_client.start_workflow(
+                WORKFLOW_TYPE,
+                RunInput(document=DOCUMENT),
+                id=f"keda-mtls-{uuid.uuid4()}",
+                task_queue=task_queue,
+                execution_timeout=timedelta(minutes=5),
+            )
+            for _ in range(2)
+        ]
+        try:
+            await wait_replicas(kube_client, namespace, name, 1, 60, keda_operator)
+        finally:
+            for handle in handles:
+                await handle.terminate()

@@ -45,7 +45,12 @@ from tflow_operator.publishing import (
 )
 from tflow_operator.runtime import Catalog, Runtime
 from tflow_operator.temporal import TemporalGateway, indexed_value_type, is_unavailable
-from tflow_operator.workers import MAX_NAMESPACE_SHARDS, merge_settings, worker_deployment
+from tflow_operator.workers import (
+    MAX_NAMESPACE_SHARDS,
+    merge_settings,
+    worker_deployment,
+    worker_scaled_object,
+)
 from tflow_operator.workflowdefinition import apply_group
 
 REPO = Path(__file__).resolve().parents[3]
@@ -461,6 +466,33 @@ class FakeKube:
 def fake_runtime(catalog: Catalog, config: Config = CONFIG) -> Runtime:
     kube = cast(KubeClient, FakeKube())
     return Runtime(config, kube, TemporalGateway("127.0.0.1:1", "default"), catalog)
+
+
+async def test_keda_reads_the_workers_temporal_client_secret() -> None:
+    members = [info("a")]
+    catalog = Catalog(
+        definitions={("queue", "q"): members, ("name", "ns", "a"): members},
+        router_task_queue="router",
+    )
+    settings = merge_settings(members, CONFIG.worker_image)
+    (plain,) = worker_scaled_object("ns", "q", members, settings, CONFIG)["spec"]["triggers"]
+    assert "authenticationRef" not in plain
+
+    config = dataclasses.replace(CONFIG, temporal_client_secret="temporal-client")
+    runtime = fake_runtime(catalog, config)
+    await apply_group(runtime, "ns", "q")
+    applied = {o["kind"]: o for o in cast(FakeKube, runtime.kube).applied}
+    auth, scaled = applied["TriggerAuthentication"], applied["ScaledObject"]
+    assert scaled["spec"]["triggers"][0]["authenticationRef"] == {"name": auth["metadata"]["name"]}
+    assert auth["metadata"]["namespace"] == "ns"
+    assert auth["metadata"]["ownerReferences"] == scaled["metadata"]["ownerReferences"]
+    # The same Secret, the same keys the worker pods load with envFrom.
+    assert {(r["parameter"], r["name"], r["key"]) for r in auth["spec"]["secretTargetRef"]} == {
+        ("apiKey", "temporal-client", "TEMPORAL_API_KEY"),
+        ("cert", "temporal-client", "TEMPORAL_TLS_CLIENT_CERT_DATA"),
+        ("key", "temporal-client", "TEMPORAL_TLS_CLIENT_KEY_DATA"),
+        ("ca", "temporal-client", "TEMPORAL_TLS_SERVER_CA_CERT_DATA"),
+    }
 
 
 async def test_concurrent_applies_of_one_worker_group_are_coalesced() -> None:
