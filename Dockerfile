@@ -9,8 +9,8 @@
 # `--build-arg BASE_IMAGE=localhost/temporal-flow-base:bookworm-<hash>` and no registry.
 #
 # Targets: `production` (the last stage, so the default) is what the chart runs; `samples`
-# adds the sample flows' custom functions (tflow_samples) and their PostgreSQL driver, for
-# the sample WorkflowDefinitions' worker Deployments.
+# adds the sample flows' custom functions (tflow_samples), for the sample
+# WorkflowDefinitions' worker Deployments.
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
@@ -35,7 +35,8 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/opt/tflow
 WORKDIR /src
 # Dependencies first, so a code change does not rebuild them. No extras: the dev and test
-# dependencies and the samples' database driver stay out of the production image.
+# dependencies stay out of the production image (the PostgreSQL driver is a main
+# dependency: the workers' built-in SQL functions use it).
 COPY pyproject.toml uv.lock README.md ./
 RUN /opt/uv/bin/uv sync --frozen --no-install-project --no-editable
 # Only the packages that run in a pod are copied. The wheel lists every package of the

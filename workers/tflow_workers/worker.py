@@ -42,6 +42,7 @@ from tflow_workers.engine.catalog import (
     parse_specs,
 )
 from tflow_workers.engine.serverless_workflow import ServerlessWorkflow
+from tflow_workers.engine.sql import SqlFunctions
 from tflow_workers.orchestrator.activities import OrchestratorActivities
 from tflow_workers.orchestrator.worker import build_orchestrator_worker
 from tflow_workers.stores import BUILTIN_FUNCTIONS
@@ -57,10 +58,12 @@ def build_worker(
     **options: Any,
 ) -> Worker:
     engine = activities or EngineActivities(client=client)
-    clashes = sorted(set(functions or {}) & set(BUILTIN_FUNCTIONS))
+    # The SQL functions read the worker's mounted Secrets, so they are bound to its store.
+    builtins = {**BUILTIN_FUNCTIONS, **SqlFunctions(engine.secret_store).functions()}
+    clashes = sorted(set(functions or {}) & set(builtins))
     if clashes:
         raise CatalogError(f"custom functions may not reuse built-in names: {', '.join(clashes)}")
-    served = {**BUILTIN_FUNCTIONS, **(functions or {})}
+    served = {**builtins, **(functions or {})}
     custom = [as_activity(name, fn) for name, fn in sorted(served.items())]
     return Worker(
         client,

@@ -79,6 +79,10 @@ def _single_entry(item: Any) -> tuple[str, Any] | None:
     return None
 
 
+# The built-in SQL functions and the argument that holds each one's SQL text.
+SQL_TEXT_FIELDS: dict[str, str] = {"sql.query": "query", "sql.execute": "statement"}
+
+
 class _Checker:
     def __init__(self, data: Mapping[Any, Any], catalog: Collection[str] | None = None) -> None:
         use = _mapping(data.get("use"))
@@ -411,6 +415,8 @@ class _Checker:
         if "@" in call or "://" in call:
             self.unsupported(call_path, "call.catalog")
             return
+        if call in SQL_TEXT_FIELDS and call not in self.functions:
+            self.check_sql_call(call, _mapping(arguments), with_path)
         if call not in self.functions and self.catalog is not None and call not in self.catalog:
             known = ", ".join(sorted(self.catalog)) or "none"
             self.add(
@@ -419,6 +425,28 @@ class _Checker:
                 f"(registered: {known})",
             )
         self.check_values(arguments, with_path, scope)
+
+    def check_sql_call(self, call: str, arguments: Mapping[Any, Any], with_path: str) -> None:
+        """The SQL built-ins: the connection is a Secret of `use.secrets` named literally,
+        and the SQL text is literal, so values can only arrive as bound parameters."""
+        secret = arguments.get("secret")
+        secret_path = join_path(with_path, "secret")
+        if not isinstance(secret, str) or not secret or is_expression(secret):
+            self.add(secret_path, f"{call} needs 'secret': the name of a Secret in use.secrets")
+        elif secret not in self.secrets:
+            self.add(secret_path, f"no secret named '{secret}' in use.secrets")
+        field = SQL_TEXT_FIELDS[call]
+        text = arguments.get(field)
+        text_path = join_path(with_path, field)
+        if not isinstance(text, str) or not text.strip():
+            self.add(text_path, f"{call} needs '{field}': the SQL text")
+        elif is_expression(text):
+            self.add(
+                text_path,
+                f"the SQL text of {call} must be literal, not an expression: pass values "
+                "as parameters (%s or %(name)s placeholders) so they are bound, never "
+                "spliced into the SQL",
+            )
 
     def check_do_task(
         self, body: Mapping[Any, Any], path: str, scope: frozenset[str], _names: Any, depth: int

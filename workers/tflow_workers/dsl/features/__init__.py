@@ -94,6 +94,13 @@ FEATURES: Final[Mapping[str, Feature]] = _features(
         "with its workers (see [custom-functions.md](custom-functions.md))",
     ),
     Feature(
+        "call.sql",
+        True,
+        "built-in `sql.query` (rows as JSON) and `sql.execute` (affected count) on PostgreSQL: "
+        "bound parameters, the connection from a Secret in `use.secrets`, a statement "
+        "timeout (see [sql-functions.md](sql-functions.md))",
+    ),
+    Feature(
         "call.grpc",
         False,
         "needs proto resolution and a gRPC client",
