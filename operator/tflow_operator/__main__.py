@@ -2,19 +2,78 @@
 
 The same as ``kopf run --standalone -m tflow_operator.main --all-namespaces``, plus
 kopf's logging setup and, when ``TFLOW_HEALTH_PORT`` is set, a liveness endpoint at
-``http://0.0.0.0:<port>/healthz``.
+``http://0.0.0.0:<port>/healthz``. With ``TFLOW_LEADER_ELECTION=true`` (several
+replicas) the operator first waits to hold the Lease ``temporal-flow-operator`` in its
+system namespace (``tflow_operator.leader``); a standby answers only its liveness
+endpoint.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
 import kopf
+from aiohttp import web
 
+from tflow_operator import leader
 from tflow_operator import main as _handlers  # noqa: F401  (registers every handler)
 from tflow_operator.config import Config
+from tflow_operator.kube import KubeClient
+
+log = logging.getLogger("tflow_operator")
+
+
+async def _standby_health(port: int) -> web.AppRunner:
+    """The liveness endpoint while kopf (which serves it later) has not started."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"standby": True})
+
+    app = web.Application()
+    app.add_routes([web.get("/healthz", healthz)])
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner
+
+
+async def _run_elected(config: Config, liveness: str | None) -> int:
+    kube = KubeClient.from_env()
+    elector = leader.LeaderElector(
+        leader.KubeLeaseStore(kube, config.system_namespace),
+        config.system_namespace,
+        leader.own_identity(os.environ),
+        leader.LeaseTiming.from_env(os.environ),
+    )
+    standby = await _standby_health(config.health_port) if config.health_port else None
+    try:
+        await elector.acquire()
+    finally:
+        if standby is not None:
+            await standby.cleanup()
+    operator = asyncio.create_task(
+        kopf.operator(standalone=True, clusterwide=True, liveness_endpoint=liveness)
+    )
+    holding = asyncio.create_task(elector.hold())
+    await asyncio.wait({operator, holding}, return_when=asyncio.FIRST_COMPLETED)
+    if holding.done() and isinstance(holding.exception(), leader.LeadershipLost):
+        # Another replica may lead as soon as the lease runs out: stop every write now,
+        # not after a graceful shutdown. The pod restarts as a standby.
+        log.error("%s: exiting", holding.exception())
+        os._exit(1)
+    holding.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await holding
+    await elector.release()
+    await kube.close()
+    await operator
+    return 0
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -25,6 +84,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     config = Config.from_env()
     kopf.configure(verbose=args.verbose, quiet=args.quiet)
     liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None
+    if leader.enabled():
+        return asyncio.run(_run_elected(config, liveness))
     kopf.run(standalone=True, clusterwide=True, liveness_endpoint=liveness)
     return 0
 

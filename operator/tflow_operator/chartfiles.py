@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from tflow_operator.rbac import RULES, SECRET_RULES
+from tflow_operator.rbac import LEASE_RULES, RULES, SECRET_RULES
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "temporal-flow"
@@ -30,6 +30,9 @@ def expected() -> dict[Path, str]:
     files[CHART / "files" / "operator-secret-rules.yaml"] = HEADER.format(
         source="operator/tflow_operator/rbac.py"
     ) + yaml.safe_dump(SECRET_RULES, sort_keys=False)
+    files[CHART / "files" / "operator-lease-rules.yaml"] = HEADER.format(
+        source="operator/tflow_operator/rbac.py"
+    ) + yaml.safe_dump(LEASE_RULES, sort_keys=False)
     return files
 
 

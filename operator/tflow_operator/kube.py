@@ -34,6 +34,7 @@ _PLURALS: dict[tuple[str, str], str] = {
     ("v1", "Pod"): "pods",
     ("v1", "ServiceAccount"): "serviceaccounts",
     ("apps/v1", "Deployment"): "deployments",
+    ("coordination.k8s.io/v1", "Lease"): "leases",
     ("keda.sh/v1alpha1", "ScaledObject"): "scaledobjects",
     ("keda.sh/v1alpha1", "TriggerAuthentication"): "triggerauthentications",
     ("temporalflow.dev/v1alpha1", "WorkflowDefinition"): "workflowdefinitions",

@@ -25,6 +25,10 @@ The ClusterRole grants exactly what the operator does, nothing more:
   every Secret, so the consent has to come from the namespace, not from the operator.
   Where it has none, the check is skipped (pods mount Secrets through the kubelet,
   which needs no operator permission) and the status says it was not verified;
+* Leases: only in the operator's own namespace (a Role, not the ClusterRole), for the
+  leader election of several replicas (``tflow_operator.leader``); ``get`` and ``patch``
+  are limited to its own Lease by name (``create`` cannot be), so it cannot touch the
+  leader election of anything else in the cluster;
 * Pods: ``list`` only, by a worker or listener Deployment's selector and only while that
   Deployment is short of available replicas, to name why its pods do not start
   (``ErrImagePull``, ``CrashLoopBackOff``, ...) in its owner's status.
@@ -99,6 +103,19 @@ SECRET_RULES: Final[list[dict[str, Any]]] = [
 ]
 SECRETS_SUFFIX: Final = "-secrets"
 
+# A Role in the operator's namespace: leader election between replicas.
+LEASE_NAME: Final = NAME
+LEASE_RULES: Final[list[dict[str, Any]]] = [
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": [LEASE_NAME],
+        "verbs": ["get", "patch"],
+    },
+]
+LEASE_SUFFIX: Final = "-leader-election"
+
 
 def secrets_role_name(name: str = NAME) -> str:
     return name + SECRETS_SUFFIX
@@ -123,8 +140,9 @@ def secrets_role_binding(
 
 
 def objects(namespace: str = DEFAULT_NAMESPACE, name: str = NAME) -> list[dict[str, Any]]:
-    """ServiceAccount, ClusterRole and ClusterRoleBinding of the operator, and the
-    ClusterRole namespaces bind to let it check their Secrets."""
+    """ServiceAccount, ClusterRole and ClusterRoleBinding of the operator, the ClusterRole
+    namespaces bind to let it check their Secrets, and the Role (and its binding) for
+    its Lease in its own namespace."""
     labels = {PART_OF: PART_OF_VALUE, MANAGED_BY: "temporal-flow"}
     return [
         {
@@ -154,6 +172,23 @@ def objects(namespace: str = DEFAULT_NAMESPACE, name: str = NAME) -> list[dict[s
             "kind": "ClusterRole",
             "metadata": {"name": secrets_role_name(name), "labels": labels},
             "rules": SECRET_RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": name + LEASE_SUFFIX, "namespace": namespace, "labels": labels},
+            "rules": LEASE_RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": name + LEASE_SUFFIX, "namespace": namespace, "labels": labels},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": name + LEASE_SUFFIX,
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
         },
     ]
 

@@ -8,7 +8,7 @@ import pytest
 from chart import CHART, INSTALL_YAML, find, helm, render, render_install_yaml
 
 from tflow_devstack.tools import REPO_ROOT
-from tflow_operator.rbac import RULES, SECRET_RULES
+from tflow_operator.rbac import LEASE_RULES, RULES, SECRET_RULES
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +87,38 @@ def test_temporal_client_secret_reaches_every_temporal_client() -> None:
     assert "envFrom" not in plain["containers"][0]
 
 
+def test_several_operator_replicas_elect_a_leader_and_keep_one_through_disruptions() -> None:
+    single = render(show_tests=False)
+    assert not [o for o in single if o["kind"] == "PodDisruptionBudget"]
+    single_env = env(
+        find(single, "Deployment", "operator")["spec"]["template"]["spec"]["containers"][0]
+    )
+    assert "TFLOW_LEADER_ELECTION" not in single_env
+
+    objects = render("operator.replicas=2", show_tests=False)
+    operator = find(objects, "Deployment", "operator")
+    assert operator["spec"]["replicas"] == 2
+    assert operator["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert operator["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    container_env = env(operator["spec"]["template"]["spec"]["containers"][0])
+    assert container_env["TFLOW_LEADER_ELECTION"] == "true"
+    assert container_env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    pdb = find(objects, "PodDisruptionBudget", "operator")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == operator["spec"]["selector"]["matchLabels"]
+    # The Lease rules come in a Role of the release namespace, never a ClusterRole.
+    role = find(objects, "Role", "leader-election")
+    assert role["metadata"]["namespace"] == operator["metadata"]["namespace"]
+    assert role["rules"] == LEASE_RULES
+    binding = find(objects, "RoleBinding", "leader-election")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert "leases" not in str(find(objects, "ClusterRole")["rules"])
+
+
 def test_kind_values_use_the_local_image_and_dev_temporal() -> None:
     objects = render(str(REPO_ROOT / "hack" / "kind-values.yaml"))
     container = find(objects, "Deployment", "operator")["spec"]["template"]["spec"]["containers"][0]
@@ -102,7 +134,7 @@ def test_kind_values_use_the_local_image_and_dev_temporal() -> None:
     ("value", "message"),
     [
         ("unknownKey=1", "additional properties 'unknownKey' not allowed"),
-        ("operator.replicas=2", "additional properties 'replicas' not allowed"),
+        ("operator.replicas=0", "at '/operator/replicas'"),
         ("temporal.address=no-port", "at '/temporal/address'"),
         ("temporal.clientSecret=Not_A_Name", "at '/temporal/clientSecret'"),
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
@@ -128,12 +160,18 @@ def test_secrets_are_readable_only_in_the_namespaces_listed() -> None:
         o for o in objects if "secrets" in str(o.get("rules", "")) and o is not secrets_role
     ]
     # Nothing binds it by default, and never cluster-wide.
-    assert not [o for o in objects if o["kind"] == "RoleBinding"]
+    assert not [
+        o
+        for o in objects
+        if o["kind"] == "RoleBinding" and o["roleRef"]["name"] == secrets_role["metadata"]["name"]
+    ]
     bindings = [o for o in objects if o["kind"] == "ClusterRoleBinding"]
     assert all(b["roleRef"]["name"] != secrets_role["metadata"]["name"] for b in bindings)
 
     listed = render("rbac.secretNamespaces={team-a,team-b}")
-    role_bindings = [o for o in listed if o["kind"] == "RoleBinding"]
+    role_bindings = [
+        o for o in listed if o["kind"] == "RoleBinding" and o["roleRef"]["kind"] == "ClusterRole"
+    ]
     assert sorted(b["metadata"]["namespace"] for b in role_bindings) == ["team-a", "team-b"]
     account = find(listed, "ServiceAccount")["metadata"]
     for binding in role_bindings:

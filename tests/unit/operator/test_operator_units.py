@@ -22,6 +22,7 @@ from tflow_operator import rbac
 from tflow_operator.conditions import make_condition, merge_conditions, status_changes
 from tflow_operator.config import Config, ConfigError
 from tflow_operator.kube import KubeClient
+from tflow_operator.leader import LEASE_NAME
 from tflow_operator.main import DigestDiffBaseStorage
 from tflow_operator.model import (
     REASON_RESERVED_TASK_QUEUE,
@@ -409,17 +410,28 @@ def test_rbac_manifest_is_up_to_date() -> None:
     path = REPO / "manifests" / "rbac" / "operator.yaml"
     assert path.read_text() == rbac.render(), "run: python -m tflow_operator.rbac"
     kinds = [doc["kind"] for doc in yaml.safe_load_all(path.read_text())]
-    assert kinds == ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ClusterRole"]
+    assert kinds == [
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ClusterRole",
+        "Role",
+        "RoleBinding",
+    ]
 
 
 def test_rbac_grants_no_secrets_cluster_wide_and_no_wildcards() -> None:
-    for rule in [*rbac.RULES, *rbac.SECRET_RULES]:
+    for rule in [*rbac.RULES, *rbac.SECRET_RULES, *rbac.LEASE_RULES]:
         assert "*" not in rule["verbs"]
         assert "*" not in rule["resources"]
     assert all("secrets" not in rule["resources"] for rule in rbac.RULES)
     assert rbac.SECRET_RULES == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
     bound = [o for o in rbac.objects() if o["kind"] == "ClusterRoleBinding"]
     assert [b["roleRef"]["name"] for b in bound] == [rbac.NAME]
+    # Leases only in the operator's namespace, and only its own may be read or written.
+    assert all("leases" not in rule["resources"] for rule in rbac.RULES)
+    for rule in rbac.LEASE_RULES:
+        assert rule["verbs"] == ["create"] or rule["resourceNames"] == [LEASE_NAME]
 
 
 # --------------------------------------------------------------------------- kopf
