@@ -49,7 +49,7 @@ from tflow_operator.publishing import (
     compile_routes,
     definition_files,
     definitions_configmaps,
-    routing_configmap,
+    routing_configmaps,
     stored_hash,
 )
 from tflow_operator.runtime import Catalog
@@ -215,12 +215,16 @@ class Publisher:
         report.routes = len(table.routes)
         report.routing_hash = table.content_hash()
 
-        table_cm = routing_configmap(table, self.config.system_namespace)
-        desired = self._desired_configmaps(valid, table_cm)
+        table_cms = routing_configmaps(table, self.config.system_namespace)
+        desired = self._desired_configmaps(valid, table_cms)
         writes = [cm for cm in desired if self._known.get(_key(cm)) != _desired_hash(cm)]
         desired_keys = {_key(cm) for cm in desired}
         stale = [key for key in self._known if key not in desired_keys]
-        await _bounded(WRITE_CONCURRENCY, [self._write(cm) for cm in writes])
+        # The routing table's first ConfigMap holds the index naming the other shards'
+        # files: written after them, so it never names a file that is not stored yet.
+        index = _key(table_cms[0])
+        await _bounded(WRITE_CONCURRENCY, [self._write(cm) for cm in writes if _key(cm) != index])
+        await _bounded(WRITE_CONCURRENCY, [self._write(cm) for cm in writes if _key(cm) == index])
         await _bounded(WRITE_CONCURRENCY, [self._delete(key) for key in stale])
         report.configmaps_written, report.configmaps_deleted = len(writes), len(stale)
         if writes or stale:
@@ -237,10 +241,10 @@ class Publisher:
         return report
 
     def _desired_configmaps(
-        self, valid: Iterable[DefinitionInfo], table_cm: dict[str, Any]
+        self, valid: Iterable[DefinitionInfo], table_cms: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         valid = list(valid)
-        desired = [table_cm]
+        desired = list(table_cms)
         desired.extend(
             self._shards(
                 DEFINITIONS_CONFIGMAP,

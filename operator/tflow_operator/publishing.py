@@ -32,7 +32,13 @@ from tflow_operator.naming import (
     definition_key,
     shard_name,
 )
-from tflow_workers.routing import CompiledRoute, RoutingTable, split_for_configmap
+from tflow_workers.routing import (
+    ROUTING_INDEX,
+    CompiledRoute,
+    RoutingTable,
+    routing_index,
+    split_for_configmap,
+)
 
 SHARD_LIMIT: Final = 900 * 1024
 
@@ -231,17 +237,43 @@ def compile_routes(
     return RoutingTable(routes=compiled), verdicts
 
 
-def routing_configmap(table: RoutingTable, namespace: str) -> dict[str, Any]:
-    """The routing table ConfigMap: ``.json`` files in ``data``, ``.json.gz`` in
-    ``binaryData``, the table's content hash in an annotation."""
+# The chart projects this many routing ConfigMaps (each optional) into the root
+# orchestrator's routes directory: with ~900 KiB of gzip per shard, about 14 MiB of
+# compressed table. Raising it needs the chart's projected volume raised with it.
+MAX_ROUTING_SHARDS: Final = 16
+
+
+def routing_configmaps(
+    table: RoutingTable, namespace: str, max_shards: int = MAX_ROUTING_SHARDS
+) -> list[dict[str, Any]]:
+    """The routing table as ConfigMaps ``tflow-routing``, ``tflow-routing-1``, ...: one
+    file each (``.json`` in ``data``, ``.json.gz`` in ``binaryData``), because one
+    ConfigMap holds about 1 MiB in all. The first also holds the index naming every
+    file with its SHA-256 (the root orchestrator loads only a complete, matching set)
+    and the table's hash in an annotation. Write the others first and the first last."""
     files = split_for_configmap(table)
-    data = {k: v.decode() for k, v in files.items() if not k.endswith(".gz")}
-    binary = {k: v for k, v in files.items() if k.endswith(".gz")}
-    return configmap(
-        ROUTING_CONFIGMAP,
-        namespace,
-        {**common_labels(COMPONENT_ROUTING), SCOPE_LABEL: "cluster"},
-        {ROUTING_HASH: table.content_hash()},
-        data=data,
-        binary=binary,
-    )
+    if len(files) > max_shards:
+        raise PublishError(
+            f"the routing table needs {len(files)} ConfigMaps, more than {max_shards}"
+        )
+    labels = {**common_labels(COMPONENT_ROUTING), SCOPE_LABEL: "cluster"}
+    configmaps = []
+    for index, (name, body) in enumerate(sorted(files.items())):
+        contents = {name: body}
+        if index == 0:
+            contents[ROUTING_INDEX] = routing_index(files, table)
+            annotations = {ROUTING_HASH: table.content_hash(), SHARDS: str(len(files))}
+        else:
+            digest = hashlib.sha256(name.encode() + b"\0" + body).hexdigest()
+            annotations = {CONTENT_HASH: digest}
+        configmaps.append(
+            configmap(
+                shard_name(ROUTING_CONFIGMAP, index),
+                namespace,
+                labels,
+                annotations,
+                data={k: v.decode() for k, v in contents.items() if not k.endswith(".gz")},
+                binary={k: v for k, v in contents.items() if k.endswith(".gz")},
+            )
+        )
+    return configmaps

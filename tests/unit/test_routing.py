@@ -11,13 +11,17 @@ from typing import Any
 import pytest
 
 from tflow_workers.routing import (
+    ROUTING_INDEX,
     CompiledRoute,
     RouteError,
     Router,
     RoutingTable,
+    TableOutOfSync,
     check_route_expressions,
     load_table,
+    routing_index,
     split_for_configmap,
+    table_fingerprint,
 )
 
 
@@ -29,6 +33,44 @@ def route(name: str, **kw: object) -> CompiledRoute:
         "task_queue": "incidents",
     }
     return CompiledRoute.model_validate({**base, **kw})
+
+
+def test_an_indexed_table_loads_only_when_every_shard_matches(tmp_path: Path) -> None:
+    """Shards of one table projected from several ConfigMaps: the kubelet may show some
+    of the next table's shards before the rest, which must not load as a table."""
+    old = RoutingTable(routes=[route(f"r{i:05d}", type=f"t{i}") for i in range(6000)])
+    new = RoutingTable(routes=[route(f"r{i:05d}", type=f"u{i}") for i in range(6000)])
+    old_files = split_for_configmap(old, limit_bytes=16 * 1024)
+    new_files = split_for_configmap(new, limit_bytes=16 * 1024)
+    assert len(old_files) == len(new_files) > 2
+
+    def project(files: dict[str, bytes], table: RoutingTable) -> None:
+        for name, body in files.items():
+            (tmp_path / name).write_bytes(body)
+        (tmp_path / ROUTING_INDEX).write_bytes(routing_index(files, table))
+
+    project(old_files, old)
+    assert load_table(tmp_path).content_hash() == old.content_hash()
+    before = table_fingerprint(tmp_path)
+
+    # The new index and one new shard are there, the other shards are still the old ones.
+    first = sorted(new_files)[0]
+    (tmp_path / first).write_bytes(new_files[first])
+    (tmp_path / ROUTING_INDEX).write_bytes(routing_index(new_files, new))
+    assert table_fingerprint(tmp_path) != before
+    with pytest.raises(TableOutOfSync, match="not yet the one"):
+        load_table(tmp_path)
+
+    project(new_files, new)
+    assert load_table(tmp_path).content_hash() == new.content_hash()
+    # A shard the index names is missing altogether.
+    (tmp_path / sorted(new_files)[-1]).unlink()
+    with pytest.raises(TableOutOfSync, match="not there yet"):
+        load_table(tmp_path)
+    # A file of an older, larger table that the index does not name is not read.
+    (tmp_path / sorted(new_files)[-1]).write_bytes(new_files[sorted(new_files)[-1]])
+    (tmp_path / "routes-999.json.gz").write_bytes(old_files[sorted(old_files)[0]])
+    assert load_table(tmp_path).content_hash() == new.content_hash()
 
 
 def event(**kw: object) -> dict[str, object]:

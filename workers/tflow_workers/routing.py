@@ -17,7 +17,11 @@ highest priority wins, then the lowest route id. Runs start in priority order.
 
 On disk (a mounted ConfigMap), the table is one or more files `routes*.json` or
 `routes*.json.gz`, each a JSON object `{"routes": [...]}`; the loader merges them, so the
-operator can compress and split a table that would pass the ConfigMap size limit.
+operator can compress and split a table that would pass the ConfigMap size limit. A
+large table spreads its files over several ConfigMaps projected into one directory; the
+index `routing-index.json` then names every file of the table with its SHA-256, and the
+loader refuses a directory whose files do not match it (the kubelet refreshes the
+ConfigMaps of a projection one by one, so for a moment it may hold shards of two tables).
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from tflow_workers.dsl.expressions import ExpressionError, compile_expression
 
 TABLE_FORMAT = 1
+ROUTING_INDEX = "routing-index.json"
+
+
+class TableOutOfSync(ValueError):
+    """The mounted files are not (yet) the table the index names."""
 
 
 class CompiledRoute(BaseModel):
@@ -93,10 +102,39 @@ class RoutingTable(BaseModel):
         return hashlib.sha256(self.to_json().encode()).hexdigest()
 
 
+def routing_index(files: dict[str, bytes], table: RoutingTable) -> bytes:
+    """The index of a table split into ``files``: each file's SHA-256 and the table's hash."""
+    body = {
+        "format": TABLE_FORMAT,
+        "hash": table.content_hash(),
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())},
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _table_files(directory: Path) -> list[Path]:
+    index = directory / ROUTING_INDEX
+    if not index.exists():
+        # A table in one ConfigMap (or written before the index): every file is its own.
+        return sorted(directory.glob("routes*.json*"))
+    wanted = json.loads(index.read_bytes())
+    files: list[Path] = []
+    for name, sha in sorted(wanted["files"].items()):
+        path = directory / name
+        if not path.exists():
+            raise TableOutOfSync(f"{name} of table {wanted['hash'][:16]} is not there yet")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+            raise TableOutOfSync(f"{name} is not yet the one of table {wanted['hash'][:16]}")
+        files.append(path)
+    return files
+
+
 def load_table(directory: Path) -> RoutingTable:
-    """Merge every `routes*.json[.gz]` file of a directory (a mounted ConfigMap)."""
+    """Merge the `routes*.json[.gz]` files of a directory (one or several mounted
+    ConfigMaps); with an index, exactly the files it names, and only when they match it
+    (``TableOutOfSync`` otherwise)."""
     routes: list[CompiledRoute] = []
-    for path in sorted(directory.glob("routes*.json*")):
+    for path in _table_files(directory):
         if path.name.endswith(".json.gz"):
             text = gzip.decompress(path.read_bytes()).decode()
         elif path.name.endswith(".json"):
@@ -110,7 +148,7 @@ def load_table(directory: Path) -> RoutingTable:
 def table_fingerprint(directory: Path) -> str:
     """Changes whenever the mounted table changes (Kubernetes swaps a `..data` symlink)."""
     digest = hashlib.sha256()
-    for path in sorted(directory.glob("routes*.json*")):
+    for path in sorted([*directory.glob("routes*.json*"), *directory.glob(ROUTING_INDEX)]):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()

@@ -8,6 +8,7 @@ import pytest
 from chart import CHART, INSTALL_YAML, find, helm, render, render_install_yaml
 
 from tflow_devstack.tools import REPO_ROOT
+from tflow_operator.publishing import MAX_ROUTING_SHARDS
 from tflow_operator.rbac import LEASE_RULES, RULES, SECRET_RULES
 
 pytestmark = pytest.mark.integration
@@ -56,7 +57,10 @@ def test_defaults_render_the_operator_rbac_and_kept_crds() -> None:
     assert root_container["command"] == ["tflow-worker", "--serve-orchestrator"]
     assert env(root_container)["TFLOW_TASK_QUEUE"] == "root_orchestrator-queue"
     volumes = {v["name"]: v for v in root["spec"]["template"]["spec"]["volumes"]}
-    assert volumes["routes"]["configMap"]["name"] == "tflow-routing"
+    routing = [s["configMap"] for s in volumes["routes"]["projected"]["sources"]]
+    assert [r["name"] for r in routing[:2]] == ["tflow-routing", "tflow-routing-1"]
+    assert len(routing) == MAX_ROUTING_SHARDS
+    assert all(r["optional"] for r in routing)
     shards = [s["configMap"]["name"] for s in volumes["definitions"]["projected"]["sources"]]
     assert shards[:2] == ["tflow-definitions", "tflow-definitions-1"]
     assert len(shards) == 64

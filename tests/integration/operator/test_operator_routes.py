@@ -59,8 +59,10 @@ def table(kube: ControlPlane, operator: OperatorProcess) -> tuple[RoutingTable, 
     cm = get(kube, "configmap", "tflow-routing", operator.system_namespace)
     assert cm is not None
     routes = []
-    for text in (cm.get("data") or {}).values():
-        routes.extend(RoutingTable.model_validate_json(text).routes)
+    # The table's files; the index beside them only names them.
+    for key, text in (cm.get("data") or {}).items():
+        if key.startswith("routes"):
+            routes.extend(RoutingTable.model_validate_json(text).routes)
     for blob in (cm.get("binaryData") or {}).values():
         routes.extend(RoutingTable.model_validate_json(gzip.decompress(decode_binary(blob))).routes)
     return RoutingTable(routes=routes), cm

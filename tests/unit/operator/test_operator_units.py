@@ -41,7 +41,7 @@ from tflow_operator.publishing import (
     PublishError,
     compile_routes,
     definitions_configmaps,
-    routing_configmap,
+    routing_configmaps,
     shard_files,
 )
 from tflow_operator.runtime import Catalog, Runtime
@@ -338,7 +338,7 @@ def test_compile_routes_verdicts_and_table() -> None:
     assert verdicts[("ns", "jq")].reason == REASON_INVALID_EXPRESSION
     assert catalog.lookup("ns", "good") is not None
 
-    cm = routing_configmap(table, "sys")
+    (cm,) = routing_configmaps(table, "sys")
     assert cm["metadata"]["annotations"]["temporalflow.dev/routing-hash"] == table.content_hash()
     assert json.loads(cm["data"]["routes.json"])["routes"][0]["name"] == "ok"
 
@@ -350,12 +350,12 @@ def test_big_routing_tables_go_to_binary_data() -> None:
     ]
     good = info("good")
     table, _ = compile_routes(many, lambda ns, name: (good, judge(good, [], "router")))
-    cm = routing_configmap(table, "sys")
-    assert "data" not in cm
+    (cm,) = routing_configmaps(table, "sys")
     (name,) = cm["binaryData"]
     assert name.endswith(".json.gz")
     text = gzip.decompress(base64.b64decode(cm["binaryData"][name]))
     assert len(json.loads(text)["routes"]) == 4000
+    assert json.loads(cm["data"]["routing-index.json"])["hash"] == table.content_hash()
 
 
 # --------------------------------------------------------------------------- status
