@@ -1,7 +1,7 @@
 """Two operator replicas against the real apiserver: exactly one leads (holds the Lease
 and reconciles), the other stays a live standby; killed without a chance to hand over,
 the leader is replaced within a lease period, and the new leader reconciles objects
-created after the kill."""
+created after the kill; a leader stopped cleanly gives the Lease back."""
 
 from __future__ import annotations
 
@@ -112,6 +112,10 @@ def test_one_of_two_replicas_leads_and_the_other_takes_over_when_it_dies(
         )
         assert STARTED in second.log_text()
         print(f"operator-b took over {took:.1f}s after operator-a was killed")
+
+        # A leader that stops cleanly (SIGTERM) hands the Lease back at once.
+        second.stop()
+        assert holder(kube, system) is None
     finally:
         if second is not None:
             second.stop()
