@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import gzip
 import json
+import random
 from pathlib import Path
 from typing import Any, cast
 
@@ -33,6 +34,7 @@ from tflow_operator.model import (
     route_info,
 )
 from tflow_operator.naming import bounded, definition_key, worker_deployment_name
+from tflow_operator.publisher import Publisher
 from tflow_operator.publishing import (
     REASON_DISABLED,
     REASON_INVALID_EXPRESSION,
@@ -359,6 +361,57 @@ def test_big_routing_tables_go_to_binary_data() -> None:
 
 
 # --------------------------------------------------------------------------- status
+
+
+class RecordingKube:
+    """Records the order of ConfigMap writes and deletions of a publisher pass."""
+
+    def __init__(self, stored: list[str]) -> None:
+        self.stored = stored
+        self.log: list[tuple[str, str]] = []
+
+    async def list_metadata(self, *_: Any, **__: Any) -> list[dict[str, Any]]:
+        labels = {"temporalflow.dev/component": "routing"}
+        return [
+            {"metadata": {"name": name, "namespace": "sys", "labels": labels}}
+            for name in self.stored
+        ]
+
+    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        self.log.append(("write", obj["metadata"]["name"]))
+        return obj
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        self.log.append(("delete", name))
+        return True
+
+    async def patch_status(self, *_: Any, **__: Any) -> None:
+        return None
+
+
+async def test_the_routing_index_is_written_after_its_shards() -> None:
+    good = info("good")
+    noise = random.Random(7)
+    routes = [
+        route_info(route_body(f"r{i:05d}", "good", match={"type": noise.randbytes(512).hex()}))
+        for i in range(3000)
+    ]
+    catalog = Catalog(
+        definitions={("name", "ns", "good"): [good], ("queue", good.task_queue): [good]},
+        routes={r.key: [r] for r in routes},
+        router_task_queue="router",
+    )
+    # A shard left over from a larger table, to be deleted after the index moved on.
+    kube = RecordingKube(["tflow-routing-40"])
+    publisher = Publisher(CONFIG, cast(KubeClient, kube), catalog)
+    await publisher.publish(full=True)
+    routing = [(op, name) for op, name in kube.log if name.startswith("tflow-routing")]
+    written = [name for op, name in routing if op == "write"]
+    assert len(written) > 1
+    # The index (tflow-routing) names the other shards' files: it goes after them, and
+    # the stale shard only after it.
+    assert routing[-2:] == [("write", "tflow-routing"), ("delete", "tflow-routing-40")]
 
 
 def test_conditions_keep_their_transition_time() -> None:
