@@ -41,9 +41,11 @@ from tflow_operator.naming import (
     MANAGED_BY,
     MANAGED_BY_VALUE,
     NAMESPACE_DEFINITIONS_CONFIGMAP,
+    ROUTING_CONFIGMAP,
     ROUTING_HASH,
 )
 from tflow_operator.publishing import (
+    MAX_ROUTING_SHARDS,
     PublishError,
     RouteVerdict,
     compile_routes,
@@ -78,6 +80,13 @@ class PublishReport:
     statuses_written: int = 0
 
 
+REASON_TABLE_TOO_LARGE: Final = "RoutingTableTooLarge"
+
+
+def _is_routing(name: str) -> bool:
+    return name == ROUTING_CONFIGMAP or name.startswith(ROUTING_CONFIGMAP + "-")
+
+
 def _hash_annotation(name: str) -> str:
     return ROUTING_HASH if name.endswith("routing") else CONTENT_HASH
 
@@ -98,6 +107,7 @@ class Publisher:
         self._written: dict[Key, tuple[str, float]] = {}
         self.passes = 0
         self.routing_hash = ""
+        self.max_routing_shards = MAX_ROUTING_SHARDS
 
     # ----------------------------------------------------------------- triggers
 
@@ -215,14 +225,31 @@ class Publisher:
         report.routes = len(table.routes)
         report.routing_hash = table.content_hash()
 
-        table_cms = routing_configmaps(table, self.config.system_namespace)
+        try:
+            table_cms = routing_configmaps(
+                table, self.config.system_namespace, self.max_routing_shards
+            )
+        except PublishError as err:
+            # Too large to store: the stored table stays in force (its ConfigMaps are
+            # neither written nor deleted), definitions are still published, and routes
+            # say they are not in it.
+            in_force = self._known.get((self.config.system_namespace, ROUTING_CONFIGMAP), "")
+            log.error("routing table not published, %s stays: %s", in_force[:12], err)
+            table_cms = []
+            report.routing_hash = in_force
+            message = f"{err}; the routing table in force is {in_force[:12] or 'none'}"
+            verdicts = {
+                key: RouteVerdict(False, REASON_TABLE_TOO_LARGE, message) if v.ready else v
+                for key, v in verdicts.items()
+            }
         desired = self._desired_configmaps(valid, table_cms)
         writes = [cm for cm in desired if self._known.get(_key(cm)) != _desired_hash(cm)]
         desired_keys = {_key(cm) for cm in desired}
-        stale = [key for key in self._known if key not in desired_keys]
+        kept = set() if table_cms else {k for k in self._known if _is_routing(k[1])}
+        stale = [key for key in self._known if key not in desired_keys and key not in kept]
         # The routing table's first ConfigMap holds the index naming the other shards'
         # files: written after them, so it never names a file that is not stored yet.
-        index = _key(table_cms[0])
+        index = _key(table_cms[0]) if table_cms else None
         await _bounded(WRITE_CONCURRENCY, [self._write(cm) for cm in writes if _key(cm) != index])
         await _bounded(WRITE_CONCURRENCY, [self._write(cm) for cm in writes if _key(cm) == index])
         await _bounded(WRITE_CONCURRENCY, [self._delete(key) for key in stale])

@@ -369,11 +369,20 @@ class RecordingKube:
     def __init__(self, stored: list[str]) -> None:
         self.stored = stored
         self.log: list[tuple[str, str]] = []
+        self.statuses: dict[str, dict[str, Any]] = {}
 
     async def list_metadata(self, *_: Any, **__: Any) -> list[dict[str, Any]]:
         labels = {"temporalflow.dev/component": "routing"}
+        annotations = {"temporalflow.dev/routing-hash": "0123456789abcdef"}
         return [
-            {"metadata": {"name": name, "namespace": "sys", "labels": labels}}
+            {
+                "metadata": {
+                    "name": name,
+                    "namespace": CONFIG.system_namespace,
+                    "labels": labels,
+                    "annotations": annotations,
+                }
+            }
             for name in self.stored
         ]
 
@@ -386,22 +395,33 @@ class RecordingKube:
         self.log.append(("delete", name))
         return True
 
-    async def patch_status(self, *_: Any, **__: Any) -> None:
-        return None
+    async def patch_status(
+        self, api_version: str, kind: str, namespace: str, name: str, changes: dict[str, Any]
+    ) -> None:
+        self.statuses[name] = changes
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        self.log.append(("create", obj["kind"]))
+        return obj
 
 
-async def test_the_routing_index_is_written_after_its_shards() -> None:
+def big_route_catalog() -> Catalog:
+    """Routes whose table takes two routing shards (random, incompressible types)."""
     good = info("good")
     noise = random.Random(7)
     routes = [
         route_info(route_body(f"r{i:05d}", "good", match={"type": noise.randbytes(512).hex()}))
         for i in range(3000)
     ]
-    catalog = Catalog(
+    return Catalog(
         definitions={("name", "ns", "good"): [good], ("queue", good.task_queue): [good]},
         routes={r.key: [r] for r in routes},
         router_task_queue="router",
     )
+
+
+async def test_the_routing_index_is_written_after_its_shards() -> None:
+    catalog = big_route_catalog()
     # A shard left over from a larger table, to be deleted after the index moved on.
     kube = RecordingKube(["tflow-routing-40"])
     publisher = Publisher(CONFIG, cast(KubeClient, kube), catalog)
@@ -412,6 +432,22 @@ async def test_the_routing_index_is_written_after_its_shards() -> None:
     # The index (tflow-routing) names the other shards' files: it goes after them, and
     # the stale shard only after it.
     assert routing[-2:] == [("write", "tflow-routing"), ("delete", "tflow-routing-40")]
+
+
+async def test_a_table_too_large_keeps_the_stored_one_and_still_publishes_definitions() -> None:
+    kube = RecordingKube(["tflow-routing", "tflow-routing-1"])
+    publisher = Publisher(CONFIG, cast(KubeClient, kube), big_route_catalog())
+    publisher.max_routing_shards = 1
+    report = await publisher.publish(full=True)
+    # The stored table is neither rewritten nor deleted; the definitions are published.
+    assert not [entry for entry in kube.log if entry[1].startswith("tflow-routing")]
+    assert ("write", "tflow-definitions") in kube.log
+    assert report.routing_hash == "0123456789abcdef"
+    # Every route says it is not in the table in force, and which table that is.
+    assert len(kube.statuses) == 3000
+    (ready,) = kube.statuses["r00000"]["conditions"]
+    assert (ready["status"], ready["reason"]) == ("False", "RoutingTableTooLarge")
+    assert "0123456789ab" in ready["message"]
 
 
 def test_conditions_keep_their_transition_time() -> None:
