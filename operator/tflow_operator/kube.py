@@ -1,29 +1,48 @@
-"""A small async Kubernetes client for the operator's children: server-side apply, get,
-list, delete and status patches over the REST API, with credentials from a kubeconfig or
-the in-cluster service account.
+"""The operator's Kubernetes client for its children: server-side apply, create, get, list
+(whole, by pages, or metadata only), delete and status patches of the kinds it manages,
+on the official async client (``kubernetes-asyncio``).
 
 kopf watches and dispatches; this client writes. Server-side apply with one field manager
 makes every reconcile idempotent and restores hand edits of the fields the operator owns.
+
+Credentials have one source, :func:`load_configuration`, which kopf's login handler uses
+too (:mod:`tflow_operator.main`): the pod's service account when there is one, else the
+kubeconfig, both read by the library (``exec`` and ``auth-provider`` users, client
+certificates, ``insecure-skip-tls-verify``, ``tls-server-name``, ``proxy-url``, several
+paths in ``KUBECONFIG``). In a pod the apiserver is reached at KUBERNETES_SERVICE_HOST and
+KUBERNETES_SERVICE_PORT, so no cluster DNS is needed. Requests that the apiserver sheds
+(429) or fails (5xx), and idempotent ones that do not reach it, are retried with
+exponential back-off; a 401 loads the credentials again once (a rotated token, an expired
+exec credential).
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import builtins
+import contextlib
 import json
+import logging
 import os
-import ssl
-import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-import httpx
-import yaml
+import aiohttp
+from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config import (
+    ConfigException,
+    load_incluster_config,
+    load_kube_config,
+)
+from kubernetes_asyncio.config.kube_config import KubeConfigLoader
 
-FIELD_MANAGER = "temporal-flow-operator"
-IN_CLUSTER = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+FIELD_MANAGER: Final = "temporal-flow-operator"
+SERVICE_ACCOUNT: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+log = logging.getLogger("tflow.operator.kube")
 
 # Resources the operator manages: (apiVersion, kind) -> plural, namespaced.
 _PLURALS: dict[tuple[str, str], str] = {
@@ -42,11 +61,26 @@ _PLURALS: dict[tuple[str, str], str] = {
     ("temporalflow.dev/v1alpha1", "Listener"): "listeners",
 }
 
+_JSON: Final = "application/json"
+_METADATA_LIST: Final = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+# Requests that may be sent again without changing the outcome: a retried POST after a
+# lost answer could create twice (or fail with 409), so POST is retried only on 429,
+# which the apiserver answers before doing anything.
+_IDEMPOTENT: Final = frozenset({"GET", "PATCH", "DELETE"})
+
 
 class KubeError(RuntimeError):
     def __init__(self, status: int, message: str) -> None:
         self.status = status
         super().__init__(f"{status}: {message}")
+
+
+class KubeUnreachable(KubeError):
+    """The apiserver did not answer (connection refused or reset, timeout), after the
+    retries; ``status`` is 0."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, message)
 
 
 def resource_path(
@@ -60,80 +94,166 @@ def resource_path(
     return f"{path}/{name}" if name else path
 
 
-@dataclass
-class _Credentials:
-    server: str
-    verify: ssl.SSLContext
-    headers: dict[str, str]
+async def load_configuration(service_account: Path = SERVICE_ACCOUNT) -> Configuration:
+    """The client configuration from the pod's service account, else from the kubeconfig
+    (``KUBECONFIG``, several paths joined as kubectl does, else ``~/.kube/config``).
 
-
-def _from_kubeconfig(path: Path) -> _Credentials:
-    config = yaml.safe_load(path.read_text())
-    context_name = config.get("current-context")
-    context = next(c["context"] for c in config["contexts"] if c["name"] == context_name)
-    cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
-    user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
-    ctx = ssl.create_default_context()
-    if "certificate-authority-data" in cluster:
-        ctx.load_verify_locations(
-            cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+    The library re-reads a service-account token as it rotates; an exec plugin's token
+    is asked for again once its ``expirationTimestamp`` has passed."""
+    config = Configuration()
+    try:
+        load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=config,
+            token_filename=str(service_account / "token"),
+            cert_filename=str(service_account / "ca.crt"),
         )
-    elif "certificate-authority" in cluster:
-        ctx.load_verify_locations(cafile=cluster["certificate-authority"])
-    headers: dict[str, str] = {}
-    if "token" in user:
-        headers["Authorization"] = f"Bearer {user['token']}"
-    cert = user.get("client-certificate-data")
-    key = user.get("client-key-data")
-    if cert and key:
-        # ssl wants files for a client certificate; they live only as long as the process.
-        folder = Path(tempfile.mkdtemp(prefix="tflow-kube-"))
-        (folder / "tls.crt").write_bytes(base64.b64decode(cert))
-        (folder / "tls.key").write_bytes(base64.b64decode(key))
-        (folder / "tls.key").chmod(0o600)
-        ctx.load_cert_chain(str(folder / "tls.crt"), str(folder / "tls.key"))
-    elif "client-certificate" in user:
-        ctx.load_cert_chain(user["client-certificate"], user["client-key"])
-    return _Credentials(cluster["server"], ctx, headers)
+    except ConfigException:
+        # The operator never writes to a user's kubeconfig (refreshed tokens stay in memory).
+        # Read now, not when the library was imported (it caches KUBECONFIG at import).
+        paths = os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
+        loader = await load_kube_config(
+            config_file=paths, client_configuration=config, persist_config=False
+        )
+        _follow_exec_expiry(config, loader)
+    return config
 
 
-def _in_cluster() -> _Credentials:
-    ctx = ssl.create_default_context(cafile=str(IN_CLUSTER / "ca.crt"))
-    token = (IN_CLUSTER / "token").read_text().strip()
-    host = os.environ["KUBERNETES_SERVICE_HOST"]
-    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-    return _Credentials(f"https://{host}:{port}", ctx, {"Authorization": f"Bearer {token}"})
+def _follow_exec_expiry(config: Configuration, loader: KubeConfigLoader) -> None:
+    async def refresh(configuration: Configuration) -> None:
+        # Only exec tokens with an expiry have one; the loader reruns the plugin only
+        # once it has passed.
+        if getattr(loader, "exec_plugin_expiry", None) is None:
+            return
+        await loader.load_from_exec_plugin()
+        configuration.api_key["BearerToken"] = loader.token
+
+    config.refresh_api_key_hook = refresh
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Waits between attempts: ``delays[i]`` before attempt ``i + 2``; a Retry-After
+    from the apiserver is honoured up to ``ceiling`` seconds."""
+
+    delays: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    ceiling: float = 10.0
+
+    def delay(self, attempt: int, retry_after: str | None = None) -> float | None:
+        if attempt >= len(self.delays):
+            return None
+        wait = self.delays[attempt]
+        if retry_after:
+            with contextlib.suppress(ValueError):
+                wait = max(wait, min(float(retry_after), self.ceiling))
+        return wait
+
+
+def _retryable(method: str, status: int) -> bool:
+    if status == 429:
+        return True
+    return status >= 500 and method in _IDEMPOTENT
+
+
+def _message(err: ApiException) -> str:
+    body = err.body if isinstance(err.body, str) else ""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return body or str(err.reason)
+    if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+        return str(parsed["message"])
+    return body
 
 
 class KubeClient:
-    def __init__(self, credentials: _Credentials, timeout: float = 30.0) -> None:
-        self._http = httpx.AsyncClient(
-            base_url=credentials.server,
-            verify=credentials.verify,
-            headers=credentials.headers,
-            timeout=httpx.Timeout(timeout),
-        )
+    """One connection pool to the apiserver, opened on the first request (so that it is
+    made inside the event loop that uses it)."""
+
+    def __init__(
+        self,
+        configure: Callable[[], Awaitable[Configuration]] = load_configuration,
+        timeout: float = 30.0,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._configure = configure
+        self._timeout = timeout
+        self._backoff = backoff or Backoff()
+        self._api: ApiClient | None = None
+        # Clients replaced after a 401 may still carry requests; closed with this one.
+        self._retired: list[ApiClient] = []
+        self._connecting = asyncio.Lock()
 
     @classmethod
     def from_env(cls, timeout: float = 30.0) -> KubeClient:
-        """KUBECONFIG (or ~/.kube/config) when present, else the in-cluster account."""
-        kubeconfig = os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
-        if Path(kubeconfig).exists():
-            return cls(_from_kubeconfig(Path(kubeconfig)), timeout)
-        return cls(_in_cluster(), timeout)
+        """The in-cluster service account, else the kubeconfig (see load_configuration)."""
+        return cls(timeout=timeout)
 
     async def close(self) -> None:
-        await self._http.aclose()
+        clients, self._retired = [*self._retired, self._api], []
+        self._api = None
+        for client in clients:
+            if client is not None:
+                await client.close()
 
-    async def _request(self, method: str, path: str, **kw: Any) -> Any:
-        response = await self._http.request(method, path, **kw)
-        if response.status_code >= 400:
+    async def _client(self) -> ApiClient:
+        async with self._connecting:
+            if self._api is None:
+                self._api = ApiClient(configuration=await self._configure())
+            return self._api
+
+    async def _reconnect(self, stale: ApiClient) -> None:
+        async with self._connecting:
+            if self._api is stale:
+                self._retired.append(stale)
+                self._api = None
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = _JSON,
+        accept: str = _JSON,
+    ) -> Any:
+        attempt = 0
+        reauthenticated = False
+        while True:
+            api = await self._client()
             try:
-                message = response.json().get("message", response.text)
-            except ValueError:
-                message = response.text
-            raise KubeError(response.status_code, message)
-        return response.json() if response.content else None
+                return await api.call_api(
+                    path,
+                    method,
+                    query_params=list((query or {}).items()),
+                    header_params={"Content-Type": content_type, "Accept": accept},
+                    body=body,
+                    response_types_map={200: "object", 201: "object", 202: "object"},
+                    auth_settings=["BearerToken"],
+                    _return_http_data_only=True,
+                    _request_timeout=self._timeout,
+                )
+            except ApiException as err:
+                if err.status == 401 and not reauthenticated:
+                    reauthenticated = True
+                    await self._reconnect(api)
+                    continue
+                retry_after = err.headers.get("Retry-After") if err.headers else None
+                wait = (
+                    self._backoff.delay(attempt, retry_after)
+                    if _retryable(method, err.status)
+                    else None
+                )
+                if wait is None:
+                    raise KubeError(err.status, _message(err)) from None
+                log.info("%s %s: %s %s, retry in %.2fs", method, path, err.status, err.reason, wait)
+            except (aiohttp.ClientError, TimeoutError) as err:
+                wait = self._backoff.delay(attempt) if method in _IDEMPOTENT else None
+                if wait is None:
+                    raise KubeUnreachable(f"{method} {path}: {err!r}") from err
+                log.info("%s %s: %r, retry in %.2fs", method, path, err, wait)
+            await asyncio.sleep(wait)
+            attempt += 1
 
     async def apply(self, obj: dict[str, Any], force: bool = True) -> dict[str, Any]:
         """Server-side apply: create or update the fields this operator owns."""
@@ -142,9 +262,9 @@ class KubeClient:
         result: dict[str, Any] = await self._request(
             "PATCH",
             path,
-            params={"fieldManager": FIELD_MANAGER, "force": "true" if force else "false"},
-            content=json.dumps(obj),
-            headers={"Content-Type": "application/apply-patch+yaml"},
+            query={"fieldManager": FIELD_MANAGER, "force": "true" if force else "false"},
+            body=obj,
+            content_type="application/apply-patch+yaml",
         )
         return result
 
@@ -152,7 +272,7 @@ class KubeClient:
         """Create an object (POST); KubeError 409 when it exists."""
         meta = obj["metadata"]
         path = resource_path(obj["apiVersion"], obj["kind"], meta.get("namespace"))
-        result: dict[str, Any] = await self._request("POST", path, json=obj)
+        result: dict[str, Any] = await self._request("POST", path, body=obj)
         return result
 
     async def list_metadata(
@@ -164,12 +284,11 @@ class KubeClient:
     ) -> list[dict[str, Any]]:
         """Only the metadata of the matching objects (a PartialObjectMetadataList):
         cheap when the operator needs names and annotations, not contents."""
-        params = {"labelSelector": label_selector} if label_selector else None
         body = await self._request(
             "GET",
             resource_path(api_version, kind, namespace),
-            params=params,
-            headers={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"},
+            query={"labelSelector": label_selector} if label_selector else None,
+            accept=_METADATA_LIST,
         )
         items: list[dict[str, Any]] = body.get("items") or []
         return items
@@ -213,13 +332,13 @@ class KubeClient:
         periodic pass over thousands of objects never holds them all at once."""
         token: str | None = None
         while True:
-            params: dict[str, Any] = {"limit": limit}
+            query: dict[str, Any] = {"limit": limit}
             if label_selector:
-                params["labelSelector"] = label_selector
+                query["labelSelector"] = label_selector
             if token:
-                params["continue"] = token
+                query["continue"] = token
             body = await self._request(
-                "GET", resource_path(api_version, kind, namespace), params=params
+                "GET", resource_path(api_version, kind, namespace), query=query
             )
             yield list(body.get("items") or [])
             token = (body.get("metadata") or {}).get("continue")
@@ -232,7 +351,7 @@ class KubeClient:
             await self._request(
                 "DELETE",
                 resource_path(api_version, kind, namespace, name),
-                json={"propagationPolicy": "Background"},
+                body={"propagationPolicy": "Background"},
             )
         except KubeError as err:
             if err.status == 404:
@@ -258,8 +377,8 @@ class KubeClient:
         await self._request(
             "PATCH",
             resource_path(api_version, kind, namespace, name) + "/status",
-            content=json.dumps(patch),
-            headers={"Content-Type": "application/merge-patch+json"},
+            body=patch,
+            content_type="application/merge-patch+json",
         )
 
 

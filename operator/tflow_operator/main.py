@@ -25,7 +25,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
 import signal
 from typing import Any, Final
@@ -35,8 +34,8 @@ import kopf
 from tflow_operator import eventroute as _eventroute  # noqa: F401  (registers handlers)
 from tflow_operator import listener as _listener  # noqa: F401
 from tflow_operator import workflowdefinition as _workflowdefinition  # noqa: F401
-from tflow_operator.config import Config
-from tflow_operator.kube import IN_CLUSTER, KubeClient
+from tflow_operator.config import SERVICE_ACCOUNT_NAMESPACE_FILE, Config
+from tflow_operator.kube import KubeClient, load_configuration
 from tflow_operator.naming import FINALIZER
 from tflow_operator.publisher import Publisher
 from tflow_operator.resync import Resyncer
@@ -131,28 +130,45 @@ async def _connect_later(gateway: TemporalGateway) -> None:
         log.warning("%s; will retry when needed", err)
 
 
+def _own_namespace() -> str | None:
+    path = SERVICE_ACCOUNT_NAMESPACE_FILE
+    return path.read_text().strip() if path.exists() else None
+
+
 @kopf.on.login()
-def login(settings: kopf.OperatorSettings, **kwargs: Any) -> kopf.ConnectionInfo | None:
-    """A kubeconfig when there is one; else the pod's service account, reaching the
-    apiserver at KUBERNETES_SERVICE_HOST:PORT as client-go does. kopf's own in-cluster login
-    names `kubernetes.default.svc`, which needs cluster DNS that not every cluster (nor a
-    bare node) has; the token is read again on every login, so a rotated one is used."""
-    from_kubeconfig = kopf.login_with_kubeconfig(settings=settings, **kwargs)
-    if from_kubeconfig is not None:
-        return from_kubeconfig
-    token = IN_CLUSTER / "token"
-    host = os.environ.get("KUBERNETES_SERVICE_HOST")
-    if not token.exists() or not host:
-        return None
-    port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-    namespace = IN_CLUSTER / "namespace"
-    ca = IN_CLUSTER / "ca.crt"
+async def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """kopf connects with the credentials the operator's own client uses."""
+    return await connection_info(trust_env=settings.networking.trust_env)
+
+
+async def connection_info(trust_env: bool) -> kopf.ConnectionInfo:
+    """kopf's connection from :func:`tflow_operator.kube.load_configuration`: in a pod,
+    the service account at KUBERNETES_SERVICE_HOST:PORT (kopf's own in-cluster login
+    names `kubernetes.default.svc`, which needs cluster DNS that not every cluster, nor a
+    bare node, has); else the kubeconfig with whatever user it names, exec plugins
+    included. kopf logs in again when the apiserver answers 401, so a rotated token or an
+    expired exec credential is read anew."""
+    config = await load_configuration()
+    header = await config.get_api_key_with_prefix("BearerToken")
+    scheme, _space, token = (header or "").partition(" ")
+    if not token:
+        # A bare token (RFC 7235 allows a credential without a scheme).
+        scheme, token = "", scheme
+    if not config.host:
+        raise kopf.LoginError("no apiserver address in the client configuration")
     return kopf.ConnectionInfo(
-        server=f"https://{host}:{port}",
-        ca_path=str(ca) if ca.exists() else None,
-        token=token.read_text().strip() or None,
-        default_namespace=namespace.read_text().strip() if namespace.exists() else None,
-        trust_env=settings.networking.trust_env,
+        server=config.host,
+        ca_path=config.ssl_ca_cert,
+        insecure=not config.verify_ssl,
+        username=config.username or None,
+        password=config.password or None,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=config.cert_file,
+        private_key_path=config.key_file,
+        proxy_url=config.proxy,
+        default_namespace=_own_namespace(),
+        trust_env=trust_env,
     )
 
 
@@ -164,9 +180,9 @@ async def startup(
 ) -> None:
     config = Config.from_env()
     configure(settings)
-    # One line per HTTP request of the operator's own client is noise.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("kopf.objects").addFilter(QuietSuccess())
+    # The client logs whole response bodies at debug level, Secrets included.
+    logging.getLogger("kubernetes_asyncio").setLevel(logging.INFO)
     kube = KubeClient.from_env()
     gateway = TemporalGateway(config.temporal_address, config.temporal_namespace)
     catalog = Catalog(

@@ -24,8 +24,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-import httpx
-
 from tflow_operator.api.common import API_VERSION
 from tflow_operator.conditions import make_condition, merge_conditions, status_changes
 from tflow_operator.config import Config
@@ -157,7 +155,7 @@ class Publisher:
                 if empty:
                     self._indexed.set()
                     break
-            except (KubeError, httpx.HTTPError) as err:
+            except KubeError as err:
                 log.warning("cannot list the custom resources yet: %s", err)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._indexed.wait(), 2.0)
@@ -188,7 +186,7 @@ class Publisher:
                     "publishing failed (retry in %.1fs): %s",
                     delay,
                     err,
-                    exc_info=not isinstance(err, KubeError | httpx.HTTPError),
+                    exc_info=not isinstance(err, KubeError),
                 )
                 self._listed = False
                 await asyncio.sleep(delay)

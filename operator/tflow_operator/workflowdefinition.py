@@ -33,7 +33,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import httpx
 import kopf
 from pydantic import ValidationError
 from temporalio.service import RPCError
@@ -123,7 +122,7 @@ async def _regroup_after_delete(runtime: Runtime, body: kopf.Body) -> None:
         previous = (body.get("status") or {}).get("taskQueue")
         if isinstance(previous, str) and previous and previous != info.task_queue:
             await apply_group(runtime, info.namespace, previous)
-    except (KubeError, httpx.HTTPError) as err:
+    except KubeError as err:
         # The next resync pass renders the group again.
         meta = body.get("metadata") or {}
         log.warning(
@@ -367,7 +366,7 @@ async def reconcile(
         if group.note:
             notes.append(group.note)
         trouble = group.trouble
-    except (KubeError, httpx.HTTPError) as err:
+    except KubeError as err:
         problems.append(f"worker Deployment: {err}")
         retry_error = err
 
@@ -376,7 +375,7 @@ async def reconcile(
         missing_secrets = await missing_secrets_of(runtime, info)
     except SecretsNotReadable as err:
         notes.append(err.note)
-    except (KubeError, httpx.HTTPError) as err:
+    except KubeError as err:
         problems.append(f"checking use.secrets: {err}")
         retry_error = retry_error or err
 
@@ -446,7 +445,7 @@ async def _safe_group(
 ) -> None:
     try:
         await apply_group(runtime, namespace, task_queue, release=release)
-    except (KubeError, httpx.HTTPError) as err:
+    except KubeError as err:
         raise kopf.TemporaryError(f"worker Deployment of {task_queue}: {err}", delay=5) from err
 
 

@@ -56,6 +56,37 @@ def install_keda_crds(kube: ControlPlane) -> None:
 
 
 def token_kubeconfig(path: Path, admin_kubeconfig: Path, server: str, token: str) -> None:
+    user_kubeconfig(path, admin_kubeconfig, server, {"token": token})
+
+
+EXEC_API_VERSION = "client.authentication.k8s.io/v1"
+
+
+def exec_plugin(path: Path, credential: dict[str, Any], calls: Path, lifetime: float) -> None:
+    """A kubectl credential plugin: prints an ExecCredential whose status is
+    ``credential`` (a token, or client certificate and key), expiring ``lifetime``
+    seconds from each call, and appends one line to ``calls`` per call."""
+    path.write_text(
+        f"""#!{sys.executable}
+import datetime, json
+with open({str(calls)!r}, "a") as calls:
+    calls.write("called\\n")
+expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds={lifetime})
+status = dict({credential!r}, expirationTimestamp=expiry.strftime("%Y-%m-%dT%H:%M:%SZ"))
+kind = {{"apiVersion": {EXEC_API_VERSION!r}, "kind": "ExecCredential"}}
+print(json.dumps(dict(kind, status=status)))
+"""
+    )
+    path.chmod(0o700)
+
+
+def exec_kubeconfig(path: Path, admin_kubeconfig: Path, server: str, plugin: Path) -> None:
+    """A kubeconfig whose user holds no credential, only the plugin that prints one."""
+    user = {"exec": {"apiVersion": EXEC_API_VERSION, "command": str(plugin)}}
+    user_kubeconfig(path, admin_kubeconfig, server, user)
+
+
+def user_kubeconfig(path: Path, admin_kubeconfig: Path, server: str, user: dict[str, Any]) -> None:
     admin = yaml.safe_load(admin_kubeconfig.read_text())
     ca = admin["clusters"][0]["cluster"]["certificate-authority-data"]
     config = {
@@ -64,7 +95,7 @@ def token_kubeconfig(path: Path, admin_kubeconfig: Path, server: str, token: str
         "clusters": [
             {"name": "tflow", "cluster": {"server": server, "certificate-authority-data": ca}}
         ],
-        "users": [{"name": "operator", "user": {"token": token}}],
+        "users": [{"name": "operator", "user": user}],
         "contexts": [{"name": "tflow", "context": {"cluster": "tflow", "user": "operator"}}],
         "current-context": "tflow",
     }
@@ -152,8 +183,12 @@ def start_operator(
     *,
     resync_seconds: float = 2.0,
     extra_env: dict[str, str] | None = None,
+    exec_lifetime: float | None = None,
 ) -> OperatorProcess:
-    """Create the operator's RBAC in the control plane and start it under that role."""
+    """Create the operator's RBAC in the control plane and start it under that role.
+    With ``exec_lifetime``, the kubeconfig holds no token but an exec plugin
+    (``workdir/credential-plugin``) that prints it, valid that many seconds; it counts
+    its calls in ``workdir/credential-plugin.calls``."""
     workdir.mkdir(parents=True, exist_ok=True)
     system_namespace = f"tflow-system-{uuid.uuid4().hex[:6]}"
     kube.kubectl("create", "namespace", system_namespace)
@@ -162,7 +197,12 @@ def start_operator(
         "create", "token", rbac.NAME, "-n", system_namespace, "--duration=12h"
     ).stdout.strip()
     kubeconfig = workdir / "operator.kubeconfig"
-    token_kubeconfig(kubeconfig, kube.kubeconfig, kube.server, token)
+    if exec_lifetime is None:
+        token_kubeconfig(kubeconfig, kube.kubeconfig, kube.server, token)
+    else:
+        plugin = workdir / "credential-plugin"
+        exec_plugin(plugin, {"token": token}, plugin.with_suffix(".calls"), exec_lifetime)
+        exec_kubeconfig(kubeconfig, kube.kubeconfig, kube.server, plugin)
     health_port = free_port()
     env = {
         **os.environ,
