@@ -108,10 +108,11 @@ fmt: venv ## Format and auto-fix the code.
 	$(VENV)/bin/ruff check --fix .
 
 .PHONY: lint
-lint: venv ## ruff, mypy, and the generated-files drift check.
+lint: venv ## ruff, mypy, the layer contracts (.importlinter), and the generated-files drift check.
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	"$(UV)" lock --check
 	$(PY) -m tflow_operator.api.crdgen --out crds --docs docs/crd-reference.md --check
 	$(PY) -m tflow_operator.rbac --out manifests/rbac/operator.yaml --check

@@ -22,13 +22,10 @@ from collections.abc import Sequence
 from typing import cast
 
 from tflow_listeners.source import ListenerSource, add_flag, add_temporal_arguments
+from tflow_workers.commands import LISTENER_COMMAND, LISTENER_SOURCES
 
-# Source name -> module implementing ListenerSource. Adding a source is one line here.
-SOURCES: dict[str, str] = {
-    "webhook": "tflow_listeners.webhook",
-    "sqs": "tflow_listeners.sqs",
-    "servicebus": "tflow_listeners.servicebus",
-}
+# Source name -> module implementing ListenerSource, of the names the operator uses too.
+SOURCES: dict[str, str] = {name: f"tflow_listeners.{name}" for name in LISTENER_SOURCES}
 
 
 def load_source(name: str) -> ListenerSource:
@@ -39,7 +36,7 @@ def build_parser(source: str | None) -> argparse.ArgumentParser:
     """The parser; only `source`'s own flags are loaded (the others' modules may need
     packages this process has no use for)."""
     parser = argparse.ArgumentParser(
-        prog="python -m tflow_listeners",
+        prog=" ".join(LISTENER_COMMAND),
         description="Run a Temporal Flow listener: events in, one RootOrchestrator run each.",
     )
     sub = parser.add_subparsers(dest="source", metavar="SOURCE", required=True)

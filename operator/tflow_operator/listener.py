@@ -42,6 +42,12 @@ from tflow_operator.conditions import make_condition, merge_conditions, status_c
 from tflow_operator.config import Config
 from tflow_operator.kube import KubeClient, KubeError, SecretsNotReadable, secret_of
 from tflow_operator.naming import APP_NAME, bounded, common_labels
+from tflow_workers.commands import (
+    LISTENER_COMMAND,
+    SERVICE_BUS_SOURCE,
+    SQS_SOURCE,
+    WEBHOOK_SOURCE,
+)
 
 PLURAL: Final = NAMES.plural
 KIND: Final = NAMES.kind
@@ -51,11 +57,10 @@ COMPONENT_LISTENER: Final = "listener"
 LISTENER_LABEL: Final = f"{GROUP}/listener"
 APP_NAME_VALUE: Final = "tflow-listener"
 
-# The source names `python -m tflow_listeners` knows.
 SOURCES: Final = {
-    ListenerType.WEBHOOK: "webhook",
-    ListenerType.SQS: "sqs",
-    ListenerType.AZURE_SERVICE_BUS: "servicebus",
+    ListenerType.WEBHOOK: WEBHOOK_SOURCE,
+    ListenerType.SQS: SQS_SOURCE,
+    ListenerType.AZURE_SERVICE_BUS: SERVICE_BUS_SOURCE,
 }
 # Where a queue listener serves /healthz, /readyz and /metrics (a webhook serves them on
 # its own port).
@@ -221,7 +226,7 @@ def listener_deployment(
     container: dict[str, Any] = {
         "name": "listener",
         "image": spec.image or config.listener_image,
-        "command": ["python", "-m", "tflow_listeners"],
+        "command": list(LISTENER_COMMAND),
         "args": [SOURCES[spec.type], *_source_flags(spec, mounts)],
         "env": [
             {"name": "TEMPORAL_ADDRESS", "value": config.worker_temporal_address},

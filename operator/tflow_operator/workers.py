@@ -37,6 +37,7 @@ from tflow_operator.naming import (
     worker_deployment_name,
     worker_selector,
 )
+from tflow_workers.commands import WORKER_COMMAND
 
 DEFINITIONS_DIR: Final = "/etc/temporal-flow/definitions"
 SECRETS_DIR: Final = "/etc/temporal-flow/secrets"
@@ -189,7 +190,7 @@ def worker_deployment(
     container: dict[str, Any] = {
         "name": "worker",
         "image": settings.image,
-        "command": ["tflow-worker", "--task-queue", task_queue],
+        "command": [*WORKER_COMMAND, "--task-queue", task_queue],
         "env": worker_env(task_queue, settings, config),
         "ports": [
             {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
