@@ -23,13 +23,10 @@ from tflow_workers.cloudevents import (
     RootInput,
     event_workflow_id,
 )
+from tflow_workers.connection import TemporalUnavailable
 from tflow_workers.engine.model import SA_NAMESPACE
 
 Outcome = Literal["started", "duplicate"]
-
-
-class TemporalUnavailable(Exception):
-    """Temporal did not accept the start; the event must not be acknowledged."""
 
 
 @dataclass

@@ -27,8 +27,9 @@ from prometheus_client.exposition import generate_latest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from tflow_listeners.handoff import HandOff, Outcome, TemporalUnavailable
+from tflow_listeners.handoff import HandOff, Outcome
 from tflow_workers.cloudevents import CloudEvent
+from tflow_workers.connection import TemporalUnavailable
 
 
 class Submitter(Protocol):

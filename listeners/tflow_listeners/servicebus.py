@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import enum
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,7 +34,7 @@ from azure.servicebus.amqp import AmqpMessageBodyType
 from azure.servicebus.exceptions import ServiceBusError
 
 from tflow_listeners.envelopes import parse_events
-from tflow_listeners.handoff import HandOff, Outcome, TemporalUnavailable
+from tflow_listeners.handoff import HandOff, Outcome
 from tflow_listeners.metrics import (
     ListenerMetrics,
     MeteredHandOff,
@@ -43,6 +42,7 @@ from tflow_listeners.metrics import (
     TemporalHealth,
     serve_ops,
 )
+from tflow_listeners.settlement import Settled, Verdict
 from tflow_listeners.source import (
     TemporalPause,
     add_flag,
@@ -52,6 +52,7 @@ from tflow_listeners.source import (
     stop_on_signals,
 )
 from tflow_workers.cloudevents import CloudEvent, EventFormatError
+from tflow_workers.connection import TemporalUnavailable
 
 log = logging.getLogger("tflow.listeners.servicebus")
 
@@ -169,20 +170,6 @@ class ServiceBusSettings:
     max_backoff_seconds: float = 30.0
 
 
-class Verdict(enum.Enum):
-    COMPLETED = "completed"  # every event accepted (or none to route)
-    ABANDONED = "abandoned"  # Temporal did not accept: back to the entity
-    DEAD_LETTERED = "dead-lettered"  # not an event
-
-
-@dataclass
-class Settled:
-    message_id: str | None
-    verdict: Verdict
-    reason: str = ""
-    settled: bool = True  # False when the settlement call itself failed (lock lost, ...)
-
-
 @dataclass
 class ServiceBusCounters:
     received: int = 0
@@ -248,9 +235,9 @@ class ServiceBusListener:
                     on_lock_renew_failure=_lock_lost,
                 )
         results = list(await asyncio.gather(*(self._handle(m) for m in messages)))
-        if any(r.verdict is Verdict.ABANDONED for r in results):
+        if any(r.verdict is Verdict.RETRY for r in results):
             self._pause.refused()
-        elif any(r.verdict is Verdict.COMPLETED for r in results):
+        elif any(r.verdict is Verdict.ACCEPTED for r in results):
             self._pause.accepted()
         return results
 
@@ -270,7 +257,7 @@ class ServiceBusListener:
             )
             return await self._settle(
                 message,
-                Verdict.DEAD_LETTERED,
+                Verdict.POISON,
                 invalid.reason,
                 self.receiver.dead_letter_message(
                     message,
@@ -286,13 +273,13 @@ class ServiceBusListener:
             else:
                 log.warning("message %s abandoned: %s", message_id, err)
             return await self._settle(
-                message, Verdict.ABANDONED, str(err), self.receiver.abandon_message(message)
+                message, Verdict.RETRY, str(err), self.receiver.abandon_message(message)
             )
+        verdict = Verdict.ACCEPTED
         if not events:
             log.info("message %s carries no event to route", message_id)
-        return await self._settle(
-            message, Verdict.COMPLETED, "", self.receiver.complete_message(message)
-        )
+            verdict = Verdict.NOTHING
+        return await self._settle(message, verdict, "", self.receiver.complete_message(message))
 
     async def _settle(
         self,
@@ -307,15 +294,22 @@ class ServiceBusListener:
             # Lock lost or link closed: Service Bus delivers the message again, and a
             # redelivered event is a duplicate, so nothing is lost or started twice.
             self.counters.settle_errors += 1
-            log.warning("message %s not %s: %s", message.message_id, verdict.value, err)
-            return Settled(message.message_id, verdict, reason, settled=False)
+            log.warning("message %s (%s) not settled: %s", message.message_id, verdict.value, err)
+            return Settled(message.message_id or "", verdict, reason)
         counter = {
-            Verdict.COMPLETED: "completed",
-            Verdict.ABANDONED: "abandoned",
-            Verdict.DEAD_LETTERED: "dead_lettered",
+            Verdict.ACCEPTED: "completed",
+            Verdict.NOTHING: "completed",
+            Verdict.RETRY: "abandoned",
+            Verdict.POISON: "dead_lettered",
         }[verdict]
         setattr(self.counters, counter, getattr(self.counters, counter) + 1)
-        return Settled(message.message_id, verdict, reason)
+        return Settled(
+            message.message_id or "",
+            verdict,
+            reason,
+            acknowledged=verdict in (Verdict.ACCEPTED, Verdict.NOTHING),
+            dead_lettered=verdict is Verdict.POISON,
+        )
 
     async def _submit(self, event: CloudEvent) -> Outcome:
         try:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import enum
 import functools
 import json
 import logging
@@ -42,7 +41,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from tflow_listeners.envelopes import parse_events
-from tflow_listeners.handoff import HandOff, Outcome, TemporalUnavailable
+from tflow_listeners.handoff import HandOff, Outcome
 from tflow_listeners.metrics import (
     ListenerMetrics,
     MeteredHandOff,
@@ -50,6 +49,7 @@ from tflow_listeners.metrics import (
     TemporalHealth,
     serve_ops,
 )
+from tflow_listeners.settlement import Settled, Verdict
 from tflow_listeners.source import (
     TemporalPause,
     add_flag,
@@ -59,6 +59,7 @@ from tflow_listeners.source import (
     stop_on_signals,
 )
 from tflow_workers.cloudevents import CloudEvent, EventFormatError
+from tflow_workers.connection import TemporalUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -186,24 +187,6 @@ class SqsCounters:
 # --------------------------------------------------------------------------- listener
 
 
-class Verdict(enum.Enum):
-    ACCEPTED = "accepted"  # every event started or duplicate: delete
-    NOTHING = "nothing"  # nothing to route (s3:TestEvent): delete
-    RETRY = "retry"  # Temporal did not accept: keep, retry soon
-    POISON = "poison"  # not an event: dead-letter
-
-
-@dataclass
-class Settled:
-    """What became of one received message."""
-
-    message_id: str
-    verdict: Verdict
-    reason: str = ""
-    deleted: bool = False
-    dead_lettered: bool = False
-
-
 @dataclass
 class SqsListener:
     sqs: SQSClient
@@ -320,7 +303,7 @@ class SqsListener:
                 retry.append(message)
         deleted = await self._delete(done)
         for outcome in results:
-            outcome.deleted = outcome.message_id in deleted
+            outcome.acknowledged = outcome.message_id in deleted
         if retry:
             await self._set_visibility(retry, self.settings.retry_delay_seconds)
         if any(r.verdict is Verdict.RETRY for r in results):

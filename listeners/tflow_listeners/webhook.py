@@ -51,10 +51,11 @@ from tflow_listeners.envelopes import (
     parse_events,
     sharepoint_notifications,
 )
-from tflow_listeners.handoff import HandOff, Outcome, TemporalUnavailable
+from tflow_listeners.handoff import HandOff, Outcome
 from tflow_listeners.metrics import ListenerMetrics, Submitter, TemporalHealth, ops_routes
 from tflow_listeners.source import add_flag, connect_temporal
 from tflow_workers.cloudevents import DEFAULT_ROUTER_TASK_QUEUE, CloudEvent, event_workflow_id
+from tflow_workers.connection import TemporalUnavailable
 from tflow_workers.engine.errors import PAYLOAD_LIMIT_BYTES
 from tflow_workers.engine.model import SA_NAMESPACE, WORKFLOW_TYPE, RunStatus
 
@@ -245,7 +246,7 @@ class WebhookSettings:
 # ---- problems ---------------------------------------------------------------------------
 
 
-class Problem(Exception):
+class Refusal(Exception):
     """A refusal: HTTP status, a reason slug (the metrics label) and a sentence."""
 
     def __init__(
@@ -273,12 +274,12 @@ def _format_error(err: Exception) -> str:
     return str(err)
 
 
-def _bad_event(err: Exception) -> Problem:
+def _bad_event(err: Exception) -> Refusal:
     message = _format_error(err)
     head, _, rest = message.partition(": ")
     missing = "missing" in rest or "Field required" in rest
     no_type = "missing event type" in message or (head.split(".")[-1] == "type" and missing)
-    return Problem(400, "missing-type" if no_type else "invalid-event", message)
+    return Refusal(400, "missing-type" if no_type else "invalid-event", message)
 
 
 # ---- rate limit -------------------------------------------------------------------------
@@ -325,15 +326,15 @@ def _finite(text: str) -> float:
 
 def parse_json(body: bytes, what: str = "the body") -> Any:
     if not body.strip():
-        raise Problem(400, "empty-body", f"{what} is empty; send a JSON event")
+        raise Refusal(400, "empty-body", f"{what} is empty; send a JSON event")
     try:
         value = json.loads(body, parse_constant=_reject_constant, parse_float=_finite)
     except RecursionError:
-        raise Problem(
+        raise Refusal(
             400, "too-deep", f"{what} nests deeper than {MAX_JSON_DEPTH} levels"
         ) from None
     except ValueError as err:  # JSONDecodeError, UnicodeDecodeError, NaN
-        raise Problem(400, "malformed-json", f"{what} is not valid JSON: {err}") from None
+        raise Refusal(400, "malformed-json", f"{what} is not valid JSON: {err}") from None
     _check_depth(value, what)
     return value
 
@@ -343,7 +344,7 @@ def _check_depth(value: Any, what: str) -> None:
     while stack:
         item, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
-            raise Problem(400, "too-deep", f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+            raise Refusal(400, "too-deep", f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
         if isinstance(item, dict):
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
@@ -362,7 +363,7 @@ def _validation_code(request: web.Request, body: bytes) -> str | None:
         return None
     try:
         return eventgrid_validation_code(parse_json(body))
-    except (Problem, EventFormatError):
+    except (Refusal, EventFormatError):
         return None
 
 
@@ -374,7 +375,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @dataclass
 class _Accepted:
     body: bytes
-    auth_error: Problem | None = None
+    auth_error: Refusal | None = None
 
 
 @dataclass
@@ -431,7 +432,7 @@ class WebhookListener:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             response = await handler(request)
-        except Problem as problem:
+        except Refusal as problem:
             self.metrics.rejected(problem.reason)
             response = problem.response()
         except web.HTTPException as err:
@@ -444,10 +445,10 @@ class WebhookListener:
             }.get(err.status, err.reason or "refused")
             headers = {k: v for k, v in err.headers.items() if k.lower() == "allow"}
             self.metrics.rejected(reason)
-            response = Problem(err.status, reason, detail, headers).response()
+            response = Refusal(err.status, reason, detail, headers).response()
         except Exception:
             log.exception("unexpected error answering %s %s", request.method, request.path)
-            response = Problem(500, "internal-error", "the listener failed; see its log").response()
+            response = Refusal(500, "internal-error", "the listener failed; see its log").response()
         claim = request.get(_CLAIM)
         if claim is not None and response.status >= 500:
             self.replays.release(claim)
@@ -469,7 +470,7 @@ class WebhookListener:
             return
         wait = self._bucket.take()
         if wait > 0:
-            raise Problem(
+            raise Refusal(
                 429,
                 "rate-limited",
                 f"over the limit of {self._bucket.rate:g} requests per second",
@@ -478,7 +479,7 @@ class WebhookListener:
 
     async def _read_body(self, request: web.Request) -> bytes:
         limit = self.settings.max_body_bytes
-        too_large = Problem(
+        too_large = Refusal(
             413,
             "too-large",
             f"the body is over the listener's limit of {limit} bytes (maxBodyBytes)",
@@ -494,7 +495,7 @@ class WebhookListener:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _authenticate(self, request: web.Request, body: bytes) -> Problem | None:
+    def _authenticate(self, request: web.Request, body: bytes) -> Refusal | None:
         """The first configured check the request fails, or None when it passes them all."""
         return (
             self._check_signature(request, body)
@@ -502,7 +503,7 @@ class WebhookListener:
             or self._claim(request)
         )
 
-    def _claim(self, request: web.Request) -> Problem | None:
+    def _claim(self, request: web.Request) -> Refusal | None:
         """Remember a Standard Webhooks request's id once every check passed (never
         before: an unauthenticated caller must not be able to burn ids)."""
         if self.settings.hmac_secret is None or self.settings.hmac_scheme != STANDARD_WEBHOOKS:
@@ -510,14 +511,14 @@ class WebhookListener:
         key = request.headers[WEBHOOK_ID]
         why = self.replays.claim(key, float(request.headers[WEBHOOK_TIMESTAMP]))
         if why == "replayed":
-            return Problem(
+            return Refusal(
                 401,
                 "replayed",
                 f"{WEBHOOK_ID} {key!r} was already accepted within the last "
                 f"{self.settings.hmac_tolerance:g} s: a replayed request is refused",
             )
         if why is not None:
-            return Problem(
+            return Refusal(
                 401,
                 "stale-timestamp",
                 f"{WEBHOOK_TIMESTAMP} is older than this replica can check for replays "
@@ -526,7 +527,7 @@ class WebhookListener:
         request[_CLAIM] = key
         return None
 
-    def _check_signature(self, request: web.Request, body: bytes) -> Problem | None:
+    def _check_signature(self, request: web.Request, body: bytes) -> Refusal | None:
         secret = self.settings.hmac_secret
         if secret is None:
             return None
@@ -534,7 +535,7 @@ class WebhookListener:
             return self._check_standard_webhooks(request, body, hmac_key(secret.value()))
         header = next((h for h in SIGNATURE_HEADERS if h in request.headers), None)
         if header is None:
-            return Problem(
+            return Refusal(
                 401,
                 "missing-signature",
                 "the request is not signed: send X-Hub-Signature-256: sha256=<hex HMAC-SHA256 "
@@ -542,17 +543,17 @@ class WebhookListener:
             )
         given = request.headers[header].strip()
         if not re.fullmatch(r"sha256=[0-9a-fA-F]{64}", given):
-            return Problem(
+            return Refusal(
                 401, "bad-signature", f"{header} must be sha256= followed by 64 hex digits"
             )
         expected = hmac.new(secret.value(), body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected.encode(), given[7:].lower().encode()):
-            return Problem(401, "bad-signature", f"{header} does not match the body's HMAC-SHA256")
+            return Refusal(401, "bad-signature", f"{header} does not match the body's HMAC-SHA256")
         return None
 
     def _check_standard_webhooks(
         self, request: web.Request, body: bytes, key: bytes
-    ) -> Problem | None:
+    ) -> Refusal | None:
         """`webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">` (any
         of several space-separated signatures may match: senders rotating a secret send
         both), with `webhook-timestamp` within the tolerance of this replica's clock."""
@@ -562,7 +563,7 @@ class WebhookListener:
             if h not in request.headers
         ]
         if missing:
-            return Problem(
+            return Refusal(
                 401,
                 "missing-signature",
                 f"the request is not signed (Standard Webhooks): {', '.join(missing)} missing; "
@@ -572,18 +573,18 @@ class WebhookListener:
         webhook_id = request.headers[WEBHOOK_ID]
         stamp_text = request.headers[WEBHOOK_TIMESTAMP].strip()
         if not webhook_id or len(webhook_id) > 256 or "." in webhook_id:
-            return Problem(
+            return Refusal(
                 401, "bad-signature", f"{WEBHOOK_ID} must be 1 to 256 characters without '.'"
             )
         if not re.fullmatch(r"[0-9]{1,12}", stamp_text):
-            return Problem(
+            return Refusal(
                 401, "bad-signature", f"{WEBHOOK_TIMESTAMP} must be whole seconds since the epoch"
             )
         tolerance = self.settings.hmac_tolerance
         skew = self.replays.clock() - int(stamp_text)
         if abs(skew) > tolerance:
             when = "old" if skew > 0 else "in the future"
-            return Problem(
+            return Refusal(
                 401,
                 "stale-timestamp",
                 f"{WEBHOOK_TIMESTAMP} is {abs(skew):.0f} s {when}, outside the tolerance of "
@@ -597,32 +598,32 @@ class WebhookListener:
             if given.startswith("v1,")
         ]
         if not offered:
-            return Problem(
+            return Refusal(
                 401, "bad-signature", f"{WEBHOOK_SIGNATURE} holds no v1,<base64> signature"
             )
         # Every candidate is compared, so the time taken does not say which one matched.
         matches = [hmac.compare_digest(expected, given) for given in offered]
         if not any(matches):
-            return Problem(
+            return Refusal(
                 401,
                 "bad-signature",
                 f"{WEBHOOK_SIGNATURE} does not match the HMAC-SHA256 of id.timestamp.body",
             )
         return None
 
-    def _check_bearer(self, request: web.Request) -> Problem | None:
+    def _check_bearer(self, request: web.Request) -> Refusal | None:
         token = self.settings.bearer_token
         if token is None:
             return None
         challenge = {"WWW-Authenticate": 'Bearer realm="tflow-listener"'}
         authorization = request.headers.get("Authorization", "")
         if not authorization:
-            return Problem(401, "missing-token", "send Authorization: Bearer <token>", challenge)
+            return Refusal(401, "missing-token", "send Authorization: Bearer <token>", challenge)
         scheme, _, given = authorization.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             given.strip().encode("utf-8", "replace"), token.value()
         ):
-            return Problem(401, "bad-token", "the bearer token is not valid", challenge)
+            return Refusal(401, "bad-token", "the bearer token is not valid", challenge)
         return None
 
     # -- hand-off --
@@ -666,8 +667,8 @@ class WebhookListener:
             )
         return web.json_response({"accepted": len(accepted), "events": accepted}, status=202)
 
-    def _unavailable(self, detail: str) -> Problem:
-        return Problem(
+    def _unavailable(self, detail: str) -> Refusal:
+        return Refusal(
             503,
             "temporal-unavailable",
             detail,
@@ -678,11 +679,11 @@ class WebhookListener:
         try:
             size = len(json.dumps(event.as_data(), ensure_ascii=False).encode())
         except UnicodeEncodeError:
-            raise Problem(
+            raise Refusal(
                 400, "invalid-text", f"event {index} holds text that is not valid Unicode"
             ) from None
         if size > PAYLOAD_LIMIT_BYTES:
-            raise Problem(
+            raise Refusal(
                 413,
                 "event-too-large",
                 f"event {index} is {size} bytes, over Temporal's payload limit of "
@@ -706,14 +707,14 @@ class WebhookListener:
             if mime == "application/cloudevents-batch+json":
                 batch = parse_json(body)
                 if not isinstance(batch, list):
-                    raise Problem(
+                    raise Refusal(
                         400, "not-a-batch", "a CloudEvents batch must be a JSON array of events"
                     )
                 return [cloudevent(item, f"[{i}]") for i, item in enumerate(batch)]
             if generic and "ce-specversion" in request.headers:
                 return [self._binary(request, body)]
             if "Content-Type" not in request.headers:
-                raise Problem(
+                raise Refusal(
                     415,
                     "unsupported-media-type",
                     "the request has no Content-Type; send application/json, "
@@ -729,7 +730,7 @@ class WebhookListener:
         kinds = "application/json, application/cloudevents+json, application/cloudevents-batch+json"
         if generic:
             kinds += " or a binary-mode CloudEvent (ce-* headers)"
-        raise Problem(
+        raise Refusal(
             415, "unsupported-media-type", f"Content-Type {mime} is not accepted; send {kinds}"
         )
 
@@ -742,7 +743,7 @@ class WebhookListener:
                 continue
             attribute = lower[3:]
             if not _CE_ATTRIBUTE.match(attribute) or attribute in ("data", "datacontenttype"):
-                raise Problem(
+                raise Refusal(
                     400,
                     "invalid-attribute",
                     f"{name}: not a CloudEvents attribute name (lowercase letters and digits)",
@@ -751,9 +752,9 @@ class WebhookListener:
         for required in ("id", "source", "type"):
             if not attributes.get(required):
                 reason = "missing-type" if required == "type" else "invalid-event"
-                raise Problem(400, reason, f"ce-{required}: missing (binary-mode CloudEvent)")
+                raise Refusal(400, reason, f"ce-{required}: missing (binary-mode CloudEvent)")
         if attributes["specversion"] != "1.0":
-            raise Problem(
+            raise Refusal(
                 400,
                 "invalid-event",
                 f"ce-specversion: {attributes['specversion']!r} is not supported; send 1.0",
@@ -770,7 +771,7 @@ class WebhookListener:
             try:
                 attributes["data"] = body.decode(request.charset or "utf-8")
             except (UnicodeDecodeError, LookupError) as err:
-                raise Problem(400, "invalid-text", f"the body is not valid text: {err}") from None
+                raise Refusal(400, "invalid-text", f"the body is not valid text: {err}") from None
         else:
             attributes["data_base64"] = base64.b64encode(body).decode()
         return cloudevent(attributes)
@@ -808,7 +809,7 @@ class WebhookListener:
             assert self.settings.bearer_token is not None
             client_state = self.settings.bearer_token.value().decode("utf-8", "replace")
         if not _is_json(request.content_type):
-            raise Problem(
+            raise Refusal(
                 415,
                 "unsupported-media-type",
                 f"Content-Type {request.content_type} is not accepted; SharePoint sends "
@@ -819,7 +820,7 @@ class WebhookListener:
             events = sharepoint_notifications(value, uuid.uuid4().hex, client_state)
         except EventFormatError as err:
             if "clientState" in str(err):
-                raise Problem(401, "bad-client-state", str(err)) from None
+                raise Refusal(401, "bad-client-state", str(err)) from None
             raise _bad_event(err) from None
         return await self._hand_off(events)
 
@@ -841,7 +842,7 @@ class WebhookListener:
         """The gate in front of `/runs`: enabled, then the usual limits and credentials
         (which the settings guarantee exist when it is enabled)."""
         if not self.settings.run_control:
-            raise Problem(
+            raise Refusal(
                 404,
                 "run-control-disabled",
                 "the run-control API is off on this listener (spec.webhook.runControl.enabled)",
@@ -858,7 +859,7 @@ class WebhookListener:
         a different answer for either would tell a caller which ids exist elsewhere.
         """
         namespace = self.settings.namespace
-        forbidden = Problem(
+        forbidden = Refusal(
             403,
             "forbidden-run",
             f"no run {workflow_id!r} of namespace {namespace!r} is reachable from this listener",
@@ -882,7 +883,7 @@ class WebhookListener:
         payload: Any = None
         if accepted.body.strip():
             if not _is_json(request.content_type):
-                raise Problem(
+                raise Refusal(
                     415,
                     "unsupported-media-type",
                     f"Content-Type {request.content_type} is not accepted; a signal's "
@@ -892,7 +893,7 @@ class WebhookListener:
             try:
                 json.dumps(payload, ensure_ascii=False).encode()
             except UnicodeEncodeError:
-                raise Problem(400, "invalid-text", "the body is not valid Unicode") from None
+                raise Refusal(400, "invalid-text", "the body is not valid Unicode") from None
         described = await self._own_run(workflow_id)
         # Bound to the run that was checked: a later run reusing the id is not signalled.
         handle = self.client.get_workflow_handle(workflow_id, run_id=described.run_id)
@@ -900,7 +901,7 @@ class WebhookListener:
             await handle.signal(name, payload)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
-                raise Problem(
+                raise Refusal(
                     409, "run-closed", f"run {workflow_id!r} has closed: it takes no signals"
                 ) from None
             raise self._rpc_problem(err, workflow_id) from None
@@ -922,7 +923,7 @@ class WebhookListener:
                     rpc_timeout=timedelta(seconds=self.settings.query_timeout),
                 )
         except WorkflowQueryFailedError as err:
-            raise Problem(409, "status-query-failed", f"the status query failed: {err}") from None
+            raise Refusal(409, "status-query-failed", f"the status query failed: {err}") from None
         except RPCError as err:
             raise self._rpc_problem(err, workflow_id) from None
         except RuntimeError as err:
@@ -940,11 +941,11 @@ class WebhookListener:
             }
         )
 
-    def _rpc_problem(self, err: RPCError, workflow_id: str) -> Problem:
+    def _rpc_problem(self, err: RPCError, workflow_id: str) -> Refusal:
         if err.status == RPCStatusCode.NOT_FOUND:
-            return Problem(404, "no-such-run", f"no run {workflow_id!r}: {err.message}")
+            return Refusal(404, "no-such-run", f"no run {workflow_id!r}: {err.message}")
         if err.status == RPCStatusCode.INVALID_ARGUMENT:
-            return Problem(400, "invalid-argument", f"Temporal refused it: {err.message}")
+            return Refusal(400, "invalid-argument", f"Temporal refused it: {err.message}")
         if err.status == RPCStatusCode.DEADLINE_EXCEEDED:
             return self._unavailable(
                 f"no worker answered for run {workflow_id!r} in time; is its worker running?"

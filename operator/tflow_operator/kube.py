@@ -131,7 +131,7 @@ def _follow_exec_expiry(config: Configuration, loader: KubeConfigLoader) -> None
 
 
 @dataclass(frozen=True)
-class Backoff:
+class RetryDelays:
     """Waits between attempts: ``delays[i]`` before attempt ``i + 2``; a Retry-After
     from the apiserver is honoured up to ``ceiling`` seconds."""
 
@@ -173,11 +173,11 @@ class KubeClient:
         self,
         configure: Callable[[], Awaitable[Configuration]] = load_configuration,
         timeout: float = 30.0,
-        backoff: Backoff | None = None,
+        backoff: RetryDelays | None = None,
     ) -> None:
         self._configure = configure
         self._timeout = timeout
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or RetryDelays()
         self._api: ApiClient | None = None
         # Clients replaced after a 401 may still carry requests; closed with this one.
         self._retired: list[ApiClient] = []

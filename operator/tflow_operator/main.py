@@ -39,8 +39,9 @@ from tflow_operator.kube import KubeClient, load_configuration
 from tflow_operator.naming import FINALIZER
 from tflow_operator.publisher import Publisher
 from tflow_operator.resync import Resyncer
-from tflow_operator.runtime import Catalog, Runtime
-from tflow_operator.temporal import TemporalGateway, TemporalUnavailable
+from tflow_operator.runtime import KopfIndices, Runtime
+from tflow_operator.temporal import TemporalGateway
+from tflow_workers.connection import TemporalUnavailable
 
 log = logging.getLogger("tflow.operator")
 
@@ -185,15 +186,15 @@ async def startup(
     logging.getLogger("kubernetes_asyncio").setLevel(logging.INFO)
     kube = KubeClient.from_env()
     gateway = TemporalGateway(config.temporal_address, config.temporal_namespace)
-    catalog = Catalog(
+    indices = KopfIndices(
         # kopf hands every handler the indices, by the index functions' names.
         definitions=kwargs["tflow_definitions"],
         routes=kwargs["tflow_routes"],
         listener_sharing=kwargs["tflow_listener_sharing"],
         router_task_queue=config.router_task_queue,
     )
-    publisher = Publisher(config, kube, catalog)
-    memo.runtime = Runtime(config, kube, gateway, catalog, publisher)
+    publisher = Publisher(config, kube, indices)
+    memo.runtime = Runtime(config, kube, gateway, indices, publisher)
     memo.connect_task = asyncio.create_task(_connect_later(gateway))
     publisher.start()
     memo.resyncer = Resyncer(memo.runtime)

@@ -194,7 +194,7 @@ def _secret_names(workflow: Any) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class DefinitionVerdict:
     valid: bool
     reason: str
     problems: tuple[str, ...] = ()
@@ -218,17 +218,19 @@ def queue_owner(same_queue: Iterable[DefinitionInfo]) -> str | None:
 
 def judge(
     info: DefinitionInfo, same_queue: Iterable[DefinitionInfo], router_task_queue: str
-) -> Verdict:
+) -> DefinitionVerdict:
     """Whether a definition is valid, given every definition on its task queue."""
     return judge_with_owner(info, queue_owner([*same_queue, info]), router_task_queue)
 
 
-def judge_with_owner(info: DefinitionInfo, owner: str | None, router_task_queue: str) -> Verdict:
+def judge_with_owner(
+    info: DefinitionInfo, owner: str | None, router_task_queue: str
+) -> DefinitionVerdict:
     """``judge`` when the owner of the definition's task queue is already known."""
     if info.issues:
-        return Verdict(False, REASON_INVALID_DOCUMENT, info.issues)
+        return DefinitionVerdict(False, REASON_INVALID_DOCUMENT, info.issues)
     if info.task_queue == router_task_queue:
-        return Verdict(
+        return DefinitionVerdict(
             False,
             REASON_RESERVED_TASK_QUEUE,
             (
@@ -237,7 +239,7 @@ def judge_with_owner(info: DefinitionInfo, owner: str | None, router_task_queue:
             ),
         )
     if owner is not None and owner != info.namespace:
-        return Verdict(
+        return DefinitionVerdict(
             False,
             REASON_TASK_QUEUE_CONFLICT,
             (
@@ -249,7 +251,7 @@ def judge_with_owner(info: DefinitionInfo, owner: str | None, router_task_queue:
     return VALID
 
 
-VALID: Final = Verdict(True, REASON_VALID)
+VALID: Final = DefinitionVerdict(True, REASON_VALID)
 
 
 # --------------------------------------------------------------------------- routes

@@ -27,6 +27,16 @@ from typing import Any, Final
 from tflow_operator.api.common import API_VERSION
 from tflow_operator.conditions import make_condition, merge_conditions, status_changes
 from tflow_operator.config import Config
+from tflow_operator.configmaps import (
+    MAX_ROUTING_SHARDS,
+    PublishError,
+    RouteVerdict,
+    compile_routes,
+    definition_files,
+    definitions_configmaps,
+    routing_configmaps,
+    stored_hash,
+)
 from tflow_operator.events import post_event
 from tflow_operator.kube import KubeClient, KubeError
 from tflow_operator.model import DefinitionInfo, RouteInfo, stable_hash
@@ -42,17 +52,7 @@ from tflow_operator.naming import (
     ROUTING_CONFIGMAP,
     ROUTING_HASH,
 )
-from tflow_operator.publishing import (
-    MAX_ROUTING_SHARDS,
-    PublishError,
-    RouteVerdict,
-    compile_routes,
-    definition_files,
-    definitions_configmaps,
-    routing_configmaps,
-    stored_hash,
-)
-from tflow_operator.runtime import Catalog
+from tflow_operator.runtime import KopfIndices
 from tflow_operator.workers import MAX_NAMESPACE_SHARDS
 
 log = logging.getLogger("tflow.operator.publisher")
@@ -90,10 +90,10 @@ def _hash_annotation(name: str) -> str:
 
 
 class Publisher:
-    def __init__(self, config: Config, kube: KubeClient, catalog: Catalog) -> None:
+    def __init__(self, config: Config, kube: KubeClient, indices: KopfIndices) -> None:
         self.config = config
         self.kube = kube
-        self.catalog = catalog
+        self.indices = indices
         self._dirty = asyncio.Event()
         self._indexed = asyncio.Event()
         self._known: dict[Key, str] = {}  # (namespace, name) -> stored content hash
@@ -216,10 +216,10 @@ class Publisher:
             await self._list_stored()
             horizon = time.monotonic() - self.config.resync_seconds
             self._written = {k: v for k, v in self._written.items() if v[1] > horizon}
-        snapshot = self.catalog.snapshot()
+        snapshot = self.indices.snapshot()
         valid = snapshot.valid()
-        routes = self.catalog.all_routes()
-        table, verdicts = compile_routes(routes, snapshot.lookup, self.catalog.sharing())
+        routes = self.indices.all_routes()
+        table, verdicts = compile_routes(routes, snapshot.lookup, self.indices.sharing())
         report.routes = len(table.routes)
         report.routing_hash = table.content_hash()
 

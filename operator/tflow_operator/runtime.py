@@ -14,8 +14,8 @@ from tflow_operator.config import Config
 from tflow_operator.kube import KubeClient
 from tflow_operator.model import (
     DefinitionInfo,
+    DefinitionVerdict,
     RouteInfo,
-    Verdict,
     judge,
     judge_with_owner,
     queue_owner,
@@ -23,12 +23,12 @@ from tflow_operator.model import (
 from tflow_operator.pods import PodTrouble
 from tflow_operator.temporal import TemporalGateway
 
-# A kopf index (``kopf.Index``) as the catalog reads it: key -> the values stored under it.
+# A kopf index (``kopf.Index``) as KopfIndices reads it: key -> the values stored under it.
 Index = Mapping[Any, Iterable[Any]]
 
 
 @dataclass
-class Catalog:
+class KopfIndices:
     """Typed access to the operator's kopf indices."""
 
     definitions: Index = field(default_factory=dict)
@@ -72,11 +72,11 @@ class Catalog:
             found.extend(r for r in self.routes[key] if isinstance(r, RouteInfo))
         return found
 
-    def verdict(self, info: DefinitionInfo) -> Verdict:
+    def verdict(self, info: DefinitionInfo) -> DefinitionVerdict:
         same_queue = [d for d in self.on_queue(info.task_queue) if d.uid != info.uid]
         return judge(info, same_queue, self.router_task_queue)
 
-    def lookup(self, namespace: str, name: str) -> tuple[DefinitionInfo, Verdict] | None:
+    def lookup(self, namespace: str, name: str) -> tuple[DefinitionInfo, DefinitionVerdict] | None:
         info = self.definition(namespace, name)
         if info is None or info.deleting:
             return None
@@ -115,12 +115,12 @@ class Catalog:
 
 @dataclass(frozen=True)
 class Snapshot:
-    judged: dict[tuple[str, str], tuple[DefinitionInfo, Verdict]]
+    judged: dict[tuple[str, str], tuple[DefinitionInfo, DefinitionVerdict]]
 
     def valid(self) -> list[DefinitionInfo]:
         return [d for d, verdict in self.judged.values() if verdict.valid]
 
-    def lookup(self, namespace: str, name: str) -> tuple[DefinitionInfo, Verdict] | None:
+    def lookup(self, namespace: str, name: str) -> tuple[DefinitionInfo, DefinitionVerdict] | None:
         return self.judged.get((namespace, name))
 
 
@@ -151,7 +151,7 @@ class Runtime:
     config: Config
     kube: KubeClient
     temporal: TemporalGateway
-    catalog: Catalog
+    indices: KopfIndices
     publisher: Any = None  # tflow_operator.publisher.Publisher, set at startup
     groups: dict[tuple[str, str], GroupState] = field(default_factory=dict)
     group_memos: dict[tuple[str, str], GroupMemo] = field(default_factory=dict)

@@ -51,6 +51,7 @@ from tflow_operator.api.workflowdefinition import (
 from tflow_operator.api.workflowdefinition import (
     Schedule as ScheduleSpecModel,
 )
+from tflow_workers.connection import TemporalUnavailable
 from tflow_workers.engine.errors import WorkflowError, check_payload
 from tflow_workers.engine.model import SA_DEFINITION, WORKFLOW_TYPE, DefinitionRef, RunInput
 from tflow_workers.engine.starter import memo, search_attributes
@@ -83,10 +84,6 @@ _NOTE_DIGEST = re.compile(r"\[spec ([0-9a-f]+)\]\s*$")
 
 class ScheduleError(Exception):
     """Base of the errors this module raises on purpose."""
-
-
-class TemporalUnavailable(ScheduleError):
-    """Temporal could not be reached; nothing was changed. Retry later."""
 
 
 class InvalidSchedule(ScheduleError, ValueError):

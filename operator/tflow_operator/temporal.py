@@ -24,7 +24,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from tflow_workers.connection import connect
+from tflow_workers.connection import TemporalUnavailable, connect
 from tflow_workers.engine.model import SEARCH_ATTRIBUTES
 
 log = logging.getLogger("tflow.operator.temporal")
@@ -40,10 +40,6 @@ _TRANSIENT_CODES: Final = frozenset(
         RPCStatusCode.ABORTED,
     }
 )
-
-
-class TemporalUnavailable(RuntimeError):
-    """Temporal did not answer; the message says where and why."""
 
 
 def is_unavailable(error: BaseException) -> bool:

@@ -52,13 +52,14 @@ from tflow_operator.model import DefinitionInfo, definition_info, plain, stable_
 from tflow_operator.naming import worker_deployment_name
 from tflow_operator.pods import PodTrouble, workload_trouble
 from tflow_operator.runtime import Runtime
-from tflow_operator.temporal import REASON_UNAVAILABLE, TemporalUnavailable, is_unavailable
+from tflow_operator.temporal import REASON_UNAVAILABLE, is_unavailable
 from tflow_operator.workers import (
     merge_settings,
     worker_deployment,
     worker_scaled_object,
     worker_trigger_authentication,
 )
+from tflow_workers.connection import TemporalUnavailable
 
 log = logging.getLogger("tflow.operator.workflowdefinition")
 
@@ -177,7 +178,7 @@ async def _apply_group_now(
     runtime: Runtime, namespace: str, task_queue: str, release: bool, force: bool
 ) -> GroupResult:
     kube, config = runtime.kube, runtime.config
-    members = runtime.catalog.members(namespace, task_queue)
+    members = runtime.indices.members(namespace, task_queue)
     if not members:
         runtime.forget_applied(namespace, task_queue)
         if release:
@@ -254,7 +255,7 @@ async def sync_schedule(
         return make_condition(
             "Scheduled", False, REASON_INVALID_SCHEDULE, str(err), generation
         ), None
-    except (schedules.TemporalUnavailable, TemporalUnavailable) as err:
+    except TemporalUnavailable as err:
         unavailable = runtime.temporal.unavailable(err)
         return make_condition(
             "Scheduled", False, REASON_UNAVAILABLE, str(unavailable), generation
@@ -292,7 +293,7 @@ async def refresh_stats(
         client = await runtime.temporal.check()
         stats = await schedules.run_stats(client, info.namespace, info.name, info.has_schedule)
     except Exception as err:
-        if is_unavailable(err) or isinstance(err, schedules.TemporalUnavailable):
+        if is_unavailable(err):
             return {}, runtime.temporal.unavailable(err)
         log.warning("run statistics of %s/%s: %s", info.namespace, info.name, err)
         return {}, None
@@ -326,7 +327,7 @@ async def reconcile(
         return
     status: Mapping[str, Any] = body.get("status") or {}
     generation = info.generation
-    verdict = runtime.catalog.verdict(info)
+    verdict = runtime.indices.verdict(info)
     previous_queue = status.get("taskQueue")
     moved = isinstance(previous_queue, str) and previous_queue and previous_queue != info.task_queue
     desired: dict[str, Any] = {
@@ -483,7 +484,7 @@ async def definition_delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: A
         client = await runtime.temporal.client()
         await schedules.delete_schedule(client, info.namespace, info.name)
     except Exception as err:
-        if is_unavailable(err) or isinstance(err, schedules.TemporalUnavailable):
+        if is_unavailable(err):
             unavailable = runtime.temporal.unavailable(err)
             raise kopf.TemporaryError(
                 f"cannot delete the Temporal Schedule yet: {unavailable}", delay=backoff(retry)

@@ -36,6 +36,13 @@ from temporalio.runtime import Runtime
 
 from tflow_workers.codec import codec_from_env
 
+
+class TemporalUnavailable(RuntimeError):
+    """Temporal could not be reached or did not accept a request, so nothing was done:
+    retry later (a listener does not acknowledge its event, the operator sets a condition
+    and backs off). The message says where and why."""
+
+
 # What the environment configuration may set besides the address and namespace.
 SECURITY_OPTIONS = ("api_key", "tls", "rpc_metadata")
 

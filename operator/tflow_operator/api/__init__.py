@@ -36,13 +36,13 @@ from tflow_operator.api.listener import (
     WebhookSpec,
 )
 from tflow_operator.api.workflowdefinition import (
+    EmbeddedWorkflow,
     OverlapPolicy,
     Schedule,
     Workers,
     WorkflowDefinition,
     WorkflowDefinitionSpec,
     WorkflowDefinitionStatus,
-    WorkflowDocument,
     WorkflowDocumentHeader,
 )
 
@@ -55,6 +55,7 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "ConfigMapKeyRef",
+    "EmbeddedWorkflow",
     "EnvVar",
     "EnvVarSource",
     "EventMatch",
@@ -80,7 +81,6 @@ __all__ = [
     "WorkflowDefinition",
     "WorkflowDefinitionSpec",
     "WorkflowDefinitionStatus",
-    "WorkflowDocument",
     "WorkflowDocumentHeader",
     "get_condition",
     "parse_duration",

@@ -189,7 +189,7 @@ class WorkflowDocumentHeader(ApiModel):
         return self
 
 
-class WorkflowDocument(ApiModel):
+class EmbeddedWorkflow(ApiModel):
     """A Serverless Workflow 1.0 document; keys other than `document` and `do` are kept."""
 
     model_config = ConfigDict(
@@ -240,7 +240,7 @@ class WorkflowDefinitionSpec(SpecModel):
         default=None,
         description="Start runs on a schedule (a Temporal Schedule); no schedule when unset.",
     )
-    workflow: WorkflowDocument = Field(
+    workflow: EmbeddedWorkflow = Field(
         description=(
             "The Serverless Workflow 1.0 document every run executes (`document`, `do`, and "
             "optionally `input`, `output`, `use`, `timeout`...). Runs keep the document they "

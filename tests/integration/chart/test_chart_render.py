@@ -8,7 +8,7 @@ import pytest
 from chart import CHART, INSTALL_YAML, find, helm, render, render_install_yaml
 
 from tflow_devstack.tools import REPO_ROOT
-from tflow_operator.publishing import MAX_ROUTING_SHARDS
+from tflow_operator.configmaps import MAX_ROUTING_SHARDS
 from tflow_operator.rbac import LEASE_RULES, RULES, SECRET_RULES
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tflow_devstack.process import free_port
-from tflow_listeners.handoff import HandOff, TemporalUnavailable
+from tflow_listeners.handoff import HandOff
 from tflow_workers.cloudevents import CloudEvent, event_workflow_id
+from tflow_workers.connection import TemporalUnavailable
 
 pytestmark = pytest.mark.integration
 

@@ -23,12 +23,11 @@ from tflow_devstack.moto import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
 from tflow_devstack.process import free_port
 from tflow_listeners.handoff import HandOff, Outcome
 from tflow_listeners.metrics import Submitter, TemporalHealth
+from tflow_listeners.settlement import Settled, Verdict
 from tflow_listeners.sqs import (
     DLQ_REASON_ATTRIBUTE,
-    Settled,
     SqsListener,
     SqsSettings,
-    Verdict,
     sqs_client,
 )
 from tflow_workers.cloudevents import CloudEvent, event_workflow_id
@@ -158,7 +157,7 @@ async def test_s3_upload_starts_one_root_orchestrator(
     # S3's s3:TestEvent (sent when the configuration is set) is deleted, routing nothing.
     verdicts = sorted(r.verdict.value for r in settled)
     assert verdicts == ["accepted", "nothing"]
-    assert all(r.deleted for r in settled)
+    assert all(r.acknowledged for r in settled)
     [(event, outcome)] = recorder.seen
     assert outcome == "started"
     cleanup_runs.append(event_workflow_id(event.source, event.id))
@@ -246,7 +245,7 @@ async def test_test_event_is_deleted_without_a_workflow(
     listener = make_listener(queue, recorder)
     [settled] = await poll_until(listener, lambda s: len(s) == 1)
     assert settled.verdict is Verdict.NOTHING
-    assert settled.deleted
+    assert settled.acknowledged
     assert recorder.seen == []
     assert queue_counts(moto, queue) == (0, 0)
 
@@ -263,7 +262,7 @@ async def test_temporal_down_keeps_the_message(
 
     [settled] = await poll_until(listener, lambda s: len(s) == 1)
     assert settled.verdict is Verdict.RETRY
-    assert not settled.deleted
+    assert not settled.acknowledged
     assert listener.counters.retried == 1
     # ...and the message becomes visible again after the short retry delay.
     again: list[Any] = []
@@ -324,7 +323,7 @@ async def test_poison_left_to_the_queue_redrive_policy(
     caplog.set_level(logging.WARNING, logger="tflow.listeners.sqs")
     settled = await poll_until(listener, lambda s: len(s) == 2)
     assert [r.verdict for r in settled] == [Verdict.POISON, Verdict.POISON]
-    assert not any(r.deleted for r in settled)
+    assert not any(r.acknowledged for r in settled)
     # The third receive finds it gone: SQS moved it to the dead-letter queue.
     assert await listener.poll_once() == []
     [moved] = sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1)["Messages"]
@@ -363,7 +362,7 @@ async def test_poison_sent_to_the_listener_dead_letter_queue(
 
     caplog.set_level(logging.WARNING, logger="tflow.listeners.sqs")
     settled = await poll_until(listener, lambda s: len(s) == 3)
-    assert [(r.dead_lettered, r.deleted) for r in settled] == [
+    assert [(r.dead_lettered, r.acknowledged) for r in settled] == [
         (False, False),
         (False, False),
         (True, True),
@@ -420,7 +419,7 @@ async def test_slow_handoff_keeps_the_message_invisible(
     )
     [result] = settled
     assert result.verdict is Verdict.ACCEPTED
-    assert result.deleted
+    assert result.acknowledged
     assert stolen == 0
     assert len(extensions) >= 3
     assert listener.counters.visibility_extensions >= 3

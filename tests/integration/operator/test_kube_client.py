@@ -19,11 +19,11 @@ from operator_harness import exec_kubeconfig, exec_plugin
 
 from tflow_devstack.controlplane import ControlPlane
 from tflow_operator import main
-from tflow_operator.kube import Backoff, KubeClient, KubeError, load_configuration
+from tflow_operator.kube import KubeClient, KubeError, RetryDelays, load_configuration
 
 pytestmark = [pytest.mark.integration]
 
-NO_WAIT = Backoff(delays=(0.01, 0.01, 0.01))
+NO_WAIT = RetryDelays(delays=(0.01, 0.01, 0.01))
 
 
 def service_account(kube: ControlPlane, folder: Path, namespace: str) -> Path:

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tflow_devstack.controlplane import ControlPlane
+from tflow_operator.configmaps import MAX_ROUTING_SHARDS, routing_configmaps
 from tflow_operator.kube import KubeClient, KubeError
-from tflow_operator.publishing import MAX_ROUTING_SHARDS, routing_configmaps
 from tflow_workers.routing import CompiledRoute, Router, RoutingTable, load_table
 
 pytestmark = [pytest.mark.integration]

@@ -28,13 +28,13 @@ from tflow_operator.api.workflowdefinition import WorkflowDefinition
 from tflow_operator.schedules import (
     InvalidSchedule,
     RunStats,
-    TemporalUnavailable,
     delete_schedule,
     describe_schedule,
     reconcile_schedule,
     run_stats,
     schedule_id,
 )
+from tflow_workers.connection import TemporalUnavailable
 from tflow_workers.engine.model import SA_DEFINITION, SA_VERSION
 
 pytestmark = pytest.mark.integration

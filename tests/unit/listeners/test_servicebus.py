@@ -39,12 +39,12 @@ from tflow_listeners.metrics import TemporalHealth
 from tflow_listeners.servicebus import (
     ServiceBusListener,
     ServiceBusSettings,
-    Verdict,
     add_arguments,
     check_entity,
     connection_string,
     events_from_message,
 )
+from tflow_listeners.settlement import Verdict
 from tflow_workers.cloudevents import CloudEvent, event_workflow_id
 
 pytestmark = pytest.mark.integration
@@ -202,7 +202,7 @@ async def test_event_grid_blob_event_is_completed_after_start(
 
     [settled] = await listener.poll_once()
 
-    assert settled.verdict is Verdict.COMPLETED
+    assert settled.verdict is Verdict.ACCEPTED
     assert [m.message_id for m in receiver.completed] == ["m-1"]
     [event] = events_from_message(receiver.completed[0])
     assert (event.source, event.type) == ("azure-blob", "document-added")
@@ -246,7 +246,7 @@ async def test_temporal_down_abandons_and_pauses() -> None:
     )
 
     [settled] = await listener.poll_once()
-    assert settled.verdict is Verdict.ABANDONED
+    assert settled.verdict is Verdict.RETRY
     assert receiver.completed == []
     assert [m.message_id for m in receiver.abandoned] == ["m-1"]
     # Back in the entity, delivery count raised, and not received again while Temporal
@@ -275,7 +275,7 @@ async def test_invalid_messages_are_dead_lettered(
     caplog.set_level(logging.WARNING, logger="tflow.listeners.servicebus")
     results = await listener.poll_once()
 
-    assert {r.verdict for r in results} == {Verdict.DEAD_LETTERED}
+    assert {r.verdict for r in results} == {Verdict.POISON}
     assert handoff.seen == []
     dead = {
         m.message_id: (reason, description) for m, reason, description in receiver.dead_lettered
@@ -299,8 +299,8 @@ async def test_slow_handoff_keeps_the_lock(
     async with AutoLockRenewer() as renewer:
         listener = ServiceBusListener(receiver, handoff, renewer=renewer)
         [settled] = await listener.poll_once()
-    assert settled.verdict is Verdict.COMPLETED
-    assert settled.settled
+    assert settled.verdict is Verdict.ACCEPTED
+    assert settled.acknowledged
     assert receiver.renewals >= 2
     assert [m.message_id for m in receiver.completed] == ["m"]
     [(event, outcome)] = handoff.seen
@@ -317,8 +317,8 @@ async def test_without_renewal_a_slow_handoff_loses_the_lock(
     handoff = Slow(HandOff(temporal_client, task_queue), delay=2.0)
     listener = ServiceBusListener(receiver, handoff)
     [settled] = await listener.poll_once()
-    assert settled.verdict is Verdict.COMPLETED
-    assert not settled.settled
+    assert settled.verdict is Verdict.ACCEPTED
+    assert not settled.acknowledged
     assert listener.counters.settle_errors == 1
     assert receiver.completed == []
     assert len(receiver.available) == 1  # delivered again: then a duplicate, not lost

@@ -25,9 +25,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tflow_devstack.process import free_port
-from tflow_listeners.handoff import Outcome, TemporalUnavailable
+from tflow_listeners.handoff import Outcome
 from tflow_listeners.webhook import Secret, WebhookListener, WebhookSettings
 from tflow_workers.cloudevents import CloudEvent
+from tflow_workers.connection import TemporalUnavailable
 
 SECRET = b"fuzz-secret"
 TOKEN = b"fuzz-token"

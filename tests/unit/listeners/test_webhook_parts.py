@@ -15,7 +15,7 @@ from tflow_devstack.process import free_port
 from tflow_listeners.__main__ import SOURCES, build_parser
 from tflow_listeners.webhook import (
     MAX_JSON_DEPTH,
-    Problem,
+    Refusal,
     ReplayCache,
     Secret,
     TokenBucket,
@@ -77,7 +77,7 @@ def test_secret_files_are_stripped_and_reread_when_rotated(tmp_path: Path) -> No
     ],
 )
 def test_parse_json_refusals(body: bytes, reason: str, words: str) -> None:
-    with pytest.raises(Problem) as caught:
+    with pytest.raises(Refusal) as caught:
         parse_json(body)
     assert caught.value.status == 400
     assert caught.value.reason == reason

@@ -22,6 +22,17 @@ from temporalio.api.enums.v1 import IndexedValueType
 from tflow_operator import rbac
 from tflow_operator.conditions import make_condition, merge_conditions, status_changes
 from tflow_operator.config import Config, ConfigError
+from tflow_operator.configmaps import (
+    REASON_DISABLED,
+    REASON_INVALID_EXPRESSION,
+    REASON_WORKFLOW_INVALID,
+    REASON_WORKFLOW_NOT_FOUND,
+    PublishError,
+    compile_routes,
+    definitions_configmaps,
+    routing_configmaps,
+    shard_files,
+)
 from tflow_operator.kube import KubeClient
 from tflow_operator.leader import LEASE_NAME
 from tflow_operator.main import DigestDiffBaseStorage
@@ -35,18 +46,7 @@ from tflow_operator.model import (
 )
 from tflow_operator.naming import bounded, definition_key, worker_deployment_name
 from tflow_operator.publisher import Publisher
-from tflow_operator.publishing import (
-    REASON_DISABLED,
-    REASON_INVALID_EXPRESSION,
-    REASON_WORKFLOW_INVALID,
-    REASON_WORKFLOW_NOT_FOUND,
-    PublishError,
-    compile_routes,
-    definitions_configmaps,
-    routing_configmaps,
-    shard_files,
-)
-from tflow_operator.runtime import Catalog, Runtime
+from tflow_operator.runtime import KopfIndices, Runtime
 from tflow_operator.temporal import TemporalGateway, indexed_value_type, is_unavailable
 from tflow_operator.workers import (
     MAX_NAMESPACE_SHARDS,
@@ -306,7 +306,7 @@ def route_body(name: str, workflow: str, **spec: Any) -> dict[str, Any]:
 
 
 def test_compile_routes_verdicts_and_table() -> None:
-    catalog = Catalog(router_task_queue="router")
+    indices = KopfIndices(router_task_queue="router")
     good = info("good", queue="qa")
     bad_doc = copy.deepcopy(WORKFLOW)
     bad_doc["do"] = [{"x": {"wait": "never"}}]
@@ -315,9 +315,9 @@ def test_compile_routes_verdicts_and_table() -> None:
 
     def lookup(namespace: str, name: str) -> Any:
         found = by_name.get(name)
-        return None if found is None else (found, catalog.verdict(found))
+        return None if found is None else (found, indices.verdict(found))
 
-    catalog.definitions = {
+    indices.definitions = {
         ("name", "ns", "good"): [good],
         ("queue", "qa"): [good],
         ("name", "ns", "bad"): [bad],
@@ -338,7 +338,7 @@ def test_compile_routes_verdicts_and_table() -> None:
     assert verdicts[("ns", "invalid")].reason == REASON_WORKFLOW_INVALID
     assert verdicts[("ns", "off")].reason == REASON_DISABLED
     assert verdicts[("ns", "jq")].reason == REASON_INVALID_EXPRESSION
-    assert catalog.lookup("ns", "good") is not None
+    assert indices.lookup("ns", "good") is not None
 
     (cm,) = routing_configmaps(table, "sys")
     assert cm["metadata"]["annotations"]["temporalflow.dev/routing-hash"] == table.content_hash()
@@ -405,7 +405,7 @@ class RecordingKube:
         return obj
 
 
-def big_route_catalog() -> Catalog:
+def big_route_indices() -> KopfIndices:
     """Routes whose table takes two routing shards (random, incompressible types)."""
     good = info("good")
     noise = random.Random(7)
@@ -413,7 +413,7 @@ def big_route_catalog() -> Catalog:
         route_info(route_body(f"r{i:05d}", "good", match={"type": noise.randbytes(512).hex()}))
         for i in range(3000)
     ]
-    return Catalog(
+    return KopfIndices(
         definitions={("name", "ns", "good"): [good], ("queue", good.task_queue): [good]},
         routes={r.key: [r] for r in routes},
         router_task_queue="router",
@@ -421,10 +421,10 @@ def big_route_catalog() -> Catalog:
 
 
 async def test_the_routing_index_is_written_after_its_shards() -> None:
-    catalog = big_route_catalog()
+    indices = big_route_indices()
     # A shard left over from a larger table, to be deleted after the index moved on.
     kube = RecordingKube(["tflow-routing-40"])
-    publisher = Publisher(CONFIG, cast(KubeClient, kube), catalog)
+    publisher = Publisher(CONFIG, cast(KubeClient, kube), indices)
     await publisher.publish(full=True)
     routing = [(op, name) for op, name in kube.log if name.startswith("tflow-routing")]
     written = [name for op, name in routing if op == "write"]
@@ -436,7 +436,7 @@ async def test_the_routing_index_is_written_after_its_shards() -> None:
 
 async def test_a_table_too_large_keeps_the_stored_one_and_still_publishes_definitions() -> None:
     kube = RecordingKube(["tflow-routing", "tflow-routing-1"])
-    publisher = Publisher(CONFIG, cast(KubeClient, kube), big_route_catalog())
+    publisher = Publisher(CONFIG, cast(KubeClient, kube), big_route_indices())
     publisher.max_routing_shards = 1
     report = await publisher.publish(full=True)
     # The stored table is neither rewritten nor deleted; the definitions are published.
@@ -564,14 +564,14 @@ class FakeKube:
         return obj
 
 
-def fake_runtime(catalog: Catalog, config: Config = CONFIG) -> Runtime:
+def fake_runtime(indices: KopfIndices, config: Config = CONFIG) -> Runtime:
     kube = cast(KubeClient, FakeKube())
-    return Runtime(config, kube, TemporalGateway("127.0.0.1:1", "default"), catalog)
+    return Runtime(config, kube, TemporalGateway("127.0.0.1:1", "default"), indices)
 
 
 async def test_keda_reads_the_workers_temporal_client_secret() -> None:
     members = [info("a")]
-    catalog = Catalog(
+    indices = KopfIndices(
         definitions={("queue", "q"): members, ("name", "ns", "a"): members},
         router_task_queue="router",
     )
@@ -580,7 +580,7 @@ async def test_keda_reads_the_workers_temporal_client_secret() -> None:
     assert "authenticationRef" not in plain
 
     config = dataclasses.replace(CONFIG, temporal_client_secret="temporal-client")
-    runtime = fake_runtime(catalog, config)
+    runtime = fake_runtime(indices, config)
     await apply_group(runtime, "ns", "q")
     applied = {o["kind"]: o for o in cast(FakeKube, runtime.kube).applied}
     auth, scaled = applied["TriggerAuthentication"], applied["ScaledObject"]
@@ -598,11 +598,11 @@ async def test_keda_reads_the_workers_temporal_client_secret() -> None:
 
 async def test_concurrent_applies_of_one_worker_group_are_coalesced() -> None:
     members = [info(f"d{i}", created=f"2026-01-01T00:00:{i:02d}Z") for i in range(20)]
-    catalog = Catalog(
+    indices = KopfIndices(
         definitions={("queue", "q"): members, **{("name", "ns", d.name): [d] for d in members}},
         router_task_queue="router",
     )
-    runtime = fake_runtime(catalog)
+    runtime = fake_runtime(indices)
     results = await asyncio.gather(*(apply_group(runtime, "ns", "q") for _ in range(20)))
     kube = cast(FakeKube, runtime.kube)
     deployments = [o for o in kube.applied if o["kind"] == "Deployment"]
@@ -615,9 +615,9 @@ async def test_concurrent_applies_of_one_worker_group_are_coalesced() -> None:
 
 
 def test_run_statistics_are_paced() -> None:
-    runtime = fake_runtime(Catalog(), Config(stats_seconds=60, stats_rate=1000))
+    runtime = fake_runtime(KopfIndices(), Config(stats_seconds=60, stats_rate=1000))
     assert runtime.stats_due("a")
     assert not runtime.stats_due("a")  # refreshed a moment ago
-    runtime = fake_runtime(Catalog(), Config(stats_seconds=60, stats_rate=0.001))
+    runtime = fake_runtime(KopfIndices(), Config(stats_seconds=60, stats_rate=0.001))
     assert runtime.stats_due("a")
     assert not runtime.stats_due("b")  # over the operator-wide rate

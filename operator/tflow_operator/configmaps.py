@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from tflow_operator.model import DefinitionInfo, RouteInfo, Verdict
+from tflow_operator.model import DefinitionInfo, DefinitionVerdict, RouteInfo
 from tflow_operator.naming import (
     COMPONENT_DEFINITIONS,
     COMPONENT_ROUTING,
@@ -166,7 +166,7 @@ class RouteVerdict:
     message: str
 
 
-DefinitionLookup = Callable[[str, str], tuple[DefinitionInfo, Verdict] | None]
+DefinitionLookup = Callable[[str, str], tuple[DefinitionInfo, DefinitionVerdict] | None]
 # Namespace -> the namespaces its Listeners share their events with.
 Sharing = Mapping[str, frozenset[str]]
 
