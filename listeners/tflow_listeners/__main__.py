@@ -23,6 +23,7 @@ from typing import cast
 
 from tflow_listeners.source import ListenerSource, add_flag, add_temporal_arguments
 from tflow_workers.commands import LISTENER_COMMAND, LISTENER_SOURCES
+from tflow_workers.logs import LOG_FORMATS, configure_logging
 
 # Source name -> module implementing ListenerSource, of the names the operator uses too.
 SOURCES: dict[str, str] = {name: f"tflow_listeners.{name}" for name in LISTENER_SOURCES}
@@ -54,6 +55,14 @@ def build_parser(source: str | None) -> argparse.ArgumentParser:
                 type=str.upper,
                 help="log level",
             )
+            add_flag(
+                sub_parser,
+                "--log-format",
+                "TFLOW_LOG_FORMAT",
+                default="auto",
+                choices=list(LOG_FORMATS),
+                help="text, json (one object per line), or auto: json unless stderr is a terminal",
+            )
     return parser
 
 
@@ -71,11 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(chosen if chosen in SOURCES else None).parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.log_level, args.log_format)
     source = load_source(args.source)
     try:
         asyncio.run(_serve(source, args))

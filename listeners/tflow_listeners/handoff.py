@@ -8,6 +8,7 @@ redelivery). `TemporalUnavailable` means nothing was accepted: do not acknowledg
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +26,8 @@ from tflow_workers.cloudevents import (
 )
 from tflow_workers.connection import TemporalUnavailable
 from tflow_workers.engine.model import SA_NAMESPACE
+
+log = logging.getLogger("tflow_listeners.handoff")
 
 Outcome = Literal["started", "duplicate"]
 
@@ -49,15 +52,16 @@ class HandOff:
             if self.namespace
             else None
         )
+        workflow_id = self.workflow_id(event)
         try:
-            await self.client.start_workflow(
+            handle = await self.client.start_workflow(
                 ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
                 RootInput(
                     event=event.as_data(),
                     namespace=self.namespace,
                     share_with=list(self.share_with),
                 ),
-                id=self.workflow_id(event),
+                id=workflow_id,
                 task_queue=self.task_queue,
                 # A closed run keeps its id too: an event redelivered after its run
                 # finished is still the same event.
@@ -65,8 +69,28 @@ class HandOff:
                 search_attributes=attributes,
             )
         except WorkflowAlreadyStartedError:
+            log.info(
+                "event %s is a duplicate of workflow %s",
+                event.id,
+                workflow_id,
+                extra={"event_id": event.id, "workflow_id": workflow_id, **self._where()},
+            )
             return "duplicate"
         except (RPCError, RuntimeError) as err:
             # RuntimeError: a lazy client's connection attempt failed.
             raise TemporalUnavailable(f"Temporal did not accept the start: {err}") from err
+        log.info(
+            "event %s started workflow %s",
+            event.id,
+            workflow_id,
+            extra={
+                "event_id": event.id,
+                "workflow_id": workflow_id,
+                "run_id": handle.result_run_id,
+                **self._where(),
+            },
+        )
         return "started"
+
+    def _where(self) -> dict[str, str]:
+        return {"namespace": self.namespace} if self.namespace else {}

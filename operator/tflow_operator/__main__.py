@@ -25,6 +25,7 @@ from tflow_operator import leader
 from tflow_operator import main as _handlers  # noqa: F401  (registers every handler)
 from tflow_operator.config import Config
 from tflow_operator.kube import KubeClient
+from tflow_workers.logs import LOG_FORMATS, use_json
 
 log = logging.getLogger("tflow_operator")
 
@@ -80,9 +81,23 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tflow_operator", description=__doc__)
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     parser.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=os.environ.get("TFLOW_LOG_FORMAT", "auto"),
+        help="text, json (kopf's JSON lines, with the object's kind, namespace and name), "
+        "or auto: json unless stderr is a terminal",
+    )
     args = parser.parse_args(argv)
     config = Config.from_env()
-    kopf.configure(verbose=args.verbose, quiet=args.quiet)
+    log_format = kopf.LogFormat.JSON if use_json(args.log_format, sys.stderr) else None
+    kopf.configure(
+        verbose=args.verbose,
+        quiet=args.quiet,
+        log_format=log_format or kopf.LogFormat.FULL,
+        # In JSON, the object a line is about is a field of its own.
+        log_refkey="object" if log_format else None,
+    )
     liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None
     if leader.enabled():
         return asyncio.run(_run_elected(config, liveness))

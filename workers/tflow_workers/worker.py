@@ -43,6 +43,7 @@ from tflow_workers.engine.catalog import (
 )
 from tflow_workers.engine.serverless_workflow import ServerlessWorkflow
 from tflow_workers.engine.sql import SqlFunctions
+from tflow_workers.logs import LOG_FORMATS, configure_logging
 from tflow_workers.orchestrator.activities import OrchestratorActivities
 from tflow_workers.orchestrator.worker import build_orchestrator_worker
 from tflow_workers.stores import BUILTIN_FUNCTIONS
@@ -148,6 +149,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tflow-worker", description=__doc__.splitlines()[0])
     env = os.environ.get
     p.add_argument("--task-queue", default=env("TFLOW_TASK_QUEUE"))
+    p.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=env("TFLOW_LOG_FORMAT", "auto"),
+        help="text, json (one object per line), or auto: json unless stderr is a terminal",
+    )
     p.add_argument("--address", default=env("TEMPORAL_ADDRESS", "127.0.0.1:7233"))
     p.add_argument("--namespace", default=env("TEMPORAL_NAMESPACE", "default"))
     p.add_argument(
@@ -214,8 +221,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    return asyncio.run(serve(parse_args(argv)))
+    args = parse_args(argv)
+    configure_logging(logging.INFO, args.log_format)
+    return asyncio.run(serve(args))
 
 
 def cli() -> None:

@@ -1,10 +1,11 @@
 """`python -m tflow_listeners webhook` as the operator runs it: configured by environment
-variables with its secret in a mounted file, it hands events to Temporal and stops cleanly
-on SIGTERM."""
+variables with its secret in a mounted file, it hands events to Temporal, logs JSON lines
+naming the event, workflow and run, and stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -35,6 +36,7 @@ async def test_cli_serves_events_from_env_configuration(
         "TFLOW_LISTENER_HOST": "127.0.0.1",
         "TFLOW_LISTENER_TASK_QUEUE": task_queue,
         "TFLOW_LISTENER_BEARER_TOKEN_FILE": str(tmp_path / "token"),
+        "TFLOW_LOG_FORMAT": "json",
     }
     log_path = tmp_path / "listener.log"
     with log_path.open("wb") as log:
@@ -71,7 +73,8 @@ async def test_cli_serves_events_from_env_configuration(
         workflow_id = event_workflow_id("cli", event_id)
         assert answer["events"][0]["workflowId"] == workflow_id
         handle = temporal_client.get_workflow_handle(workflow_id)
-        assert (await handle.describe()).task_queue == task_queue
+        described = await handle.describe()
+        assert described.task_queue == task_queue
         await handle.terminate("test done")
     finally:
         if process.returncode is None:
@@ -84,4 +87,11 @@ async def test_cli_serves_events_from_env_configuration(
                 await process.wait()
     output = log_path.read_text()
     assert code == 0, output
-    assert f"webhook listener on 127.0.0.1:{port}/in (auth: bearer; run control: off)" in output
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    serving = f"webhook listener on 127.0.0.1:{port}/in (auth: bearer; run control: off)"
+    assert any(line["message"].startswith(serving) for line in lines)
+    [started] = [line for line in lines if line.get("event_id") == event_id]
+    assert started["workflow_id"] == workflow_id
+    assert started["run_id"] == described.run_id
+    assert started["level"] == "INFO"

@@ -4,6 +4,7 @@ and the operator's own client must run it, and run it again when its credential 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -93,6 +94,13 @@ def test_operator_with_an_exec_credential_plugin_reconciles(
     )  # fmt: skip
     managers = {f["manager"] for f in deployment["metadata"]["managedFields"]}
     assert "temporal-flow-operator" in managers
+
+    # Its log is kopf's JSON lines (not a terminal): the handler's lines name the object.
+    records = [
+        json.loads(line) for line in exec_operator.log_text().splitlines() if line.startswith("{")
+    ]
+    about = [r for r in records if (r.get("object") or {}).get("name") == "greet"]
+    assert any(r["object"].get("namespace") == namespace for r in about), records[-5:]
 
     # The token is due for renewal every few seconds: the client asks the plugin again
     # rather than sending a credential about to expire.
