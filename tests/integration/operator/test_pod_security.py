@@ -45,7 +45,12 @@ def definition(name: str, namespace: str, queue: str) -> dict[str, Any]:
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
             "taskQueue": queue,
-            "workers": {"resources": {"requests": {"cpu": "10m", "memory": "64Mi"}}},
+            # One worker at all times: when the session's KEDA operator runs (the KEDA
+            # tests start it on this apiserver) it would otherwise scale an idle queue to 0.
+            "workers": {
+                "minReplicas": 1,
+                "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}},
+            },
             "workflow": WORKFLOW,
         },
     }
