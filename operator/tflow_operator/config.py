@@ -37,6 +37,9 @@ Variable                                Meaning
 ``TFLOW_ROUTING_MAX_DELAY_SECONDS``     Longest a pending recompile waits under a steady
                                         stream of changes (2).
 ``TFLOW_HEALTH_PORT``                   Port of kopf's liveness endpoint (0: none).
+``TFLOW_METRICS_PORT``                  Port of the Prometheus metrics endpoint (0: none).
+``TFLOW_LOG_FORMAT``                    The operator's log format (auto, text, json), also
+                                        given to the worker and listener pods it makes.
 ``TFLOW_WORKER_POLLING_SECONDS``        How often KEDA reads a worker queue's backlog (10).
 ``TFLOW_WORKER_COOLDOWN_SECONDS``       How long a worker queue must be idle before its
                                         Deployment goes back to zero (300).
@@ -52,6 +55,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from tflow_workers.cloudevents import DEFAULT_ROUTER_TASK_QUEUE
+from tflow_workers.logs import LOG_FORMATS
 
 DEFAULT_SYSTEM_NAMESPACE: Final = "temporal-flow"
 DEFAULT_WORKER_IMAGE: Final = "ghcr.io/temporal-flow/worker:0.1.0"
@@ -85,6 +89,9 @@ class Config:
     routing_debounce_seconds: float = 0.3
     routing_max_delay_seconds: float = 2.0
     health_port: int = 0
+    metrics_port: int = 0
+    # Handed on to the worker and listener pods; empty: they pick their own (auto).
+    log_format: str = ""
     worker_polling_seconds: int = 10
     worker_cooldown_seconds: int = 300
 
@@ -127,6 +134,8 @@ class Config:
                 source, "TFLOW_ROUTING_MAX_DELAY_SECONDS", cls.routing_max_delay_seconds
             ),
             health_port=int(_number(source, "TFLOW_HEALTH_PORT", 0)),
+            metrics_port=int(_number(source, "TFLOW_METRICS_PORT", 0)),
+            log_format=_log_format(source),
             worker_polling_seconds=max(
                 1, int(_number(source, "TFLOW_WORKER_POLLING_SECONDS", cls.worker_polling_seconds))
             ),
@@ -145,6 +154,13 @@ def _own_namespace(env: Mapping[str, str]) -> str:
         return SERVICE_ACCOUNT_NAMESPACE_FILE.read_text().strip() or DEFAULT_SYSTEM_NAMESPACE
     except OSError:
         return DEFAULT_SYSTEM_NAMESPACE
+
+
+def _log_format(env: Mapping[str, str]) -> str:
+    value = env.get("TFLOW_LOG_FORMAT", "").strip()
+    if value and value not in LOG_FORMATS:
+        raise ConfigError(f"TFLOW_LOG_FORMAT={value!r}: expected one of {', '.join(LOG_FORMATS)}")
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

@@ -239,6 +239,11 @@ def listener_deployment(
                 if spec.share_events_with
                 else []
             ),
+            *(
+                [{"name": "TFLOW_LOG_FORMAT", "value": config.log_format}]
+                if config.log_format
+                else []
+            ),
         ],
         "ports": [{"name": port_name, "containerPort": port, "protocol": "TCP"}],
         "readinessProbe": {

@@ -127,6 +127,8 @@ def worker_env(task_queue: str, settings: WorkerSettings, config: Config) -> lis
     }
     if config.worker_functions:
         env["TFLOW_FUNCTIONS"] = config.worker_functions
+    if config.log_format:
+        env["TFLOW_LOG_FORMAT"] = config.log_format
     if settings.secrets:
         env["TFLOW_SECRETS_DIR"] = SECRETS_DIR
     entries: dict[str, dict[str, Any]] = {
