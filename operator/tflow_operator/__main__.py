@@ -2,10 +2,11 @@
 
 The same as ``kopf run --standalone -m tflow_operator.main --all-namespaces``, plus
 kopf's logging setup and, when ``TFLOW_HEALTH_PORT`` is set, a liveness endpoint at
-``http://0.0.0.0:<port>/healthz``. With ``TFLOW_LEADER_ELECTION=true`` (several
-replicas) the operator first waits to hold the Lease ``temporal-flow-operator`` in its
-system namespace (``tflow_operator.leader``); a standby answers only its liveness
-endpoint.
+``http://0.0.0.0:<port>/healthz``; when ``TFLOW_METRICS_PORT`` is set, Prometheus metrics
+at ``http://0.0.0.0:<port>/metrics`` (:mod:`tflow_operator.metrics`). With
+``TFLOW_LEADER_ELECTION=true`` (several replicas) the operator first waits to hold the
+Lease ``temporal-flow-operator`` in its system namespace (``tflow_operator.leader``); a
+standby answers only its liveness endpoint and its metrics.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 import kopf
 from aiohttp import web
 
-from tflow_operator import leader
+from tflow_operator import leader, metrics
 from tflow_operator import main as _handlers  # noqa: F401  (registers every handler)
 from tflow_operator.config import Config
 from tflow_operator.kube import KubeClient
@@ -44,7 +45,27 @@ async def _standby_health(port: int) -> web.AppRunner:
     return runner
 
 
+async def _run_plain(config: Config, liveness: str | None) -> int:
+    server = await metrics.serve(config.metrics_port) if config.metrics_port else None
+    try:
+        await kopf.operator(standalone=True, clusterwide=True, liveness_endpoint=liveness)
+    finally:
+        if server is not None:
+            await server.cleanup()
+    return 0
+
+
 async def _run_elected(config: Config, liveness: str | None) -> int:
+    # A standby serves its metrics too (at zero), so a scrape of every pod succeeds.
+    server = await metrics.serve(config.metrics_port) if config.metrics_port else None
+    try:
+        return await _lead(config, liveness)
+    finally:
+        if server is not None:
+            await server.cleanup()
+
+
+async def _lead(config: Config, liveness: str | None) -> int:
     kube = KubeClient.from_env()
     elector = leader.LeaderElector(
         leader.KubeLeaseStore(kube, config.system_namespace),
@@ -101,8 +122,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None
     if leader.enabled():
         return asyncio.run(_run_elected(config, liveness))
-    kopf.run(standalone=True, clusterwide=True, liveness_endpoint=liveness)
-    return 0
+    return asyncio.run(_run_plain(config, liveness))
 
 
 if __name__ == "__main__":

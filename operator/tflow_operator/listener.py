@@ -35,7 +35,7 @@ from typing import Any, Final
 import kopf
 from pydantic import ValidationError
 
-from tflow_operator import keda, pods
+from tflow_operator import keda, metrics, pods
 from tflow_operator.api.common import API_VERSION, GROUP, VERSION, Condition, ConditionStatus
 from tflow_operator.api.listener import NAMES, HmacScheme, ListenerSpec, ListenerType
 from tflow_operator.conditions import make_condition, merge_conditions, status_changes
@@ -450,6 +450,7 @@ async def _prune(
             await kube.delete(api_version, kind, namespace, child_name(name))
 
 
+@metrics.reconciler("Listener")
 async def reconcile_listener(kube: KubeClient, body: Mapping[str, Any], config: Config) -> Outcome:
     """Bring the Listener's children in line with its spec and write its status.
 

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from tflow_operator import metrics
 from tflow_operator.api.common import API_VERSION
 from tflow_operator.conditions import make_condition, merge_conditions, status_changes
 from tflow_operator.config import Config
@@ -172,14 +173,19 @@ class Publisher:
             except TimeoutError:
                 pass
             full = time.monotonic() >= next_resync
+            started = time.perf_counter()
             try:
                 await self.publish(full=full)
+                metrics.PUBLISHES.labels("ok").inc()
+                metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
                 failures = 0
                 if full:
                     next_resync = time.monotonic() + self.config.resync_seconds
             except asyncio.CancelledError:
                 raise
             except Exception as err:
+                metrics.PUBLISHES.labels("error").inc()
+                metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
                 failures += 1
                 delay = min(30.0, 0.5 * 2**failures)
                 log.warning(
@@ -240,6 +246,10 @@ class Publisher:
                 key: RouteVerdict(False, REASON_TABLE_TOO_LARGE, message) if v.ready else v
                 for key, v in verdicts.items()
             }
+        if table_cms:
+            metrics.ROUTING_TABLE_ROUTES.set(len(table.routes))
+            metrics.ROUTING_TABLE_BYTES.set(metrics.configmaps_bytes(table_cms))
+        metrics.set_not_ready("EventRoute", sum(1 for v in verdicts.values() if not v.ready))
         desired = self._desired_configmaps(valid, table_cms)
         writes = [cm for cm in desired if self._known.get(_key(cm)) != _desired_hash(cm)]
         desired_keys = {_key(cm) for cm in desired}

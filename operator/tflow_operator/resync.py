@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import kopf
 
-from tflow_operator import listener, workflowdefinition
+from tflow_operator import listener, metrics, workflowdefinition
 from tflow_operator.api.common import API_VERSION
 from tflow_operator.kube import KubeError
 from tflow_operator.runtime import Runtime
@@ -120,7 +120,11 @@ class Resyncer:
                     where = f"{meta.get('namespace')}/{meta.get('name')}"
                     log.warning("resync of %s %s: %s", kind, where, err)
 
+        not_ready = 0
         async for page in self.runtime.kube.pages(API_VERSION, kind):
             live = [b for b in page if not (b.get("metadata") or {}).get("deletionTimestamp")]
             seen.update(str((b.get("metadata") or {}).get("uid")) for b in live)
+            # Ready as listed, before this pass: at most one period old.
+            not_ready += sum(1 for b in live if not metrics.is_ready(b))
             await asyncio.gather(*(one(body) for body in live))
+        metrics.set_not_ready(kind, not_ready)

@@ -24,6 +24,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from tflow_operator import metrics
 from tflow_workers.connection import TemporalUnavailable, connect
 from tflow_workers.engine.model import SEARCH_ATTRIBUTES
 
@@ -110,6 +111,7 @@ class TemporalGateway:
                     connect(self.address, self.namespace), self._connect_timeout
                 )
             except Exception as err:
+                metrics.TEMPORAL_ERRORS.labels("connect").inc()
                 self._failed_at = time.monotonic()
                 self._last_error = _describe(err)
                 raise self._unavailable(self._last_error) from err
@@ -136,6 +138,7 @@ class TemporalGateway:
                     healthy, detail = False, _describe(err)
                 self._healthy, self._probed_at = healthy, time.monotonic()
                 if not healthy:
+                    metrics.TEMPORAL_ERRORS.labels("health").inc()
                     self._last_error = detail
                 elif not self.search_attributes_registered:
                     await self.ensure_search_attributes()
@@ -146,6 +149,7 @@ class TemporalGateway:
     def note_failure(self, error: BaseException) -> None:
         """Record an unavailability seen by a caller, so the next ``check`` fails fast."""
         if is_unavailable(error):
+            metrics.TEMPORAL_ERRORS.labels("call").inc()
             self._healthy, self._probed_at = False, time.monotonic()
             self._last_error = _describe(error)
 

@@ -37,7 +37,7 @@ import kopf
 from pydantic import ValidationError
 from temporalio.service import RPCError
 
-from tflow_operator import schedules
+from tflow_operator import metrics, schedules
 from tflow_operator.api.common import GROUP, VERSION, Condition, format_timestamp
 from tflow_operator.api.workflowdefinition import WorkflowDefinition
 from tflow_operator.conditions import (
@@ -266,6 +266,7 @@ async def sync_schedule(
             return make_condition(
                 "Scheduled", False, REASON_UNAVAILABLE, str(unavailable), generation
             ), unavailable
+        metrics.TEMPORAL_ERRORS.labels("call").inc()
         message = f"Temporal refused the schedule: {err}"
         return make_condition("Scheduled", False, REASON_SCHEDULE_FAILED, message, generation), err
     if model.spec.schedule is None:
@@ -314,6 +315,7 @@ def _write_status(
         patch.status[key] = value
 
 
+@metrics.reconciler("WorkflowDefinition")
 async def reconcile(
     runtime: Runtime,
     body: kopf.Body,
