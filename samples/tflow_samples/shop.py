@@ -1,8 +1,9 @@
 """The order tracker's functions (the seed's order and shipping activities): orders,
 payments, shipments and an audit trail in PostgreSQL (`SHOP_DATABASE_URL`).
 
-`charge-payment` is idempotent: the payment row is keyed by the payment id and written
-before the gateway is called, so a retried charge finds it and never bills twice.
+The payment itself is written by the order document with the built-in SQL functions
+(keyed by the payment id, so a retried charge never bills twice); `payment-gateway` here
+only stands in for the gateway it calls.
 """
 
 from __future__ import annotations
@@ -119,45 +120,22 @@ def record_order_status(args: dict[str, Any]) -> dict[str, Any]:
     return {"orderId": order_id, "status": status, "reason": args.get("reason")}
 
 
-def charge_payment(args: dict[str, Any]) -> dict[str, Any]:
-    """Charge once per payment id, however often this is called.
+def payment_gateway(args: dict[str, Any]) -> dict[str, Any]:
+    """The (simulated) payment gateway: accepts a charge for a payment id.
 
-    `failFirstAttempts` makes the (simulated) payment gateway fail that many times for
-    this payment id, the way the seed's flaky gateway does, so retries can be shown.
+    It keeps no state; the document records the payment and marks it charged in SQL.
+    `failFirstAttempts` makes it answer 503 until the payment's `attempt` passes it, the
+    way the seed's flaky gateway does, so retries can be shown.
     """
-    order_id = str(args["orderId"])
-    payment_id = str(args["paymentId"])
-    with _connect() as conn:
-        conn.execute(
-            "INSERT INTO payments (payment_id, order_id, amount, status)"
-            " VALUES (%s, %s, %s, 'pending') ON CONFLICT (payment_id) DO NOTHING",
-            (payment_id, order_id, args.get("amount", 0)),
+    attempt = int(args.get("attempt") or 1)
+    if attempt <= int(args.get("failFirstAttempts") or 0):
+        raise FunctionError(
+            f"payment gateway unavailable (attempt {attempt})",
+            type=COMMUNICATION,
+            status=503,
+            title="Service Unavailable",
         )
-        row = conn.execute(
-            "UPDATE payments SET attempts = attempts + 1 WHERE payment_id = %s"
-            " RETURNING status, attempts",
-            (payment_id,),
-        ).fetchone()
-        assert row is not None
-        status, attempts = row
-        if status == "charged":
-            _event(conn, order_id, "payment_already_charged", paymentId=payment_id)
-            return {"paymentId": payment_id, "status": "already_charged"}
-        if attempts <= int(args.get("failFirstAttempts") or 0):
-            _event(conn, order_id, "payment_gateway_unavailable", attempt=attempts)
-            raise FunctionError(
-                f"payment gateway unavailable (attempt {attempts})",
-                type=COMMUNICATION,
-                status=503,
-                title="Service Unavailable",
-            )
-        # Recorded only after the gateway accepted the charge.
-        conn.execute(
-            "UPDATE payments SET status = 'charged', charged_at = now() WHERE payment_id = %s",
-            (payment_id,),
-        )
-        _event(conn, order_id, "payment_charged", paymentId=payment_id, attempt=attempts)
-    return {"paymentId": payment_id, "status": "charged"}
+    return {"paymentId": str(args["paymentId"]), "authorization": f"AUTH-{args['paymentId']}"}
 
 
 def prepare_package(args: dict[str, Any]) -> dict[str, Any]:
@@ -200,7 +178,7 @@ FUNCTIONS = {
     "receive-order": receive_order,
     "validate-order": validate_order,
     "record-order-status": record_order_status,
-    "charge-payment": charge_payment,
+    "payment-gateway": payment_gateway,
     "prepare-package": prepare_package,
     "dispatch-carrier": dispatch_carrier,
     "order-audit-log": audit_log,

@@ -19,7 +19,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from tflow_workers.engine.activities import DirectoryRegistry, EngineActivities
+from tflow_workers.engine.activities import DirectoryRegistry, EngineActivities, SecretStore
 from tflow_workers.engine.model import WORKFLOW_TYPE, RunInput, RunStatus
 from tflow_workers.worker import build_worker
 
@@ -35,19 +35,21 @@ class Shop:
         self.queue = queue
         self.shipping_queue = shipping_queue
 
-    async def start(self, order_id: str, **extra: Any) -> WorkflowHandle[Any, Any]:
+    async def start(
+        self, order_id: str, workflow_id: str | None = None, **extra: Any
+    ) -> WorkflowHandle[Any, Any]:
         return await self.client.start_workflow(
             WORKFLOW_TYPE,
             RunInput(
                 document=samples.document(ORDER),
                 input={"orderId": order_id, "address": "1 Old Road", "amount": 42.5, **extra},
             ),
-            id=f"order-{order_id}",
+            id=workflow_id or f"order-{order_id}",
             task_queue=self.queue,
         )
 
 
-async def _serve(client: Client, task_queue: str, tmp_path: Path) -> AsyncIterator[Shop]:
+async def _serve(client: Client, task_queue: str, tmp_path: Path, dsn: str) -> AsyncIterator[Shop]:
     definitions = tmp_path / "definitions"
     definitions.mkdir(exist_ok=True)
     # The shipping definition names its own queue; swap in a per-test one.
@@ -57,10 +59,16 @@ async def _serve(client: Client, task_queue: str, tmp_path: Path) -> AsyncIterat
         text.replace("taskQueue: shipping", f"taskQueue: {shipping_queue}")
     )
     registry = DirectoryRegistry(definitions)
+    # The order document's `use.secrets`, mounted the way Kubernetes does (a file per key).
+    secret = tmp_path / "secrets" / "shop-database"
+    secret.mkdir(parents=True, exist_ok=True)
+    (secret / "url").write_text(dsn)
     orders = build_worker(
         client,
         task_queue,
-        EngineActivities(client=client, definitions=registry),
+        EngineActivities(
+            client=client, definitions=registry, secrets=SecretStore(tmp_path / "secrets")
+        ),
         samples.functions(ORDER),
     )
     shipping = build_worker(
@@ -77,7 +85,7 @@ async def _serve(client: Client, task_queue: str, tmp_path: Path) -> AsyncIterat
 async def shop(
     temporal_client: Client, task_queue: str, tmp_path: Path, shop_db: str
 ) -> AsyncIterator[Shop]:
-    async for s in _serve(temporal_client, task_queue, tmp_path):
+    async for s in _serve(temporal_client, task_queue, tmp_path, shop_db):
         yield s
 
 
@@ -129,7 +137,12 @@ async def test_approved_order_with_address_update(shop: Shop, shop_db: str) -> N
         ("review", "completed"),
         ("decide", "completed"),
         ("chargePayment", "completed"),
+        ("recordPayment", "completed"),
         ("charge", "completed"),
+        ("countAttempt", "completed"),
+        ("callGateway", "completed"),
+        ("markCharged", "completed"),
+        ("auditPayment", "completed"),
         ("ship", "completed"),
         ("complete", "completed"),
     ]
@@ -147,8 +160,10 @@ async def test_payment_retried_never_charged_twice(shop: Shop, shop_db: str) -> 
         shop_db, "SELECT status, attempts FROM payments WHERE order_id = %s", order_id
     ) == [("charged", 3)]
     status = await handle.query("status", result_type=RunStatus)
-    charges = [e for e in status.log if e.name == "charge"]
+    # The try block ran three times; the gateway answered 503 twice.
+    charges = [e for e in status.log if e.name == "callGateway"]
     assert [e.outcome for e in charges] == ["faulted", "faulted", "completed"]
+    assert [e.outcome for e in status.log if e.name == "markCharged"] == ["completed"]
     assert charges[0].error is not None
     assert charges[0].error.status == 503
     events = [
@@ -158,8 +173,38 @@ async def test_payment_retried_never_charged_twice(shop: Shop, shop_db: str) -> 
         )
     ]
     assert events.count("payment_charged") == 1
-    assert events.count("payment_gateway_unavailable") == 2
     await check_replay(handle, "order-payment-retried")
+
+
+async def test_an_order_paid_again_is_not_charged_twice(shop: Shop, shop_db: str) -> None:
+    """A second run for an order already paid (the same payment id) finds the payment
+    charged: its INSERT adds nothing, the gateway is not called, and it reports
+    already_charged."""
+    order_id = f"o-{uuid.uuid4().hex[:8]}"
+    first = await shop.start(order_id)
+    await _wait_for_task(first, "review")
+    await first.signal("approve", None)
+    assert (await first.result())["payment"]["status"] == "charged"
+
+    again = await shop.start(order_id, workflow_id=f"order-{order_id}-again")
+    await _wait_for_task(again, "review")
+    await again.signal("approve", None)
+    result = await again.result()
+    assert result["payment"] == {"paymentId": f"{order_id}-payment", "status": "already_charged"}
+    assert _rows(
+        shop_db, "SELECT status, attempts FROM payments WHERE order_id = %s", order_id
+    ) == [("charged", 2)]
+    status = await again.query("status", result_type=RunStatus)
+    gateway = [e.outcome for e in status.log if e.name == "callGateway"]
+    assert gateway == ["skipped"], status.log
+    events = [
+        r[0]
+        for r in _rows(
+            shop_db, "SELECT event FROM order_events WHERE order_id = %s ORDER BY id", order_id
+        )
+    ]
+    assert events.count("payment_charged") == 1
+    assert events.count("payment_already_charged") == 1
 
 
 async def test_cancel_signal_cancels_without_charging(shop: Shop, shop_db: str) -> None:
@@ -203,7 +248,7 @@ async def test_approval_sla_auto_cancels_after_three_minutes(
     time_skipping: WorkflowEnvironment, task_queue: str, tmp_path: Path, shop_db: str
 ) -> None:
     """On the time-skipping test server, the 3-minute wait passes in a moment."""
-    async for shop in _serve(time_skipping.client, task_queue, tmp_path):
+    async for shop in _serve(time_skipping.client, task_queue, tmp_path, shop_db):
         order_id = f"o-{uuid.uuid4().hex[:8]}"
         handle = await shop.start(order_id)
         result = await handle.result()
