@@ -558,6 +558,11 @@ class TaskBase(_Model):
     then: FlowDirective | None = None
     metadata: dict[str, Any] | None = None
 
+    @property
+    def kind(self) -> str:
+        """One of `TASK_KINDS` (`call` whatever the protocol)."""
+        return self.KIND.partition(":")[0]
+
 
 class HTTPArguments(_Model):
     method: HttpMethod

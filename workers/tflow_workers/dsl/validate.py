@@ -44,7 +44,7 @@ from .models import (
 )
 from .schemas import external_references, schema_document_problem
 
-__all__ = ["Issue", "load_validated_document", "validate_document"]
+__all__ = ["Issue", "check_document", "load_validated_document", "validate_document"]
 
 _SECRET_REFERENCE = re.compile(r"\$secret\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 _DSL_VERSION = re.compile(r"^1\.0\.\d+(?:[-+].*)?$")
@@ -609,13 +609,22 @@ def validate_document(data: dict[str, Any], catalog: Collection[str] | None = No
 
     Never raises, whatever JSON-like value it is given.
     """
+    return check_document(data, catalog)[0]
+
+
+def check_document(
+    data: dict[str, Any], catalog: Collection[str] | None = None
+) -> tuple[list[Issue], WorkflowDocument | None]:
+    """`validate_document`'s issues, and the loaded model when the structure is sound (it
+    may still have semantic issues), so a caller that runs the document parses it once."""
     if not isinstance(data, Mapping):
-        return [Issue(ROOT_PATH, "a workflow document must be a mapping")]
+        return [Issue(ROOT_PATH, "a workflow document must be a mapping")], None
     if nesting_depth(data) > MAX_DEPTH:
-        return [Issue(ROOT_PATH, f"document is nested more than {MAX_DEPTH} levels deep")]
+        return [Issue(ROOT_PATH, f"document is nested more than {MAX_DEPTH} levels deep")], None
     issues: list[Issue] = _boolean_keys(data)
+    model: WorkflowDocument | None = None
     try:
-        load_document(dict(data))
+        model = load_document(dict(data))
     except DocumentError as error:
         if issues:
             # The boolean keys already explain pydantic's "keys should be strings".
@@ -631,7 +640,7 @@ def validate_document(data: dict[str, Any], catalog: Collection[str] | None = No
     for issue in checker.issues:
         if issue not in issues:
             issues.append(issue)
-    return issues
+    return issues, model
 
 
 def _boolean_keys(data: Mapping[Any, Any]) -> list[Issue]:
@@ -660,7 +669,7 @@ def _boolean_keys(data: Mapping[Any, Any]) -> list[Issue]:
 
 def load_validated_document(data: dict[str, Any]) -> WorkflowDocument:
     """Load `data` after a full validation; raises `DocumentError` with every issue."""
-    issues = validate_document(data)
-    if issues:
+    issues, model = check_document(data)
+    if issues or model is None:
         raise DocumentError(issues)
-    return load_document(data)
+    return model

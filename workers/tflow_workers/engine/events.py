@@ -13,6 +13,14 @@ from functools import lru_cache
 from typing import Any
 
 from tflow_workers.dsl.expressions import is_expression
+from tflow_workers.dsl.models import (
+    AllEventConsumptionStrategy,
+    AnyEventConsumptionStrategy,
+    EventFilter,
+    OneEventConsumptionStrategy,
+)
+
+Strategy = AllEventConsumptionStrategy | AnyEventConsumptionStrategy | OneEventConsumptionStrategy
 
 EVENT_SIGNAL = "event"
 SIGNAL_SOURCE = "temporalflow/signal"
@@ -99,8 +107,8 @@ class Consumption:
 
     def __init__(
         self,
-        strategy: dict[str, Any],
-        matches: Callable[[dict[str, Any], dict[str, Any]], bool],
+        strategy: Strategy,
+        matches: Callable[[dict[str, Any], EventFilter], bool],
         until_met: Callable[[list[dict[str, Any]]], bool],
     ) -> None:
         self.matches = matches
@@ -108,21 +116,20 @@ class Consumption:
         self.consumed: list[dict[str, Any]] = []
         self.done = False
         self.until: Consumption | str | None = None
-        if "one" in strategy:
+        if isinstance(strategy, OneEventConsumptionStrategy):
             self.kind = "one"
-            self.filters: list[dict[str, Any]] = [strategy["one"]]
-        elif "all" in strategy:
+            self.filters: list[EventFilter] = [strategy.one]
+        elif isinstance(strategy, AllEventConsumptionStrategy):
             self.kind = "all"
-            self.filters = list(strategy["all"] or [])
+            self.filters = list(strategy.all)
             self.done = not self.filters
         else:
             self.kind = "any"
-            self.filters = list(strategy.get("any") or [])
-            until = strategy.get("until")
-            if isinstance(until, dict):
-                self.until = Consumption(until, matches, until_met)
-            elif isinstance(until, str):
-                self.until = until
+            self.filters = list(strategy.any)
+            if isinstance(strategy.until, str):
+                self.until = strategy.until
+            elif strategy.until is not None:
+                self.until = Consumption(strategy.until, matches, until_met)
 
     def offer(self, event: dict[str, Any]) -> bool:
         if self.done:
@@ -156,7 +163,7 @@ class Consumption:
 
     def filter_types(self) -> set[Any]:
         """The `type` attributes of every filter still waiting, `until` included."""
-        types = {(f.get("with") or {}).get("type") for f in self.filters if isinstance(f, dict)}
+        types = {f.with_.type for f in self.filters}
         if isinstance(self.until, Consumption):
             types |= self.until.filter_types()
         return types

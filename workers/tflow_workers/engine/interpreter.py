@@ -1,39 +1,72 @@
 """The interpreter: runs any valid Serverless Workflow 1.0 document, task by task.
 
-`DocumentInterpreter` holds one run's state and executes its document; the Temporal
-workflow class (`serverless_workflow.ServerlessWorkflow`) is a thin shell around it. This
-module is imported through `workflow.unsafe.imports_passed_through()`, so it is loaded
-once per worker process rather than once per run by the workflow sandbox; the sandbox's
-checks therefore do not guard it, and its determinism rests on its own discipline (and
-on the replay tests): jq evaluation is pure, time comes from `workflow.now()`,
-randomness from `workflow.random()`, waits are Temporal timers, events arrive as
-signals, every call that touches the outside world is an activity, and module-level
-state is limited to caches of pure functions.
+`DocumentInterpreter` holds one run's state and walks its document's typed model
+(`tflow_workers.dsl.models`, validated and loaded once per worker process by
+`plan.prepare`): task lists, flow directives, and each task through the one table from
+task kind to handler, `TASK_HANDLERS`. The data flow (runtime expressions,
+`input`/`output`/`export`, schemas) is `dataflow`'s, the requests of HTTP and OpenAPI
+calls `calls`'s, event matching `events`'s.
+
+The Temporal workflow class (`serverless_workflow.ServerlessWorkflow`) is a thin shell
+around it. This module is imported through `workflow.unsafe.imports_passed_through()`,
+so it is loaded once per worker process rather than once per run by the workflow
+sandbox; the sandbox's checks therefore do not guard it, and its determinism rests on
+its own discipline (and on the replay tests): jq evaluation is pure, time comes from
+`workflow.now()`, randomness from `workflow.random()`, waits are Temporal timers, events
+arrive as signals, every call that touches the outside world is an activity, and
+module-level state is limited to caches of pure functions.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import math
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Final, cast
+from typing import Any, Final
 
-import uritemplate
+from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from tflow_workers.dsl.durations import parse_duration
-from tflow_workers.dsl.expressions import ExpressionError, evaluate, interpolate
-from tflow_workers.dsl.models import TASK_KINDS
-from tflow_workers.dsl.models import task_kind as model_task_kind
-from tflow_workers.dsl.schemas import schema_errors
-from tflow_workers.dsl.validate import validate_document
+from tflow_workers.dsl.models import (
+    PROCESS_KINDS,
+    TASK_KINDS,
+    CallFunction,
+    CallHTTP,
+    CallOpenAPI,
+    Catch,
+    DoTask,
+    DurationInline,
+    EmitConfiguration,
+    EmitTask,
+    EventFilter,
+    ForkConfiguration,
+    ForkTask,
+    ForTask,
+    ListenTask,
+    RaiseConfiguration,
+    RaiseTask,
+    RunTask,
+    RunWorkflow,
+    SetTask,
+    SwitchCase,
+    SwitchTask,
+    TaskBase,
+    TaskList,
+    Timeout,
+    TryTask,
+    Use,
+    WaitTask,
+    WorkflowDocument,
+    named_tasks,
+)
+from tflow_workers.dsl.models import RetryPolicy as RetryPolicySpec
+from tflow_workers.engine.calls import Credentials, http_request, openapi_request
+from tflow_workers.engine.dataflow import DataFlow, truthy
 from tflow_workers.engine.errors import (
     APPLICATION_ERROR_TYPE,
     ErrorType,
@@ -54,8 +87,6 @@ from tflow_workers.engine.model import (
     SA_LISTENING,
     TASK_LOG_LIMIT,
     WORKFLOW_TYPE,
-    HttpRequest,
-    OpenApiRequest,
     ResolvedDefinition,
     ResolveRequest,
     ResumeState,
@@ -64,9 +95,8 @@ from tflow_workers.engine.model import (
     RunStatus,
     TaskLogEntry,
 )
+from tflow_workers.engine.plan import PreparedDocument, prepare
 
-RUNTIME_NAME = "temporal-flow"
-RUNTIME_VERSION = "0.1.0"
 DEFAULT_CALL_TIMEOUT = timedelta(minutes=5)
 SEEN_EVENTS_LIMIT = 1000
 # Runs recorded before this patch upserted TflowCurrentTask at every top-level task; newer
@@ -75,16 +105,11 @@ PATCH_CURRENT_TASK_ON_WAIT = "tflow-current-task-on-wait"
 # Runs recorded before this patch passed an emit task's input on as its output; newer runs
 # output the emitted event, as the spec says.
 PATCH_EMIT_OUTPUT = "tflow-emit-output"
-# Runs recorded before this patch did not check data schemas; a run that would now fault
-# on one must replay as it ran.
-PATCH_DATA_SCHEMAS = "tflow-data-schemas"
 # Runs recorded before this patch matched event filter strings for equality only; newer
 # runs also read them as regular expressions, which can consume other events.
 PATCH_FILTER_REGEX = "tflow-event-filter-regex"
 # Waiting kinds: a run can sit in these for long, so they are what TflowCurrentTask shows.
 WAITING_KINDS = frozenset({"wait", "listen", "run"})
-VALIDATION_CACHE_SIZE = 256
-_validated: OrderedDict[str, tuple[str, ...]] = OrderedDict()
 
 
 class _End(Exception):
@@ -99,40 +124,20 @@ class _ContinueAsNew(Exception):
         self.state = state
 
 
-def task_kind(task: dict[str, Any]) -> str:
-    kind = model_task_kind(task)
-    if kind is None:
-        raise WorkflowError.of(ErrorType.CONFIGURATION, f"unknown task kind: {sorted(task)}")
-    return kind
-
-
-def _truthy(value: Any) -> bool:
-    return value is not None and value is not False
-
-
-def document_problems(document: dict[str, Any]) -> tuple[str, ...]:
-    """The validation problems of `document`, cached by its digest: every run of a
-    definition brings the same document, and validating it costs milliseconds."""
-    digest = hashlib.sha256(
-        json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
-    ).hexdigest()
-    problems = _validated.get(digest)
-    if problems is None:
-        problems = tuple(str(issue) for issue in validate_document(document))
-        _validated[digest] = problems
-        if len(_validated) > VALIDATION_CACHE_SIZE:
-            _validated.popitem(last=False)
-    else:
-        _validated.move_to_end(digest)
-    return problems
+def _given(model: BaseModel, field: str) -> bool:
+    """Whether the document sets `field`, null included: an explicit null has always
+    counted as given (a null `if` skips the task, a null `when` never matches), and runs
+    that met one must replay as they ran."""
+    return field in model.model_fields_set
 
 
 class DocumentInterpreter:
     """One run of a document: its state, the task kinds, the task log."""
 
     def __init__(self) -> None:
-        self._doc: dict[str, Any] = {}
-        self._context: dict[str, Any] = {}
+        self._prepared: PreparedDocument | None = None
+        self._use = Use()
+        self._data = DataFlow()
         self._events: list[dict[str, Any]] = []
         self._log: list[TaskLogEntry] = []
         self._log_dropped = 0
@@ -140,7 +145,6 @@ class DocumentInterpreter:
         self._current: str | None = None
         self._output: Any = None
         self._error: Problem | None = None
-        self._secrets: dict[str, Any] = {}
         self._workflow_input: Any = None
         self._started_at = ""
         self._indexed = False
@@ -148,7 +152,6 @@ class DocumentInterpreter:
         # (runs recorded before the patch), and the value last upserted.
         self._current_on_wait = False
         self._indexed_task: str | None = None
-        self._workflow_descriptor: dict[str, Any] = {}
         # The top-level task running now: (index, raw input), for continue-as-new.
         self._top: tuple[int, Any] = (0, None)
         self._resume_loop: tuple[int, Any] | None = None
@@ -158,7 +161,6 @@ class DocumentInterpreter:
     # ---- what the workflow class delegates to -----------------------------------------
 
     async def run(self, params: RunInput) -> Any:
-        self._doc = params.document
         info = workflow.info()
         resume = params.resume
         started = resume.started_at if resume else workflow.now()
@@ -166,7 +168,7 @@ class DocumentInterpreter:
         if resume is not None:
             if resume.loop_index is not None:
                 self._resume_loop = (resume.loop_index, resume.loop_data)
-            self._context = dict(resume.context)
+            self._data.context = dict(resume.context)
             self._log = list(resume.log)
             self._log_dropped = resume.log_dropped
             self._events = list(resume.pending_events) + self._events
@@ -178,9 +180,9 @@ class DocumentInterpreter:
         if self._indexed:
             self._current_on_wait = workflow.patched(PATCH_CURRENT_TASK_ON_WAIT)
             self._indexed_task = info.typed_search_attributes.get(SA_CURRENT_TASK)
-        self._workflow_descriptor = {
+        self._data.workflow = {
             "id": info.workflow_id,
-            "definition": self._doc,
+            "definition": params.document,
             "input": params.input,
             "startedAt": {
                 "iso8601": self._started_at,
@@ -191,26 +193,16 @@ class DocumentInterpreter:
             },
         }
         try:
-            if resume is None:
-                # Whoever started the run should have validated the document; a run that
-                # gets an invalid one anyway fails at once with every problem listed.
-                problems = document_problems(self._doc)
-                if problems:
-                    raise WorkflowError.of(
-                        ErrorType.VALIDATION,
-                        "; ".join(problems),
-                        title="Invalid workflow document",
-                        instance="/",
-                    )
-            secret_names = sorted((self._doc.get("use") or {}).get("secrets") or [])
+            document = self._load(params.document, resumed=resume is not None)
+            secret_names = sorted(self._use.secrets or [])
             if secret_names:
-                self._secrets = await workflow.execute_activity(
+                self._data.secrets = await workflow.execute_activity(
                     ACTIVITY_SECRETS,
                     secret_names,
                     result_type=dict,
                     start_to_close_timeout=timedelta(seconds=30),
                 )
-            output = await self._run_document(params, resume)
+            output = await self._run_document(document, params, resume)
         except _ContinueAsNew as can:
             workflow.continue_as_new(
                 RunInput(
@@ -261,24 +253,38 @@ class DocumentInterpreter:
 
     # ---- document ---------------------------------------------------------------------
 
-    async def _run_document(self, params: RunInput, resume: ResumeState | None) -> Any:
-        doc = self._doc
+    def _load(self, raw: dict[str, Any], resumed: bool) -> WorkflowDocument:
+        """The run's document model. Whoever started the run should have validated the
+        document; a run that gets an invalid one anyway fails at once with every problem
+        listed. A run continued as new was checked when it began, and goes on."""
+        prepared = prepare(raw)
+        if prepared.model is None or (prepared.problems and not resumed):
+            raise WorkflowError.of(
+                ErrorType.VALIDATION,
+                "; ".join(prepared.problems),
+                title="Invalid workflow document",
+                instance="/",
+            )
+        self._prepared = prepared
+        self._use = prepared.model.use or Use()
+        return prepared.model
+
+    async def _run_document(
+        self, doc: WorkflowDocument, params: RunInput, resume: ResumeState | None
+    ) -> Any:
         if resume is None:
             data = params.input if params.input is not None else {}
             self._workflow_input = data
-            wf_input = doc.get("input") or {}
-            self._check_schema(wf_input, data, "/input/schema", "the workflow input")
-            if "from" in wf_input:
-                data = self._transform(wf_input["from"], data, {}, "/input/from")
+            data = self._data.input_of(doc.input, data, {}, "", "workflow")
             start = 0
         else:
             data = resume.data
             start = resume.next_task
-        timeout = self._timeout_of(doc.get("timeout"), "/timeout")
+        timeout = self._timeout_of(doc.timeout, "/timeout")
         if timeout is not None and resume is not None:
             # The workflow's timeout counts from its first run, not from this one.
             timeout = max(timeout - (workflow.now() - resume.started_at), timedelta(0))
-        body = self._run_list(doc.get("do") or [], data, {}, "/do", start=start, top=True)
+        body = self._run_list(doc.do, data, {}, "/do", start=start, top=True)
         try:
             if timeout is not None:
                 output = await self._with_timeout(body, timeout, "/do", "workflow")
@@ -286,17 +292,13 @@ class DocumentInterpreter:
                 output = await body
         except _End as end:
             output = end.output
-        wf_output = doc.get("output") or {}
-        if "as" in wf_output:
-            output = self._transform(wf_output["as"], output, {}, "/output/as")
-        self._check_schema(wf_output, output, "/output/schema", "the workflow output")
-        return output
+        return self._data.output_of(doc.output, output, {}, "", "workflow", bind_output=False)
 
     # ---- task lists -------------------------------------------------------------------
 
     async def _run_list(
         self,
-        tasks: list[dict[str, Any]],
+        tasks: TaskList,
         data: Any,
         scope: dict[str, Any],
         pointer: str,
@@ -304,12 +306,12 @@ class DocumentInterpreter:
         top: bool = False,
     ) -> Any:
         index = start
-        names = [next(iter(item)) for item in tasks]
-        while index < len(tasks):
+        entries = named_tasks(tasks)
+        names = [name for name, _ in entries]
+        while index < len(entries):
             if top and index > start and workflow.info().is_continue_as_new_suggested():
                 raise _ContinueAsNew(self._resume_state(index, data))
-            name = names[index]
-            task = tasks[index][name]
+            name, task = entries[index]
             if top:
                 self._top = (index, data)
             data, then = await self._run_task(
@@ -343,7 +345,7 @@ class DocumentInterpreter:
             data=data,
             loop_index=loop[0] if loop else None,
             loop_data=loop[1] if loop else None,
-            context=self._context,
+            context=self._data.context,
             started_at=workflow.now() if not self._started_at else _parse_iso(self._started_at),
             workflow_input=self._workflow_input,
             log=self._log,
@@ -356,13 +358,13 @@ class DocumentInterpreter:
     async def _run_task(
         self,
         name: str,
-        task: dict[str, Any],
+        task: TaskBase,
         raw_input: Any,
         scope: dict[str, Any],
         ref: str,
         top: bool = False,
     ) -> tuple[Any, str | None]:
-        kind = task_kind(task)
+        kind = task.kind
         entry = self._log_start(name, ref, kind)
         previous = self._current
         self._current = name
@@ -372,53 +374,29 @@ class DocumentInterpreter:
             descriptor = {
                 "name": name,
                 "reference": ref,
-                "definition": task,
+                "definition": self._definition(task),
                 "input": raw_input,
                 "startedAt": {"iso8601": entry.started_at.isoformat()},
             }
             variables = {**scope, "task": descriptor}
-            if "if" in task and not _truthy(
-                self._expr(task["if"], raw_input, variables, f"{ref}/if")
+            if _given(task, "if_") and not truthy(
+                self._data.expr(task.if_, raw_input, variables, f"{ref}/if")
             ):
                 self._log_end(entry, "skipped")
                 return raw_input, None
-            data = raw_input
-            task_input = task.get("input") or {}
-            self._check_schema(task_input, raw_input, f"{ref}/input/schema", "the task input")
-            if "from" in task_input:
-                data = self._transform(
-                    task_input["from"], raw_input, variables, f"{ref}/input/from"
-                )
+            data = self._data.input_of(task.input, raw_input, variables, ref, "task")
             variables["input"] = data
             descriptor["input"] = data
-            timeout = self._timeout_of(task.get("timeout"), f"{ref}/timeout")
+            timeout = self._timeout_of(task.timeout, f"{ref}/timeout")
             work = self._execute(kind, name, task, data, variables, ref)
             if timeout is not None:
                 output, then = await self._with_timeout(work, timeout, ref, f"task {name!r}")
             else:
                 output, then = await work
-            task_output = task.get("output") or {}
-            if "as" in task_output:
-                output = self._transform(
-                    task_output["as"], output, {**variables, "output": output}, f"{ref}/output/as"
-                )
-            self._check_schema(task_output, output, f"{ref}/output/schema", "the task output")
-            export = task.get("export") or {}
-            if "as" in export:
-                exported = self._transform(
-                    export["as"], output, {**variables, "output": output}, f"{ref}/export/as"
-                )
-                if not isinstance(exported, dict):
-                    raise WorkflowError.of(
-                        ErrorType.VALIDATION,
-                        "export.as must produce an object for $context, got "
-                        f"{type(exported).__name__}",
-                        instance=f"{ref}/export/as",
-                    )
-                self._context = exported
-                self._check_schema(export, exported, f"{ref}/export/schema", "the exported context")
+            output = self._data.output_of(task.output, output, variables, ref, "task")
+            self._data.export(task.export, output, variables, ref)
             self._log_end(entry, "completed")
-            return output, then if then is not None else task.get("then")
+            return output, then if then is not None else task.then
         except WorkflowError as err:
             err.at(ref)
             self._log_end(entry, "faulted", err.problem)
@@ -432,88 +410,91 @@ class DocumentInterpreter:
         finally:
             self._current = previous
 
+    def _definition(self, task: TaskBase) -> dict[str, Any]:
+        """`$task.definition`."""
+        if self._prepared is None:  # pragma: no cover - set before any task runs
+            return {}
+        return self._prepared.definition(task)
+
     async def _execute(
         self,
         kind: str,
         name: str,
-        task: dict[str, Any],
+        task: TaskBase,
         data: Any,
         variables: dict[str, Any],
         ref: str,
     ) -> tuple[Any, str | None]:
-        if kind in WAITING_KINDS and not (kind == "run" and task["run"].get("await") is False):
+        if kind in WAITING_KINDS and not (isinstance(task, RunTask) and task.run.await_ is False):
             self._waiting_in(name)
-        handler = TASK_HANDLERS.get(kind)
-        if handler is None:
-            raise WorkflowError.of(ErrorType.CONFIGURATION, f"unsupported task kind {kind!r}")
-        return await handler(self, name, task, data, variables, ref)
+        return await TASK_HANDLERS[kind](self, name, task, data, variables, ref)
 
     # Task handlers, one per kind (`TASK_HANDLERS`): each returns the task's raw output
     # and the flow directive it chose, if any (only a switch chooses one).
 
     async def _task_set(
-        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, name: str, task: SetTask, data: Any, variables: dict[str, Any], ref: str
     ) -> tuple[Any, str | None]:
-        return self._set(task["set"], data, variables, ref), None
+        return self._data.transform(task.set, data, variables, f"{ref}/set"), None
 
     async def _task_switch(
-        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, name: str, task: SwitchTask, data: Any, variables: dict[str, Any], ref: str
     ) -> tuple[Any, str | None]:
-        return data, self._switch(task["switch"], data, variables, ref)
+        return data, self._switch(task.switch, data, variables, ref)
 
     async def _task_wait(
-        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, name: str, task: WaitTask, data: Any, variables: dict[str, Any], ref: str
     ) -> tuple[Any, str | None]:
-        await workflow.sleep(self._duration(task["wait"], f"{ref}/wait"))
+        await workflow.sleep(self._duration(task.wait, f"{ref}/wait"))
         return data, None
 
     async def _task_raise(
-        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, name: str, task: RaiseTask, data: Any, variables: dict[str, Any], ref: str
     ) -> tuple[Any, str | None]:
-        raise self._raise_error(task["raise"], data, variables, ref)
+        raise self._raise_error(task.raise_, data, variables, ref)
 
     async def _task_do(
-        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, name: str, task: DoTask, data: Any, variables: dict[str, Any], ref: str
     ) -> tuple[Any, str | None]:
-        return await self._run_list(task["do"], data, self._scope(variables), f"{ref}/do"), None
+        return await self._run_list(task.do, data, self._scope(variables), f"{ref}/do"), None
 
     async def _task_for(
-        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, name: str, task: ForTask, data: Any, variables: dict[str, Any], ref: str
     ) -> tuple[Any, str | None]:
         return await self._for(task, data, variables, ref), None
 
     async def _task_try(
-        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, name: str, task: TryTask, data: Any, variables: dict[str, Any], ref: str
     ) -> tuple[Any, str | None]:
         return await self._try(name, task, data, variables, ref), None
 
     async def _task_fork(
-        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, name: str, task: ForkTask, data: Any, variables: dict[str, Any], ref: str
     ) -> tuple[Any, str | None]:
-        return await self._fork(task["fork"], data, variables, ref), None
+        return await self._fork(task.fork, data, variables, ref), None
 
     async def _task_listen(
-        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, name: str, task: ListenTask, data: Any, variables: dict[str, Any], ref: str
     ) -> tuple[Any, str | None]:
-        return await self._listen(task["listen"], data, variables, ref), None
+        return await self._listen(task, data, variables, ref), None
 
     async def _task_emit(
-        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, name: str, task: EmitTask, data: Any, variables: dict[str, Any], ref: str
     ) -> tuple[Any, str | None]:
-        event = await self._emit(task["emit"], data, variables, ref)
+        event = await self._emit(task.emit, data, variables, ref)
         # Runs recorded before the emitted event became the task's output carried the
         # input on; replaying them must see the same data downstream.
         return (event if workflow.patched(PATCH_EMIT_OUTPUT) else data), None
 
     async def _task_call(
-        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, name: str, task: TaskBase, data: Any, variables: dict[str, Any], ref: str
     ) -> tuple[Any, str | None]:
         return await self._call(task, data, variables, ref), None
 
     async def _task_run(
-        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, name: str, task: RunTask, data: Any, variables: dict[str, Any], ref: str
     ) -> tuple[Any, str | None]:
-        return await self._run(task["run"], data, variables, ref), None
+        return await self._run(task, data, variables, ref), None
 
     def _waiting_in(self, name: str) -> None:
         """Point TflowCurrentTask at a task that starts to wait. Only waits are indexed: a
@@ -524,73 +505,25 @@ class DocumentInterpreter:
             workflow.upsert_search_attributes([SA_CURRENT_TASK.value_set(name)])
             self._indexed_task = name
 
-    # ---- expressions and data ---------------------------------------------------------
-
-    def _base_vars(self) -> dict[str, Any]:
-        return {
-            "context": self._context,
-            "workflow": self._workflow_descriptor,
-            "runtime": {"name": RUNTIME_NAME, "version": RUNTIME_VERSION},
-            "secret": self._secrets,
-        }
+    # ---- scopes, durations, timeouts --------------------------------------------------
 
     def _scope(self, variables: dict[str, Any]) -> dict[str, Any]:
         """The variables a nested task list inherits (loop items, caught errors)."""
         return {k: v for k, v in variables.items() if k not in ("task", "input", "output")}
 
-    def _expr(self, expression: Any, data: Any, variables: dict[str, Any], where: str) -> Any:
-        if not isinstance(expression, str):
-            return expression
+    def _duration(self, value: str | DurationInline | None, where: str) -> timedelta:
         try:
-            return evaluate(
-                expression, data, {**self._base_vars(), **variables}, now=workflow.now()
-            )
-        except ExpressionError as err:
-            raise WorkflowError(
-                Problem.model_validate({**err.to_error(), "instance": where})
-            ) from None
-
-    def _interpolate(self, value: Any, data: Any, variables: dict[str, Any], where: str) -> Any:
-        try:
-            return interpolate(value, data, {**self._base_vars(), **variables}, now=workflow.now())
-        except ExpressionError as err:
-            raise WorkflowError(
-                Problem.model_validate({**err.to_error(), "instance": where})
-            ) from None
-
-    def _transform(self, spec: Any, data: Any, variables: dict[str, Any], where: str) -> Any:
-        """`input.from` / `output.as` / `export.as`: a jq string, or a value to interpolate."""
-        if isinstance(spec, str):
-            return self._expr(spec, data, variables, where)
-        return self._interpolate(spec, data, variables, where)
-
-    def _check_schema(self, owner: dict[str, Any], value: Any, where: str, what: str) -> None:
-        """Fault with a validation error when `value` does not match `owner.schema`."""
-        schema = owner.get("schema")
-        if not isinstance(schema, dict) or "document" not in schema:
-            return
-        if not workflow.patched(PATCH_DATA_SCHEMAS):
-            return
-        problems = schema_errors(schema["document"], value)
-        if problems:
-            raise WorkflowError.of(
-                ErrorType.VALIDATION,
-                f"{what} does not match its schema: " + "; ".join(problems),
-                title="Schema validation failed",
-                instance=where,
-            )
-
-    def _duration(self, value: Any, where: str) -> timedelta:
-        try:
+            if isinstance(value, DurationInline):
+                return value.to_timedelta()
             return parse_duration(value)
         except ValueError as err:
             raise WorkflowError.of(ErrorType.CONFIGURATION, str(err), instance=where) from None
 
-    def _timeout_of(self, spec: Any, where: str) -> timedelta | None:
+    def _timeout_of(self, spec: str | Timeout | None, where: str) -> timedelta | None:
         if spec is None:
             return None
         if isinstance(spec, str):
-            named = ((self._doc.get("use") or {}).get("timeouts") or {}).get(spec)
+            named = (self._use.timeouts or {}).get(spec)
             if named is None:
                 raise WorkflowError.of(
                     ErrorType.CONFIGURATION,
@@ -598,7 +531,7 @@ class DocumentInterpreter:
                     instance=where,
                 )
             spec = named
-        return self._duration(spec.get("after"), f"{where}/after")
+        return self._duration(spec.after, f"{where}/after")
 
     async def _with_timeout(
         self, work: Awaitable[Any], after: timedelta, ref: str, what: str
@@ -615,34 +548,26 @@ class DocumentInterpreter:
 
     # ---- task kinds -------------------------------------------------------------------
 
-    def _set(self, spec: Any, data: Any, variables: dict[str, Any], ref: str) -> Any:
-        if isinstance(spec, str):
-            return self._expr(spec, data, variables, f"{ref}/set")
-        return self._interpolate(spec, data, variables, f"{ref}/set")
-
     def _switch(
-        self, cases: list[dict[str, Any]], data: Any, variables: dict[str, Any], ref: str
+        self, cases: list[SwitchCase], data: Any, variables: dict[str, Any], ref: str
     ) -> str | None:
         default: str | None = None
-        for i, item in enumerate(cases):
-            case_name = next(iter(item))
-            case = item[case_name] or {}
-            if "when" not in case:
-                default = case.get("then", "continue")
+        for i, case in enumerate(cases):
+            if not _given(case, "when"):
+                default = case.then
                 continue
-            if _truthy(
-                self._expr(case["when"], data, variables, f"{ref}/switch/{i}/{case_name}/when")
+            if truthy(
+                self._data.expr(case.when, data, variables, f"{ref}/switch/{i}/{case.name}/when")
             ):
-                then: str = case.get("then", "continue")
-                return then
+                return case.then
         return default
 
     def _raise_error(
-        self, spec: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, spec: RaiseConfiguration, data: Any, variables: dict[str, Any], ref: str
     ) -> WorkflowError:
-        error = spec.get("error")
+        error = spec.error
         if isinstance(error, str):
-            named = ((self._doc.get("use") or {}).get("errors") or {}).get(error)
+            named = (self._use.errors or {}).get(error)
             if named is None:
                 return WorkflowError.of(
                     ErrorType.CONFIGURATION,
@@ -650,17 +575,15 @@ class DocumentInterpreter:
                     instance=f"{ref}/raise/error",
                 )
             error = named
-        resolved = self._interpolate(error, data, variables, f"{ref}/raise/error")
+        resolved = self._data.interpolate(
+            error.model_dump(exclude_unset=True), data, variables, f"{ref}/raise/error"
+        )
         problem = Problem.model_validate({"instance": ref, **resolved})
         return WorkflowError(problem)
 
-    async def _for(
-        self, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
-    ) -> Any:
-        spec = task["for"]
-        each = spec.get("each", "item")
-        at = spec.get("at", "index")
-        items = self._expr(spec["in"], data, variables, f"{ref}/for/in")
+    async def _for(self, task: ForTask, data: Any, variables: dict[str, Any], ref: str) -> Any:
+        spec = task.for_
+        items = self._data.expr(spec.in_, data, variables, f"{ref}/for/in")
         if items is None:
             items = []
         if isinstance(items, dict):
@@ -682,33 +605,32 @@ class DocumentInterpreter:
                 # A long loop carries its position and data into a fresh history.
                 top_index, top_input = self._top
                 raise _ContinueAsNew(self._resume_state(top_index, top_input, (index, data)))
-            item = items[index]
-            loop_scope = {**scope, each: item, at: index}
-            if "while" in task and not _truthy(
-                self._expr(task["while"], data, {**variables, **loop_scope}, f"{ref}/while")
+            loop_scope = {**scope, spec.each: items[index], spec.at: index}
+            if _given(task, "while_") and not truthy(
+                self._data.expr(task.while_, data, {**variables, **loop_scope}, f"{ref}/while")
             ):
                 break
-            data = await self._run_list(task["do"], data, loop_scope, f"{ref}/do")
+            data = await self._run_list(task.do, data, loop_scope, f"{ref}/do")
         return data
 
     async def _fork(
-        self, spec: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, spec: ForkConfiguration, data: Any, variables: dict[str, Any], ref: str
     ) -> Any:
-        branches = spec.get("branches") or []
+        branches = named_tasks(spec.branches)
         scope = self._scope(variables)
 
         async def branch(i: int) -> Any:
-            name = next(iter(branches[i]))
+            name, task = branches[i]
             output, _ = await self._run_task(
-                name, branches[i][name], data, scope, f"{ref}/fork/branches/{i}/{name}"
+                name, task, data, scope, f"{ref}/fork/branches/{i}/{name}"
             )
             return output
 
         tasks = [asyncio.ensure_future(branch(i)) for i in range(len(branches))]
         if not tasks:
-            return [] if not spec.get("compete") else data
+            return data if spec.compete else []
         try:
-            if spec.get("compete"):
+            if spec.compete:
                 done, pending = await workflow.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for t in pending:
                     t.cancel()
@@ -723,134 +645,142 @@ class DocumentInterpreter:
             raise
 
     async def _try(
-        self, name: str, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, name: str, task: TryTask, data: Any, variables: dict[str, Any], ref: str
     ) -> Any:
-        catch = task.get("catch") or {}
+        catch = task.catch
         scope = self._scope(variables)
-        retry = catch.get("retry")
+        retry: str | RetryPolicySpec | None = catch.retry
         if isinstance(retry, str):
-            named = ((self._doc.get("use") or {}).get("retries") or {}).get(retry)
-            if named is None:
+            retry = (self._use.retries or {}).get(retry)
+            if retry is None:
                 raise WorkflowError.of(
                     ErrorType.CONFIGURATION,
-                    f"no retry policy named {retry!r} in use.retries",
+                    f"no retry policy named {catch.retry!r} in use.retries",
                     instance=f"{ref}/catch/retry",
                 )
-            retry = named
         attempt = 0
         first_failure = workflow.now()
         while True:
             try:
-                return await self._run_list(task["try"], data, scope, f"{ref}/try")
+                return await self._run_list(task.try_, data, scope, f"{ref}/try")
             except WorkflowError as err:
-                var = catch.get("as", "error")
-                caught_scope = {**scope, var: err.problem.as_data()}
+                caught_scope = {**scope, catch.as_ or "error": err.problem.as_data()}
                 if not self._catches(catch, err.problem, data, caught_scope, ref):
                     raise
                 if retry is not None:
                     delay = self._retry_delay(
-                        retry, attempt, err.problem, data, caught_scope, first_failure, ref
+                        retry, attempt, data, caught_scope, first_failure, ref
                     )
                     if delay is not None:
                         attempt += 1
                         self._waiting_in(name)
                         await workflow.sleep(delay)
                         continue
-                    if "do" not in catch:
+                    if catch.do is None:
                         # The retries could not recover and nothing handles the error.
                         raise
-                if "do" in catch:
-                    return await self._run_list(catch["do"], data, caught_scope, f"{ref}/catch/do")
+                if catch.do is not None:
+                    return await self._run_list(catch.do, data, caught_scope, f"{ref}/catch/do")
                 return data
 
     def _catches(
         self,
-        catch: dict[str, Any],
+        catch: Catch,
         problem: Problem,
         data: Any,
         scope: dict[str, Any],
         ref: str,
     ) -> bool:
-        wanted = (catch.get("errors") or {}).get("with") or {}
-        actual = problem.as_data()
-        for key, value in wanted.items():
-            if key == "type":
-                if not same_error_type(value, actual.get("type")):
+        wanted = catch.errors.with_ if catch.errors is not None else None
+        if wanted is not None:
+            actual = problem.as_data()
+            for key, value in wanted.model_dump(exclude_unset=True).items():
+                if key == "type":
+                    if not same_error_type(value, actual.get("type")):
+                        return False
+                elif actual.get(key if key != "details" else "detail") != value:
                     return False
-            elif actual.get(key if key != "details" else "detail") != value:
-                return False
-        if "when" in catch and not _truthy(
-            self._expr(catch["when"], data, scope, f"{ref}/catch/when")
+        if _given(catch, "when") and not truthy(
+            self._data.expr(catch.when, data, scope, f"{ref}/catch/when")
         ):
             return False
-        return not (
-            "exceptWhen" in catch
-            and _truthy(self._expr(catch["exceptWhen"], data, scope, f"{ref}/catch/exceptWhen"))
+        return not truthy(
+            self._data.expr(catch.except_when, data, scope, f"{ref}/catch/exceptWhen")
         )
 
     def _retry_delay(
         self,
-        policy: dict[str, Any],
+        policy: RetryPolicySpec,
         attempt: int,
-        problem: Problem,
         data: Any,
         scope: dict[str, Any],
-        first_failure: Any,
+        first_failure: datetime,
         ref: str,
     ) -> timedelta | None:
         """The delay before the next attempt, or None when the policy is exhausted."""
         where = f"{ref}/catch/retry"
-        if "when" in policy and not _truthy(self._expr(policy["when"], data, scope, where)):
+        if _given(policy, "when") and not truthy(self._data.expr(policy.when, data, scope, where)):
             return None
-        if "exceptWhen" in policy and _truthy(self._expr(policy["exceptWhen"], data, scope, where)):
+        if truthy(self._data.expr(policy.except_when, data, scope, where)):
             return None
-        limit = policy.get("limit") or {}
-        count = (limit.get("attempt") or {}).get("count")
-        if count is not None and attempt >= int(count):
+        limit = policy.limit
+        count = limit.attempt.count if limit is not None and limit.attempt is not None else None
+        if count is not None and attempt >= count:
             return None
         elapsed = workflow.now() - first_failure
-        if "duration" in limit and elapsed >= self._duration(limit["duration"], f"{where}/limit"):
+        if (
+            limit is not None
+            and _given(limit, "duration")
+            and elapsed >= self._duration(limit.duration, f"{where}/limit")
+        ):
             return None
         base = (
-            self._duration(policy["delay"], f"{where}/delay") if "delay" in policy else timedelta(0)
+            self._duration(policy.delay, f"{where}/delay")
+            if _given(policy, "delay")
+            else timedelta(0)
         )
-        backoff = policy.get("backoff") or {"constant": {}}
-        if "exponential" in backoff:
+        # The one kind the backoff sets (`exponential: {}`), as written.
+        backoff = next(iter(policy.backoff.model_fields_set)) if policy.backoff else "constant"
+        if backoff == "exponential":
             delay = base * math.pow(2, attempt)
-        elif "linear" in backoff:
+        elif backoff == "linear":
             delay = base * (attempt + 1)
         else:
             delay = base
-        jitter = policy.get("jitter")
-        if jitter:
-            low = self._duration(jitter.get("from", "PT0S"), f"{where}/jitter/from")
-            high = self._duration(jitter.get("to", "PT0S"), f"{where}/jitter/to")
+        jitter = policy.jitter
+        if jitter is not None:
+            low = self._duration(jitter.from_, f"{where}/jitter/from")
+            high = self._duration(jitter.to, f"{where}/jitter/to")
             delay += low + (high - low) * workflow.random().random()
         return delay
 
     async def _listen(
-        self, spec: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, task: ListenTask, data: Any, variables: dict[str, Any], ref: str
     ) -> Any:
-        to = spec.get("to") or {}
-        read = spec.get("read", "data")
+        to = task.listen.to
         scope = self._scope(variables)
         where = f"{ref}/listen/to"
         # Correlation keys without `expect` take the value of the first event consumed.
         correlated: dict[str, Any] = {}
         regex = workflow.patched(PATCH_FILTER_REGEX)
+        # Each filter's attributes as written, dumped once per listen rather than per event.
+        attributes: dict[int, dict[str, Any]] = {}
 
         def attribute_expr(expression: str, attribute: Any) -> Any:
-            return self._expr(expression, attribute, {**scope, "input": data}, where)
+            return self._data.expr(expression, attribute, {**scope, "input": data}, where)
 
-        def matches(event: dict[str, Any], flt: dict[str, Any]) -> bool:
-            if not matches_filter(event, flt.get("with") or {}, attribute_expr, regex):
+        def matches(event: dict[str, Any], flt: EventFilter) -> bool:
+            wanted = attributes.get(id(flt))
+            if wanted is None:
+                wanted = attributes[id(flt)] = flt.with_.model_dump(exclude_unset=True)
+            if not matches_filter(event, wanted, attribute_expr, regex):
                 return False
             found: dict[str, Any] = {}
-            for key, rule in (flt.get("correlate") or {}).items():
-                value = self._expr(rule["from"], event, variables, f"{where}/correlate/{key}")
-                if "expect" in rule:
-                    expected = self._interpolate(
-                        rule["expect"], data, variables, f"{where}/correlate/{key}/expect"
+            for key, rule in (flt.correlate or {}).items():
+                value = self._data.expr(rule.from_, event, variables, f"{where}/correlate/{key}")
+                if _given(rule, "expect"):
+                    expected = self._data.interpolate(
+                        rule.expect, data, variables, f"{where}/correlate/{key}/expect"
                     )
                 elif key in correlated:
                     expected = correlated[key]
@@ -863,12 +793,9 @@ class DocumentInterpreter:
             return True
 
         def until_met(consumed: list[dict[str, Any]]) -> bool:
-            return self._until_met(to.get("until"), consumed, variables, ref)
+            until = getattr(to, "until", None)
+            return truthy(self._data.expr(until, consumed, variables, f"{ref}/listen/to/until"))
 
-        if not any(kind in to for kind in ("one", "all", "any")):
-            raise WorkflowError.of(
-                ErrorType.CONFIGURATION, "listen.to must set one, any or all", instance=where
-            )
         progress = Consumption(to, matches, until_met)
 
         def step() -> bool:
@@ -894,24 +821,18 @@ class DocumentInterpreter:
             self._phase = was
             if self._indexed and listening:
                 workflow.upsert_search_attributes([SA_LISTENING.value_unset()])
-        if read == "envelope":
+        if task.listen.read == "envelope":
             return progress.consumed
         return [event.get("data") for event in progress.consumed]
 
-    def _until_met(
-        self,
-        until: Any,
-        consumed: list[dict[str, Any]],
-        variables: dict[str, Any],
-        ref: str,
-    ) -> bool:
-        return _truthy(self._expr(until, consumed, variables, f"{ref}/listen/to/until"))
-
     async def _emit(
-        self, spec: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
+        self, spec: EmitConfiguration, data: Any, variables: dict[str, Any], ref: str
     ) -> dict[str, Any]:
-        attrs = self._interpolate(
-            (spec.get("event") or {}).get("with") or {}, data, variables, f"{ref}/emit/event/with"
+        attrs = self._data.interpolate(
+            spec.event.with_.model_dump(exclude_unset=True),
+            data,
+            variables,
+            f"{ref}/emit/event/with",
         )
         event = {
             "specversion": "1.0",
@@ -920,159 +841,75 @@ class DocumentInterpreter:
             "source": f"temporalflow/{workflow.info().workflow_id}",
             **attrs,
         }
-        if "type" not in event:
-            raise WorkflowError.of(
-                ErrorType.VALIDATION, "an emitted event needs a type", instance=f"{ref}/emit"
-            )
         await self._activity(ACTIVITY_EMIT, event, ref, timedelta(seconds=30), retries=5)
         return event
 
-    async def _call(
-        self, task: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
-    ) -> Any:
-        target = task["call"]
-        args = self._interpolate(task.get("with") or {}, data, variables, f"{ref}/with")
-        timeout = self._timeout_of(task.get("timeout"), f"{ref}/timeout") or DEFAULT_CALL_TIMEOUT
-        if target == "http":
-            request = self._http_request(args, data, variables, ref)
-            return await self._activity(ACTIVITY_HTTP, request, ref, timeout)
-        if target == "openapi":
-            return await self._activity(
-                ACTIVITY_OPENAPI, self._openapi_request(args, data, variables, ref), ref, timeout
+    async def _call(self, task: TaskBase, data: Any, variables: dict[str, Any], ref: str) -> Any:
+        timeout = self._timeout_of(task.timeout, f"{ref}/timeout") or DEFAULT_CALL_TIMEOUT
+
+        def interpolate(value: Any, where: str) -> Any:
+            return self._data.interpolate(value, data, variables, where)
+
+        if isinstance(task, CallHTTP | CallOpenAPI):
+            credentials = Credentials(
+                self._use.authentications or {}, self._data.secrets, interpolate
             )
-        functions = (self._doc.get("use") or {}).get("functions") or {}
-        if target in functions:
+            if isinstance(task, CallHTTP):
+                request = http_request(task.with_, data, interpolate, credentials, ref)
+                return await self._activity(ACTIVITY_HTTP, request, ref, timeout)
+            return await self._activity(
+                ACTIVITY_OPENAPI,
+                openapi_request(task.with_, interpolate, credentials, ref),
+                ref,
+                timeout,
+            )
+        if not isinstance(task, CallFunction):
+            # The validator refuses the other protocols by name before a run starts.
+            raise WorkflowError.of(
+                ErrorType.CONFIGURATION,
+                f"{task.KIND.partition(':')[2]!r} calls are not supported",
+                instance=f"{ref}/call",
+            )
+        args = interpolate(task.with_ or {}, f"{ref}/with")
+        function = (self._use.functions or {}).get(task.call)
+        if function is not None:
             # A function declared in the document is a task of its own, run with the
             # call's arguments as its input.
             output, _ = await self._run_task(
-                target, functions[target], args, self._scope(variables), f"/use/functions/{target}"
+                task.call, function, args, self._scope(variables), f"/use/functions/{task.call}"
             )
             return output
-        return await self._activity(target, args, ref, timeout)
+        return await self._activity(task.call, args, ref, timeout)
 
-    def _http_request(
-        self, args: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
-    ) -> HttpRequest:
-        endpoint = args.get("endpoint") or args.get("uri")
-        auth: dict[str, Any] = {}
-        if isinstance(endpoint, dict):
-            auth = endpoint.get("authentication") or {}
-            endpoint = endpoint.get("uri")
-        if not isinstance(endpoint, str):
-            raise WorkflowError.of(
-                ErrorType.CONFIGURATION, "call http needs with.endpoint", instance=f"{ref}/with"
-            )
-        uri = _expand_uri(endpoint, data, f"{ref}/with/endpoint")
-        basic, bearer = self._authentication(
-            auth, data, variables, f"{ref}/with/endpoint/authentication"
-        )
-        return HttpRequest(
-            method=str(args.get("method", "get")).upper(),
-            uri=uri,
-            headers={k: str(v) for k, v in (args.get("headers") or {}).items()},
-            query={k: str(v) for k, v in (args.get("query") or {}).items()},
-            body=args.get("body"),
-            output=args.get("output", "content"),
-            redirect=bool(args.get("redirect", False)),
-            basic=basic,
-            bearer=bearer,
-        )
-
-    def _openapi_request(
-        self, args: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
-    ) -> OpenApiRequest:
-        endpoint = (args.get("document") or {}).get("endpoint")
-        auth = args.get("authentication") or {}
-        if isinstance(endpoint, dict):
-            auth = auth or endpoint.get("authentication") or {}
-            endpoint = endpoint.get("uri")
-        if not isinstance(endpoint, str):
-            raise WorkflowError.of(
-                ErrorType.CONFIGURATION,
-                "call openapi needs with.document.endpoint",
-                instance=f"{ref}/with/document",
-            )
-        basic, bearer = self._authentication(auth, data, variables, f"{ref}/with/authentication")
-        return OpenApiRequest(
-            document=endpoint,
-            operation_id=str(args.get("operationId")),
-            parameters=args.get("parameters") or {},
-            output=args.get("output", "content"),
-            redirect=bool(args.get("redirect", False)),
-            basic=basic,
-            bearer=bearer,
-        )
-
-    def _authentication(
-        self, auth: Any, data: Any, variables: dict[str, Any], where: str
-    ) -> tuple[tuple[str, str] | None, str | None]:
-        """The basic credentials and bearer token of an authentication policy, inline or
-        named in `use.authentications`."""
-        if isinstance(auth, dict) and "use" in auth:
-            named = ((self._doc.get("use") or {}).get("authentications") or {}).get(auth["use"])
-            if named is None:
-                raise WorkflowError.of(
-                    ErrorType.CONFIGURATION,
-                    f"no authentication named {auth['use']!r} in use.authentications",
-                    instance=where,
-                )
-            auth = self._interpolate(named, data, variables, where)
-        basic = None
-        bearer = None
-        if isinstance(auth, dict) and "basic" in auth:
-            fields = self._credentials(auth["basic"], ("username", "password"), f"{where}/basic")
-            basic = (fields["username"], fields["password"])
-        if isinstance(auth, dict) and "bearer" in auth:
-            bearer = self._credentials(auth["bearer"], ("token",), f"{where}/bearer")["token"]
-        return basic, bearer
-
-    def _credentials(self, scheme: Any, keys: tuple[str, ...], where: str) -> dict[str, str]:
-        """An authentication scheme's fields, inline or (`{use: <secret>}`) from the keys of
-        a secret in `use.secrets`; a missing field is a configuration error, never an empty
-        credential sent on."""
-        source = scheme
-        what = "the authentication"
-        if isinstance(scheme, dict) and set(scheme) == {"use"}:
-            what = f"secret {scheme['use']!r}"
-            source = self._secrets.get(str(scheme["use"]))
-        if not isinstance(source, dict):
-            source = {}
-        missing = [key for key in keys if source.get(key) is None]
-        if missing:
-            raise WorkflowError.of(
-                ErrorType.CONFIGURATION,
-                f"{what} has no {', '.join(repr(k) for k in missing)}",
-                title="Incomplete credentials",
-                instance=where,
-            )
-        return {key: str(source[key]) for key in keys}
-
-    async def _run(
-        self, spec: dict[str, Any], data: Any, variables: dict[str, Any], ref: str
-    ) -> Any:
-        target = spec.get("workflow")
-        if target is None:
-            kinds = sorted(set(spec) - {"await", "return"})
+    async def _run(self, task: RunTask, data: Any, variables: dict[str, Any], ref: str) -> Any:
+        spec = task.run
+        if not isinstance(spec, RunWorkflow):
+            kinds = sorted(set(spec.model_fields_set) & set(PROCESS_KINDS))
             raise WorkflowError.of(
                 ErrorType.CONFIGURATION,
                 f"run: {', '.join(kinds) or 'this process'} is not supported yet; "
                 "use run: workflow",
                 instance=f"{ref}/run",
             )
+        target = spec.workflow
         resolved: ResolvedDefinition = await self._activity(
             ACTIVITY_RESOLVE,
             ResolveRequest(
-                namespace=target.get("namespace", "default"),
-                name=target["name"],
-                version=target.get("version"),
+                namespace=target.namespace,
+                name=target.name,
+                # Unset means whichever version the worker knows, not one named "latest".
+                version=target.version if _given(target, "version") else None,
             ),
             ref,
             timedelta(seconds=30),
             retries=5,
             result_type=ResolvedDefinition,
         )
-        child_input = self._interpolate(
-            target.get("input", data), data, variables, f"{ref}/run/workflow/input"
+        child_input = self._data.interpolate(
+            target.input if _given(target, "input") else data,
+            data,
+            variables,
+            f"{ref}/run/workflow/input",
         )
         check_payload(child_input, "the child workflow's input", ref)
         child = RunInput(
@@ -1081,7 +918,7 @@ class DocumentInterpreter:
         child_id = f"{workflow.info().workflow_id}/{ref.strip('/').replace('/', '.')}"
         queue = resolved.task_queue or workflow.info().task_queue
         try:
-            if spec.get("await", True) is False:
+            if spec.await_ is False:
                 await workflow.start_child_workflow(
                     WORKFLOW_TYPE,
                     child,
@@ -1144,10 +981,9 @@ class DocumentInterpreter:
         entry.error = error
 
 
-_TaskHandler = Callable[
-    [DocumentInterpreter, str, dict[str, Any], Any, dict[str, Any], str],
-    Awaitable[tuple[Any, str | None]],
-]
+# A handler takes the interpreter, the task's name, its model (the kind's own class), its
+# transformed input, the variables in scope and its reference.
+_TaskHandler = Callable[..., Awaitable[tuple[Any, str | None]]]
 # The one table from task kind to what runs it. The kinds are the document model's
 # (`tflow_workers.dsl.models.TASK_KINDS`); a kind without a handler fails on import, not
 # in the middle of a run.
@@ -1172,33 +1008,6 @@ if set(TASK_HANDLERS) != set(TASK_KINDS):
         f"task kinds without a handler: {sorted(set(TASK_KINDS) - set(TASK_HANDLERS))}; "
         f"handlers without a kind: {sorted(set(TASK_HANDLERS) - set(TASK_KINDS))}"
     )
-
-
-def _expand_uri(template: str, data: Any, where: str) -> str:
-    """An RFC 6570 URI template filled from the task input's top-level properties, as the
-    spec's *URI Template* says: `{pet.id}` names the property "pet.id", a property that is
-    absent expands to nothing, scalars are written as JSON writes them (`true`, `null`,
-    `1.5`), and an object or array is an expression error."""
-    parsed = uritemplate.URITemplate(template)
-    if not parsed.variable_names:
-        return template
-    values: dict[str, str] = {}
-    for name in parsed.variable_names:
-        if not isinstance(data, dict) or name not in data:
-            continue
-        value = data[name]
-        if isinstance(value, dict | list):
-            raise WorkflowError.of(
-                ErrorType.EXPRESSION,
-                f"URI template variable {{{name}}} is a {type(value).__name__}; only strings, "
-                "numbers, booleans and null can be substituted",
-                title="Invalid URI template value",
-                instance=where,
-            )
-        values[name] = value if isinstance(value, str) else json.dumps(value)
-    # The library's signature wants its own value union; these are all strings.
-    expanded: str = parsed.expand(cast(Any, values))
-    return expanded
 
 
 def _from_failure(err: ActivityError | ChildWorkflowError, ref: str) -> WorkflowError:
