@@ -74,6 +74,35 @@ azurite: ## Install the Azurite storage emulator from npm (cached per version).
 	  rm -rf "$(AZURITE_HOME)" && mv "$(AZURITE_HOME).partial" "$(AZURITE_HOME)"; \
 	fi
 
+# The web UI lays out graphs with dagre, from npm, copied next to the page's own files
+# (git-ignored; the image build copies it in with the rest of cli/).
+UI_VENDOR := cli/tflow_cli/ui/static/vendor
+DAGRE_HOME := $(CACHE_DIR)/dagre-$(DAGRE_VERSION)
+
+.PHONY: ui-assets
+ui-assets: ## Vendor the web UI's graph layout library (dagre) from npm (cached per version).
+	@if [ "$$(cat $(UI_VENDOR)/dagre.version 2>/dev/null)" = "$(DAGRE_VERSION)" ]; then \
+	  echo "dagre $(DAGRE_VERSION) present"; \
+	else \
+	  if [ ! -f "$(DAGRE_HOME)/node_modules/@dagrejs/dagre/dist/dagre.min.js" ]; then \
+	    rm -rf "$(DAGRE_HOME).partial"; \
+	    npm install --prefix "$(DAGRE_HOME).partial" --no-audit --no-fund "@dagrejs/dagre@$(DAGRE_VERSION)"; \
+	    rm -rf "$(DAGRE_HOME)" && mv "$(DAGRE_HOME).partial" "$(DAGRE_HOME)"; \
+	  fi; \
+	  mkdir -p $(UI_VENDOR); \
+	  cp "$(DAGRE_HOME)/node_modules/@dagrejs/dagre/dist/dagre.min.js" $(UI_VENDOR)/dagre.min.js; \
+	  cp "$(DAGRE_HOME)/node_modules/@dagrejs/dagre/LICENSE" $(UI_VENDOR)/dagre.LICENSE; \
+	  echo "$(DAGRE_VERSION)" > $(UI_VENDOR)/dagre.version; \
+	fi
+
+.PHONY: chromium
+chromium: ## Install headless Chromium from Debian's packages if missing (the UI's browser tests).
+	@if command -v chromium >/dev/null 2>&1; then \
+	  echo "Chromium present"; \
+	else \
+	  $(SUDO) apt-get update && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	fi
+
 NODE_PACKAGES := containerd runc containernetworking-plugins iptables conntrack iproute2 buildah
 
 .PHONY: node-deps
@@ -86,7 +115,7 @@ node-deps: ## Install what a real node needs from Debian's packages (containerd,
 	fi
 
 .PHONY: deps
-deps: venv tools keda postgres azurite node-deps ## Everything the tests and the dev stack need.
+deps: venv tools keda postgres azurite node-deps ui-assets chromium ## Everything the tests and the dev stack need.
 
 ##@ Development
 
@@ -153,7 +182,7 @@ bench: deps ## Interpreter overhead vs hand-written, worker memory with 1000 ope
 ##@ Images
 
 .PHONY: image
-image: venv image-tools ## Build the production and samples images offline with buildah on a Debian base made by debootstrap; print their references.
+image: venv image-tools ui-assets ## Build the production and samples images offline with buildah on a Debian base made by debootstrap; print their references.
 	$(PY) -m tflow_devstack.images build
 
 ##@ Local stack

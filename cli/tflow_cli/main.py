@@ -413,6 +413,10 @@ def parser() -> argparse.ArgumentParser:
     server_flags(snd)
     snd.set_defaults(func=cmd_send)
 
+    from tflow_cli.ui.command import add_parser as add_ui
+
+    add_ui(sub)
+
     wrk = sub.add_parser("worker", help="run a worker (see `tflow worker --help`)", add_help=False)
     wrk.add_argument("rest", nargs=argparse.REMAINDER)
     wrk.set_defaults(func=cmd_worker)

@@ -1,5 +1,6 @@
-"""Pictures of SW 1.0 documents: a Mermaid `flowchart TD` (`to_mermaid`) and a standalone
-SVG drawn by a small layered layout (`to_svg`), with no external tools.
+"""Pictures of SW 1.0 documents: a Mermaid `flowchart TD` (`to_mermaid`), a standalone
+SVG drawn by a small layered layout (`to_svg`), with no external tools, and the graph as
+data (`to_data`) for the web UI, which lays it out with dagre in the page.
 
 Both draw the same graph: a Start and an End node, one node per task (name and kind),
 edges for sequential flow and `then` jumps, switch cases labelled with their `when`, fork
@@ -22,7 +23,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from tflow_workers.dsl.models import kinds_present
 
-__all__ = ["to_mermaid", "to_svg"]
+__all__ = ["to_data", "to_mermaid", "to_svg"]
 
 START: Final = "start"
 STOP: Final = "stop"
@@ -38,6 +39,9 @@ class _Node:
     kind: str  # the line drawn under the name: "set", "call: http", "catch: timeout"
     shape: str  # "task", "switch", "terminal", "catch"
     category: str  # the task kind, for colouring
+    # The task's JSON pointer in the document, as the interpreter's task log names it
+    # (`/do/2/awaitApproval/try/0/review`); empty for Start and End.
+    reference: str = ""
 
 
 @dataclass
@@ -77,7 +81,7 @@ class _Builder:
         self._node(START, "Start", "", "terminal", "terminal", None)
         tasks = _task_list(document.get("do"), "do")
         self._edge(START, _entry(tasks, "t", STOP))
-        self._list(tasks, "t", STOP, [], None)
+        self._list(tasks, "t", STOP, [], None, "/do")
         # End is declared last so it sits at the bottom of the Mermaid output.
         self.graph.nodes[STOP] = _Node(STOP, "End", "", "terminal", "terminal")
         self.graph.top.append(STOP)
@@ -86,9 +90,16 @@ class _Builder:
     # -- helpers
 
     def _node(
-        self, node_id: str, name: str, kind: str, shape: str, category: str, cluster: str | None
+        self,
+        node_id: str,
+        name: str,
+        kind: str,
+        shape: str,
+        category: str,
+        cluster: str | None,
+        reference: str = "",
     ) -> None:
-        self.graph.nodes[node_id] = _Node(node_id, name, kind, shape, category)
+        self.graph.nodes[node_id] = _Node(node_id, name, kind, shape, category, reference)
         self._place(node_id, cluster)
 
     def _place(self, item: str, cluster: str | None) -> None:
@@ -116,6 +127,7 @@ class _Builder:
         exit_to: str,
         outer: list[dict[str, str]],
         cluster: str | None,
+        reference: str,
         *,
         parallel: bool = False,
     ) -> None:
@@ -130,7 +142,8 @@ class _Builder:
         for index, (name, task) in enumerate(tasks):
             last = parallel or index + 1 == len(tasks)
             after = exit_to if last else ids[index + 1]
-            self._task(name, task, ids[index], after, exit_to, scopes, cluster)
+            ref = f"{reference}/{index}/{name}"
+            self._task(name, task, ids[index], after, exit_to, scopes, cluster, ref)
 
     def _task(
         self,
@@ -141,10 +154,11 @@ class _Builder:
         exit_to: str,
         scopes: list[dict[str, str]],
         cluster: str | None,
+        ref: str,
     ) -> None:
         kind = _kind_of(task)
         shape = "switch" if kind == "switch" else "task"
-        self._node(node_id, name, _kind_label(kind, task), shape, kind, cluster)
+        self._node(node_id, name, _kind_label(kind, task), shape, kind, cluster, ref)
 
         def resolve(directive: object) -> str:
             return _resolve(directive, after, exit_to, scopes, name)
@@ -163,13 +177,13 @@ class _Builder:
             tasks = _task_list(task.get("do"), name)
             self._edge(node_id, _entry(tasks, f"{node_id}_", then))
             body = self._cluster(f"{node_id}_do", name, cluster)
-            self._list(tasks, f"{node_id}_", then, scopes, body)
+            self._list(tasks, f"{node_id}_", then, scopes, body, f"{ref}/do")
         elif kind == "for":
             tasks = _task_list(task.get("do"), name)
             self._edge(node_id, _entry(tasks, f"{node_id}_", node_id), "each")
             self._edge(node_id, then, "done")
             body = self._cluster(f"{node_id}_for", f"{name}: body", cluster)
-            self._list(tasks, f"{node_id}_", node_id, scopes, body)
+            self._list(tasks, f"{node_id}_", node_id, scopes, body, f"{ref}/do")
         elif kind == "fork":
             branches = _task_list(_mapping(task.get("fork")).get("branches"), f"{name}.fork")
             for index in range(len(branches)):
@@ -177,9 +191,10 @@ class _Builder:
             if not branches:
                 self._edge(node_id, then)
             body = self._cluster(f"{node_id}_fork", f"{name}: branches", cluster)
-            self._list(branches, f"{node_id}_", then, scopes, body, parallel=True)
+            branches_ref = f"{ref}/fork/branches"
+            self._list(branches, f"{node_id}_", then, scopes, body, branches_ref, parallel=True)
         elif kind == "try":
-            self._try(name, task, node_id, then, scopes, cluster)
+            self._try(name, task, node_id, then, scopes, cluster, ref)
         elif kind != "raise":  # a raise faults the flow: nothing follows it
             self._edge(node_id, then)
 
@@ -191,11 +206,12 @@ class _Builder:
         then: str,
         scopes: list[dict[str, str]],
         cluster: str | None,
+        ref: str,
     ) -> None:
         tasks = _task_list(task.get("try"), name)
         self._edge(node_id, _entry(tasks, f"{node_id}_", then))
         body = self._cluster(f"{node_id}_try", f"{name}: try", cluster)
-        self._list(tasks, f"{node_id}_", then, scopes, body)
+        self._list(tasks, f"{node_id}_", then, scopes, body, f"{ref}/try")
 
         catch = _mapping(task.get("catch"))
         handlers = _task_list(catch.get("do"), f"{name}.catch")
@@ -203,8 +219,10 @@ class _Builder:
         self._edge(node_id, catch_id, "error", dashed=True)
         self._edge(catch_id, _entry(handlers, f"{node_id}_c", then))
         handler = self._cluster(f"{node_id}_catch", f"{name}: catch", cluster)
-        self._node(catch_id, "catch", _catch_label(catch), "catch", "catch", handler)
-        self._list(handlers, f"{node_id}_c", then, scopes, handler)
+        self._node(
+            catch_id, "catch", _catch_label(catch), "catch", "catch", handler, f"{ref}/catch"
+        )
+        self._list(handlers, f"{node_id}_c", then, scopes, handler, f"{ref}/catch/do")
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
@@ -287,6 +305,43 @@ def _strip_expression(text: str) -> str:
     if stripped.startswith("${") and stripped.endswith("}"):
         return stripped[2:-1].strip()
     return stripped
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def to_data(document: dict[str, Any]) -> dict[str, Any]:
+    """The graph as JSON-ready data: nodes (with the task reference the task log uses and
+    the cluster they sit in), edges and clusters (nested `do`, `for`, `fork`, `try` and
+    `catch` bodies, with their parent). A layout library places them; nothing here does."""
+    graph = _Builder().build(document)
+    parents: dict[str, str] = {}
+    for cluster in graph.clusters.values():
+        for item in cluster.items:
+            parents[item] = cluster.id
+    return {
+        "title": graph.title,
+        "nodes": [
+            {
+                "id": node.id,
+                "name": node.name,
+                "kind": node.kind,
+                "shape": node.shape,
+                "category": node.category,
+                "reference": node.reference,
+                "parent": parents.get(node.id),
+            }
+            for node in graph.nodes.values()
+        ],
+        "edges": [
+            {"source": e.src, "target": e.dst, "label": e.label, "dashed": e.dashed}
+            for e in graph.edges
+        ],
+        "clusters": [
+            {"id": c.id, "label": c.label, "parent": parents.get(c.id)}
+            for c in graph.clusters.values()
+        ],
+    }
 
 
 # ---------------------------------------------------------------------------- Mermaid

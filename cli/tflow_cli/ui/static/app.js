@@ -1,0 +1,559 @@
+// Temporal Flow's web UI: definitions, runs, and a run drawn on its document's graph.
+// Plain DOM code; the graph's layout is dagre's (vendored by `make ui-assets`).
+"use strict";
+
+const SVG = "http://www.w3.org/2000/svg";
+const TOKEN_KEY = "tflow-ui-token";
+let config = { pollMs: 1500, actions: false, graphLibrary: false };
+let pollTimer = null;
+
+// ---------------------------------------------------------------- helpers
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value !== null && value !== undefined) node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function when(text) {
+  return text ? new Date(text).toLocaleString() : "-";
+}
+
+function badge(text) {
+  return el("span", { class: `badge ${text}` }, text || "-");
+}
+
+function pretty(value) {
+  return el("pre", {}, JSON.stringify(value, null, 2));
+}
+
+class ApiError extends Error {
+  constructor(status, reason, detail) {
+    super(detail);
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+async function api(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (err) {
+    throw new ApiError(0, "unreachable", `the UI server is not reachable (${err.message})`);
+  }
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (_) {
+    body = null;
+  }
+  if (!response.ok) {
+    const detail = body && body.detail ? body.detail : response.statusText;
+    throw new ApiError(response.status, body && body.reason, detail);
+  }
+  return body;
+}
+
+function banner(text, ok = false) {
+  const box = document.getElementById("banner");
+  box.textContent = text || "";
+  box.className = ok ? "ok" : "";
+  box.hidden = !text;
+}
+
+function problem(err) {
+  return el("div", { class: "note problem" }, `${err.status || ""} ${err.message}`.trim());
+}
+
+function params() {
+  const hash = location.hash.replace(/^#/, "") || "/";
+  const [path, query] = hash.split("?");
+  return { path, query: new URLSearchParams(query || "") };
+}
+
+// ---------------------------------------------------------------- definitions
+
+async function showDefinitions(main) {
+  const data = await api("/api/definitions");
+  const rows = data.definitions.map((d) =>
+    el(
+      "tr",
+      {},
+      el("td", {}, d.namespace),
+      el(
+        "td",
+        {},
+        el("a", { href: `#/runs?definition=${encodeURIComponent(`${d.namespace}/${d.name}`)}` },
+          d.name)
+      ),
+      el("td", { title: d.readyMessage || "" }, badge(d.ready || "Unknown"), " ",
+        el("span", { class: "muted" }, d.readyReason || "")),
+      el("td", {}, d.taskQueue || "-"),
+      el("td", {}, d.schedule.length ? d.schedule.join(", ") : "-"),
+      el("td", {}, `${d.minReplicas ?? "-"} – ${d.maxReplicas ?? "-"}`),
+      el("td", {}, d.routes.length
+        ? d.routes.map((r) => el("div", {}, r.name, " ",
+          el("code", {}, JSON.stringify(r.match || {}))))
+        : "-")
+    )
+  );
+  const listeners = data.listeners.map((l) =>
+    el("tr", {}, el("td", {}, l.namespace), el("td", {}, l.name), el("td", {}, l.type || "-"),
+      el("td", {}, badge(l.ready || "Unknown")), el("td", {}, l.runControl ? "on" : "off"))
+  );
+  main.replaceChildren(
+    el("h2", {}, "Definitions"),
+    ...data.notes.map((n) => el("div", { class: "note" }, n)),
+    el(
+      "table",
+      { id: "definitions" },
+      el("thead", {}, el("tr", {}, ...["namespace", "definition", "ready", "task queue",
+        "schedule", "workers (min – max)", "routes"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 7 },
+        "no WorkflowDefinitions")))
+    ),
+    el("h2", {}, "Listeners"),
+    el(
+      "table",
+      { id: "listeners" },
+      el("thead", {}, el("tr", {}, ...["namespace", "listener", "type", "ready", "run control"]
+        .map((h) => el("th", {}, h)))),
+      el("tbody", {}, listeners.length ? listeners : el("tr", {}, el("td", { colspan: 5 },
+        "no Listeners")))
+    )
+  );
+}
+
+// ---------------------------------------------------------------- runs
+
+const FILTERS = ["status", "currentTask", "eventType", "eventSource", "namespace"];
+
+async function showRuns(main, query) {
+  const definition = query.get("definition") || "";
+  const pages = (query.get("pages") || "").split(",").filter(Boolean);
+  const page = pages.length ? pages[pages.length - 1] : "";
+  const search = new URLSearchParams();
+  if (definition) search.set("definition", definition);
+  for (const key of FILTERS) if (query.get(key)) search.set(key, query.get(key));
+  if (page) search.set("page", page);
+
+  const form = el("form", { class: "filters", id: "run-filters" },
+    el("label", {}, "status ", el("select", { name: "status" },
+      ...["", "running", "completed", "failed", "cancelled", "terminated", "timedout"].map((s) =>
+        el("option", { value: s, selected: s === (query.get("status") || "") }, s || "any")))),
+    ...FILTERS.slice(1).map((key) => el("label", {}, `${key} `,
+      el("input", { name: key, value: query.get(key) || "", size: 14 }))),
+    el("button", { type: "submit" }, "Filter"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams();
+    if (definition) next.set("definition", definition);
+    for (const [key, value] of new FormData(form)) if (value) next.set(key, value);
+    location.hash = `#/runs?${next}`;
+  });
+
+  main.replaceChildren(el("h2", {}, definition ? `Runs of ${definition}` : "Runs"), form,
+    el("p", { class: "muted" }, "Loading…"));
+  if (definition) {
+    const [ns, name] = definition.split("/");
+    api(`/api/definitions/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`).catch((err) => {
+      if (err.status === 404) main.insertBefore(problem(err), form);
+    });
+  }
+  const data = await api(`/api/runs?${search}`);
+  const rows = data.runs.map((r) =>
+    el("tr", {},
+      el("td", {}, el("a", { href: `#/run?id=${encodeURIComponent(r.workflowId)}`,
+        class: "run-link" }, r.workflowId)),
+      el("td", {}, r.definition || "-"),
+      el("td", {}, badge(r.status)),
+      el("td", {}, r.currentTask || "-"),
+      el("td", {}, r.eventType ? `${r.eventType} (${r.eventSource || "-"})` : "-"),
+      el("td", {}, when(r.started)),
+      el("td", {}, when(r.closed)))
+  );
+  const base = new URLSearchParams(query);
+  const pager = el("div", { class: "pager" });
+  if (pages.length) {
+    const back = new URLSearchParams(base);
+    back.set("pages", pages.slice(0, -1).join(","));
+    pager.append(el("a", { href: `#/runs?${back}`, id: "previous-page" }, "← Previous"));
+  }
+  pager.append(el("span", { class: "muted" }, `page ${pages.length + 1}, ${data.runs.length} runs`));
+  if (data.nextPage) {
+    const next = new URLSearchParams(base);
+    next.set("pages", [...pages, data.nextPage].join(","));
+    pager.append(el("a", { href: `#/runs?${next}`, id: "next-page" }, "Next →"));
+  }
+  main.lastChild.replaceWith(
+    el("table", { id: "runs" },
+      el("thead", {}, el("tr", {}, ...["workflow id", "definition", "status", "current task",
+        "event", "started", "closed"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 7 }, "no runs")))),
+    pager);
+}
+
+// ---------------------------------------------------------------- the graph
+
+const OUTCOME_STATE = {
+  completed: "done",
+  faulted: "failed",
+  skipped: "skipped",
+  cancelled: "cancelled",
+  continued: "running",
+};
+
+// Each task's state from the task log; a later entry of a task (a loop) wins.
+function taskStates(view) {
+  const states = new Map();
+  const entries = new Map();
+  for (const entry of view.log || []) {
+    let state = OUTCOME_STATE[entry.outcome];
+    if (!state) state = ["listen", "wait"].includes(entry.kind) ? "waiting" : "running";
+    states.set(entry.reference, state);
+    entries.set(entry.reference, entry);
+  }
+  return { states, entries };
+}
+
+function nodeState(node, view, states) {
+  if (node.id === "start") return view.log && view.log.length ? "done" : "";
+  if (node.id === "stop") return view.status === "completed" ? "done" : "";
+  if (states.has(node.reference)) return states.get(node.reference);
+  if (node.shape === "catch") {
+    for (const [ref, state] of states) {
+      if (ref.startsWith(`${node.reference}/`)) return state === "done" ? "done" : "running";
+    }
+  }
+  return "";
+}
+
+function measure(text, cls) {
+  const probe = svg("svg", { width: 0, height: 0, style: "position:absolute" },
+    svg("text", { class: cls, "font-size": cls === "kind" ? 11 : 12 }, text));
+  document.body.append(probe);
+  const width = probe.firstChild.getComputedTextLength();
+  probe.remove();
+  return width;
+}
+
+function drawGraph(graph) {
+  const g = new dagre.graphlib.Graph({ compound: true, multigraph: true });
+  g.setGraph({ rankdir: "TB", nodesep: 24, ranksep: 36, marginx: 12, marginy: 12 });
+  for (const cluster of graph.clusters) {
+    g.setNode(cluster.id, { label: cluster.label, cluster: true, paddingTop: 18 });
+  }
+  for (const node of graph.nodes) {
+    const width = Math.max(measure(node.name, "name"), measure(node.kind, "kind")) + 24;
+    g.setNode(node.id, { width: Math.max(width, 70), height: node.kind ? 40 : 28, data: node });
+  }
+  for (const cluster of graph.clusters) if (cluster.parent) g.setParent(cluster.id, cluster.parent);
+  for (const node of graph.nodes) if (node.parent) g.setParent(node.id, node.parent);
+  graph.edges.forEach((edge, index) => {
+    const label = edge.label || "";
+    g.setEdge(edge.source, edge.target, {
+      label, dashed: edge.dashed, width: label ? Math.min(measure(label, "kind"), 180) : 0,
+      height: label ? 14 : 0, labelpos: "c",
+    }, `e${index}`);
+  });
+  dagre.layout(g);
+
+  const size = g.graph();
+  const root = svg("svg", { width: Math.ceil(size.width), height: Math.ceil(size.height),
+    viewBox: `0 0 ${Math.ceil(size.width)} ${Math.ceil(size.height)}`, id: "graph-svg",
+    "font-family": "system-ui, sans-serif" },
+  svg("defs", {}, svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5,
+    markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+  svg("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "#5f6368" }))));
+  // Outer clusters first, so inner ones are drawn over them.
+  const depth = (id) => { let d = 0; for (let p = g.parent(id); p; p = g.parent(p)) d++; return d; };
+  const clusters = graph.clusters.map((c) => c.id).sort((a, b) => depth(a) - depth(b));
+  for (const id of clusters) {
+    const c = g.node(id);
+    if (!c || c.width === undefined) continue;
+    root.append(svg("g", { class: "cluster", "data-cluster": id },
+      svg("rect", { x: c.x - c.width / 2, y: c.y - c.height / 2, width: c.width,
+        height: c.height, rx: 6 }),
+      svg("text", { x: c.x - c.width / 2 + 6, y: c.y - c.height / 2 + 12 }, c.label)));
+  }
+  for (const e of g.edges()) {
+    const edge = g.edge(e);
+    const d = edge.points.map((p, i) => `${i ? "L" : "M"} ${p.x.toFixed(1)} ${p.y.toFixed(1)}`)
+      .join(" ");
+    const group = svg("g", { class: edge.dashed ? "edge dashed" : "edge" },
+      svg("path", { d, "marker-end": "url(#arrow)" }));
+    if (edge.label && edge.x !== undefined) {
+      group.append(svg("text", { x: edge.x, y: edge.y + 4, "text-anchor": "middle" },
+        edge.label.length > 30 ? `${edge.label.slice(0, 29)}…` : edge.label));
+    }
+    root.append(group);
+  }
+  for (const node of graph.nodes) {
+    const n = g.node(node.id);
+    const rx = node.shape === "terminal" ? 14 : node.shape === "switch" ? 12 : 4;
+    const group = svg("g", { class: "node", "data-node": node.id,
+      "data-ref": node.reference || node.id, "data-name": node.name },
+    svg("title", {}, node.reference || node.name),
+    svg("rect", { x: n.x - n.width / 2, y: n.y - n.height / 2, width: n.width,
+      height: n.height, rx }),
+    svg("text", { x: n.x, y: node.kind ? n.y - 3 : n.y + 4, "text-anchor": "middle",
+      class: "name" }, node.name));
+    if (node.kind) {
+      group.append(svg("text", { x: n.x, y: n.y + 12, "text-anchor": "middle",
+        class: "kind" }, node.kind));
+    }
+    root.append(group);
+  }
+  return root;
+}
+
+function paintGraph(container, graph, view) {
+  const { states, entries } = taskStates(view);
+  for (const node of graph.nodes) {
+    const group = container.querySelector(`g.node[data-node="${CSS.escape(node.id)}"]`);
+    if (!group) continue;
+    const state = nodeState(node, view, states);
+    if (state) group.setAttribute("data-state", state);
+    else group.removeAttribute("data-state");
+    const entry = entries.get(node.reference);
+    let tip = `${node.reference || node.name}${state ? `: ${state}` : ""}`;
+    if (entry && entry.error) tip += `\n${entry.error.title || ""} ${entry.error.detail || ""}`;
+    group.querySelector("title").textContent = tip;
+  }
+}
+
+// ---------------------------------------------------------------- a run
+
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
+async function act(workflowId, action, extra = {}, body = undefined) {
+  const search = new URLSearchParams({ id: workflowId, ...extra });
+  const headers = { "Content-Type": "application/json" };
+  if (token()) headers.Authorization = `Bearer ${token()}`;
+  try {
+    await api(`/api/run/${action}?${search}`, { method: "POST", headers, body });
+    banner(`${action}${extra.name ? ` ${extra.name}` : ""} sent to ${workflowId}`, true);
+  } catch (err) {
+    const hint = err.status === 401 ? " — set the token at the top of the page" : "";
+    banner(`${err.status} ${err.reason || ""}: ${err.message}${hint}`);
+  }
+}
+
+function actionsPanel(view) {
+  const name = el("input", { id: "signal-name", placeholder: "signal or event type", size: 18 });
+  const data = el("textarea", { id: "signal-data", placeholder: "data as JSON, e.g. {\"by\": \"ops\"}" });
+  const send = (type) => {
+    const text = data.value.trim();
+    if (text) {
+      try { JSON.parse(text); } catch (err) { banner(`the data is not JSON: ${err.message}`); return; }
+    }
+    act(view.workflowId, "signal", { name: type }, text || undefined);
+  };
+  const quick = el("span", { id: "quick-sends" });
+  let confirmTerminate = false;
+  const terminate = el("button", { class: "danger", id: "terminate", type: "button" }, "Terminate");
+  terminate.addEventListener("click", () => {
+    if (!confirmTerminate) {
+      confirmTerminate = true;
+      terminate.textContent = "Really terminate?";
+      return;
+    }
+    act(view.workflowId, "terminate");
+  });
+  return el("div", { class: "actions", id: "actions" },
+    el("div", { class: "row" }, el("strong", {}, "Send an event "), quick),
+    el("div", { class: "row" }, name,
+      el("button", { type: "button", id: "send-signal",
+        onclick: () => name.value.trim() && send(name.value.trim()) }, "Send")),
+    data,
+    el("div", { class: "row" },
+      el("button", { type: "button", id: "cancel", onclick: () => act(view.workflowId, "cancel") },
+        "Cancel run"),
+      terminate));
+}
+
+function updateQuickSends(container, view) {
+  const quick = container.querySelector("#quick-sends");
+  if (!quick) return;
+  const types = [...new Set(view.waiting.flatMap((w) => w.events))];
+  if (quick.dataset.types === types.join(",")) return;
+  quick.dataset.types = types.join(",");
+  const data = container.querySelector("#signal-data");
+  quick.replaceChildren(...types.map((type) => el("button", { type: "button", "data-send": type,
+    onclick: () => {
+      const text = data.value.trim();
+      act(view.workflowId, "signal", { name: type }, text || undefined);
+    } }, type)));
+}
+
+function taskLog(view) {
+  const byRef = new Map();
+  for (const call of view.taskData) {
+    if (!byRef.has(call.reference)) byRef.set(call.reference, []);
+    byRef.get(call.reference).push(call);
+  }
+  const rows = (view.log || []).map((entry) => {
+    const calls = byRef.get(entry.reference) || [];
+    const last = calls[calls.length - 1];
+    return el("tr", { "data-ref": entry.reference },
+      el("td", { title: entry.reference }, entry.name),
+      el("td", {}, entry.kind),
+      el("td", {}, badge(entry.outcome)),
+      el("td", {}, when(entry.startedAt)),
+      el("td", {},
+        entry.error ? el("div", { class: "error" }, `${entry.error.title || ""}: ${entry.error.detail || ""}`) : null,
+        last ? el("details", {}, el("summary", {}, `${last.activity}${calls.length > 1 ? ` ×${calls.length}` : ""}`),
+          el("div", {}, "input"), pretty(last.input),
+          last.failure ? el("div", { class: "error" }, `failed: ${last.failure}`)
+            : [el("div", {}, "output"), pretty(last.output)]) : null));
+  });
+  return el("table", { id: "task-log" },
+    el("thead", {}, el("tr", {}, ...["task", "kind", "outcome", "started", "detail"]
+      .map((h) => el("th", {}, h)))),
+    el("tbody", {}, rows));
+}
+
+function waitingBox(view) {
+  if (!view.waiting.length) return el("div", { id: "waiting" });
+  return el("div", { id: "waiting" }, ...view.waiting.map((w) => el("div", { class: "waiting-box" },
+    el("strong", {}, `${w.name} is waiting`),
+    w.events.length ? [" for ", el("code", {}, w.events.join(" | "))] : null,
+    w.timeout ? ` — timeout ${w.timeout}` : null,
+    w.deadline ? ` (until ${when(w.deadline)})` : null)));
+}
+
+function facts(view) {
+  const link = view.temporalUrl
+    ? el("a", { href: view.temporalUrl, target: "_blank", rel: "noopener" }, "open in Temporal's UI")
+    : null;
+  return el("div", { class: "facts", id: "facts" },
+    el("span", {}, "status ", el("span", { id: "run-status", class: `badge ${view.status}` }, view.status)),
+    view.phase ? el("span", {}, "phase ", el("span", { id: "run-phase", class: `badge ${view.phase}` }, view.phase)) : null,
+    el("span", {}, "definition ", view.definition || "-"),
+    el("span", {}, "namespace ", view.namespace || "-"),
+    el("span", {}, "task queue ", view.taskQueue),
+    el("span", {}, "started ", when(view.started)),
+    view.closed ? el("span", {}, "closed ", when(view.closed)) : null,
+    link);
+}
+
+function outcome(view) {
+  if (view.error) return el("div", { id: "outcome" }, el("strong", {}, "error"), pretty(view.error));
+  if (view.status === "completed") return el("div", { id: "outcome" }, el("strong", {}, "output"), pretty(view.output));
+  return el("div", { id: "outcome" });
+}
+
+async function showRun(main, query) {
+  const workflowId = query.get("id");
+  const first = await api(`/api/run?id=${encodeURIComponent(workflowId)}`);
+  const graphBox = el("div", { class: "graph", id: "graph" });
+  if (first.graph && window.dagre) {
+    graphBox.append(drawGraph(first.graph));
+  } else if (first.graph) {
+    graphBox.append(el("div", { class: "note" },
+      "the graph layout library is not installed on this server (make ui-assets)"));
+  } else {
+    graphBox.append(el("div", { class: "note" }, "no graph for this run"));
+  }
+  const side = el("div", { id: "side" });
+  const notes = el("div", { id: "notes" });
+  main.replaceChildren(
+    el("h2", {}, "Run ", el("code", {}, first.workflowId)),
+    el("div", { id: "facts" }),
+    notes,
+    el("div", { class: "run" },
+      el("div", {},
+        el("div", { class: "legend" }, ...["done", "running", "waiting", "failed", "skipped"]
+          .map((s) => el("span", { class: `badge ${s}` }, s))),
+        graphBox),
+      side));
+  side.append(el("div", { id: "waiting" }), actionsPanel(first), el("div", { id: "outcome" }),
+    el("h3", {}, "Task log"), el("div", { id: "log" }));
+
+  const render = (view) => {
+    main.querySelector("#facts").replaceWith(facts(view));
+    notes.replaceChildren(...view.notes.map((n) => el("div", { class: "note" }, n)));
+    if (first.graph && window.dagre) paintGraph(graphBox, first.graph, view);
+    side.querySelector("#waiting").replaceWith(waitingBox(view));
+    side.querySelector("#outcome").replaceWith(outcome(view));
+    side.querySelector("#log").replaceChildren(view.log ? taskLog(view) : el("p", { class: "muted" }, "no task log"));
+    updateQuickSends(side, view);
+    main.dataset.status = view.status;
+  };
+  render(first);
+  const poll = async () => {
+    if (params().query.get("id") !== workflowId) return;
+    try {
+      const view = await api(`/api/run?id=${encodeURIComponent(workflowId)}`);
+      render(view);
+      if (view.status !== "running") return;
+    } catch (err) {
+      notes.replaceChildren(problem(err));
+    }
+    pollTimer = setTimeout(poll, config.pollMs);
+  };
+  if (first.status === "running") pollTimer = setTimeout(poll, config.pollMs);
+}
+
+// ---------------------------------------------------------------- routing
+
+async function route() {
+  clearTimeout(pollTimer);
+  banner("");
+  const main = document.getElementById("main");
+  const { path, query } = params();
+  try {
+    if (path === "/runs") await showRuns(main, query);
+    else if (path === "/run") await showRun(main, query);
+    else await showDefinitions(main);
+  } catch (err) {
+    main.replaceChildren(el("h2", {}, "Something is not available"), problem(err));
+  }
+}
+
+function showTokenState() {
+  document.getElementById("token-state").textContent = token() ? "token set" : "no token";
+}
+
+async function start() {
+  document.getElementById("token-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = document.getElementById("token");
+    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+    input.value = "";
+    showTokenState();
+  });
+  showTokenState();
+  try {
+    config = await api("/api/config");
+  } catch (err) {
+    banner(`the UI server did not answer: ${err.message}`);
+  }
+  window.addEventListener("hashchange", route);
+  await route();
+}
+
+start();
