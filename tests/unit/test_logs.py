@@ -52,3 +52,19 @@ def test_text_for_a_terminal_json_otherwise() -> None:
     configure_logging("INFO", "auto", out)
     logging.getLogger("tflow.test").info("plain", extra={"event_id": "e1"})
     assert out.getvalue().rstrip().endswith("INFO tflow.test: plain")
+
+
+def test_the_sdks_workflow_and_activity_ids_become_fields() -> None:
+    out = io.StringIO()
+    configure_logging("INFO", "json", out)
+    logger = logging.getLogger("tflow.test")
+    activity = {"workflow_id": "w1", "workflow_run_id": "r1", "namespace": "temporal-ns"}
+    logger.info("from an activity", extra={"temporal_activity": activity})
+    workflow = {"workflow_id": "w2", "run_id": "r2", "namespace": "temporal-ns"}
+    # A line's own ids win over the SDK's.
+    logger.info("own ids", extra={"temporal_workflow": workflow, "workflow_id": "mine"})
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert (first["workflow_id"], first["run_id"]) == ("w1", "r1")
+    # Temporal's namespace is not the tenant's `namespace` field.
+    assert "namespace" not in first
+    assert (second["workflow_id"], second["run_id"]) == ("mine", "r2")

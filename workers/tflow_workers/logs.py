@@ -4,7 +4,10 @@ default, picks JSON unless stderr is a terminal).
 
 In JSON the ids a line is about are fields of their own, as the code passes them in
 ``extra``: :data:`ID_FIELDS`. The Temporal SDK's workflow and activity loggers add theirs
-(``temporal_workflow``, ``temporal_activity``) the same way.
+(``temporal_workflow``, ``temporal_activity``) the same way; their workflow and run ids are
+copied to ``workflow_id`` and ``run_id`` so that one query finds a run's lines from every
+process. ``namespace`` is always the Kubernetes namespace (the tenant); Temporal's stays
+inside those objects.
 """
 
 from __future__ import annotations
@@ -14,10 +17,30 @@ import sys
 from typing import Final, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
+from temporalio import activity, workflow
 
 LOG_FORMATS: Final = ("auto", "text", "json")
 ID_FIELDS: Final = ("event_id", "workflow_id", "run_id", "definition", "namespace")
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class TemporalIds(logging.Filter):
+    """Copies the workflow and run id of the SDK's workflow and activity log records to
+    ``workflow_id`` and ``run_id``, unless the line set its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        workflow = getattr(record, "temporal_workflow", None)
+        activity = getattr(record, "temporal_activity", None)
+        if isinstance(workflow, dict):
+            ids = (workflow.get("workflow_id"), workflow.get("run_id"))
+        elif isinstance(activity, dict):
+            ids = (activity.get("workflow_id"), activity.get("workflow_run_id"))
+        else:
+            return True
+        for name, value in zip(("workflow_id", "run_id"), ids, strict=True):
+            if value and not hasattr(record, name):
+                setattr(record, name, value)
+        return True
 
 
 def use_json(log_format: str, stream: TextIO) -> bool:
@@ -33,6 +56,9 @@ def configure_logging(level: int | str, log_format: str, stream: TextIO | None =
     out = stream or sys.stderr
     handler = logging.StreamHandler(out)
     if use_json(log_format, out):
+        # The SDK's ids are fields already: no copy of them appended to every message.
+        workflow.logger.workflow_info_on_message = False
+        activity.logger.activity_info_on_message = False
         handler.setFormatter(
             JsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -41,6 +67,7 @@ def configure_logging(level: int | str, log_format: str, stream: TextIO | None =
         )
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(TemporalIds())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

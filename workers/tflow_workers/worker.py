@@ -1,6 +1,7 @@
 """The worker process: serves the interpreter workflow, the built-in activities and the
-registered custom functions on one task queue; a health endpoint; Prometheus metrics
-from the SDK; graceful shutdown on SIGTERM.
+registered custom functions on one task queue; health endpoints (aiohttp, as the
+listeners' ops server); Prometheus metrics from the SDK; a log line per run started and
+ended (``tflow_workers.runlog``); graceful shutdown on SIGTERM.
 
     tflow-worker --task-queue orders [--address HOST:PORT] [--namespace NS]
     tflow-worker --serve-orchestrator --routes-dir DIR --definitions-dir DIR
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -23,6 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
@@ -45,8 +46,10 @@ from tflow_workers.engine.serverless_workflow import ServerlessWorkflow
 from tflow_workers.engine.sql import SqlFunctions
 from tflow_workers.logs import LOG_FORMATS, configure_logging
 from tflow_workers.orchestrator.activities import OrchestratorActivities
-from tflow_workers.orchestrator.worker import build_orchestrator_worker
+from tflow_workers.orchestrator.worker import OrchestratorWorkers
+from tflow_workers.runlog import RunLogInterceptor
 from tflow_workers.stores import BUILTIN_FUNCTIONS
+from tflow_workers.temporal_namespaces import TemporalNamespaces
 
 log = logging.getLogger("tflow.worker")
 
@@ -71,33 +74,40 @@ def build_worker(
         task_queue=task_queue,
         workflows=[ServerlessWorkflow],
         activities=[*engine.all(), *custom],
+        interceptors=[RunLogInterceptor(), *options.pop("interceptors", [])],
         graceful_shutdown_timeout=options.pop("graceful_shutdown_timeout", timedelta(seconds=20)),
         **options,
     )
 
 
-async def _serve_health(port: int, worker_ready: asyncio.Event) -> asyncio.Server:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await reader.readline()
-            path = request.split()[1].decode() if len(request.split()) > 1 else "/"
-            ok = path in ("/healthz", "/livez") or (path == "/readyz" and worker_ready.is_set())
-            status = (
-                "200 OK"
-                if ok
-                else ("404 Not Found" if path not in ("/readyz",) else "503 Service Unavailable")
-            )
-            body = b"ok\n" if ok else b"not ready\n"
-            writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n"
-                "Content-Type: text/plain\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-        finally:
-            writer.close()
+def health_app(worker_ready: asyncio.Event) -> web.Application:
+    """``/healthz`` and ``/livez``: the process answers; ``/readyz``: the worker polls its
+    task queue (503 until then, and again while it shuts down)."""
 
-    return await asyncio.start_server(handle, "0.0.0.0", port)
+    async def alive(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def ready(_: web.Request) -> web.Response:
+        if worker_ready.is_set():
+            return web.json_response({"status": "ready"})
+        return web.json_response({"status": "not ready"}, status=503)
+
+    app = web.Application()
+    app.add_routes(
+        [
+            web.get("/healthz", alive, allow_head=True),
+            web.get("/livez", alive, allow_head=True),
+            web.get("/readyz", ready, allow_head=True),
+        ]
+    )
+    return app
+
+
+async def _serve_health(port: int, worker_ready: asyncio.Event) -> web.AppRunner:
+    runner = web.AppRunner(health_app(worker_ready), access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "0.0.0.0", port).start()
+    return runner
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -110,14 +120,19 @@ async def serve(args: argparse.Namespace) -> int:
         )
     client = await connect(args.address, args.namespace, runtime)
     functions: Mapping[str, Function] = {}
+    # TFLOW_TEMPORAL_NAMESPACES: which Temporal namespace each Kubernetes namespace uses.
+    namespaces = TemporalNamespaces.from_env(args.namespace)
+    worker: Worker | OrchestratorWorkers
     if args.serve_orchestrator:
-        routing = OrchestratorActivities(args.routes_dir, args.definitions_dir)
-        worker = build_orchestrator_worker(client, args.task_queue, routing)
+        routing = OrchestratorActivities(
+            args.routes_dir, args.definitions_dir, temporal_namespaces=namespaces
+        )
+        worker = OrchestratorWorkers(client, args.task_queue, routing)
     else:
         functions = discover(parse_specs(args.function or []))
         activities = EngineActivities(
             client=client,
-            definitions=DirectoryRegistry(args.definitions_dir),
+            definitions=DirectoryRegistry(args.definitions_dir, namespaces),
             secrets=SecretStore(args.secrets_dir),
             router_task_queue=args.router_task_queue,
         )
@@ -138,10 +153,9 @@ async def serve(args: argparse.Namespace) -> int:
         ready.set()
         await stop.wait()
         log.info("shutting down: finishing in-flight tasks")
+        ready.clear()
     if health is not None:
-        health.close()
-        with contextlib.suppress(Exception):
-            await health.wait_closed()
+        await health.cleanup()
     return 0
 
 

@@ -1,9 +1,11 @@
 """The worker as a process: `tflow-worker` serves a document's run, answers health probes,
-exports the SDK's Prometheus metrics, and shuts down gracefully on SIGTERM."""
+exports the SDK's Prometheus metrics, logs JSON lines that carry the run's ids, and shuts
+down gracefully on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +13,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -19,7 +21,7 @@ from temporalio.client import Client
 
 from tflow_devstack.process import free_port
 from tflow_devstack.temporal import TemporalServer
-from tflow_workers.engine.model import WORKFLOW_TYPE, RunInput
+from tflow_workers.engine.model import WORKFLOW_TYPE, DefinitionRef, RunInput
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +60,8 @@ async def test_worker_process_serves_probes_metrics_and_stops_on_sigterm(
             str(health),
             "--metrics-port",
             str(metrics),
+            "--log-format",
+            "json",
         ],
         log,
         env,
@@ -72,18 +76,46 @@ async def test_worker_process_serves_probes_metrics_and_stops_on_sigterm(
         healthz = _get(f"http://127.0.0.1:{health}/healthz")
         assert healthz is not None
         assert healthz.status_code == 200
+        unknown = _get(f"http://127.0.0.1:{health}/nothing")
+        assert unknown is not None
+        assert unknown.status_code == 404
 
         document = {
             "document": {"dsl": "1.0.0", "namespace": "t", "name": "w", "version": "1.0.0"},
             "do": [{"loud": {"call": "shout", "with": {"text": "${ .text }"}}}],
         }
-        result = await temporal_client.execute_workflow(
+        workflow_id = f"w-{uuid.uuid4().hex[:8]}"
+        handle = await temporal_client.start_workflow(
             WORKFLOW_TYPE,
-            RunInput(document=document, input={"text": "hello"}),
-            id=f"w-{uuid.uuid4().hex[:8]}",
+            RunInput(
+                document=document,
+                input={"text": "hello"},
+                definition=DefinitionRef(name="shouter", namespace="team-a"),
+            ),
+            id=workflow_id,
             task_queue=task_queue,
         )
-        assert result == "HELLO"
+        assert await handle.result() == "HELLO"
+
+        # Its log is JSON lines; the run's start and end carry its ids as fields.
+        def run_lines() -> list[dict[str, Any]]:
+            text = (tmp_path / "worker.log").read_text()
+            records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+            return [r for r in records if r.get("workflow_id") == workflow_id]
+
+        deadline = time.monotonic() + 10
+        while not any(r["message"].startswith("run completed") for r in run_lines()):
+            assert time.monotonic() < deadline, run_lines()
+            await asyncio.sleep(0.2)
+        lines = run_lines()
+        assert [r["message"] for r in lines] == ["run started", "run completed"]
+        for record in lines:
+            assert record["run_id"] == handle.result_run_id
+            assert record["definition"] == "team-a/shouter"
+            assert record["namespace"] == "team-a"
+            assert record["level"] == "INFO"
+            # Temporal's own namespace stays in the SDK's object, apart from the tenant.
+            assert record["temporal_workflow"]["namespace"] == temporal.namespace
 
         scraped = _get(f"http://127.0.0.1:{metrics}/metrics")
         assert scraped is not None

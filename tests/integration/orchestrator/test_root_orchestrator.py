@@ -34,6 +34,7 @@ from temporalio.worker import Replayer
 from tflow_devstack.process import free_port
 from tflow_devstack.temporal import TemporalServer
 from tflow_devstack.tools import venv_binary
+from tflow_listeners.handoff import HandOff
 from tflow_workers.cloudevents import (
     ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
     CloudEvent,
@@ -575,6 +576,8 @@ async def test_the_seeds_cli_commands_drive_the_orchestrator_process(
                     str(health),
                     "--metrics-port",
                     "0",
+                    "--log-format",
+                    "json",
                 ],
                 log,
                 {
@@ -646,6 +649,32 @@ async def test_the_seeds_cli_commands_drive_the_orchestrator_process(
                 assert "routed" in json.dumps(answer)
                 await handle.terminate("test done")
                 await replay(handle)
+
+                # An event a Listener of namespace team-a received: the process's JSON line
+                # for its decision carries the event, workflow and run ids and the tenant.
+                handoff = HandOff(temporal_client, o.router_queue, namespace="team-a")
+                event = from_plain_json(
+                    {"type": "incident", "source": "monitoring", "id": uuid.uuid4().hex}
+                )
+                assert await handoff.submit(event) == "started"
+                scoped = temporal_client.get_workflow_handle(handoff.workflow_id(event))
+                await scoped.result()
+                run_id = (await scoped.describe()).run_id
+
+                def decision_lines() -> list[dict[str, Any]]:
+                    lines = log_path.read_text().splitlines()
+                    records = [json.loads(line) for line in lines if line.startswith("{")]
+                    return [r for r in records if r.get("event_id") == event.id]
+
+                async def logged() -> bool:
+                    return bool(decision_lines())
+
+                await eventually_async(logged, what="the decision's log line")
+                (line,) = decision_lines()
+                assert line["workflow_id"] == scoped.id
+                assert line["run_id"] == run_id
+                assert line["namespace"] == "team-a"
+                assert line["message"].startswith(f"event {event.id} (incident from monitoring)")
             finally:
                 proc.send_signal(signal.SIGTERM)
                 try:
