@@ -67,7 +67,9 @@ def build_parser(source: str | None) -> argparse.ArgumentParser:
 
 
 async def _serve(source: ListenerSource, args: argparse.Namespace) -> None:
-    """Run the source; SIGTERM or SIGINT cancels it, and it cleans up on the way out."""
+    """Run the source. This is the process's one owner of SIGTERM and SIGINT: a signal
+    cancels the source's run, which stops gracefully (a queue source settles the messages
+    it holds); another signal meanwhile cancels it again, to stop at once."""
     task = asyncio.create_task(source.run(args))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,12 +1,12 @@
 """The Azure Service Bus listener: receives from a queue, or from a topic's subscription,
 in peek-lock mode and hands every event a message carries to Temporal.
 
-A message is completed only after Temporal accepted all of its events ("started", or
-"duplicate" for a redelivery). While it is handed off, an AutoLockRenewer keeps its lock.
-When Temporal does not accept, the message is abandoned (it comes back at once) and the
-listener stops receiving until Temporal answers again, so an outage does not run the
-message up to the entity's max delivery count. A message that is not an event (not JSON,
-no event type) is dead-lettered with a reason and a description.
+The entity's side of `tflow_listeners.queue`: receive (peek-lock), hold (an
+AutoLockRenewer keeps the locks of a batch being handed off), acknowledge (complete),
+retry and release (abandon: the message comes back at once, its delivery count raised;
+the driver stops receiving while Temporal refuses, so an outage does not run a message
+up to the entity's max delivery count), dead-letter (a message that is not an event, with
+a reason and a description).
 
 Bodies are recognised like any other (`envelopes.parse_events`): Event Grid events (the
 usual way blob storage events reach Service Bus), structured CloudEvents, S3
@@ -20,10 +20,10 @@ read too.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -34,25 +34,10 @@ from azure.servicebus.amqp import AmqpMessageBodyType
 from azure.servicebus.exceptions import ServiceBusError
 
 from tflow_listeners.envelopes import parse_events
-from tflow_listeners.handoff import HandOff, Outcome
-from tflow_listeners.metrics import (
-    ListenerMetrics,
-    MeteredHandOff,
-    Submitter,
-    TemporalHealth,
-    serve_ops,
-)
-from tflow_listeners.settlement import Settled, Verdict
-from tflow_listeners.source import (
-    TemporalPause,
-    add_flag,
-    add_ops_port,
-    connect_temporal,
-    sleep_unless,
-    stop_on_signals,
-)
+from tflow_listeners.queue import QueueCounters, add_queue_arguments, serve
+from tflow_listeners.settlement import PoisonMessage
+from tflow_listeners.source import add_flag
 from tflow_workers.cloudevents import CloudEvent, EventFormatError
-from tflow_workers.connection import TemporalUnavailable
 
 log = logging.getLogger("tflow.listeners.servicebus")
 
@@ -61,19 +46,10 @@ _CLOUDEVENTS_PREFIXES = ("cloudEvents:", "cloudEvents_")
 _MAX_DESCRIPTION = 1024
 
 
-class InvalidMessage(Exception):
-    """A message that is not an event and never will be: dead-letter it."""
-
-    def __init__(self, reason: str, description: str) -> None:
-        super().__init__(f"{reason}: {description}")
-        self.reason = reason  # short, a dead-letter reason and a metrics label
-        self.description = description
-
-
 def events_from_message(
     message: ServiceBusReceivedMessage, default_source: str = DEFAULT_SOURCE
 ) -> list[CloudEvent]:
-    """The events one message carries. Raises `InvalidMessage`."""
+    """The events one message carries. Raises `PoisonMessage`."""
     binary = _binary_mode_attributes(message.application_properties)
     document = _body_document(message, as_data=bool(binary))
     try:
@@ -81,7 +57,7 @@ def events_from_message(
             return [_binary_event(binary, document)]
         return parse_events(document, default_source=default_source)
     except EventFormatError as err:
-        raise InvalidMessage("not-an-event", str(err)) from None
+        raise PoisonMessage(str(err)) from None
 
 
 def _body_document(message: ServiceBusReceivedMessage, as_data: bool) -> Any:
@@ -95,17 +71,17 @@ def _body_document(message: ServiceBusReceivedMessage, as_data: bool) -> Any:
         body = message.body
         raw = body if isinstance(body, bytes) else b"".join(body)
     else:
-        raise InvalidMessage("unsupported-body", f"AMQP {body_type.value} bodies are not read")
+        raise PoisonMessage(f"AMQP {body_type.value} bodies are not read", "unsupported-body")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise InvalidMessage("malformed-json", f"body is not UTF-8: {err}") from None
+        raise PoisonMessage(f"body is not UTF-8: {err}", "malformed-json") from None
     try:
         return json.loads(text)
     except ValueError as err:
         if as_data:  # binary mode: the data need not be JSON
             return text
-        raise InvalidMessage("malformed-json", f"body is not JSON: {err}") from None
+        raise PoisonMessage(f"body is not JSON: {err}", "malformed-json") from None
 
 
 def _decode_keys(value: Any) -> Any:
@@ -165,67 +141,39 @@ class ServiceBusSettings:
     max_wait_time_seconds: float = 5.0
     # How long a message's lock is kept renewed while it is handed off.
     max_lock_renewal_seconds: float = 300.0
-    handoff_timeout_seconds: float = 30.0
     default_source: str = DEFAULT_SOURCE
-    max_backoff_seconds: float = 30.0
 
 
 @dataclass
-class ServiceBusCounters:
-    received: int = 0
-    completed: int = 0
-    abandoned: int = 0
-    dead_lettered: int = 0
-    settle_errors: int = 0
-    receive_errors: int = 0
+class ServiceBusEntity:
+    """One queue or topic subscription as a `tflow_listeners.queue.QueueSource`."""
 
-
-@dataclass
-class ServiceBusListener:
     receiver: Receiver
-    handoff: Submitter
     settings: ServiceBusSettings = field(default_factory=ServiceBusSettings)
     renewer: AutoLockRenewer | None = None
-    temporal_ready: Callable[[], Awaitable[bool]] | None = None
-    metrics: ListenerMetrics | None = None
-    counters: ServiceBusCounters = field(default_factory=ServiceBusCounters)
-    _pause: TemporalPause = field(init=False)
+    entity: str = "servicebus"
+    counters: QueueCounters = field(default_factory=QueueCounters)
+    name: str = "servicebus"
+    receive_errors: tuple[type[Exception], ...] = (ServiceBusError,)
 
-    def __post_init__(self) -> None:
-        self._pause = TemporalPause(self.settings.max_backoff_seconds, paused="receiving")
+    def describe(self) -> str:
+        return self.entity
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Receive until `stop` is set; a batch being handed off is settled first."""
-        while not stop.is_set():
-            if self._pause.unavailable:
-                await self._pause.wait(stop, self.temporal_ready)
-                continue
-            try:
-                messages = await self.receiver.receive_messages(
-                    max_message_count=self.settings.max_messages,
-                    max_wait_time=self.settings.max_wait_time_seconds,
-                )
-            except ServiceBusError as err:
-                self.counters.receive_errors += 1
-                delay = self._pause.next_backoff()
-                log.warning("receive failed (%s); retrying in %.1fs", err, delay)
-                await sleep_unless(stop, delay)
-                continue
-            await self.settle(messages)
+    def message_id(self, message: ServiceBusReceivedMessage) -> str:
+        return message.message_id or ""
 
-    async def poll_once(self) -> list[Settled]:
-        """Receive one batch and settle it (for tests and tools)."""
-        return await self.settle(
-            await self.receiver.receive_messages(
-                max_message_count=self.settings.max_messages,
-                max_wait_time=self.settings.max_wait_time_seconds,
-            )
+    def events(self, message: ServiceBusReceivedMessage) -> list[CloudEvent]:
+        return events_from_message(message, self.settings.default_source)
+
+    async def receive(self) -> list[ServiceBusReceivedMessage]:
+        return await self.receiver.receive_messages(
+            max_message_count=self.settings.max_messages,
+            max_wait_time=self.settings.max_wait_time_seconds,
         )
 
-    async def settle(self, messages: list[ServiceBusReceivedMessage]) -> list[Settled]:
-        if not messages:
-            return []
-        self.counters.received += len(messages)
+    @contextlib.asynccontextmanager
+    async def hold(self, messages: Sequence[ServiceBusReceivedMessage]) -> AsyncIterator[None]:
+        # A settled message drops out of the renewer by itself.
         if self.renewer is not None:
             for message in messages:
                 self.renewer.register(
@@ -234,92 +182,46 @@ class ServiceBusListener:
                     max_lock_renewal_duration=self.settings.max_lock_renewal_seconds,
                     on_lock_renew_failure=_lock_lost,
                 )
-        results = list(await asyncio.gather(*(self._handle(m) for m in messages)))
-        if any(r.verdict is Verdict.RETRY for r in results):
-            self._pause.refused()
-        elif any(r.verdict is Verdict.ACCEPTED for r in results):
-            self._pause.accepted()
-        return results
+        yield
 
-    async def _handle(self, message: ServiceBusReceivedMessage) -> Settled:
-        message_id = message.message_id
-        try:
-            events = events_from_message(message, self.settings.default_source)
-        except InvalidMessage as invalid:
-            if self.metrics is not None:
-                self.metrics.rejected(invalid.reason)
-            log.warning(
-                "message %s (delivery %s) dead-lettered: %s: %s",
-                message_id,
-                message.delivery_count,
-                invalid.reason,
-                invalid.description,
-            )
-            return await self._settle(
-                message,
-                Verdict.POISON,
-                invalid.reason,
-                self.receiver.dead_letter_message(
-                    message,
-                    reason=invalid.reason,
-                    error_description=invalid.description[:_MAX_DESCRIPTION],
-                ),
-            )
-        try:
-            await asyncio.gather(*(self._submit(e) for e in events))
-        except Exception as err:  # TemporalUnavailable, or anything unexpected: keep it
-            if not isinstance(err, TemporalUnavailable):
-                log.exception("message %s abandoned after an unexpected error", message_id)
-            else:
-                log.warning("message %s abandoned: %s", message_id, err)
-            return await self._settle(
-                message, Verdict.RETRY, str(err), self.receiver.abandon_message(message)
-            )
-        verdict = Verdict.ACCEPTED
-        if not events:
-            log.info("message %s carries no event to route", message_id)
-            verdict = Verdict.NOTHING
-        return await self._settle(message, verdict, "", self.receiver.complete_message(message))
+    async def acknowledge(self, messages: Sequence[ServiceBusReceivedMessage]) -> set[str]:
+        done: set[str] = set()
+        for message in messages:
+            if await self._settle("complete", message, self.receiver.complete_message(message)):
+                done.add(self.message_id(message))
+        return done
+
+    async def retry(self, messages: Sequence[ServiceBusReceivedMessage]) -> None:
+        for message in messages:
+            await self._settle("abandon", message, self.receiver.abandon_message(message))
+
+    release = retry  # an abandoned message is delivered again at once
+
+    async def dead_letter(self, message: ServiceBusReceivedMessage, poison: PoisonMessage) -> bool:
+        log.warning(
+            "message %s (delivery %s) dead-lettered: %s: %s",
+            message.message_id,
+            message.delivery_count,
+            poison.kind,
+            poison.reason,
+        )
+        call = self.receiver.dead_letter_message(
+            message, reason=poison.kind, error_description=poison.reason[:_MAX_DESCRIPTION]
+        )
+        return await self._settle("dead-letter", message, call)
 
     async def _settle(
-        self,
-        message: ServiceBusReceivedMessage,
-        verdict: Verdict,
-        reason: str,
-        call: Awaitable[None],
-    ) -> Settled:
+        self, what: str, message: ServiceBusReceivedMessage, call: Awaitable[None]
+    ) -> bool:
         try:
             await call
         except ServiceBusError as err:
             # Lock lost or link closed: Service Bus delivers the message again, and a
             # redelivered event is a duplicate, so nothing is lost or started twice.
-            self.counters.settle_errors += 1
-            log.warning("message %s (%s) not settled: %s", message.message_id, verdict.value, err)
-            return Settled(message.message_id or "", verdict, reason)
-        counter = {
-            Verdict.ACCEPTED: "completed",
-            Verdict.NOTHING: "completed",
-            Verdict.RETRY: "abandoned",
-            Verdict.POISON: "dead_lettered",
-        }[verdict]
-        setattr(self.counters, counter, getattr(self.counters, counter) + 1)
-        return Settled(
-            message.message_id or "",
-            verdict,
-            reason,
-            acknowledged=verdict in (Verdict.ACCEPTED, Verdict.NOTHING),
-            dead_lettered=verdict is Verdict.POISON,
-        )
-
-    async def _submit(self, event: CloudEvent) -> Outcome:
-        try:
-            return await asyncio.wait_for(
-                self.handoff.submit(event), self.settings.handoff_timeout_seconds
-            )
-        except TimeoutError:
-            raise TemporalUnavailable(
-                f"no answer from Temporal within {self.settings.handoff_timeout_seconds}s"
-            ) from None
+            self.counters.errors += 1
+            log.warning("message %s not settled (%s): %s", message.message_id, what, err)
+            return False
+        return True
 
 
 async def _lock_lost(renewable: Any, error: Exception | None) -> None:
@@ -357,14 +259,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_flag(
         parser,
-        "--max-messages",
-        "TFLOW_LISTENER_MAX_MESSAGES",
-        type=int,
-        default=10,
-        help="most messages per receive, 1-100",
-    )
-    add_flag(
-        parser,
         "--max-wait-time-seconds",
         "TFLOW_LISTENER_MAX_WAIT_TIME_SECONDS",
         type=float,
@@ -379,22 +273,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=300.0,
         help="how long a message's lock is kept renewed while it is handed off",
     )
-    add_flag(
-        parser,
-        "--handoff-timeout-seconds",
-        "TFLOW_LISTENER_HANDOFF_TIMEOUT_SECONDS",
-        type=float,
-        default=30.0,
-        help="a start Temporal has not answered by then counts as not accepted",
-    )
-    add_flag(
-        parser,
-        "--default-source",
-        "TFLOW_LISTENER_DEFAULT_SOURCE",
-        default=DEFAULT_SOURCE,
-        help="CloudEvent source of plain JSON bodies that name none",
-    )
-    add_ops_port(parser)
+    # One receive loop: a Service Bus receiver is not meant for concurrent receives.
+    add_queue_arguments(parser, DEFAULT_SOURCE, max_messages=100)
 
 
 def connection_string(args: argparse.Namespace) -> str:
@@ -415,59 +295,33 @@ def check_entity(args: argparse.Namespace) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    """Run the Service Bus listener until SIGTERM or SIGINT (or cancellation)."""
+    """Run the Service Bus listener until cancelled; it stops gracefully (see
+    `queue.serve`)."""
     check_entity(args)
     settings = ServiceBusSettings(
         max_messages=args.max_messages,
         max_wait_time_seconds=args.max_wait_time_seconds,
         max_lock_renewal_seconds=args.max_lock_renewal_seconds,
-        handoff_timeout_seconds=args.handoff_timeout_seconds,
         default_source=args.default_source,
     )
-    client = await connect_temporal(args)
-    metrics = ListenerMetrics("servicebus")
-    health = TemporalHealth(client)
-    handoff = MeteredHandOff(
-        HandOff(client, args.task_queue, args.kube_namespace, args.share_with), metrics, health
-    )
-    stop = asyncio.Event()
-    stop_on_signals(stop)
-    ops = await serve_ops(args.port, metrics, health) if args.port else None
     entity = args.queue or f"{args.topic}/subscriptions/{args.subscription}"
-    try:
-        async with ServiceBusClient.from_connection_string(connection_string(args)) as bus:
-            if args.queue:
-                receiver = bus.get_queue_receiver(
-                    args.queue, receive_mode=ServiceBusReceiveMode.PEEK_LOCK
-                )
-            else:
-                receiver = bus.get_subscription_receiver(
-                    args.topic, args.subscription, receive_mode=ServiceBusReceiveMode.PEEK_LOCK
-                )
-            async with receiver, AutoLockRenewer() as renewer:
-                listener = ServiceBusListener(
-                    receiver,
-                    handoff,
-                    settings,
-                    renewer=renewer,
-                    temporal_ready=health.ready,
-                    metrics=metrics,
-                )
-                log.info("listening on %s", entity)
-                await listener.run(stop)
-                log.info("stopped receiving from %s", entity)
-    finally:
-        if ops is not None:
-            await ops.cleanup()
+    async with ServiceBusClient.from_connection_string(connection_string(args)) as bus:
+        if args.queue:
+            receiver = bus.get_queue_receiver(
+                args.queue, receive_mode=ServiceBusReceiveMode.PEEK_LOCK
+            )
+        else:
+            receiver = bus.get_subscription_receiver(
+                args.topic, args.subscription, receive_mode=ServiceBusReceiveMode.PEEK_LOCK
+            )
+        async with receiver, AutoLockRenewer() as renewer:
+            await serve(args, ServiceBusEntity(receiver, settings, renewer, entity))
 
 
 __all__ = [
-    "InvalidMessage",
     "Receiver",
-    "ServiceBusListener",
+    "ServiceBusEntity",
     "ServiceBusSettings",
-    "Settled",
-    "Verdict",
     "add_arguments",
     "events_from_message",
     "run",

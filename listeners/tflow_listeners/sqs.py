@@ -1,12 +1,10 @@
 """The SQS listener: long-polls a queue (typically fed by S3 event notifications, directly
 or through SNS) and hands every event a message carries to Temporal.
 
-A message is deleted only after Temporal accepted all of its events (each one "started",
-or "duplicate" for a redelivery). While a batch is being handed off, a heartbeat keeps its
-messages invisible (ChangeMessageVisibility), so a slow Temporal never causes a second
-consumer to pick them up. When Temporal does not accept a start, the message stays: its
-visibility is cut to a short retry delay and the listener stops receiving until Temporal
-answers again, so an outage does not burn the queue's receive count.
+The queue's side of `tflow_listeners.queue`: receive (long poll), hold (while a batch is
+handed off, a heartbeat keeps its messages invisible with ChangeMessageVisibility, so a
+slow Temporal never lets a second consumer pick them up), acknowledge (DeleteMessageBatch),
+retry (visibility cut to a short delay), release (visibility 0).
 
 A message that is not an event (not JSON, no event type, an S3 record that cannot be
 mapped) is poison. When the queue has a RedrivePolicy, SQS moves it to its dead-letter
@@ -28,7 +26,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,29 +35,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from tflow_listeners.envelopes import parse_events
-from tflow_listeners.handoff import HandOff, Outcome
-from tflow_listeners.metrics import (
-    ListenerMetrics,
-    MeteredHandOff,
-    Submitter,
-    TemporalHealth,
-    serve_ops,
-)
-from tflow_listeners.settlement import Settled, Verdict
-from tflow_listeners.source import (
-    TemporalPause,
-    add_flag,
-    add_ops_port,
-    connect_temporal,
-    sleep_unless,
-    stop_on_signals,
-)
+from tflow_listeners.queue import QueueCounters, add_queue_arguments, serve
+from tflow_listeners.settlement import PoisonMessage
+from tflow_listeners.source import add_flag
 from tflow_workers.cloudevents import CloudEvent, EventFormatError
-from tflow_workers.connection import TemporalUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -79,15 +60,6 @@ _REDRIVE_POLICY_TTL = 300.0  # seconds between re-reads of the queue's RedrivePo
 
 
 # --------------------------------------------------------------------------- bodies
-
-
-class PoisonMessage(Exception):
-    """A message body that is not an event and never will be; the reason says why."""
-
-    def __init__(self, reason: str, kind: str = "not-an-event") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.kind = kind  # the metrics' rejection reason
 
 
 def events_from_body(body: str, default_source: str = DEFAULT_SOURCE) -> list[CloudEvent]:
@@ -132,10 +104,8 @@ class SqsSettings:
     # Visibility given back to a message that could not be handed off (Temporal down) or
     # that is poison but not yet dead-lettered, so it is retried soon.
     retry_delay_seconds: int = 10
-    handoff_timeout_seconds: float = 30.0
     pollers: int = 2
     default_source: str = DEFAULT_SOURCE
-    max_backoff_seconds: float = 30.0
 
     @property
     def heartbeat_interval(self) -> float:
@@ -143,124 +113,51 @@ class SqsSettings:
         return max(self.visibility_timeout_seconds / 3, 0.5)
 
 
-# --------------------------------------------------------------------------- counters
+# --------------------------------------------------------------------------- the queue
 
 
 @dataclass
-class SqsCounters:
-    """What the listener did with messages. Served on /metrics beside the common listener
-    metrics (`SqsCounters.collector`) as `tflow_listener_sqs_<name>_total`, `in_flight` as
-    a gauge."""
+class SqsQueue:
+    """One SQS queue as a `tflow_listeners.queue.QueueSource`. boto3 is synchronous: its
+    calls run in a small thread pool (`close` shuts it down)."""
 
-    received: int = 0
-    deleted: int = 0
-    nothing_to_route: int = 0
-    retried: int = 0
-    poison: int = 0
-    dead_lettered: int = 0
-    visibility_extensions: int = 0
-    sqs_errors: int = 0
-    in_flight: int = 0
-
-    def collector(self) -> Collector:
-        counters = self
-
-        class _Collector(Collector):
-            def collect(self) -> Iterable[Metric]:
-                for name, value in vars(counters).items():
-                    if name == "in_flight":
-                        yield GaugeMetricFamily(
-                            "tflow_listener_sqs_in_flight",
-                            "Messages being handed off right now.",
-                            value=value,
-                        )
-                    else:
-                        yield CounterMetricFamily(
-                            f"tflow_listener_sqs_{name}",
-                            f"SQS messages: {name.replace('_', ' ')}.",
-                            value=value,
-                        )
-
-        return _Collector()
-
-
-# --------------------------------------------------------------------------- listener
-
-
-@dataclass
-class SqsListener:
     sqs: SQSClient
-    handoff: Submitter
     settings: SqsSettings
-    # Answers whether Temporal accepts calls again after an outage; polling resumes then.
-    temporal_ready: Callable[[], Awaitable[bool]] | None = None
-    counters: SqsCounters = field(default_factory=SqsCounters)
-    metrics: ListenerMetrics | None = None
     executor: ThreadPoolExecutor | None = None
-    _pause: TemporalPause = field(init=False)
+    counters: QueueCounters = field(default_factory=QueueCounters)
+    name: str = "sqs"
+    receive_errors: tuple[type[Exception], ...] = (BotoCoreError, ClientError)
     _redrive: tuple[float, dict[str, Any] | None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self._pause = TemporalPause(self.settings.max_backoff_seconds, paused="polling")
         if self.executor is None:
             # Long polls block a thread each; heartbeats and deletes need room beside them.
             self.executor = ThreadPoolExecutor(
                 max_workers=self.settings.pollers * 2 + 2, thread_name_prefix="sqs"
             )
 
-    # ----------------------------------------------------------------- running
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Poll until `stop` is set; in-flight messages are settled before returning."""
-        log.info(
-            "listening on %s (wait %ss, batch %s, visibility %ss, %s pollers)",
-            self.settings.queue_url,
-            self.settings.wait_time_seconds,
-            self.settings.max_messages,
-            self.settings.visibility_timeout_seconds,
-            self.settings.pollers,
-        )
-        await asyncio.gather(*(self._poll_loop(stop) for _ in range(self.settings.pollers)))
-        log.info("stopped polling %s", self.settings.queue_url)
-
-    async def _poll_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            if self._pause.unavailable:
-                await self._pause.wait(stop, self.temporal_ready)
-                continue
-            try:
-                messages = await self._receive()
-            except (BotoCoreError, ClientError) as err:
-                self.counters.sqs_errors += 1
-                delay = self._pause.next_backoff()
-                log.warning(
-                    "receive from %s failed (%s); retrying in %.1fs", self.queue, err, delay
-                )
-                await sleep_unless(stop, delay)
-                continue
-            if not messages:
-                continue
-            if self._pause.unavailable:
-                # Another poller found Temporal down meanwhile: do not even try.
-                await self._set_visibility(messages, self.settings.retry_delay_seconds)
-                continue
-            if stop.is_set():
-                # Shutting down: give these to another consumer right away.
-                await self._set_visibility(messages, 0)
-                break
-            await self.settle(messages)
-
-    async def poll_once(self) -> list[Settled]:
-        """Receive one batch and settle it (for tests and tools)."""
-        return await self.settle(await self._receive())
+    def close(self) -> None:
+        assert self.executor is not None
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     @property
     def queue(self) -> str:
         return self.settings.queue_url
 
-    # ----------------------------------------------------------------- one batch
+    def describe(self) -> str:
+        s = self.settings
+        return (
+            f"{s.queue_url} (wait {s.wait_time_seconds}s, batch {s.max_messages}, "
+            f"visibility {s.visibility_timeout_seconds}s)"
+        )
 
-    async def _receive(self) -> list[MessageTypeDef]:
+    def message_id(self, message: MessageTypeDef) -> str:
+        return message["MessageId"]
+
+    def events(self, message: MessageTypeDef) -> list[CloudEvent]:
+        return events_from_body(message.get("Body", ""), self.settings.default_source)
+
+    async def receive(self) -> list[MessageTypeDef]:
         response = await self._call(
             self.sqs.receive_message,
             QueueUrl=self.queue,
@@ -270,82 +167,26 @@ class SqsListener:
             MessageSystemAttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
             MessageAttributeNames=["All"],
         )
-        messages = response.get("Messages", [])
-        self.counters.received += len(messages)
-        return messages
+        return response.get("Messages", [])
 
-    async def settle(self, messages: Sequence[MessageTypeDef]) -> list[Settled]:
-        """Hand off a batch, keeping it invisible meanwhile, then delete, retry or
-        dead-letter each message."""
-        if not messages:
-            return []
-        self.counters.in_flight += len(messages)
+    @contextlib.asynccontextmanager
+    async def hold(self, messages: Sequence[MessageTypeDef]) -> AsyncIterator[None]:
         heartbeat = asyncio.create_task(self._keep_invisible(messages))
         try:
-            results = await asyncio.gather(*(self._hand_off(m) for m in messages))
+            yield
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-            self.counters.in_flight -= len(messages)
-        by_id = {m["MessageId"]: m for m in messages}
-        done = [
-            by_id[r.message_id] for r in results if r.verdict in (Verdict.ACCEPTED, Verdict.NOTHING)
-        ]
-        retry = [by_id[r.message_id] for r in results if r.verdict is Verdict.RETRY]
-        poison = [r for r in results if r.verdict is Verdict.POISON]
-        for outcome in poison:
-            message = by_id[outcome.message_id]
-            if await self._dead_letter(message, outcome.reason):
-                outcome.dead_lettered = True
-                done.append(message)
-            else:
-                retry.append(message)
-        deleted = await self._delete(done)
-        for outcome in results:
-            outcome.acknowledged = outcome.message_id in deleted
-        if retry:
-            await self._set_visibility(retry, self.settings.retry_delay_seconds)
-        if any(r.verdict is Verdict.RETRY for r in results):
-            self._pause.refused()
-        elif any(r.verdict is Verdict.ACCEPTED for r in results):
-            self._pause.accepted()
-        return results
 
-    async def _hand_off(self, message: MessageTypeDef) -> Settled:
-        message_id = message["MessageId"]
-        try:
-            events = events_from_body(message.get("Body", ""), self.settings.default_source)
-        except PoisonMessage as poison:
-            self.counters.poison += 1
-            if self.metrics is not None:
-                self.metrics.rejected(poison.kind)
-            return Settled(message_id, Verdict.POISON, poison.reason)
-        if not events:
-            self.counters.nothing_to_route += 1
-            log.info("message %s carries no event to route (e.g. s3:TestEvent)", message_id)
-            return Settled(message_id, Verdict.NOTHING)
-        try:
-            outcomes = await asyncio.gather(*(self._submit(e) for e in events))
-        except TemporalUnavailable as err:
-            self.counters.retried += 1
-            log.warning("message %s kept: %s", message_id, err)
-            return Settled(message_id, Verdict.RETRY, str(err))
-        except Exception as err:  # anything unexpected: keep the message, never lose it
-            self.counters.retried += 1
-            log.exception("message %s kept after an unexpected error", message_id)
-            return Settled(message_id, Verdict.RETRY, repr(err))
-        return Settled(message_id, Verdict.ACCEPTED, ", ".join(outcomes))
+    async def acknowledge(self, messages: Sequence[MessageTypeDef]) -> set[str]:
+        return await self._delete(messages)
 
-    async def _submit(self, event: CloudEvent) -> Outcome:
-        try:
-            return await asyncio.wait_for(
-                self.handoff.submit(event), self.settings.handoff_timeout_seconds
-            )
-        except TimeoutError:
-            raise TemporalUnavailable(
-                f"no answer from Temporal within {self.settings.handoff_timeout_seconds}s"
-            ) from None
+    async def retry(self, messages: Sequence[MessageTypeDef]) -> None:
+        await self._set_visibility(messages, self.settings.retry_delay_seconds)
+
+    async def release(self, messages: Sequence[MessageTypeDef]) -> None:
+        await self._set_visibility(messages, 0)
 
     async def _keep_invisible(self, batch: Sequence[MessageTypeDef]) -> None:
         """Extend the visibility of a batch until it is settled (cancelled then)."""
@@ -354,7 +195,7 @@ class SqsListener:
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
             extended = await self._set_visibility(batch, self.settings.visibility_timeout_seconds)
-            self.counters.visibility_extensions += extended
+            self.counters.lock_extensions += extended
 
     # ----------------------------------------------------------------- SQS calls
 
@@ -364,59 +205,50 @@ class SqsListener:
 
     async def _set_visibility(self, messages: Sequence[MessageTypeDef], seconds: int) -> int:
         """Set the visibility timeout of messages; returns how many were changed."""
-        changed = 0
+        changed = await self._batch(
+            "changing visibility",
+            self.sqs.change_message_visibility_batch,
+            messages,
+            VisibilityTimeout=seconds,
+        )
+        return len(changed)
+
+    async def _delete(self, messages: Sequence[MessageTypeDef]) -> set[str]:
+        # A message not deleted comes back and is handed off again: its events are then
+        # duplicates, nothing is lost.
+        deleted = await self._batch("deleting", self.sqs.delete_message_batch, messages)
+        return {m["MessageId"] for m in deleted}
+
+    async def _batch(
+        self,
+        what: str,
+        action: Callable[..., Any],
+        messages: Sequence[MessageTypeDef],
+        **entry: Any,
+    ) -> list[MessageTypeDef]:
+        """Call a `*Batch` action on messages, ten at a time (SQS's limit); the messages
+        it succeeded for."""
+        succeeded: list[MessageTypeDef] = []
         for chunk in _chunks(messages, 10):
             entries = [
-                {
-                    "Id": str(i),
-                    "ReceiptHandle": m["ReceiptHandle"],
-                    "VisibilityTimeout": seconds,
-                }
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], **entry}
                 for i, m in enumerate(chunk)
             ]
             try:
-                response = await self._call(
-                    self.sqs.change_message_visibility_batch, QueueUrl=self.queue, Entries=entries
-                )
+                response = await self._call(action, QueueUrl=self.queue, Entries=entries)
             except (BotoCoreError, ClientError) as err:
-                self.counters.sqs_errors += 1
-                log.warning("changing visibility on %s failed: %s", self.queue, err)
+                self.counters.errors += 1
+                log.warning("%s on %s failed: %s", what, self.queue, err)
                 continue
-            changed += len(response.get("Successful", []))
-            for failed in response.get("Failed", []):
-                message = chunk[int(failed["Id"])]
-                log.warning(
-                    "visibility of message %s not changed: %s",
-                    message["MessageId"],
-                    failed.get("Message", failed.get("Code")),
-                )
-        return changed
-
-    async def _delete(self, messages: Sequence[MessageTypeDef]) -> set[str]:
-        deleted: set[str] = set()
-        for chunk in _chunks(messages, 10):
-            entries = [
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
-            ]
-            try:
-                response = await self._call(
-                    self.sqs.delete_message_batch, QueueUrl=self.queue, Entries=entries
-                )
-            except (BotoCoreError, ClientError) as err:
-                # The messages come back and are handed off again: duplicates, nothing lost.
-                self.counters.sqs_errors += 1
-                log.warning("deleting from %s failed: %s", self.queue, err)
-                continue
-            for ok in response.get("Successful", []):
-                deleted.add(chunk[int(ok["Id"])]["MessageId"])
+            succeeded += [chunk[int(ok["Id"])] for ok in response.get("Successful", [])]
             for failed in response.get("Failed", []):
                 log.warning(
-                    "message %s not deleted: %s",
+                    "%s message %s failed: %s",
+                    what,
                     chunk[int(failed["Id"])]["MessageId"],
                     failed.get("Message", failed.get("Code")),
                 )
-        self.counters.deleted += len(deleted)
-        return deleted
+        return succeeded
 
     async def redrive_policy(self) -> dict[str, Any] | None:
         """The queue's RedrivePolicy (re-read every few minutes), or None."""
@@ -431,15 +263,17 @@ class SqsListener:
         self._redrive = (now, policy)
         return policy
 
-    async def _dead_letter(self, message: MessageTypeDef, reason: str) -> bool:
-        """Deal with a poison message; True when it went to the dead-letter queue and may be
-        deleted, False when it stays in the queue for now."""
+    async def dead_letter(self, message: MessageTypeDef, poison: PoisonMessage) -> bool:
+        """Send a poison message to the dead-letter queue and delete it (True), or leave
+        it in the queue for now (False): to the queue's redrive policy, or until it has
+        been received `max_receive_count` times."""
         message_id = message["MessageId"]
+        reason = poison.reason
         receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         try:
             policy = await self.redrive_policy()
         except (BotoCoreError, ClientError) as err:
-            self.counters.sqs_errors += 1
+            self.counters.errors += 1
             log.warning("message %s kept: cannot read the redrive policy: %s", message_id, err)
             return False
         if policy is not None:
@@ -477,10 +311,9 @@ class SqsListener:
                 self.sqs.send_message, **_dead_letter_request(message, dlq, self.queue, reason)
             )
         except (BotoCoreError, ClientError) as err:
-            self.counters.sqs_errors += 1
+            self.counters.errors += 1
             log.warning("message %s kept: sending it to %s failed: %s", message_id, dlq, err)
             return False
-        self.counters.dead_lettered += 1
         log.warning(
             "message %s moved to dead-letter queue %s after %d receives: %s",
             message_id,
@@ -488,7 +321,9 @@ class SqsListener:
             receives,
             reason,
         )
-        return True
+        # Should the delete fail, the message comes back and is dead-lettered again: a
+        # copy may repeat in the dead-letter queue, but nothing is lost.
+        return bool(await self._delete([message]))
 
 
 def _dead_letter_request(
@@ -560,14 +395,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_flag(
         parser,
-        "--max-messages",
-        "TFLOW_LISTENER_MAX_MESSAGES",
-        type=int,
-        default=10,
-        help="most messages per receive, 1-10",
-    )
-    add_flag(
-        parser,
         "--visibility-timeout-seconds",
         "TFLOW_LISTENER_VISIBILITY_TIMEOUT_SECONDS",
         type=int,
@@ -597,30 +424,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=10,
         help="visibility given back to a message Temporal did not accept",
     )
-    add_flag(
-        parser,
-        "--handoff-timeout-seconds",
-        "TFLOW_LISTENER_HANDOFF_TIMEOUT_SECONDS",
-        type=float,
-        default=30.0,
-        help="a start Temporal has not answered by then counts as not accepted",
-    )
-    add_flag(
-        parser,
-        "--pollers",
-        "TFLOW_LISTENER_POLLERS",
-        type=int,
-        default=2,
-        help="concurrent receive loops",
-    )
-    add_flag(
-        parser,
-        "--default-source",
-        "TFLOW_LISTENER_DEFAULT_SOURCE",
-        default=DEFAULT_SOURCE,
-        help="CloudEvent source of plain JSON bodies that name none",
-    )
-    add_ops_port(parser)
+    add_queue_arguments(parser, DEFAULT_SOURCE, max_messages=10, pollers=2)
 
 
 def settings_from_args(args: argparse.Namespace) -> SqsSettings:
@@ -647,7 +451,6 @@ def settings_from_args(args: argparse.Namespace) -> SqsSettings:
         max_receive_count=args.max_receive_count,
         dead_letter_queue_url=args.dead_letter_queue_url,
         retry_delay_seconds=args.retry_delay_seconds,
-        handoff_timeout_seconds=args.handoff_timeout_seconds,
         pollers=args.pollers,
         default_source=args.default_source,
     )
@@ -678,28 +481,10 @@ def sqs_client(settings: SqsSettings, credentials_dir: Path | None = None) -> SQ
 
 
 async def run(args: argparse.Namespace) -> None:
-    """Run the SQS listener until SIGTERM or SIGINT (or cancellation)."""
+    """Run the SQS listener until cancelled; it stops gracefully (see `queue.serve`)."""
     settings = settings_from_args(args)
-    client = await connect_temporal(args)
-    metrics = ListenerMetrics("sqs")
-    health = TemporalHealth(client)
-    listener = SqsListener(
-        sqs_client(settings, args.credentials_dir),
-        MeteredHandOff(
-            HandOff(client, args.task_queue, args.kube_namespace, args.share_with), metrics, health
-        ),
-        settings,
-        temporal_ready=health.ready,
-        metrics=metrics,
-    )
-    metrics.registry.register(listener.counters.collector())
-    stop = asyncio.Event()
-    stop_on_signals(stop)
-    ops = await serve_ops(args.port, metrics, health) if args.port else None
+    queue = SqsQueue(sqs_client(settings, args.credentials_dir), settings)
     try:
-        await listener.run(stop)
+        await serve(args, queue, pollers=settings.pollers)
     finally:
-        if ops is not None:
-            await ops.cleanup()
-        assert listener.executor is not None
-        listener.executor.shutdown(wait=False, cancel_futures=True)
+        queue.close()

@@ -23,10 +23,11 @@ from tflow_devstack.moto import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
 from tflow_devstack.process import free_port
 from tflow_listeners.handoff import HandOff, Outcome
 from tflow_listeners.metrics import Submitter, TemporalHealth
+from tflow_listeners.queue import QueueListener
 from tflow_listeners.settlement import Settled, Verdict
 from tflow_listeners.sqs import (
     DLQ_REASON_ATTRIBUTE,
-    SqsListener,
+    SqsQueue,
     SqsSettings,
     sqs_client,
 )
@@ -71,12 +72,18 @@ def credentials_dir(tmp_path: Path) -> Path:
     return directory
 
 
+SqsListener = QueueListener[Any]
 ListenerFactory = Callable[..., SqsListener]
+
+
+def sqs_of(listener: SqsListener) -> SqsQueue:
+    assert isinstance(listener.source, SqsQueue)
+    return listener.source
 
 
 @pytest.fixture
 def make_listener(moto: MotoServer, credentials_dir: Path) -> Iterator[ListenerFactory]:
-    made: list[SqsListener] = []
+    made: list[SqsQueue] = []
 
     def make(queue_url: str, submitter: Submitter, **settings: Any) -> SqsListener:
         config = SqsSettings(
@@ -86,14 +93,13 @@ def make_listener(moto: MotoServer, credentials_dir: Path) -> Iterator[ListenerF
             wait_time_seconds=settings.pop("wait_time_seconds", 1),
             **settings,
         )
-        listener = SqsListener(sqs_client(config, credentials_dir), submitter, config)
-        made.append(listener)
-        return listener
+        queue = SqsQueue(sqs_client(config, credentials_dir), config)
+        made.append(queue)
+        return QueueListener(queue, submitter, pollers=config.pollers)
 
     yield make
-    for listener in made:
-        assert listener.executor is not None
-        listener.executor.shutdown(wait=False, cancel_futures=True)
+    for queue in made:
+        queue.close()
 
 
 def queue_counts(moto: MotoServer, queue_url: str) -> tuple[int, int]:
@@ -149,7 +155,7 @@ async def test_s3_upload_starts_one_root_orchestrator(
 
     recorder = Recorder(HandOff(temporal_client, task_queue))
     listener = make_listener(queue, recorder)
-    listener.sqs.meta.events.register(
+    sqs_of(listener).sqs.meta.events.register(
         "before-call.sqs.DeleteMessageBatch", lambda **_: recorder.timeline.append("delete")
     )
     settled = await poll_until(listener, lambda s: any(r.verdict is Verdict.ACCEPTED for r in s))
@@ -397,7 +403,7 @@ async def test_slow_handoff_keeps_the_message_invisible(
     # Visibility 2 s, a 5 s hand-off: without the heartbeat the message would reappear.
     listener = make_listener(queue, recorder, visibility_timeout_seconds=2)
     extensions: list[float] = []
-    listener.sqs.meta.events.register(
+    sqs_of(listener).sqs.meta.events.register(
         "before-call.sqs.ChangeMessageVisibilityBatch",
         lambda **_: extensions.append(time.monotonic()),
     )
@@ -422,7 +428,7 @@ async def test_slow_handoff_keeps_the_message_invisible(
     assert result.acknowledged
     assert stolen == 0
     assert len(extensions) >= 3
-    assert listener.counters.visibility_extensions >= 3
+    assert listener.counters.lock_extensions >= 3
     [(event, outcome)] = recorder.seen
     assert outcome == "started"
     cleanup_runs.append(event_workflow_id(event.source, event.id))
@@ -458,5 +464,5 @@ async def test_run_settles_everything_then_stops_on_request(
     started = sorted(e.id for e, outcome in recorder.seen if outcome == "started")
     cleanup_runs.extend(event_workflow_id(e.source, e.id) for e, _ in recorder.seen)
     assert started == sorted(json.loads(b)["id"] for b in bodies), recorder.seen
-    assert listener.counters.deleted >= len(bodies)
+    assert listener.counters.acknowledged >= len(bodies)
     assert queue_counts(moto, queue) == (0, 0)

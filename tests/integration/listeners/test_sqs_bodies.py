@@ -8,13 +8,9 @@ import json
 import pytest
 
 from tflow_listeners.metrics import ListenerMetrics
-from tflow_listeners.sqs import (
-    PoisonMessage,
-    SqsCounters,
-    add_arguments,
-    events_from_body,
-    settings_from_args,
-)
+from tflow_listeners.queue import QueueCounters
+from tflow_listeners.settlement import PoisonMessage
+from tflow_listeners.sqs import add_arguments, events_from_body, settings_from_args
 
 
 def s3_record(key: str) -> dict[str, object]:
@@ -105,11 +101,11 @@ def test_bad_flags_are_named() -> None:
 
 def test_counters_are_served_with_the_listener_metrics() -> None:
     metrics = ListenerMetrics("sqs")
-    counters = SqsCounters(received=3, deleted=2, in_flight=1)
-    metrics.registry.register(counters.collector())
+    counters = QueueCounters(received=3, acknowledged=2, in_flight=1)
+    metrics.registry.register(counters.collector("sqs"))
     text = metrics.render().decode()
-    assert "tflow_listener_sqs_received_total 3.0" in text
-    assert "tflow_listener_sqs_deleted_total 2.0" in text
-    assert "tflow_listener_sqs_in_flight 1.0" in text
-    counters.deleted += 1
-    assert "tflow_listener_sqs_deleted_total 3.0" in metrics.render().decode()
+    assert 'tflow_listener_queue_received_total{listener="sqs"} 3.0' in text
+    assert 'tflow_listener_queue_acknowledged_total{listener="sqs"} 2.0' in text
+    assert 'tflow_listener_queue_in_flight{listener="sqs"} 1.0' in text
+    counters.acknowledged += 1
+    assert metrics.value("tflow_listener_queue_acknowledged_total") == 3.0

@@ -18,6 +18,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,9 +36,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from tflow_devstack.process import free_port
 from tflow_listeners.handoff import HandOff, Outcome
-from tflow_listeners.metrics import TemporalHealth
+from tflow_listeners.metrics import Submitter, TemporalHealth
+from tflow_listeners.queue import QueueListener
 from tflow_listeners.servicebus import (
-    ServiceBusListener,
+    ServiceBusEntity,
     ServiceBusSettings,
     add_arguments,
     check_entity,
@@ -159,6 +161,18 @@ class FakeReceiver:
         return message._expiry
 
 
+def listener(
+    receiver: FakeReceiver,
+    handoff: Submitter,
+    settings: ServiceBusSettings | None = None,
+    renewer: AutoLockRenewer | None = None,
+    temporal_ready: Callable[[], Awaitable[bool]] | None = None,
+) -> QueueListener[ServiceBusReceivedMessage]:
+    """The queue driver over the fake receiver, as `servicebus.run` builds it."""
+    entity = ServiceBusEntity(receiver, settings or ServiceBusSettings(), renewer)
+    return QueueListener(entity, handoff, temporal_ready=temporal_ready)
+
+
 @dataclass
 class Slow:
     inner: HandOff
@@ -198,9 +212,9 @@ async def test_event_grid_blob_event_is_completed_after_start(
 ) -> None:
     receiver = FakeReceiver()
     receiver.send(json.dumps(blob_created("a.pdf")), message_id="m-1")
-    listener = ServiceBusListener(receiver, HandOff(temporal_client, task_queue))
+    sb = listener(receiver, HandOff(temporal_client, task_queue))
 
-    [settled] = await listener.poll_once()
+    [settled] = await sb.poll_once()
 
     assert settled.verdict is Verdict.ACCEPTED
     assert [m.message_id for m in receiver.completed] == ["m-1"]
@@ -221,10 +235,10 @@ async def test_redelivery_is_a_duplicate_and_completed(
     receiver.send(body, message_id="m-1")
     receiver.send(body, message_id="m-1")  # the same message sent again
     handoff = Slow(HandOff(temporal_client, task_queue), delay=0)
-    listener = ServiceBusListener(receiver, handoff, ServiceBusSettings(max_messages=1))
+    sb = listener(receiver, handoff, ServiceBusSettings(max_messages=1))
 
-    await listener.poll_once()
-    await listener.poll_once()
+    await sb.poll_once()
+    await sb.poll_once()
 
     assert [outcome for _, outcome in handoff.seen] == ["started", "duplicate"]
     assert len(receiver.completed) == 2
@@ -238,14 +252,14 @@ async def test_temporal_down_abandons_and_pauses() -> None:
     )
     receiver = FakeReceiver()
     receiver.send(json.dumps({"eventType": "incident", "id": "1"}), message_id="m-1")
-    listener = ServiceBusListener(
+    sb = listener(
         receiver,
         HandOff(dead, "q"),
         ServiceBusSettings(max_wait_time_seconds=0.2),
         temporal_ready=TemporalHealth(dead, ttl=0).ready,
     )
 
-    [settled] = await listener.poll_once()
+    [settled] = await sb.poll_once()
     assert settled.verdict is Verdict.RETRY
     assert receiver.completed == []
     assert [m.message_id for m in receiver.abandoned] == ["m-1"]
@@ -254,12 +268,12 @@ async def test_temporal_down_abandons_and_pauses() -> None:
     assert len(receiver.available) == 1
     assert receiver.available[0].delivery_count == 1
     stop = asyncio.Event()
-    task = asyncio.create_task(listener.run(stop))
+    task = asyncio.create_task(sb.run(stop))
     await asyncio.sleep(2.5)
     stop.set()
     await asyncio.wait_for(task, 10)
     assert receiver.available[0].delivery_count == 1
-    assert listener.counters.received == 1
+    assert sb.counters.received == 1
 
 
 async def test_invalid_messages_are_dead_lettered(
@@ -270,10 +284,10 @@ async def test_invalid_messages_are_dead_lettered(
     receiver.send(json.dumps({"source": "monitoring", "message": "no type"}), message_id="no-type")
     receiver.send(json.dumps([1, 2]), message_id="not-object")
     handoff = Slow(HandOff(temporal_client, task_queue), delay=0)
-    listener = ServiceBusListener(receiver, handoff)
+    sb = listener(receiver, handoff)
 
     caplog.set_level(logging.WARNING, logger="tflow.listeners.servicebus")
-    results = await listener.poll_once()
+    results = await sb.poll_once()
 
     assert {r.verdict for r in results} == {Verdict.POISON}
     assert handoff.seen == []
@@ -297,8 +311,8 @@ async def test_slow_handoff_keeps_the_lock(
     receiver.send(json.dumps({"eventType": "incident", "id": uuid.uuid4().hex}), message_id="m")
     handoff = Slow(HandOff(temporal_client, task_queue), delay=5.0)
     async with AutoLockRenewer() as renewer:
-        listener = ServiceBusListener(receiver, handoff, renewer=renewer)
-        [settled] = await listener.poll_once()
+        sb = listener(receiver, handoff, renewer=renewer)
+        [settled] = await sb.poll_once()
     assert settled.verdict is Verdict.ACCEPTED
     assert settled.acknowledged
     assert receiver.renewals >= 2
@@ -315,11 +329,11 @@ async def test_without_renewal_a_slow_handoff_loses_the_lock(
     receiver = FakeReceiver(lock_seconds=1.0)
     receiver.send(json.dumps({"eventType": "incident", "id": uuid.uuid4().hex}), message_id="m")
     handoff = Slow(HandOff(temporal_client, task_queue), delay=2.0)
-    listener = ServiceBusListener(receiver, handoff)
-    [settled] = await listener.poll_once()
+    sb = listener(receiver, handoff)
+    [settled] = await sb.poll_once()
     assert settled.verdict is Verdict.ACCEPTED
     assert not settled.acknowledged
-    assert listener.counters.settle_errors == 1
+    assert sb.counters.errors == 1
     assert receiver.completed == []
     assert len(receiver.available) == 1  # delivered again: then a duplicate, not lost
     [(event, _)] = handoff.seen
