@@ -23,7 +23,9 @@ from tflow_operator.api import (
     ListenerSpec,
     WorkflowDefinition,
     WorkflowDefinitionSpec,
+    crddocs,
     crdgen,
+    crds,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,7 +33,7 @@ CRDS_DIR = REPO / "crds"
 DOCS = REPO / "docs" / "crd-reference.md"
 SAMPLES = REPO / "manifests" / "samples"
 
-KIND_IDS = [kind.names.kind for kind in crdgen.KINDS]
+KIND_IDS = [kind.names.kind for kind in crds.KINDS]
 RESOURCE_MODELS: dict[str, type[BaseModel]] = {
     "WorkflowDefinition": WorkflowDefinition,
     "EventRoute": EventRoute,
@@ -39,7 +41,7 @@ RESOURCE_MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-def _load_crd(kind: crdgen.Kind) -> dict[str, Any]:
+def _load_crd(kind: crds.Kind) -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load((CRDS_DIR / kind.filename).read_text(encoding="utf-8"))
     return loaded
 
@@ -53,31 +55,31 @@ def _root_schema(crd: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- drift
 
 
-@pytest.mark.parametrize("kind", crdgen.KINDS, ids=KIND_IDS)
-def test_crd_file_matches_models(kind: crdgen.Kind) -> None:
+@pytest.mark.parametrize("kind", crds.KINDS, ids=KIND_IDS)
+def test_crd_file_matches_models(kind: crds.Kind) -> None:
     path = CRDS_DIR / kind.filename
     rel = path.relative_to(REPO)
     if not path.exists():
-        pytest.fail(f"{rel} is missing: run `make crds` ({crdgen.REGENERATE_COMMAND})")
-    if path.read_text(encoding="utf-8") != crdgen.render_crd(kind):
+        pytest.fail(f"{rel} is missing: run `make crds` ({crds.REGENERATE_COMMAND})")
+    if path.read_text(encoding="utf-8") != crds.render_crd(kind):
         problems = crdgen.check(CRDS_DIR, None)
         detail = "\n".join(p for p in problems if p.startswith(str(path)))
         pytest.fail(
             f"{rel} differs from what the API models generate: run `make crds` "
-            f"({crdgen.REGENERATE_COMMAND})\n{detail}"
+            f"({crds.REGENERATE_COMMAND})\n{detail}"
         )
 
 
 def test_crd_reference_matches_models() -> None:
     rel = DOCS.relative_to(REPO)
     if not DOCS.exists():
-        pytest.fail(f"{rel} is missing: run `make crds` ({crdgen.REGENERATE_COMMAND})")
-    if DOCS.read_text(encoding="utf-8") != crdgen.render_docs():
+        pytest.fail(f"{rel} is missing: run `make crds` ({crds.REGENERATE_COMMAND})")
+    if DOCS.read_text(encoding="utf-8") != crddocs.render_docs():
         pytest.fail(f"{rel} differs from what the API models generate: run `make crds`")
 
 
 def test_crds_dir_holds_only_generated_crds() -> None:
-    expected = {kind.filename for kind in crdgen.KINDS}
+    expected = {kind.filename for kind in crds.KINDS}
     present = {path.name for path in CRDS_DIR.glob("*.yaml")}
     assert present == expected, f"unexpected or missing files in crds/: {present ^ expected}"
 
@@ -87,15 +89,15 @@ def test_check_names_the_differing_file(tmp_path: Path, capsys: pytest.CaptureFi
     assert crdgen.main(["--out", str(out), "--docs", str(docs)]) == 0
     assert crdgen.main(["--out", str(out), "--docs", str(docs), "--check"]) == 0
 
-    victim = out / crdgen.KINDS[1].filename
+    victim = out / crds.KINDS[1].filename
     victim.write_text(victim.read_text().replace("priority", "prio"), encoding="utf-8")
-    (out / "temporalflow.dev_gone.yaml").write_text(f"# {crdgen.GENERATED_HEADER}\n")
+    (out / "temporalflow.dev_gone.yaml").write_text(f"# {crds.GENERATED_HEADER}\n")
     capsys.readouterr()
     assert crdgen.main(["--out", str(out), "--docs", str(docs), "--check"]) == 1
     err = capsys.readouterr().err
     assert f"{victim}: differs from the models" in err
     assert "temporalflow.dev_gone.yaml: stale" in err
-    assert str(out / crdgen.KINDS[0].filename) not in err
+    assert str(out / crds.KINDS[0].filename) not in err
 
     docs.unlink()
     assert any(p.startswith(f"{docs}: missing") for p in crdgen.check(out, docs))
@@ -106,9 +108,9 @@ def test_check_names_the_differing_file(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_generated_files_carry_the_header() -> None:
-    for name, text in crdgen.generate_crds().items():
-        assert text.startswith(f"# {crdgen.GENERATED_HEADER}\n"), name
-    assert crdgen.GENERATED_HEADER in crdgen.render_docs().splitlines()[0]
+    for name, text in crds.generate_crds().items():
+        assert text.startswith(f"# {crds.GENERATED_HEADER}\n"), name
+    assert crds.GENERATED_HEADER in crddocs.render_docs().splitlines()[0]
 
 
 # --------------------------------------------------------------------------- structure
@@ -130,8 +132,8 @@ def _walk(node: Mapping[str, Any], path: str) -> Iterator[tuple[str, Mapping[str
 FORBIDDEN_KEYWORDS = {"$ref", "$defs", "definitions", "title", "const", "$schema", "uniqueItems"}
 
 
-@pytest.mark.parametrize("kind", crdgen.KINDS, ids=KIND_IDS)
-def test_schema_is_structural(kind: crdgen.Kind) -> None:
+@pytest.mark.parametrize("kind", crds.KINDS, ids=KIND_IDS)
+def test_schema_is_structural(kind: crds.Kind) -> None:
     root = _root_schema(_load_crd(kind))
     problems: list[str] = []
     for path, node in _walk(root, "<root>"):
@@ -161,8 +163,8 @@ def test_schema_is_structural(kind: crdgen.Kind) -> None:
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("kind", crdgen.KINDS, ids=KIND_IDS)
-def test_top_level_schema(kind: crdgen.Kind) -> None:
+@pytest.mark.parametrize("kind", crds.KINDS, ids=KIND_IDS)
+def test_top_level_schema(kind: crds.Kind) -> None:
     root = _root_schema(_load_crd(kind))
     assert root["type"] == "object"
     assert root["required"] == ["spec"]
@@ -174,8 +176,8 @@ def test_top_level_schema(kind: crdgen.Kind) -> None:
     assert "observedGeneration" in root["properties"]["status"]["properties"]
 
 
-@pytest.mark.parametrize("kind", crdgen.KINDS, ids=KIND_IDS)
-def test_every_field_is_described(kind: crdgen.Kind) -> None:
+@pytest.mark.parametrize("kind", crds.KINDS, ids=KIND_IDS)
+def test_every_field_is_described(kind: crds.Kind) -> None:
     root = _root_schema(_load_crd(kind))
     undocumented = [
         path
@@ -190,8 +192,8 @@ def test_every_field_is_described(kind: crdgen.Kind) -> None:
     assert not undocumented, f"fields without a description: {undocumented}"
 
 
-@pytest.mark.parametrize("kind", crdgen.KINDS, ids=KIND_IDS)
-def test_cel_rules_are_readable(kind: crdgen.Kind) -> None:
+@pytest.mark.parametrize("kind", crds.KINDS, ids=KIND_IDS)
+def test_cel_rules_are_readable(kind: crds.Kind) -> None:
     root = _root_schema(_load_crd(kind))
     for path, node in _walk(root, "<root>"):
         for rule in node.get("x-kubernetes-validations", []):
@@ -216,8 +218,8 @@ EXPECTED_NAMES = {
 }
 
 
-@pytest.mark.parametrize("kind", crdgen.KINDS, ids=KIND_IDS)
-def test_names_scope_and_subresources(kind: crdgen.Kind) -> None:
+@pytest.mark.parametrize("kind", crds.KINDS, ids=KIND_IDS)
+def test_names_scope_and_subresources(kind: crds.Kind) -> None:
     crd = _load_crd(kind)
     plural, singular, short = EXPECTED_NAMES[kind.names.kind]
     names = crd["spec"]["names"]
@@ -262,8 +264,8 @@ EXPECTED_COLUMNS = {
 }
 
 
-@pytest.mark.parametrize("kind", crdgen.KINDS, ids=KIND_IDS)
-def test_printer_columns(kind: crdgen.Kind) -> None:
+@pytest.mark.parametrize("kind", crds.KINDS, ids=KIND_IDS)
+def test_printer_columns(kind: crds.Kind) -> None:
     (version,) = _load_crd(kind)["spec"]["versions"]
     columns = version["additionalPrinterColumns"]
     default = [(c["name"], c["jsonPath"], c["type"]) for c in columns if not c.get("priority")]
@@ -275,7 +277,7 @@ def test_printer_columns(kind: crdgen.Kind) -> None:
 
 
 def test_key_constraints_are_carried_over() -> None:
-    wfd = _root_schema(_load_crd(crdgen.KINDS[0]))["properties"]["spec"]
+    wfd = _root_schema(_load_crd(crds.KINDS[0]))["properties"]["spec"]
     workers = wfd["properties"]["workers"]
     assert workers["default"] == {}
     assert workers["properties"]["minReplicas"] == {
@@ -304,7 +306,7 @@ def test_key_constraints_are_carried_over() -> None:
     assert "required" not in workflow  # checked by CEL with a readable message instead
     assert any("has(self.do)" in r["rule"] for r in workflow["x-kubernetes-validations"])
 
-    lsn = _root_schema(_load_crd(crdgen.KINDS[2]))["properties"]["spec"]
+    lsn = _root_schema(_load_crd(crds.KINDS[2]))["properties"]["spec"]
     assert lsn["properties"]["type"]["enum"] == ["webhook", "sqs", "azureServiceBus"]
     sqs = lsn["properties"]["sqs"]["properties"]
     assert (sqs["waitTimeSeconds"]["minimum"], sqs["waitTimeSeconds"]["maximum"]) == (0, 20)
@@ -317,8 +319,8 @@ def test_openapi_schema_rejects_non_structural_models() -> None:
     class Union(BaseModel):
         value: int | str
 
-    with pytest.raises(crdgen.SchemaError, match=r"Union\.value"):
-        crdgen.openapi_schema(Union)
+    with pytest.raises(crds.SchemaError, match=r"Union\.value"):
+        crds.openapi_schema(Union)
 
 
 # --------------------------------------------------------------------------- samples

@@ -1,7 +1,8 @@
 """The Temporal Flow API (group ``temporalflow.dev``, version ``v1alpha1``) as pydantic models.
 
 The models are the single source of truth: the CustomResourceDefinitions in ``crds/`` and
-the CRD reference in ``docs/`` are generated from them by :mod:`tflow_operator.api.crdgen`.
+the CRD reference in ``docs/`` are generated from them (:mod:`tflow_operator.api.crds`,
+:mod:`tflow_operator.api.crddocs`; ``make crds`` runs :mod:`tflow_operator.api.crdgen`).
 """
 
 from tflow_operator.api.common import (
