@@ -4,18 +4,21 @@
 # Non-root, and happy with a read-only root file system (only /tmp needs to be writable).
 #
 # BASE_IMAGE is any Debian bookworm image with Python 3.11 as `python3`: the official
-# python image for anyone with a registry (the default), or the project's own base made
-# from Debian's packages by `make image` (see docs/development.md), which builds with
-# `--build-arg BASE_IMAGE=localhost/temporal-flow-base:bookworm-<hash>` and no registry.
+# python image for anyone with a registry (the default, pinned by the digest of its
+# multi-platform index so that every build starts from the same bytes), or the project's
+# own base made from Debian's packages by `make image` (see docs/development.md), which
+# builds with `--build-arg BASE_IMAGE=localhost/temporal-flow-base:bookworm-<hash>` and no
+# registry. To move the pin to today's image of the tag, take the digest that
+# `docker buildx imagetools inspect python:3.11-slim-bookworm` prints (or pass it with
+# `--build-arg BASE_IMAGE=python:3.11-slim-bookworm@sha256:...`).
 #
 # Targets: `production` (the last stage, so the default) is what the chart runs; `samples`
 # adds the sample flows' custom functions (tflow_samples), for the sample
 # WorkflowDefinitions' worker Deployments.
 
-ARG BASE_IMAGE=python:3.11-slim-bookworm
+ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:6d2502238109c929569ae99355e28890c438cb11bc88ef02cd189c173b3db07c
 
 FROM ${BASE_IMAGE} AS uv
-ARG UV_VERSION=0.13.9
 # Behind a TLS-intercepting proxy, the CA bundle pip (PIP_CERT) and uv (SSL_CERT_FILE) trust
 # while building; `make image` passes the host's, mounted for RUN only. Unset by default;
 # nothing of it stays in the image.
@@ -23,8 +26,12 @@ ARG PIP_CERT
 ARG SSL_CERT_FILE
 # uv in a virtualenv of its own: Debian's python refuses a system-wide `pip install`
 # (PEP 668, "externally managed"), the official image's allows it; a venv works on both.
+# The version and the hashes of its files come from the lock `make venv` installs from too
+# (its version is UV_VERSION of hack/versions.env): the image's uv is the developers'.
+COPY hack/uv-requirements.txt /tmp/uv-requirements.txt
 RUN python3 -m venv /opt/uv \
-    && /opt/uv/bin/pip install --no-cache-dir --disable-pip-version-check "uv==${UV_VERSION}"
+    && /opt/uv/bin/pip install --no-cache-dir --disable-pip-version-check \
+       --require-hashes --no-deps --only-binary=:all: -r /tmp/uv-requirements.txt
 
 FROM uv AS build
 ARG SSL_CERT_FILE

@@ -24,9 +24,10 @@ help: ## Show this help.
 
 ##@ Setup (each installs only what is missing)
 
+# The uv the image installs too: UV_VERSION, its files' hashes in hack/uv-requirements.txt.
 $(UV):
 	python3 -m venv "$(UV_HOME)"
-	"$(UV_HOME)/bin/pip" install --quiet "uv==$(UV_VERSION)"
+	"$(UV_HOME)/bin/pip" install --quiet --require-hashes --no-deps -r hack/uv-requirements.txt
 
 .PHONY: venv
 venv: $(UV) ## Create .venv with the locked Python dependencies.

@@ -59,7 +59,14 @@ TARGETS: Final[dict[str, str]] = {
     "production": "temporal-flow",
     "samples": "temporal-flow-samples",
 }
-_COMMON_FILES: Final = ("Dockerfile", ".dockerignore", "pyproject.toml", "uv.lock", "README.md")
+_COMMON_FILES: Final = (
+    "Dockerfile",
+    ".dockerignore",
+    "pyproject.toml",
+    "uv.lock",
+    "README.md",
+    "hack/uv-requirements.txt",
+)
 _TREES: Final[dict[str, tuple[str, ...]]] = {
     "production": ("operator", "workers", "listeners", "cli"),
     "samples": ("operator", "workers", "listeners", "cli", "samples"),
@@ -498,8 +505,6 @@ def _build(target: str, base: str | None, base_ref: str, reference: str, context
             target,
             "--build-arg",
             f"BASE_IMAGE={base_ref}",
-            "--build-arg",
-            f"UV_VERSION={versions()['UV_VERSION']}",
             *_host_ca_arguments(),
             "--tag",
             reference,

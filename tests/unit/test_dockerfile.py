@@ -83,20 +83,32 @@ def test_hadolint_passes() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_base_is_a_build_argument_defaulting_to_the_official_slim_image() -> None:
+def test_base_is_a_build_argument_defaulting_to_the_official_slim_image_by_digest() -> None:
     text = DOCKERFILE.read_text()
-    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim-bookworm$", text, re.MULTILINE)
+    # From a registry, the official image's multi-platform index, pinned by its digest.
+    assert re.search(
+        r"^ARG BASE_IMAGE=python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}$", text, re.MULTILINE
+    )
     all_stages = stages()
     for stage in all_stages.values():
         # Every stage starts from the chosen base or from an earlier stage: no other image.
         assert stage.parent == "${BASE_IMAGE}" or stage.parent in all_stages, stage
-    # uv comes from a venv of its own (Debian's python refuses a system pip install) at the
-    # version hack/versions.env pins.
-    (uv_install,) = [r for s in all_stages.values() for r in s.runs if "uv==" in r]
+
+
+def test_uv_is_installed_from_the_hashed_lock_at_the_one_pinned_version() -> None:
+    all_stages = stages()
+    # uv comes from a venv of its own (Debian's python refuses a system pip install), from
+    # the lock whose files' hashes pip checks, the same lock `make venv` installs from.
+    (uv_install,) = [r for s in all_stages.values() for r in s.runs if "uv-requirements" in r]
     assert "python3 -m venv" in uv_install
-    default = re.search(r"^ARG UV_VERSION=(\S+)$", text, re.MULTILINE)
-    assert default is not None
-    assert default.group(1) == tools.versions()["UV_VERSION"]
+    assert "--require-hashes" in uv_install
+    assert "hack/uv-requirements.txt" in all_stages["uv"].copies
+    assert "-r hack/uv-requirements.txt" in (ROOT / "Makefile").read_text()
+    # One version: the lock's is hack/versions.env's, and nothing else names one.
+    lock = (ROOT / "hack" / "uv-requirements.txt").read_text()
+    assert re.findall(r"^uv==(\S+) ", lock, re.MULTILINE) == [tools.versions()["UV_VERSION"]]
+    assert len(re.findall(r"--hash=sha256:[0-9a-f]{64}", lock)) > 1
+    assert not re.search(r"^ARG UV_VERSION", DOCKERFILE.read_text(), re.MULTILINE)
 
 
 def test_targets_non_root_and_default_is_production() -> None:
