@@ -4,7 +4,11 @@ from the RBAC, Chart.yaml's metadata and NOTES.txt's commands."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +16,7 @@ import yaml
 from chart import CHART, NAMESPACE, RELEASE, find, helm, render
 
 from tflow_devstack.controlplane import ControlPlane
+from tflow_devstack.tools import cache_dir, versions
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +101,52 @@ def test_service_monitor_scrapes_the_metrics_service() -> None:
     )  # fmt: skip
     assert refused.returncode != 0
     assert "serviceMonitor.enabled needs operator.metrics.enabled" in refused.stderr
+
+
+@pytest.fixture(scope="module")
+def service_monitor_crd(kube: ControlPlane, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """prometheus-operator's ServiceMonitor CRD, from its Go module at the pinned version."""
+    module = "github.com/prometheus-operator/prometheus-operator"
+    workdir = cache_dir() / "go-mod-download"
+    workdir.mkdir(parents=True, exist_ok=True)
+    found = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{versions()['PROMETHEUS_OPERATOR_VERSION']}"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
+    crds = Path(json.loads(found.stdout)["Dir"]) / "example" / "prometheus-operator-crd"
+    only = tmp_path_factory.mktemp("servicemonitor-crd")
+    shutil.copy(crds / "monitoring.coreos.com_servicemonitors.yaml", only)
+    kube.apply_crds(only)
+
+
+def test_the_apiserver_accepts_the_service_monitor_under_its_crd(
+    kube: ControlPlane, service_monitor_crd: None, namespace: str
+) -> None:
+    objects = render(
+        "operator.metrics.serviceMonitor.enabled=true",
+        "operator.metrics.serviceMonitor.labels.release=prometheus",
+        show_tests=False,
+    )
+    for kind, part in (("ServiceMonitor", "operator"), ("Service", "operator-metrics")):
+        obj = find(objects, kind, part)
+        obj["metadata"]["namespace"] = namespace
+        kube.kubectl(
+            "apply", "--dry-run=server", "--validate=strict", "-f", "-",
+            input=yaml.safe_dump(obj),
+        )  # fmt: skip
+    # The CRD's schema is checked, not only the kind: a wrong field is refused.
+    monitor = find(objects, "ServiceMonitor")
+    monitor["metadata"]["namespace"] = namespace
+    monitor["spec"]["endpoints"][0]["interval"] = "every minute"
+    refused = kube.kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(monitor), check=False
+    )
+    assert refused.returncode != 0
+    assert "interval" in refused.stderr
 
 
 def test_listeners_get_their_own_image_value() -> None:
