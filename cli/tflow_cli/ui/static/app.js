@@ -39,6 +39,13 @@ function when(text) {
   return text ? new Date(text).toLocaleString() : "-";
 }
 
+function duration(start, end) {
+  if (!start || !end) return "-";
+  const ms = new Date(end) - new Date(start);
+  return ms < 1000 ? `${ms} ms` : ms < 120000 ? `${(ms / 1000).toFixed(1)} s`
+    : `${Math.round(ms / 60000)} min`;
+}
+
 function badge(text) {
   return el("span", { class: `badge ${text}` }, text || "-");
 }
@@ -422,7 +429,9 @@ function taskLog(view) {
       el("td", { title: entry.reference }, entry.name),
       el("td", {}, entry.kind),
       el("td", {}, badge(entry.outcome)),
-      el("td", {}, when(entry.startedAt)),
+      el("td", { title: when(entry.started_at) },
+        entry.started_at ? new Date(entry.started_at).toLocaleTimeString() : "-"),
+      el("td", {}, duration(entry.started_at, entry.ended_at)),
       el("td", {},
         entry.error ? el("div", { class: "error" }, `${entry.error.title || ""}: ${entry.error.detail || ""}`) : null,
         last ? el("details", {}, el("summary", {}, `${last.activity}${calls.length > 1 ? ` ×${calls.length}` : ""}`),
@@ -431,7 +440,7 @@ function taskLog(view) {
             : [el("div", {}, "output"), pretty(last.output)]) : null));
   });
   return el("table", { id: "task-log" },
-    el("thead", {}, el("tr", {}, ...["task", "kind", "outcome", "started", "detail"]
+    el("thead", {}, el("tr", {}, ...["task", "kind", "outcome", "started", "took", "detail"]
       .map((h) => el("th", {}, h)))),
     el("tbody", {}, rows));
 }
@@ -501,6 +510,8 @@ async function showRun(main, query) {
     side.querySelector("#outcome").replaceWith(outcome(view));
     side.querySelector("#log").replaceChildren(view.log ? taskLog(view) : el("p", { class: "muted" }, "no task log"));
     updateQuickSends(side, view);
+    // A closed run takes no actions.
+    side.querySelector("#actions").hidden = view.status !== "running";
     main.dataset.status = view.status;
   };
   render(first);

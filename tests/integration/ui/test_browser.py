@@ -1,0 +1,245 @@
+"""The web UI in a real browser (Debian's Chromium, driven by Playwright) against the dev
+server and the apiserver: the order sample's WorkflowDefinition in a namespace, its
+workers in this process, one run waiting for approval. The page lists the definition and
+the run, draws the run with the waiting task highlighted, refuses the approval without
+the token (401 on the page), sends it with the token, and shows the run completing on the
+graph. Each step's screenshot is kept in the test's temporary directory (its path is
+printed); the README's pictures come from this test (TFLOW_UI_DOCS_IMAGES=1)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+import samples
+from playwright.async_api import Page, async_playwright, expect
+from temporalio.client import Client
+
+from tflow_devstack.controlplane import ControlPlane
+from tflow_devstack.process import free_port
+from tflow_devstack.temporal import TemporalServer
+from tflow_devstack.tools import REPO_ROOT, venv_binary
+from tflow_operator.kube import KubeClient
+from tflow_workers.engine.activities import DirectoryRegistry, EngineActivities, SecretStore
+from tflow_workers.engine.model import DefinitionRef, RunInput
+from tflow_workers.engine.starter import start_run
+from tflow_workers.worker import build_worker
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "browser-test-token"
+ORDER = "order-workflow.yaml"
+SHIPPING = "shipping-workflow.yaml"
+
+
+def chromium() -> str:
+    found = shutil.which("chromium")
+    assert found, "Chromium is not installed: run `make chromium`"
+    return found
+
+
+@pytest.fixture
+def ui_url(
+    temporal: TemporalServer, kube: ControlPlane, namespace: str, tmp_path: Path
+) -> Iterator[str]:
+    """`tflow ui` as a process, as a user starts it, allowed to act on `namespace` only."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": temporal.address,
+        "TEMPORAL_NAMESPACE": temporal.namespace,
+        "KUBECONFIG": str(kube.kubeconfig),
+        "TFLOW_UI_TOKEN": TOKEN,
+        "TFLOW_UI_NAMESPACES": namespace,
+        "TFLOW_TEMPORAL_UI_URL": temporal.ui_url,
+    }
+    log = (tmp_path / "tflow-ui.log").open("w")
+    process = subprocess.Popen(
+        [str(venv_binary("tflow")), "ui", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            assert process.poll() is None, (tmp_path / "tflow-ui.log").read_text()
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            subprocess.run(["sleep", "0.1"], check=True)
+        else:
+            raise AssertionError("tflow ui did not come up")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+async def shop_workers(
+    temporal_client: Client, task_queue: str, tmp_path: Path, shop_db: str
+) -> AsyncIterator[str]:
+    """The order and shipping workers, as the sample's Deployments would run them."""
+    definitions = tmp_path / "definitions"
+    definitions.mkdir()
+    shipping_queue = f"{task_queue}-shipping"
+    (definitions / SHIPPING).write_text(
+        (samples.SAMPLES / SHIPPING)
+        .read_text()
+        .replace("taskQueue: shipping", f"taskQueue: {shipping_queue}")
+    )
+    secret = tmp_path / "secrets" / "shop-database"
+    secret.mkdir(parents=True)
+    (secret / "url").write_text(shop_db)
+    registry = DirectoryRegistry(definitions)
+    orders = build_worker(
+        temporal_client,
+        task_queue,
+        EngineActivities(
+            client=temporal_client, definitions=registry, secrets=SecretStore(secret.parent)
+        ),
+        samples.functions(ORDER),
+    )
+    shipping = build_worker(
+        temporal_client,
+        shipping_queue,
+        EngineActivities(client=temporal_client, definitions=registry),
+        samples.functions(SHIPPING),
+    )
+    async with orders, shipping:
+        yield task_queue
+
+
+class Shots:
+    """Screenshots of each step, kept in the test's directory. With
+    TFLOW_UI_DOCS_IMAGES=1 the run's page waiting and completed are also written to
+    docs/images, where the README shows them."""
+
+    DOCS: ClassVar[dict[str, str]] = {
+        "3-waiting": "ui-run-waiting.png",
+        "5-completed": "ui-run-completed.png",
+    }
+
+    def __init__(self, page: Page, directory: Path) -> None:
+        self.page = page
+        self.directory = directory
+        self.docs = os.environ.get("TFLOW_UI_DOCS_IMAGES") == "1"
+        directory.mkdir(parents=True, exist_ok=True)
+
+    async def take(self, name: str, **options: Any) -> Path:
+        path = self.directory / f"{name}.png"
+        await self.page.screenshot(path=str(path), **options)
+        assert path.stat().st_size > 10_000, f"{path} looks empty"
+        if self.docs and name in self.DOCS:
+            shutil.copy(path, REPO_ROOT / "docs" / "images" / self.DOCS[name])
+        print(f"screenshot: {path}", file=sys.stderr)
+        return path
+
+
+async def test_approve_an_order_from_the_page(
+    crds: None,
+    namespace: str,
+    kube_client: KubeClient,
+    temporal_client: Client,
+    shop_workers: str,
+    ui_url: str,
+    tmp_path: Path,
+    cleanup_runs: list[str],
+) -> None:
+    manifest = samples.manifest(ORDER)
+    manifest["metadata"] = {"name": "order", "namespace": namespace}
+    manifest["spec"]["taskQueue"] = shop_workers
+    await kube_client.create(manifest)
+    order_id = f"o-{uuid.uuid4().hex[:6]}"
+    handle = await start_run(
+        temporal_client,
+        RunInput(
+            document=manifest["spec"]["workflow"],
+            input={"orderId": order_id, "address": "1 Old Road", "amount": 42.5},
+            definition=DefinitionRef(name="order", namespace=namespace),
+        ),
+        shop_workers,
+        workflow_id=f"order-{order_id}",
+    )
+    cleanup_runs.append(handle.id)
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium(), args=["--no-sandbox"]
+        )
+        page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+        shots = Shots(page, tmp_path / "screenshots")
+        try:
+            # The definitions page lists the order definition of the namespace.
+            await page.goto(ui_url)
+            definitions = page.locator("#definitions")
+            link = definitions.get_by_role("link", name="order", exact=True)
+            await expect(link).to_be_visible()
+            await expect(definitions).to_contain_text(shop_workers)
+            await shots.take("1-definitions")
+
+            # Its runs: visibility catches up within a second or two.
+            await link.click()
+            run_link = page.locator("#runs a.run-link", has_text=handle.id)
+            for _ in range(30):
+                if await run_link.count():
+                    break
+                await page.wait_for_timeout(500)
+                await page.reload()
+            await expect(run_link).to_be_visible()
+            await shots.take("2-runs")
+
+            # The run, waiting for approval: the review task highlighted on the graph.
+            await run_link.click()
+            review = page.locator('g.node[data-name="review"]')
+            await expect(review).to_have_attribute("data-state", "waiting", timeout=20_000)
+            await expect(page.locator('g.node[data-name="validateOrder"]')).to_have_attribute(
+                "data-state", "done"
+            )
+            await expect(page.locator("#waiting")).to_contain_text("approve")
+            await expect(page.locator("#waiting")).to_contain_text("PT3M")
+            await expect(page.locator("#run-status")).to_have_text("running")
+            await shots.take("3-waiting", full_page=True)
+
+            # Without the token the approval is refused, and the page says so.
+            approve = page.locator('button[data-send="approve"]')
+            await approve.click()
+            await expect(page.locator("#banner")).to_contain_text("401")
+            await expect(page.locator("#banner")).to_contain_text("set the token")
+            await shots.take("4-unauthorized")
+
+            # With it, the approval goes through and the run completes on the graph.
+            await page.fill("#token", TOKEN)
+            await page.click("#token-form button")
+            await page.fill("#signal-data", '{"by": "ops"}')
+            await approve.click()
+            await expect(page.locator("#banner")).to_contain_text("signal approve sent")
+            await expect(page.locator("#run-status")).to_have_text("completed", timeout=60_000)
+            for task in ("review", "chargePayment", "ship", "complete", "End"):
+                await expect(page.locator(f'g.node[data-name="{task}"]')).to_have_attribute(
+                    "data-state", "done"
+                )
+            await expect(page.locator("#outcome")).to_contain_text('"status": "completed"')
+            await expect(page.locator("#actions")).to_be_hidden()
+            await expect(
+                page.locator('#task-log tr[data-ref="/do/2/awaitApproval/try/0/review"]')
+            ).to_contain_text("completed")
+            await shots.take("5-completed", full_page=True)
+        finally:
+            await browser.close()
+
+    result = await handle.result()
+    assert result["status"] == "completed"
+    assert result["orderId"] == order_id
