@@ -229,3 +229,30 @@ def test_notes_show_commands_a_chart_user_can_run(
     webhook = notes(kube, "listener.sample.enabled=true")
     assert "curl -X POST localhost:8080/events" in webhook
     assert "tflow send" not in webhook
+
+
+def leaves(values: Any, prefix: str = "") -> list[str]:
+    if not isinstance(values, dict) or not values:
+        return [prefix]
+    return [path for key, v in values.items() for path in leaves(v, f"{prefix}{key}.")]
+
+
+def test_the_readme_documents_every_value() -> None:
+    readme = (CHART / "README.md").read_text()
+    table = readme.split("## Values", 1)[1]
+    documented = {
+        key
+        for row in re.findall(r"^\| (`[^|]+`) \|", table, re.MULTILINE)
+        for key in re.findall(r"`([^`]+)`", row)
+    }
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for key in documented:
+        node: Any = values
+        for part in key.split("."):
+            assert isinstance(node, dict), key
+            assert part in node, f"README names {key}, not a value"
+            node = node[part]
+    for leaf in leaves(values):
+        parts = leaf.rstrip(".").split(".")
+        prefixes = {".".join(parts[: i + 1]) for i in range(len(parts))}
+        assert prefixes & documented, f"{leaf.rstrip('.')} is not in the README's table"
