@@ -109,6 +109,8 @@ def up(workdir: Path) -> int:
             "KUBECONFIG": str(cluster.cp.kubeconfig),
             "TEMPORAL_ADDRESS": cluster.temporal.address,
             "TEMPORAL_NAMESPACE": cluster.temporal.namespace,
+            # `tflow ui` links each run to its history in Temporal's own UI.
+            "TFLOW_TEMPORAL_UI_URL": cluster.temporal.ui_url,
             "PATH": f"{go_binary('kubectl').parent}:{Path(sys.executable).parent}:$PATH",
         }
         env_file = workdir / "env"
@@ -133,6 +135,7 @@ def up(workdir: Path) -> int:
             '    -d \'{"eventType": "incident", "source": "monitoring", "message": "disk at 85%"}\''
         )
         print("  tflow runs list --definition default/incident")
+        print("  tflow ui                                   # the web UI, http://127.0.0.1:8088/")
         print()
         print(f"  Temporal UI:      {cluster.temporal.ui_url}")
         print(f"  Temporal gRPC:    {cluster.temporal.address}")

@@ -28,6 +28,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="the bearer token actions need (default $TFLOW_UI_TOKEN, else a new one printed)",
     )
     ui.add_argument(
+        "--read-only",
+        action="store_true",
+        default=env("TFLOW_UI_READ_ONLY", "") in ("1", "true"),
+        help="no actions at all, and no token made up (default $TFLOW_UI_READ_ONLY)",
+    )
+    ui.add_argument(
         "--allow-namespace",
         action="append",
         default=None,
@@ -47,7 +53,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ui.set_defaults(func=cmd_ui)
 
 
-def _token(args: argparse.Namespace) -> tuple[str, bool]:
+def _token(args: argparse.Namespace) -> tuple[str | None, bool]:
+    """The actions' token and whether it was made up here (then it is printed once)."""
+    if args.read_only:
+        return None, False
     if args.token_file:
         return Path(args.token_file).read_text().strip(), False
     given = os.environ.get("TFLOW_UI_TOKEN")
@@ -64,7 +73,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
         n.strip() for n in os.environ.get("TFLOW_UI_NAMESPACES", "*").split(",") if n.strip()
     ]
     settings = UiSettings(
-        token=SecretStr(token), namespaces=tuple(namespaces), temporal_ui=args.temporal_ui
+        token=SecretStr(token) if token else None,
+        namespaces=tuple(namespaces),
+        temporal_ui=args.temporal_ui,
     )
     asyncio.run(_serve(args, settings, token if generated else None))
     return 0
@@ -83,6 +94,8 @@ async def _serve(args: argparse.Namespace, settings: UiSettings, shown_token: st
     print(f"tflow ui: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
     if shown_token:
         print(f"tflow ui: actions token: {shown_token}", file=sys.stderr, flush=True)
+    elif settings.token is None:
+        print("tflow ui: read-only, no actions", file=sys.stderr, flush=True)
     if not GRAPH_LIBRARY.exists():
         print(
             "tflow ui: the graph layout library is missing (run `make ui-assets`); "

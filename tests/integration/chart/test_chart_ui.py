@@ -1,0 +1,115 @@
+"""The chart's web UI: off by default; when enabled, a Deployment running `tflow ui` with
+the token from a Secret (else read-only), a Service, and read-only access to the custom
+resources (and no Secrets) that the apiserver enforces."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import yaml
+from chart import CHART, find, helm, render
+
+from tflow_devstack.controlplane import ControlPlane
+
+pytestmark = pytest.mark.integration
+
+
+def _env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_the_ui_is_off_by_default() -> None:
+    assert not [
+        o
+        for o in render()
+        if o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "ui"
+    ]
+
+
+def test_enabled_with_a_token_secret() -> None:
+    objects = render(
+        "ui.enabled=true",
+        "ui.tokenSecret.name=ui-token",
+        "ui.namespaces={shop,ops}",
+        "ui.temporalUiUrl=https://temporal.example",
+        "temporal.clientSecret=temporal-client",
+    )
+    deployment = find(objects, "Deployment", "-ui")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["tflow", "ui"]
+    env = _env(container)
+    assert env["TFLOW_UI_TOKEN"] == {"secretKeyRef": {"name": "ui-token", "key": "token"}}
+    assert env["TFLOW_UI_NAMESPACES"] == "shop,ops"
+    assert env["TFLOW_UI_HOST"] == "0.0.0.0"
+    assert env["TFLOW_TEMPORAL_UI_URL"] == "https://temporal.example"
+    assert "TFLOW_UI_READ_ONLY" not in env
+    assert container["envFrom"] == [{"secretRef": {"name": "temporal-client"}}]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["serviceAccountName"] == deployment["metadata"]["name"]
+    service = find(objects, "Service", "-ui")
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http"}]
+    role = find(objects, "ClusterRole", "-ui")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["temporalflow.dev"],
+            "resources": ["workflowdefinitions", "eventroutes", "listeners"],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+
+
+def test_without_a_token_it_is_read_only() -> None:
+    (container,) = find(render("ui.enabled=true"), "Deployment", "-ui")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    env = _env(container)
+    assert env["TFLOW_UI_READ_ONLY"] == "1"
+    assert "TFLOW_UI_TOKEN" not in env
+
+
+def test_schema_refuses_unknown_ui_values() -> None:
+    result = helm("template", "x", str(CHART), "--set", "ui.colour=blue", check=False)
+    assert result.returncode != 0
+    assert "additional properties 'colour' not allowed" in result.stderr
+
+
+def test_the_apiserver_lets_the_ui_read_custom_resources_only(
+    kube: ControlPlane, crds: None, namespace: str
+) -> None:
+    release = f"ui-{uuid.uuid4().hex[:6]}"
+    out = helm(
+        "template",
+        release,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--set",
+        "ui.enabled=true",
+        "--show-only",
+        "templates/ui.yaml",
+    ).stdout
+    rbac = [
+        o
+        for o in yaml.safe_load_all(out)
+        if o and o["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+    ]
+    kube.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(rbac))
+    name = rbac[0]["metadata"]["name"]
+    user = f"--as=system:serviceaccount:{namespace}:{name}"
+    try:
+
+        def can(*args: str) -> str:
+            result = kube.kubectl("auth", "can-i", *args, user, check=False)
+            return result.stdout.strip()
+
+        assert can("list", "workflowdefinitions.temporalflow.dev", "-A") == "yes"
+        assert can("get", "listeners.temporalflow.dev", "-n", "default") == "yes"
+        assert can("list", "eventroutes.temporalflow.dev", "-A") == "yes"
+        assert can("create", "workflowdefinitions.temporalflow.dev", "-n", namespace) == "no"
+        assert can("get", "secrets", "-n", namespace) == "no"
+    finally:
+        kube.kubectl("delete", "clusterrole,clusterrolebinding", name, check=False)
