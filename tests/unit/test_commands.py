@@ -10,7 +10,7 @@ from tflow_devstack.tools import REPO_ROOT
 from tflow_listeners.__main__ import SOURCES as LISTENER_MODULES
 from tflow_listeners.__main__ import build_parser
 from tflow_operator.api.listener import ListenerType
-from tflow_operator.listener import SOURCES as OPERATOR_SOURCES
+from tflow_operator.listener_children import SOURCES as OPERATOR_SOURCES
 from tflow_workers.commands import LISTENER_COMMAND, LISTENER_SOURCES, WORKER_COMMAND
 from tflow_workers.worker import cli
 

@@ -15,7 +15,8 @@ import pytest
 from tflow_operator.api.common import API_VERSION
 from tflow_operator.config import Config
 from tflow_operator.kube import KubeClient
-from tflow_operator.listener import child_name, reconcile_listener
+from tflow_operator.listener import reconcile_listener
+from tflow_operator.listener_children import child_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("crds")]
 

@@ -15,7 +15,7 @@ from tflow_listeners.__main__ import SOURCES, build_parser
 from tflow_operator import keda
 from tflow_operator.api.listener import ListenerSpec
 from tflow_operator.config import Config
-from tflow_operator.listener import (
+from tflow_operator.listener_children import (
     child_name,
     listener_children,
     listener_deployment,

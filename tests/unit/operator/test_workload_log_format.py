@@ -11,7 +11,7 @@ import pytest
 from tflow_listeners.__main__ import build_parser
 from tflow_operator.api.listener import ListenerSpec
 from tflow_operator.config import Config, ConfigError
-from tflow_operator.listener import listener_deployment
+from tflow_operator.listener_children import listener_deployment
 from tflow_operator.model import definition_info
 from tflow_operator.workers import merge_settings, worker_deployment
 from tflow_workers.worker import parse_args
