@@ -2,100 +2,65 @@
 
 Cron is Temporal's job: each scheduled WorkflowDefinition owns one Temporal Schedule whose
 action starts the interpreter workflow with a snapshot of the definition's document. This
-module builds that schedule from the spec, keeps it in sync ("create, else update", and
-an update only when something differs), deletes it, and reads the run statistics the
-operator reports in the definition's status.
-
-Temporal rewrites what it is given: cron strings come back as structured calendars and a
-catch-up window is raised to its minimum. Those two cannot be compared with what was sent,
-so a digest of them travels in the schedule's note; everything else is compared with the
-schedule's description field by field.
+module keeps that schedule in sync ("create, else update", and an update only when
+something differs), deletes it, and reads the run statistics the operator reports in the
+definition's status. What the schedule should be is :mod:`tflow_operator.schedule_spec`;
+what differs from the live one is :mod:`tflow_operator.schedule_diff`.
 
 Errors the operator acts on are typed: ``TemporalUnavailable`` (set a condition, back off,
-retry) and ``InvalidSchedule`` (the spec is wrong; the message names the field).
+retry) and ``InvalidSchedule`` (the spec is wrong; the message names the field). Temporal
+validates the cron expressions and the time zone itself; its answer is translated into
+``InvalidSchedule``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Final, Literal
+from datetime import datetime
+from typing import Final, Literal
 
-from temporalio.api.common.v1 import Payload
 from temporalio.client import (
     Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
     ScheduleDescription,
-    ScheduleOverlapPolicy,
-    SchedulePolicy,
-    ScheduleSpec,
     ScheduleUpdate,
     ScheduleUpdateInput,
 )
-from temporalio.client import ScheduleState as TemporalScheduleState
-from temporalio.common import TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
-from tflow_operator.api.common import parse_duration
-from tflow_operator.api.workflowdefinition import (
-    OverlapPolicy,
-    WorkflowDefinition,
-)
-from tflow_operator.api.workflowdefinition import (
-    Schedule as ScheduleSpecModel,
+from tflow_operator.api.workflowdefinition import Schedule as ScheduleSpecModel
+from tflow_operator.api.workflowdefinition import WorkflowDefinition
+from tflow_operator.schedule_diff import differences
+from tflow_operator.schedule_spec import (
+    InvalidSchedule,
+    ScheduleError,
+    definition_query,
+    desired_schedule,
+    identity,
+    schedule_id,
 )
 from tflow_workers.connection import TemporalUnavailable
-from tflow_workers.engine.errors import WorkflowError, check_payload
-from tflow_workers.engine.model import SA_DEFINITION, WORKFLOW_TYPE, DefinitionRef, RunInput
-from tflow_workers.engine.starter import memo, search_attributes
 
-SCHEDULE_ID_PREFIX: Final = "tflow-"
+__all__ = [
+    "InvalidSchedule",
+    "RunStats",
+    "ScheduleError",
+    "ScheduleState",
+    "delete_schedule",
+    "describe_schedule",
+    "reconcile_schedule",
+    "run_stats",
+    "schedule_id",
+]
+
 MANAGED_BY: Final = "temporal-flow"
-
-# Temporal raises any shorter catch-up window, "0" included, to this minimum; the operator
-# asks for the minimum itself so what it sends is what Temporal keeps.
-MIN_CATCHUP_WINDOW: Final = timedelta(seconds=10)
 
 # How many of a definition's most recent runs are looked at to find the latest start.
 LAST_RUN_SCAN: Final = 50
 
-_OVERLAP: Final[Mapping[OverlapPolicy, ScheduleOverlapPolicy]] = {
-    OverlapPolicy.SKIP: ScheduleOverlapPolicy.SKIP,
-    OverlapPolicy.BUFFER_ONE: ScheduleOverlapPolicy.BUFFER_ONE,
-    OverlapPolicy.BUFFER_ALL: ScheduleOverlapPolicy.BUFFER_ALL,
-    OverlapPolicy.CANCEL_OTHER: ScheduleOverlapPolicy.CANCEL_OTHER,
-    OverlapPolicy.TERMINATE_OTHER: ScheduleOverlapPolicy.TERMINATE_OTHER,
-    OverlapPolicy.ALLOW_ALL: ScheduleOverlapPolicy.ALLOW_ALL,
-}
-
 _UNAVAILABLE: Final = frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED})
-_NOTE_DIGEST = re.compile(r"\[spec ([0-9a-f]+)\]\s*$")
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class ScheduleError(Exception):
-    """Base of the errors this module raises on purpose."""
-
-
-class InvalidSchedule(ScheduleError, ValueError):
-    """``spec.schedule`` (or what it makes) was refused; ``field`` says which part."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        self.field = field
-        self.reason = reason
-        super().__init__(f"{field}: {reason}")
-
-
-# --------------------------------------------------------------------------- results
 
 
 Outcome = Literal["created", "updated", "unchanged", "deleted", "absent"]
@@ -129,374 +94,6 @@ class RunStats:
     running: int
 
 
-# --------------------------------------------------------------------------- names
-
-
-def schedule_id(namespace: str, name: str) -> str:
-    """The Temporal Schedule id of a definition: ``tflow-<namespace>.<name>``.
-
-    A Kubernetes namespace never contains a dot, so the id is unambiguous across
-    namespaces. It is also the workflow id prefix of scheduled runs (Temporal appends
-    ``-<scheduled time>``).
-    """
-    return f"{SCHEDULE_ID_PREFIX}{namespace}.{name}"
-
-
-def definition_query(namespace: str, name: str) -> str:
-    """The visibility query matching every run of a definition."""
-    value = f"{namespace}/{name}".replace("\\", "\\\\").replace('"', '\\"')
-    return f'{SA_DEFINITION.name} = "{value}"'
-
-
-# --------------------------------------------------------------------------- cron
-
-
-@dataclass(frozen=True)
-class _CronField:
-    name: str
-    low: int
-    high: int
-    names: tuple[str, ...] = ()
-    min_name_length: int = 0
-    first_name_value: int = 0
-
-
-_SECOND = _CronField("second", 0, 59)
-_MINUTE = _CronField("minute", 0, 59)
-_HOUR = _CronField("hour", 0, 23)
-_DAY_OF_MONTH = _CronField("day-of-month", 1, 31)
-_MONTH = _CronField(
-    "month",
-    1,
-    12,
-    names=(
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ),
-    min_name_length=3,
-    first_name_value=1,
-)
-_DAY_OF_WEEK = _CronField(
-    "day-of-week",
-    0,
-    7,
-    names=("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"),
-    min_name_length=2,
-)
-_YEAR = _CronField("year", 2000, 2100)
-
-_LAYOUTS: Final[Mapping[int, tuple[_CronField, ...]]] = {
-    5: (_MINUTE, _HOUR, _DAY_OF_MONTH, _MONTH, _DAY_OF_WEEK),
-    6: (_MINUTE, _HOUR, _DAY_OF_MONTH, _MONTH, _DAY_OF_WEEK, _YEAR),
-    7: (_SECOND, _MINUTE, _HOUR, _DAY_OF_MONTH, _MONTH, _DAY_OF_WEEK, _YEAR),
-}
-_MACROS: Final[Mapping[str, str]] = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-_NUMBER = re.compile(r"\+?[0-9]+")
-
-
-def cron_problem(expression: str) -> str | None:
-    """Why Temporal would refuse this cron expression, or None when it looks valid.
-
-    Accepted, as Temporal reads them: five fields (minute hour day-of-month month
-    day-of-week), six (a year last) or seven (a second first and a year last); ``*``,
-    values, ``a-b`` ranges, ``/step`` and ``,`` lists; month and weekday names; the
-    macros ``@yearly``, ``@monthly``, ``@weekly``, ``@daily``, ``@hourly``; ``@every``
-    intervals and a ``CRON_TZ=`` prefix (both left to Temporal to check).
-    """
-    text = expression.strip()
-    if text.startswith(("TZ=", "CRON_TZ=")):
-        _, space, text = text.partition(" ")
-        if not space:
-            return "a CRON_TZ= prefix must be followed by the schedule"
-        text = text.strip()
-    if text.startswith("@every"):
-        return None
-    text = _MACROS.get(text, text)
-    if text.startswith("@"):
-        return (
-            f"unknown macro {text.split()[0]}; use @yearly, @monthly, @weekly, @daily, "
-            "@hourly or @every <duration>"
-        )
-    fields = text.split()
-    layout = _LAYOUTS.get(len(fields))
-    if layout is None:
-        return (
-            f"has {len(fields)} fields; expected 5 (minute hour day-of-month month "
-            "day-of-week), 6 (with a year last) or 7 (with a second first and a year last)"
-        )
-    for value, field in zip(fields, layout, strict=True):
-        problem = _field_problem(value, field)
-        if problem is not None:
-            return f"{field.name} field {value!r}: {problem}"
-    return None
-
-
-def _field_problem(text: str, field: _CronField) -> str | None:
-    for part in text.split(","):
-        base, slash, step = part.partition("/")
-        if slash and (not _NUMBER.fullmatch(step) or int(step) < 1):
-            return f"step {step!r} must be a whole number of at least 1"
-        if base == "*":
-            continue
-        low_text, dash, high_text = base.partition("-")
-        low, problem = _cron_value(low_text, field, field.low)
-        if problem is None and dash:
-            if "-" in high_text:
-                return f"{base!r} is not a range like 1-5"
-            _, problem = _cron_value(high_text, field, low)
-        if problem is not None:
-            return problem
-    return None
-
-
-def _cron_value(text: str, field: _CronField, low: int) -> tuple[int, str | None]:
-    value: int | None = None
-    if field.names and len(text) >= field.min_name_length:
-        lowered = text.lower()
-        for index, name in enumerate(field.names):
-            if name.startswith(lowered):
-                value = index + field.first_name_value
-                break
-    if value is None:
-        if not _NUMBER.fullmatch(text):
-            return 0, f"{text!r} is not a number" + (" or a name" if field.names else "")
-        value = int(text)
-    if not low <= value <= field.high:
-        return value, f"{text} is out of range {low}-{field.high}"
-    return value, None
-
-
-def validate_schedule(spec: ScheduleSpecModel) -> None:
-    """Raise ``InvalidSchedule`` naming the first cron expression Temporal would refuse."""
-    for index, expression in enumerate(spec.cron):
-        problem = cron_problem(expression)
-        if problem is not None:
-            raise InvalidSchedule(f"spec.schedule.cron[{index}]", f"{expression!r} {problem}")
-
-
-# --------------------------------------------------------------------------- desired state
-
-
-@dataclass(frozen=True)
-class _Desired:
-    schedule_id: str
-    schedule: Schedule
-    run: RunInput
-    memo: dict[str, Any]
-    search_attributes: dict[str, Any]
-    jitter: timedelta | None
-
-
-def _catchup_window(spec: ScheduleSpecModel) -> timedelta:
-    return max(parse_duration(spec.catchup_window), MIN_CATCHUP_WINDOW)
-
-
-def _digest(spec: ScheduleSpecModel) -> str:
-    """A digest of what Temporal rewrites (cron strings, the catch-up window)."""
-    basis = {
-        "cron": list(spec.cron),
-        "catchupWindow": _catchup_window(spec).total_seconds(),
-    }
-    text = json.dumps(basis, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def schedule_note(namespace: str, name: str, spec: ScheduleSpecModel) -> str:
-    """The schedule's note: who manages it, why it is paused, and the spec digest."""
-    owner = f"WorkflowDefinition {namespace}/{name}"
-    if spec.paused:
-        text = f"Paused by spec.schedule.paused of {owner}; set it to false to resume."
-    else:
-        text = f"Managed by Temporal Flow for {owner}; edit the WorkflowDefinition, not this."
-    return f"{text} [spec {_digest(spec)}]"
-
-
-def _identity(definition: WorkflowDefinition) -> tuple[str, str]:
-    namespace, name = definition.metadata.namespace, definition.metadata.name
-    if not namespace or not name:
-        raise ValueError("the WorkflowDefinition needs metadata.namespace and metadata.name")
-    return namespace, name
-
-
-def _desired(
-    definition: WorkflowDefinition,
-    spec: ScheduleSpecModel,
-    task_queue: str | None,
-    version: str | None,
-) -> _Desired:
-    namespace, name = _identity(definition)
-    validate_schedule(spec)
-    run = RunInput(
-        document=definition.spec.workflow.model_dump(mode="json", by_alias=True),
-        input=spec.input,
-        definition=DefinitionRef(name=name, namespace=namespace, version=version),
-    )
-    for field, value, what in (
-        ("spec.schedule.input", run.input, "the scheduled runs' input"),
-        ("spec.workflow", run.model_dump(mode="json"), "the document with the scheduled input"),
-    ):
-        try:
-            check_payload(value, what)
-        except WorkflowError as err:
-            raise InvalidSchedule(field, str(err)) from err
-    sid = schedule_id(namespace, name)
-    run_memo = memo(run)
-    attributes = search_attributes(run)
-    jitter = parse_duration(spec.jitter) if spec.jitter else None
-    jitter = jitter or None  # a zero jitter is no jitter, as Temporal stores it
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            WORKFLOW_TYPE,
-            run,
-            id=sid,
-            task_queue=task_queue or definition.spec.task_queue,
-            memo=run_memo,
-            typed_search_attributes=attributes,
-        ),
-        spec=ScheduleSpec(
-            cron_expressions=list(spec.cron),
-            time_zone_name=spec.timezone,
-            jitter=jitter,
-        ),
-        policy=SchedulePolicy(
-            overlap=_OVERLAP[spec.overlap],
-            catchup_window=_catchup_window(spec),
-        ),
-        state=TemporalScheduleState(
-            paused=spec.paused,
-            note=schedule_note(namespace, name, spec),
-        ),
-    )
-    return _Desired(
-        schedule_id=sid,
-        schedule=schedule,
-        run=run,
-        memo=run_memo,
-        search_attributes=_attribute_values(attributes),
-        jitter=jitter,
-    )
-
-
-def _attribute_values(attributes: TypedSearchAttributes) -> dict[str, Any]:
-    return {pair.key.name: pair.value for pair in attributes}
-
-
-# --------------------------------------------------------------------------- comparison
-
-
-async def _decode(client: Client, payloads: Sequence[Payload]) -> list[Any] | None:
-    try:
-        return await client.data_converter.decode(list(payloads))
-    except Exception:  # an action someone else wrote may not decode; it differs then
-        return None
-
-
-def _canonical(client: Client, value: Any) -> Any:
-    """``value`` as it reads back after a trip through the client's converter."""
-    converter = client.data_converter.payload_converter
-    return converter.from_payloads(converter.to_payloads([value]))[0]
-
-
-async def _differences(
-    client: Client, current: ScheduleDescription, desired: _Desired
-) -> list[str]:
-    """What differs between the live schedule and the desired one, by spec field."""
-    want = desired.schedule
-    have = current.schedule
-    changes: list[str] = []
-
-    # The digest of cron and catch-up window rides in the note. A note without one was
-    # written by someone else (a pause in the UI): the schedule is rewritten, cron and
-    # all, without claiming to know that the cron differs.
-    have_note, want_note = have.state.note or "", want.state.note or ""
-    have_digest, want_digest = _NOTE_DIGEST.search(have_note), _NOTE_DIGEST.search(want_note)
-    if have_digest is None or want_digest is None:
-        changes.append("note")
-    elif have_digest.group(1) != want_digest.group(1):
-        changes.append("cron/catchupWindow")
-    elif have_note != want_note and have.state.paused == want.state.paused:
-        changes.append("note")
-    if have.state.paused != want.state.paused:
-        changes.append("paused")
-    if (have.spec.time_zone_name or None) != (want.spec.time_zone_name or None):
-        changes.append("timezone")
-    if (have.spec.jitter or None) != desired.jitter:
-        changes.append("jitter")
-    if have.policy.overlap != want.policy.overlap:
-        changes.append("overlap")
-
-    action = have.action
-    wanted = want.action
-    if not isinstance(action, ScheduleActionStartWorkflow) or not isinstance(
-        wanted, ScheduleActionStartWorkflow
-    ):
-        changes.append("action")
-        return changes
-    if action.workflow != wanted.workflow:
-        changes.append("workflowType")
-    if action.id != wanted.id:
-        changes.append("workflowId")
-    if action.task_queue != wanted.task_queue:
-        changes.append("taskQueue")
-    changes.extend(await _argument_differences(client, action, desired.run))
-    if await _memo_values(client, action.memo) != _canonical(client, desired.memo):
-        changes.append("memo")
-    if _attribute_values(action.typed_search_attributes) != desired.search_attributes:
-        changes.append("searchAttributes")
-    return changes
-
-
-async def _argument_differences(
-    client: Client, action: ScheduleActionStartWorkflow, run: RunInput
-) -> list[str]:
-    payloads = [arg for arg in action.args if isinstance(arg, Payload)]
-    decoded = await _decode(client, payloads) if len(payloads) == len(action.args) else None
-    wanted = _canonical(client, run)
-    if decoded is None or len(decoded) != 1 or not isinstance(decoded[0], dict):
-        return ["workflow", "input"]
-    have: dict[str, Any] = decoded[0]
-    labels = {"document": "workflow", "input": "input", "definition": "definition"}
-    changes = [label for key, label in labels.items() if have.get(key) != wanted.get(key)]
-    others = {k: v for k, v in have.items() if k not in labels}
-    if not changes and others != {k: v for k, v in wanted.items() if k not in labels}:
-        changes.append("action")
-    return changes
-
-
-async def _memo_values(client: Client, fields: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    values: dict[str, Any] = {}
-    for key, value in (fields or {}).items():
-        if not isinstance(value, Payload):
-            values[key] = value
-            continue
-        decoded = await _decode(client, [value])
-        if decoded is None:
-            return None
-        values[key] = decoded[0]
-    return values
-
-
-# --------------------------------------------------------------------------- operations
-
-
 _SPEC_REFUSED: Final = "Invalid schedule spec: "
 
 
@@ -523,6 +120,17 @@ def _temporal_errors(spec: ScheduleSpecModel | None = None) -> Iterator[None]:
 
 def _invalid_spec(reason: str, spec: ScheduleSpecModel) -> InvalidSchedule:
     """Name the field behind Temporal's "Invalid schedule spec" answer."""
+    if "conflicting timezone" in reason.lower():
+        # Temporal reads every expression in one zone: a CRON_TZ= prefix must name
+        # spec.schedule.timezone's.
+        for index, expression in enumerate(spec.cron):
+            zone = _zone_prefix(expression)
+            if zone is not None and zone != spec.timezone:
+                return InvalidSchedule(
+                    f"spec.schedule.cron[{index}]",
+                    f"{expression!r}: {reason}: its CRON_TZ={zone} differs from "
+                    f"spec.schedule.timezone {spec.timezone}",
+                )
     if "time zone" in reason.lower():
         for index, expression in enumerate(spec.cron):
             if expression.strip().startswith(("TZ=", "CRON_TZ=")):
@@ -531,11 +139,21 @@ def _invalid_spec(reason: str, spec: ScheduleSpecModel) -> InvalidSchedule:
             "spec.schedule.timezone",
             f"{reason} (use an IANA time zone name such as Europe/Paris)",
         )
-    # The local check already passed every expression; Temporal does not say which one
-    # it refused unless there is only one.
+    # Temporal names the cron field at fault ("Minute is not in range [0-59]") but not
+    # which of several expressions holds it.
     if len(spec.cron) == 1:
         return InvalidSchedule("spec.schedule.cron[0]", f"{spec.cron[0]!r}: {reason}")
-    return InvalidSchedule("spec.schedule.cron", reason)
+    quoted = ", ".join(repr(c) for c in spec.cron)
+    return InvalidSchedule("spec.schedule.cron", f"one of {quoted}: {reason}")
+
+
+def _zone_prefix(expression: str) -> str | None:
+    """The zone of a ``CRON_TZ=Zone`` (or ``TZ=Zone``) prefix, or None."""
+    head, _, _ = expression.strip().partition(" ")
+    for prefix in ("CRON_TZ=", "TZ="):
+        if head.startswith(prefix):
+            return head.removeprefix(prefix)
+    return None
 
 
 async def reconcile_schedule(
@@ -559,17 +177,17 @@ async def reconcile_schedule(
     ``TemporalUnavailable`` (retry later) or ``ScheduleError`` (Temporal refused for a
     reason outside the spec, such as unregistered search attributes).
     """
-    namespace, name = _identity(definition)
+    namespace, name = identity(definition)
     spec = definition.spec.schedule
     if spec is None:
         deleted = await delete_schedule(client, namespace, name)
         return ScheduleState(schedule_id(namespace, name), "deleted" if deleted else "absent")
-    desired = _desired(definition, spec, task_queue, version)
+    desired = desired_schedule(definition, spec, task_queue, version)
     handle = client.get_schedule_handle(desired.schedule_id)
     changes: list[str] = []
 
     async def updater(update: ScheduleUpdateInput) -> ScheduleUpdate | None:
-        changes[:] = await _differences(client, update.description, desired)
+        changes[:] = await differences(client, update.description, desired)
         return ScheduleUpdate(schedule=desired.schedule) if changes else None
 
     with _temporal_errors(spec):

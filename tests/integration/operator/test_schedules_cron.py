@@ -1,23 +1,27 @@
-"""The operator's own cron check agrees with Temporal's: whatever it accepts, the dev server
-accepts, and whatever the dev server refuses, it refuses first, with a reason."""
+"""Temporal is the cron validator: every expression the dev server accepts, the operator's
+reconcile turns into a schedule; every one it refuses comes back as `InvalidSchedule`
+naming `spec.schedule.cron[0]` with Temporal's reason, when the schedule is created and
+when an existing one is updated (which then keeps its previous spec)."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from collections.abc import AsyncIterator
 
 import pytest
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleSpec,
-)
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
-from tflow_operator.schedules import cron_problem
+from tflow_operator.api.workflowdefinition import WorkflowDefinition
+from tflow_operator.schedules import (
+    InvalidSchedule,
+    delete_schedule,
+    describe_schedule,
+    reconcile_schedule,
+)
 
 pytestmark = pytest.mark.integration
+
+NAMESPACE = "team-cron"
 
 VALID = [
     "0 * * * *",
@@ -33,53 +37,89 @@ VALID = [
     "@monthly",
     "@yearly",
     "@every 90m",
-    "CRON_TZ=Asia/Tokyo 0 9 * * *",
+    "CRON_TZ=UTC 0 9 * * *",
     "0 9 * * Tu",
 ]
+# Each with a word of Temporal's answer.
 INVALID = [
-    "0 * * *",
-    "0 * * * * * * *",
-    "60 * * * *",
-    "0 24 * * *",
-    "0 0 0 * *",
-    "0 0 * 13 *",
-    "0 0 * * 8",
-    "0 0 * * * 1999",
-    "*/0 * * * *",
-    "5-2 * * * *",
-    "1-2-3 * * * *",
-    "a * * * *",
-    "0 0 * * FUNDAY",
-    "0 0 * ja *",
-    "@often",
+    ("0 * * *", "5-7 fields"),
+    ("0 * * * * * * *", "5-7 fields"),
+    ("60 * * * *", "Minute"),
+    ("0 24 * * *", "Hour"),
+    ("0 0 0 * *", "DayOfMonth"),
+    ("0 0 * 13 *", "Month"),
+    ("0 0 * * 8", "DayOfWeek"),
+    ("0 0 * * * 1999", "Year"),
+    ("*/0 * * * *", "Step"),
+    ("5-2 * * * *", "Minute"),
+    ("1-2-3 * * * *", "dashes"),
+    ("a * * * *", "Minute"),
+    ("0 0 * * FUNDAY", "DayOfWeek"),
+    ("0 0 * ja *", "Month"),
+    ("@often", "5-7 fields"),
+    ("CRON_TZ=Mars/Olympus 0 9 * * *", "Mars/Olympus"),
 ]
 
 
-async def server_accepts(client: Client, expression: str) -> bool:
-    sid = f"cron-check-{uuid.uuid4().hex[:8]}"
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow("Nothing", id=sid, task_queue="cron-check"),
-        spec=ScheduleSpec(cron_expressions=[expression]),
+def definition(name: str, cron: str, timezone: str = "UTC") -> WorkflowDefinition:
+    return WorkflowDefinition.model_validate(
+        {
+            "metadata": {"name": name, "namespace": NAMESPACE, "generation": 1},
+            "spec": {
+                "taskQueue": "cron-check",
+                "schedule": {"cron": [cron], "timezone": timezone},
+                "workflow": {
+                    "document": {"dsl": "1.0.0", "namespace": "t", "name": "c", "version": "1"},
+                    "do": [{"noop": {"set": {"ok": True}}}],
+                },
+            },
+        }
     )
-    try:
-        handle = await client.create_schedule(sid, schedule)
-    except RPCError as err:
-        refused = err
-    else:
-        await handle.delete(rpc_timeout=timedelta(seconds=10))
-        return True
-    assert refused.status == RPCStatusCode.INVALID_ARGUMENT, refused
-    return False
+
+
+@pytest.fixture
+async def name(temporal_client: Client) -> AsyncIterator[str]:
+    value = f"cron-{uuid.uuid4().hex[:8]}"
+    yield value
+    await delete_schedule(temporal_client, NAMESPACE, value)
 
 
 @pytest.mark.parametrize("expression", VALID)
-async def test_valid_everywhere(temporal_client: Client, expression: str) -> None:
-    assert cron_problem(expression) is None
-    assert await server_accepts(temporal_client, expression)
+async def test_valid_expression_becomes_a_schedule(
+    temporal_client: Client, name: str, expression: str
+) -> None:
+    state = await reconcile_schedule(temporal_client, definition(name, expression))
+    assert state.outcome == "created"
+    assert await describe_schedule(temporal_client, NAMESPACE, name) is not None
 
 
-@pytest.mark.parametrize("expression", INVALID)
-async def test_refused_first_with_a_reason(temporal_client: Client, expression: str) -> None:
-    problem = cron_problem(expression)
-    assert problem, expression
-    assert not await server_accepts(temporal_client, expression)
+@pytest.mark.parametrize(("expression", "words"), INVALID)
+async def test_refused_expression_names_the_field(
+    temporal_client: Client, name: str, expression: str, words: str
+) -> None:
+    with pytest.raises(InvalidSchedule) as caught:
+        await reconcile_schedule(temporal_client, definition(name, expression))
+    assert caught.value.field == "spec.schedule.cron[0]"
+    assert str(caught.value).startswith(f"spec.schedule.cron[0]: {expression!r}: ")
+    assert words in caught.value.reason
+    assert await describe_schedule(temporal_client, NAMESPACE, name) is None
+
+
+async def test_refused_update_keeps_the_schedule(temporal_client: Client, name: str) -> None:
+    assert (await reconcile_schedule(temporal_client, definition(name, "0 3 * * *"))).changed
+    with pytest.raises(InvalidSchedule, match="Hour is not in range") as caught:
+        await reconcile_schedule(temporal_client, definition(name, "0 25 * * *"))
+    assert caught.value.field == "spec.schedule.cron[0]"
+    described = await describe_schedule(temporal_client, NAMESPACE, name)
+    assert described is not None
+    assert [[r.start for r in c.hour] for c in described.schedule.spec.calendars] == [[3]]
+
+
+async def test_cron_tz_must_name_the_spec_time_zone(temporal_client: Client, name: str) -> None:
+    tokyo = "CRON_TZ=Asia/Tokyo 0 9 * * *"
+    with pytest.raises(InvalidSchedule, match="conflicting timezone names") as caught:
+        await reconcile_schedule(temporal_client, definition(name, tokyo))
+    assert caught.value.field == "spec.schedule.cron[0]"
+    assert "differs from spec.schedule.timezone UTC" in caught.value.reason
+    state = await reconcile_schedule(temporal_client, definition(name, tokyo, "Asia/Tokyo"))
+    assert state.outcome == "created"
