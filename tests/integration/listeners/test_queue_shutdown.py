@@ -13,7 +13,6 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,16 +28,9 @@ from tflow_workers.cloudevents import event_workflow_id
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 MESSAGES = 20
-EVENTS_PER_MESSAGE = 25  # a batch of 10 messages is 250 starts: long enough to land in
+# A batch of 10 messages is 250 starts: long enough for the signal to land in it.
+EVENTS_PER_MESSAGE = 25
 SOURCE = "shutdown-test"
-
-
-@pytest.fixture
-def queue(moto: MotoServer) -> Iterator[str]:
-    sqs = moto.client("sqs")
-    url: str = sqs.create_queue(QueueName=f"shutdown-{uuid.uuid4().hex[:12]}")["QueueUrl"]
-    yield url
-    sqs.delete_queue(QueueUrl=url)
 
 
 def metric(port: int, name: str) -> float:

@@ -55,14 +55,6 @@ class Recorder:
 
 
 @pytest.fixture
-def queue(moto: MotoServer) -> Iterator[str]:
-    sqs = moto.client("sqs")
-    url: str = sqs.create_queue(QueueName=f"q-{uuid.uuid4().hex[:12]}")["QueueUrl"]
-    yield url
-    sqs.delete_queue(QueueUrl=url)
-
-
-@pytest.fixture
 def credentials_dir(tmp_path: Path) -> Path:
     """A mounted-Secret-like directory of AWS credential files."""
     directory = tmp_path / "aws"
