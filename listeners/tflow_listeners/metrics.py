@@ -22,12 +22,15 @@ from datetime import timedelta
 from typing import Protocol
 
 from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200, r503
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from tflow_listeners.handoff import HandOff, Outcome
+from tflow_listeners.openapi import declared
+from tflow_listeners.problems import RefusalBody
 from tflow_workers.cloudevents import CloudEvent
 from tflow_workers.connection import TemporalUnavailable
 
@@ -140,10 +143,23 @@ def ops_routes(metrics: ListenerMetrics, health: TemporalHealth) -> list[web.Rou
     """`GET /healthz` (the process answers), `GET /readyz` (Temporal is reachable: 200, or
     503 with Retry-After) and `GET /metrics` (Prometheus text format)."""
 
-    async def healthz(_: web.Request) -> web.Response:
+    # Declared routes, so the API documents list them too (tflow_listeners.openapi).
+    route = declared()
+
+    @route
+    async def healthz(_: web.Request) -> r200[None]:
+        """The process answers.
+
+        Tags: operations
+        """
         return web.json_response({"status": "ok"})
 
-    async def readyz(_: web.Request) -> web.Response:
+    @route
+    async def readyz(_: web.Request) -> r200[None] | r503[RefusalBody]:
+        """Temporal is reachable (503 with Retry-After when it is not).
+
+        Tags: operations
+        """
         if await health.ready():
             return web.json_response({"status": "ready", "temporal": "reachable"})
         return web.json_response(
@@ -156,7 +172,12 @@ def ops_routes(metrics: ListenerMetrics, health: TemporalHealth) -> list[web.Rou
             headers={"Retry-After": str(max(1, round(health.ttl)))},
         )
 
-    async def metrics_page(_: web.Request) -> web.Response:
+    @route
+    async def metrics_page(_: web.Request) -> r200[str]:
+        """Prometheus text format.
+
+        Tags: operations
+        """
         return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return [

@@ -24,6 +24,8 @@ Functions (all raise `RunRefused`, whose `status` is the HTTP status a front end
 - `allowed(names)`: a `NamespaceRule` from a flag's list, `*` meaning every namespace;
   `list_query(rule, definition, status)`: the visibility query `list_runs` sends.
 - `own_run(client, rule, workflow_id)`: the run's description, if the rule reaches it.
+- `run_status(client, described)`: the `status` query of a described run, or why there
+  is none (no worker answered, not a flow run).
 - `describe_run(client, rule, workflow_id)`: its state, output or error, and task log
   (`RunDetail`; the task log comes from the `status` query, which needs a worker).
 - `run_history(client, rule, workflow_id, page_token=None, page_size=100)`: Temporal's
@@ -102,6 +104,7 @@ __all__ = [
     "own_run",
     "run_history",
     "run_id_for",
+    "run_status",
     "send_event",
     "signal_run",
     "start_run",
@@ -477,7 +480,7 @@ async def own_run(
     return described
 
 
-async def _status(
+async def run_status(
     client: Client, described: WorkflowExecutionDescription, query_timeout: timedelta
 ) -> tuple[RunStatus | None, str | None]:
     """The `status` query's answer, or why there is none."""
@@ -499,7 +502,7 @@ async def describe_run(
 ) -> RunDetail:
     """A run's state, output or error, and task log."""
     described = await own_run(client, rule, workflow_id)
-    status, note = await _status(client, described, query_timeout)
+    status, note = await run_status(client, described, query_timeout)
     attrs = described.typed_search_attributes
     return RunDetail(
         workflow_id=described.id,
@@ -555,7 +558,7 @@ async def run_history(
         raise _unavailable(err) from None
     log = None
     if not page_token:
-        status, _ = await _status(client, described, query_timeout)
+        status, _ = await run_status(client, described, query_timeout)
         log = status.log if status else None
     return HistoryPage(
         workflow_id=described.id,

@@ -130,13 +130,38 @@ async def test_the_path_cannot_shadow_a_built_in_route() -> None:
     WebhookListener(client, WebhookSettings(path="/hooks/github")).app()
 
 
-def test_openapi_document_covers_the_routes_and_resolves_its_refs() -> None:
-    document = openapi(WebhookSettings(path="/hooks/in"))
-    assert document["openapi"] == "3.1.0"
+async def test_openapi_document_is_generated_from_the_routes_and_resolves_its_refs() -> None:
+    client = await Client.connect(
+        f"127.0.0.1:{free_port()}", lazy=True, data_converter=pydantic_data_converter
+    )
+    document = openapi(WebhookListener(client, WebhookSettings(path="/hooks/in")).app())
+    assert document["openapi"].startswith("3.")
     assert "/hooks/in" in document["paths"]
     assert "/events" not in document["paths"]
+    # Every declared route, with the methods it was declared for.
+    assert set(document["paths"]["/hooks/in"]) == {"post", "options"}
+    assert set(document["paths"]["/webhook/azure-eventgrid"]) == {"post", "options"}
+    assert "post" in document["paths"]["/webhook/sharepoint"]
+    assert "get" in document["paths"]["/runs/{workflowId}"]
+    signal = document["paths"]["/runs/{workflowId}/signal/{name}"]["post"]
+    assert [(p["name"], p["in"]) for p in signal["parameters"]] == [
+        ("workflowId", "path"),
+        ("name", "path"),
+    ]
+    assert signal["security"] == [{"bearer": []}]
+    assert set(signal["responses"]) == {"202", "401", "403", "404", "409"}
+    assert signal["responses"]["409"]["description"] == "The run has closed."
+    events = document["paths"]["/hooks/in"]["post"]
+    assert {"202", "400", "401", "413", "415", "429", "503"} == set(events["responses"])
+    assert events["responses"]["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Accepted"
+    }
+    assert "validationToken" in [
+        p["name"] for p in document["paths"]["/webhook/sharepoint"]["post"]["parameters"]
+    ]
     schemas = document["components"]["schemas"]
-    assert {"CloudEvent", "RunStatus", "TaskLogEntry", "Problem", "Accepted", "Run"} <= set(schemas)
+    assert {"RunStatus", "TaskLogEntry", "Problem", "Accepted", "RunState"} <= set(schemas)
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
     def refs(node: object) -> list[str]:
         if isinstance(node, dict):
