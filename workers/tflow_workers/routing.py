@@ -61,6 +61,9 @@ class CompiledRoute(BaseModel):
     # The target WorkflowDefinition and where its runs go.
     workflow: str
     task_queue: str
+    # The Temporal namespace of the target's runs, set only when the operator maps
+    # Kubernetes namespaces to Temporal namespaces (tables without it stay as before).
+    temporal_namespace: str | None = None
     # Other namespaces whose events this route accepts (its side of the opt-in).
     # None rather than empty, so that tables without any stay byte for byte as before.
     from_namespaces: tuple[str, ...] | None = None

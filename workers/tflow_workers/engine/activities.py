@@ -44,6 +44,7 @@ from tflow_workers.engine.model import (
     ResolveRequest,
 )
 from tflow_workers.engine.openapi import OpenApiOperation
+from tflow_workers.temporal_namespaces import TemporalNamespaceError, TemporalNamespaces
 
 
 def problem_error(problem: Problem, retryable: bool = False) -> ApplicationError:
@@ -65,8 +66,23 @@ class DirectoryRegistry:
     mounted from a ConfigMap, or a developer's folder for `tflow run`). A file may hold
     raw Serverless Workflow documents or WorkflowDefinition manifests."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(
+        self, directory: Path | None, temporal_namespaces: TemporalNamespaces | None = None
+    ) -> None:
         self.directory = directory
+        # Where each definition's runs live, when the operator maps namespaces; without
+        # it, what the definition itself says (spec.temporalNamespace), if anything.
+        self.temporal_namespaces = temporal_namespaces
+
+    def _temporal_namespace(self, namespace: str, spec: dict[str, Any]) -> str | None:
+        declared = spec.get("temporalNamespace")
+        declared = str(declared) if declared else None
+        if self.temporal_namespaces is None or not self.temporal_namespaces.enabled:
+            return declared
+        try:
+            return self.temporal_namespaces.resolve(namespace, declared)
+        except TemporalNamespaceError:
+            return declared
 
     def _candidates(self) -> list[ResolvedDefinition]:
         found: list[ResolvedDefinition] = []
@@ -81,15 +97,17 @@ class DirectoryRegistry:
                 if doc.get("kind") == "WorkflowDefinition":
                     spec = doc.get("spec") or {}
                     meta = doc.get("metadata") or {}
+                    namespace = meta.get("namespace", "default")
                     found.append(
                         ResolvedDefinition(
                             document=spec.get("workflow") or {},
                             task_queue=spec.get("taskQueue"),
                             definition=DefinitionRef(
                                 name=meta.get("name", ""),
-                                namespace=meta.get("namespace", "default"),
+                                namespace=namespace,
                                 version=str(meta.get("generation", "")) or None,
                             ),
+                            temporal_namespace=self._temporal_namespace(namespace, spec),
                         )
                     )
                 elif "document" in doc and "do" in doc:

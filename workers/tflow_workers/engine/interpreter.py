@@ -96,6 +96,7 @@ from tflow_workers.engine.model import (
     TaskLogEntry,
 )
 from tflow_workers.engine.plan import PreparedDocument, prepare
+from tflow_workers.engine.starter import child_start_options
 
 DEFAULT_CALL_TIMEOUT = timedelta(minutes=5)
 SEEN_EVENTS_LIMIT = 1000
@@ -108,6 +109,9 @@ PATCH_EMIT_OUTPUT = "tflow-emit-output"
 # Runs recorded before this patch matched event filter strings for equality only; newer
 # runs also read them as regular expressions, which can consume other events.
 PATCH_FILTER_REGEX = "tflow-event-filter-regex"
+# Runs recorded before this patch started `run: workflow` children without search
+# attributes; newer children carry their definition's and their parent's tenant.
+PATCH_CHILD_ATTRIBUTES = "tflow-child-search-attributes"
 # Waiting kinds: a run can sit in these for long, so they are what TflowCurrentTask shows.
 WAITING_KINDS = frozenset({"wait", "listen", "run"})
 
@@ -917,6 +921,11 @@ class DocumentInterpreter:
         )
         child_id = f"{workflow.info().workflow_id}/{ref.strip('/').replace('/', '.')}"
         queue = resolved.task_queue or workflow.info().task_queue
+        options: dict[str, Any] = (
+            child_start_options(child, resolved.temporal_namespace, ref)
+            if workflow.patched(PATCH_CHILD_ATTRIBUTES)
+            else {}
+        )
         try:
             if spec.await_ is False:
                 await workflow.start_child_workflow(
@@ -925,10 +934,11 @@ class DocumentInterpreter:
                     id=child_id,
                     task_queue=queue,
                     parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                    **options,
                 )
                 return data
             return await workflow.execute_child_workflow(
-                WORKFLOW_TYPE, child, id=child_id, task_queue=queue
+                WORKFLOW_TYPE, child, id=child_id, task_queue=queue, **options
             )
         except ChildWorkflowError as err:
             raise _from_failure(err, ref) from None

@@ -161,3 +161,6 @@ class ResolvedDefinition(_Model):
     document: dict[str, Any]
     task_queue: str | None = None
     definition: DefinitionRef | None = None
+    # The Temporal namespace its runs live in, when the worker knows it (see
+    # tflow_workers.temporal_namespaces); None: wherever the starter is.
+    temporal_namespace: str | None = None

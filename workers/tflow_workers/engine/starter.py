@@ -1,5 +1,6 @@
 """Starting a flow run: the one place that decides a run's id, task queue, search
-attributes and memo, for every starter (the CLI, schedules, the root orchestrator)."""
+attributes and memo, for every starter (the CLI, schedules, the root orchestrator, a
+parent run's `run: workflow`)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from tflow_workers.engine.errors import check_payload
+from tflow_workers.engine.errors import ErrorType, WorkflowError, check_payload
 from tflow_workers.engine.model import (
     SA_DEFINITION,
     SA_EVENT_SOURCE,
@@ -51,6 +53,38 @@ def search_attributes(run: RunInput) -> TypedSearchAttributes:
         if run.event.get("source"):
             pairs.append(SearchAttributePair(SA_EVENT_SOURCE, str(run.event["source"])))
     return TypedSearchAttributes(pairs)
+
+
+def child_start_options(
+    child: RunInput, temporal_namespace: str | None, ref: str
+) -> dict[str, Any]:
+    """Search attributes and memo of a child run, for ``start_child_workflow`` (called in
+    the parent's workflow code).
+
+    The child is indexed as its own definition and version, but it belongs to its
+    parent's tenant: it carries the parent's ``TflowNamespace`` (so the run-control API
+    and event delivery reach it as they reach the parent) and the event that started the
+    parent. A child runs in its parent's Temporal namespace (child workflows cannot cross
+    namespaces), so a definition that lives in another one (``temporal_namespace``) is
+    refused rather than started where no worker of its polls.
+    """
+    info = workflow.info()
+    if temporal_namespace and temporal_namespace != info.namespace:
+        raise WorkflowError.of(
+            ErrorType.CONFIGURATION,
+            f"workflow {child.definition.name if child.definition else '?'} runs in Temporal "
+            f"namespace {temporal_namespace!r}, this run in {info.namespace!r}: "
+            "`run: workflow` starts a child in its parent's Temporal namespace only",
+            instance=f"{ref}/run",
+        )
+    attributes = search_attributes(child)
+    pairs = {pair.key.name: pair for pair in attributes}
+    for key in (SA_NAMESPACE, SA_EVENT_TYPE, SA_EVENT_SOURCE):
+        value = info.typed_search_attributes.get(key)
+        if value is not None:
+            pairs[key.name] = SearchAttributePair(key, value)
+    attributes = TypedSearchAttributes(list(pairs.values()))
+    return {"search_attributes": attributes, "memo": memo(child)}
 
 
 def memo(run: RunInput) -> dict[str, Any]:

@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from temporalio import activity
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from tflow_workers.engine.activities import DirectoryRegistry
@@ -33,13 +36,16 @@ from tflow_workers.engine.model import (
     ResolvedDefinition,
     RunInput,
 )
-from tflow_workers.engine.starter import check_run_input
+from tflow_workers.engine.starter import check_run_input, memo, search_attributes
 from tflow_workers.orchestrator.model import (
     ACTIVITY_DELIVER,
     ACTIVITY_ROUTE,
+    ACTIVITY_START_RUN,
     EventScope,
     RouteTarget,
     RoutingResult,
+    StartedRun,
+    StartRequest,
 )
 from tflow_workers.routing import (
     CompiledRoute,
@@ -47,6 +53,7 @@ from tflow_workers.routing import (
     load_table,
     table_fingerprint,
 )
+from tflow_workers.temporal_namespaces import TemporalNamespaces, client_for
 
 log = logging.getLogger("tflow.orchestrator")
 
@@ -183,12 +190,48 @@ class OrchestratorActivities:
         routes_dir: Path,
         definitions_dir: Path | None,
         reload_interval: float = RELOAD_INTERVAL,
+        temporal_namespaces: TemporalNamespaces | None = None,
     ) -> None:
         self.table = RoutingTableSource(routes_dir, reload_interval)
         self.definitions = DefinitionSource(definitions_dir, reload_interval)
+        self.temporal_namespaces = temporal_namespaces or TemporalNamespaces()
 
     def all(self) -> list[Any]:
-        return [self.route_event, self.deliver_event]
+        return [self.route_event, self.deliver_event, self.start_run]
+
+    def _delivery_clients(self, scope: EventScope | None) -> list[Client]:
+        """Where the runs an event may be delivered to live: every Temporal namespace its
+        Kubernetes namespace may use (they may be several), else this worker's own."""
+        client = activity.client()
+        if scope is None or not self.temporal_namespaces.enabled:
+            return [client]
+        return [client_for(client, ns) for ns in self.temporal_namespaces.of(scope.namespace)]
+
+    def _scope_here(self, scope: EventScope | None, here: str) -> tuple[EventScope | None, str]:
+        """The scope an event is routed with in Temporal namespace ``here``, or why it
+        may not be routed from there.
+
+        With namespaces mapped, a tenant's Temporal namespace is its own boundary: an
+        event started there may only speak for a Kubernetes namespace that uses it (else
+        anyone allowed to start workflows in one tenant's namespace could route events as
+        another's), and an event without a namespace is that tenant's."""
+        mapping = self.temporal_namespaces
+        if not mapping.enabled or here == mapping.shared:
+            return scope, ""
+        owners = sorted(k for k, names in mapping.mapped.items() if here in names)
+        if scope is not None:
+            if scope.namespace in owners:
+                return scope, ""
+            return None, (
+                f"an event of namespace {scope.namespace!r} may not be routed from Temporal "
+                f"namespace {here!r}, which belongs to {', '.join(owners) or 'no namespace'}"
+            )
+        if len(owners) == 1:
+            return EventScope(namespace=owners[0]), ""
+        return None, (
+            f"an event without a namespace may not be routed from Temporal namespace {here!r}"
+            f" (used by {', '.join(owners) or 'no namespace'}): send it through a Listener"
+        )
 
     @activity.defn(name=ACTIVITY_DELIVER)
     async def deliver_event(
@@ -203,7 +246,9 @@ class OrchestratorActivities:
         An event from a namespace reaches only runs of that namespace (`TflowNamespace`):
         delivery to a waiting run never crosses a tenant's boundary, whatever is shared.
         """
-        client = activity.client()
+        scope, refused = self._scope_here(scope, activity.info().namespace)
+        if refused:
+            return []
         event_type = _quoted(str(event.get("type", "")))
         query = (
             f'WorkflowType = "{WORKFLOW_TYPE}" AND ExecutionStatus = "Running" '
@@ -212,20 +257,56 @@ class OrchestratorActivities:
         if scope is not None:
             query += f' AND {SA_NAMESPACE.name} = "{_quoted(scope.namespace)}"'
         delivered: list[str] = []
-        async for run in client.list_workflows(query):
-            try:
-                await client.get_workflow_handle(run.id).signal(EVENT_SIGNAL, event)
-            except RPCError as err:
-                if err.status == RPCStatusCode.NOT_FOUND:
-                    continue  # it finished in the meantime
-                raise
-            delivered.append(run.id)
+        for client in self._delivery_clients(scope):
+            async for run in client.list_workflows(query):
+                try:
+                    await client.get_workflow_handle(run.id).signal(EVENT_SIGNAL, event)
+                except RPCError as err:
+                    if err.status == RPCStatusCode.NOT_FOUND:
+                        continue  # it finished in the meantime
+                    raise
+                delivered.append(run.id)
         return sorted(delivered)
+
+    @activity.defn(name=ACTIVITY_START_RUN)
+    async def start_run(self, request: StartRequest) -> StartedRun:
+        """Start a routed run in another Temporal namespace, as the workflow would start a
+        child here: same id (so a retried or repeated event starts it once), same search
+        attributes and memo; it outlives the orchestrator as an abandoned child would."""
+        if request.temporal_namespace not in self.temporal_namespaces.all():
+            # The table is the operator's; a namespace it does not map is not ours to use.
+            raise ApplicationError(
+                f"Temporal namespace {request.temporal_namespace!r} is not mapped",
+                non_retryable=True,
+            )
+        client = client_for(activity.client(), request.temporal_namespace)
+        try:
+            handle = await client.start_workflow(
+                WORKFLOW_TYPE,
+                request.run,
+                id=request.workflow_id,
+                task_queue=request.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=search_attributes(request.run),
+                memo=memo(request.run),
+            )
+        except WorkflowAlreadyStartedError:
+            return StartedRun(status="duplicate")
+        return StartedRun(status="started", run_id=handle.first_execution_run_id)
 
     @activity.defn(name=ACTIVITY_ROUTE)
     async def route_event(
         self, event: dict[str, Any], scope: EventScope | None = None
     ) -> RoutingResult:
+        scope, refused = self._scope_here(scope, activity.info().namespace)
+        if refused:
+            router, table_hash = self.table.current()
+            refusal = RouteTarget(
+                route="-", namespace="-", workflow="-", task_queue="-", error=refused
+            )
+            return RoutingResult(
+                table=table_hash, routes=len(router.table.routes), targets=[refusal]
+            )
         # File reads and YAML parsing stay off the worker's event loop.
         return await asyncio.to_thread(self.route, event, scope)
 
@@ -246,6 +327,7 @@ class OrchestratorActivities:
             workflow=route.workflow,
             task_queue=route.task_queue,
             priority=route.priority,
+            temporal_namespace=route.temporal_namespace,
         )
         if error:
             return target.model_copy(update={"error": error})

@@ -7,10 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tflow_workers.engine.model import DefinitionRef
+from tflow_workers.engine.model import DefinitionRef, RunInput
 
 ACTIVITY_DELIVER = "tflow.deliver-event"
 ACTIVITY_ROUTE = "tflow.route-event"
+ACTIVITY_START_RUN = "tflow.start-run"
 
 QUERY_DECISION = "decision"
 QUERY_DECISIONS = "decisions"
@@ -47,6 +48,24 @@ class RouteTarget(_Model):
     document: dict[str, Any] | None = None
     definition: DefinitionRef | None = None
     error: str | None = None
+    # The Temporal namespace the run starts in, when the operator maps namespaces; None:
+    # the orchestrator's own.
+    temporal_namespace: str | None = None
+
+
+class StartRequest(_Model):
+    """A run the orchestrator starts in another Temporal namespace, through an activity:
+    a child workflow cannot cross namespaces."""
+
+    temporal_namespace: str
+    workflow_id: str
+    task_queue: str
+    run: RunInput
+
+
+class StartedRun(_Model):
+    status: Literal["started", "duplicate"]
+    run_id: str | None = None
 
 
 class RoutingResult(_Model):

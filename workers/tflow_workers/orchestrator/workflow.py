@@ -28,7 +28,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from tflow_workers.orchestrator.model import (
         ACTIVITY_DELIVER,
         ACTIVITY_ROUTE,
+        ACTIVITY_START_RUN,
         EVENTS_PER_RUN,
         QUERY_DECISION,
         QUERY_DECISIONS,
@@ -56,6 +57,8 @@ with workflow.unsafe.imports_passed_through():
         RecentDecisions,
         RouteTarget,
         RoutingResult,
+        StartedRun,
+        StartRequest,
     )
 
 ROUTE_TIMEOUT = timedelta(seconds=30)
@@ -63,6 +66,9 @@ ROUTE_TIMEOUT = timedelta(seconds=30)
 ROUTE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 # Well under Temporal's 2 MiB payload limit, for the events carried to the next run.
 CARRY_LIMIT_BYTES = 1024 * 1024
+# Starting a run in another Temporal namespace: retried while Temporal is unavailable.
+START_TIMEOUT = timedelta(seconds=30)
+START_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=20)
 # An event without a source (plain JSON) gets this one.
 SIGNAL_SOURCE = "root-orchestrator"
 _ROOT_INPUT_FIELDS = frozenset(RootInput.model_fields)
@@ -270,6 +276,8 @@ async def _start(target: RouteTarget, event: dict[str, Any], base: str) -> Match
         document=target.document, input=target.input, definition=target.definition, event=event
     )
     child_id = f"{base}/{target.namespace}/{target.workflow}"
+    if target.temporal_namespace and target.temporal_namespace != workflow.info().namespace:
+        return await _start_elsewhere(target, run, child_id, outcome)
     try:
         handle = await workflow.start_child_workflow(
             WORKFLOW_TYPE,
@@ -291,6 +299,45 @@ async def _start(target: RouteTarget, event: dict[str, Any], base: str) -> Match
             "status": "started",
             "child_workflow_id": handle.id,
             "child_run_id": handle.first_execution_run_id,
+        }
+    )
+
+
+async def _start_elsewhere(
+    target: RouteTarget, run: RunInput, run_id: str, outcome: MatchOutcome
+) -> MatchOutcome:
+    """Start a run in another Temporal namespace. A child workflow cannot cross
+    namespaces, so an activity starts it with a client of that namespace; the run has the
+    id, search attributes and memo a child would have, and no parent."""
+    assert target.temporal_namespace is not None
+    try:
+        started: StartedRun = await workflow.execute_activity(
+            ACTIVITY_START_RUN,
+            StartRequest(
+                temporal_namespace=target.temporal_namespace,
+                workflow_id=run_id,
+                task_queue=target.task_queue,
+                run=run,
+            ),
+            start_to_close_timeout=START_TIMEOUT,
+            retry_policy=START_RETRY,
+            result_type=StartedRun,
+            summary=f"start {target.namespace}/{target.workflow} in {target.temporal_namespace}",
+        )
+    except ActivityError as err:
+        cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
+        return outcome.model_copy(
+            update={
+                "error": f"route {target.route}: could not start the run in Temporal namespace "
+                f"{target.temporal_namespace}: {cause}"
+            }
+        )
+    return outcome.model_copy(
+        update={
+            "status": started.status,
+            "child_workflow_id": run_id,
+            "child_run_id": started.run_id,
+            "error": None,
         }
     )
 
