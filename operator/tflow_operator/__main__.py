@@ -120,9 +120,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         log_refkey="object" if log_format else None,
     )
     liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None
-    if leader.enabled():
-        return asyncio.run(_run_elected(config, liveness))
-    return asyncio.run(_run_plain(config, liveness))
+    # As kopf.run: an operator task cancelled on the way out is a stop, not a crash.
+    with contextlib.suppress(asyncio.CancelledError):
+        if leader.enabled():
+            return asyncio.run(_run_elected(config, liveness))
+        return asyncio.run(_run_plain(config, liveness))
+    return 0
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from polling import eventually
 from prometheus_client.parser import text_string_to_metric_families
 
 from tflow_devstack.controlplane import ControlPlane
-from tflow_devstack.process import free_port
+from tflow_devstack.process import free_port, port_open
 from tflow_devstack.temporal import TemporalServer
 
 pytestmark = [pytest.mark.integration]
@@ -179,6 +179,14 @@ def test_counters_move_as_the_operator_reconciles(
         what="the not-Ready definition counted by a resync pass",
     )
     assert operator.alive()
+
+    # SIGTERM stops kopf and the metrics server with it, and the process exits cleanly.
+    managed = operator.process
+    assert managed is not None
+    assert managed.proc is not None
+    operator.stop()
+    assert managed.proc.returncode == 0, operator.log_text()[-3000:]
+    assert not port_open(port)
 
 
 def test_temporal_errors_and_retries_are_counted_when_temporal_is_gone(
