@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--allow-namespace",
         action="append",
         default=None,
-        help="a Kubernetes namespace whose runs actions may reach (repeat; '*' for all; "
+        help="a Kubernetes namespace whose runs the UI shows and acts on (repeat; '*' for all; "
         "default $TFLOW_UI_NAMESPACES, comma-separated, else '*')",
     )
     ui.add_argument(

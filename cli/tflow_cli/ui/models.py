@@ -1,4 +1,5 @@
-"""What the UI's JSON API answers, as pydantic models (camelCase on the wire)."""
+"""What the UI's JSON API answers beyond run_operations' models, as pydantic models
+(camelCase on the wire)."""
 
 from __future__ import annotations
 
@@ -19,26 +20,6 @@ class Problem(ApiModel):
     status: int
     reason: str
     detail: str
-
-
-class RunRow(ApiModel):
-    workflow_id: str
-    run_id: str
-    definition: str | None = None
-    namespace: str | None = None
-    status: str
-    current_task: str | None = None
-    event_type: str | None = None
-    event_source: str | None = None
-    started: datetime | None = None
-    closed: datetime | None = None
-
-
-class RunPage(ApiModel):
-    runs: list[RunRow]
-    # Opaque; pass it back as `page` for the next page. None on the last page.
-    next_page: str | None = None
-    query: str
 
 
 class Waiting(ApiModel):

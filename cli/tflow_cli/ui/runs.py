@@ -1,6 +1,8 @@
-"""The read side over Temporal: runs of a definition from visibility (paged), and one
-run's view: its document and graph from the history's first event, its task log from the
-`status` query, and each call's input and output from its activity events."""
+"""The read side over Temporal, on top of `tflow_workers.run_operations` (which decides
+what the namespace rule lets the UI reach): runs of a definition from visibility, paged
+and filtered by the project's search attributes, and one run's view: its document and
+graph from the history's first event, its task log from the `status` query, and each
+call's input and output from its activity events."""
 
 from __future__ import annotations
 
@@ -15,16 +17,11 @@ from urllib.parse import quote
 from pydantic import ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import (
-    Client,
-    WorkflowExecution,
-    WorkflowExecutionDescription,
-    WorkflowExecutionStatus,
-    WorkflowQueryFailedError,
-)
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from tflow_cli.ui.models import RunPage, RunRow, RunView, TaskData, Waiting
+from tflow_cli.ui.models import RunView, TaskData, Waiting
+from tflow_workers import run_operations as ops
 from tflow_workers.dsl.durations import parse_duration
 from tflow_workers.engine.model import (
     SA_CURRENT_TASK,
@@ -38,24 +35,14 @@ from tflow_workers.engine.model import (
     RunStatus,
 )
 from tflow_workers.graph import to_data
+from tflow_workers.run_operations import NamespaceRule, RunRefused
 
-PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 # A run's history is read for its document and its calls' data; past this many events
 # the rest is left unread (a long run's page must still answer quickly).
 HISTORY_EVENT_LIMIT = 5000
 
-STATUSES = {
-    "running": "Running",
-    "completed": "Completed",
-    "failed": "Failed",
-    "cancelled": "Canceled",
-    "terminated": "Terminated",
-    "timedout": "TimedOut",
-    "continuedasnew": "ContinuedAsNew",
-}
+# Filters beyond run_operations' definition and status, on the project's search attributes.
 _FILTERS = {
-    "definition": SA_DEFINITION.name,
     "namespace": SA_NAMESPACE.name,
     "currentTask": SA_CURRENT_TASK.name,
     "eventType": SA_EVENT_TYPE.name,
@@ -64,47 +51,66 @@ _FILTERS = {
 _WAITING_KINDS = ("listen", "wait")
 
 
-class ReadError(Exception):
-    """A read that cannot be answered: HTTP status, reason slug, sentence."""
-
-    def __init__(self, status: int, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.reason = reason
-        self.detail = detail
-
-
-def status_name(value: WorkflowExecutionStatus | None) -> str:
-    return value.name.lower().replace("_", "") if value is not None else "unknown"
-
-
 def _quoted(value: str, what: str) -> str:
     # Visibility queries are a SQL-like language: a quote or backslash in a filter value
     # could change the query, so such values are refused rather than escaped.
     if re.search(r'["\\\n]', value):
-        raise ReadError(400, "bad-filter", f"{what} may not contain quotes or backslashes")
+        raise RunRefused(400, "bad-filter", f"{what} may not contain quotes or backslashes")
     return f'"{value}"'
 
 
-def list_query(filters: Mapping[str, str]) -> str:
+def list_query(rule: NamespaceRule, filters: Mapping[str, str]) -> str:
     """The visibility query for the runs page's filters (empty values are ignored)."""
-    clauses = [f'WorkflowType = "{WORKFLOW_TYPE}"']
+    query = ops.list_query(rule, filters.get("definition") or None, filters.get("status") or None)
     for key, attribute in _FILTERS.items():
         if filters.get(key):
-            clauses.append(f"{attribute} = {_quoted(filters[key], key)}")
-    status = filters.get("status")
-    if status:
-        if status not in STATUSES:
-            raise ReadError(
-                400, "bad-filter", f"status {status!r} is not one of {', '.join(STATUSES)}"
-            )
-        clauses.append(f'ExecutionStatus = "{STATUSES[status]}"')
-    return " AND ".join(clauses)
+            query += f" AND {attribute} = {_quoted(filters[key], key)}"
+    return query
 
 
-def row(run: WorkflowExecution) -> RunRow:
+async def list_page(
+    client: Client,
+    rule: NamespaceRule,
+    filters: Mapping[str, str],
+    page: str | None,
+    page_size: int = ops.DEFAULT_PAGE_SIZE,
+) -> ops.RunPage:
+    """One page of runs, newest first. Only this page is fetched from visibility, so a
+    definition with any number of runs answers in the time of one page."""
+    if not any(filters.get(key) for key in _FILTERS):
+        return await ops.list_runs(
+            client,
+            rule,
+            filters.get("definition") or None,
+            filters.get("status") or None,
+            page,
+            page_size,
+        )
+    query = list_query(rule, filters)
+    try:
+        token = base64.urlsafe_b64decode(page.encode()) if page else None
+    except (binascii.Error, ValueError):
+        raise RunRefused(400, "bad-page-token", "the page token is not valid") from None
+    size = max(1, min(page_size, ops.MAX_PAGE_SIZE))
+    iterator = client.list_workflows(query, page_size=size, next_page_token=token)
+    try:
+        await iterator.fetch_next_page(page_size=size)
+    except RPCError as err:
+        raise RunRefused(
+            400, "invalid-argument", f"Temporal refused the query: {err.message}"
+        ) from None
+    except RuntimeError as err:
+        raise unavailable(err) from None
+    runs = [summary(r) for r in iterator.current_page or []]
+    after = iterator.next_page_token
+    return ops.RunPage(
+        runs=runs, next_page_token=base64.urlsafe_b64encode(after).decode() if after else None
+    )
+
+
+def summary(run: WorkflowExecution) -> ops.RunSummary:
     attrs = run.typed_search_attributes
-    return RunRow(
+    return ops.RunSummary(
         workflow_id=run.id,
         run_id=run.run_id,
         definition=attrs.get(SA_DEFINITION),
@@ -118,56 +124,12 @@ def row(run: WorkflowExecution) -> RunRow:
     )
 
 
-async def list_page(
-    client: Client, filters: Mapping[str, str], page: str | None, page_size: int = PAGE_SIZE
-) -> RunPage:
-    """One page of runs, newest first. Only this page is fetched from visibility, so a
-    definition with any number of runs answers in the time of one page."""
-    query = list_query(filters)
-    token: bytes | None = None
-    if page:
-        try:
-            token = base64.urlsafe_b64decode(page.encode())
-        except (binascii.Error, ValueError):
-            raise ReadError(400, "bad-page", "the page token is not valid") from None
-    size = max(1, min(page_size, MAX_PAGE_SIZE))
-    iterator = client.list_workflows(query, page_size=size, next_page_token=token)
-    try:
-        await iterator.fetch_next_page(page_size=size)
-    except RPCError as err:
-        raise _rpc_error(err, "listing runs") from None
-    except RuntimeError as err:
-        raise unavailable(err) from None
-    runs = [row(r) for r in iterator.current_page or []]
-    after = iterator.next_page_token
-    return RunPage(
-        runs=runs,
-        next_page=base64.urlsafe_b64encode(after).decode() if after else None,
-        query=query,
-    )
+def status_name(value: WorkflowExecutionStatus | None) -> str:
+    return value.name.lower().replace("_", "") if value is not None else "unknown"
 
 
-def unavailable(err: Exception) -> ReadError:
-    return ReadError(503, "temporal-unavailable", f"Temporal is not reachable: {err}")
-
-
-def _rpc_error(err: RPCError, what: str) -> ReadError:
-    if err.status == RPCStatusCode.INVALID_ARGUMENT:
-        return ReadError(400, "invalid-argument", f"Temporal refused {what}: {err.message}")
-    if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-        return ReadError(503, "temporal-unavailable", f"Temporal did not answer: {err.message}")
-    return ReadError(502, "temporal-error", f"Temporal failed {what}: {err.message}")
-
-
-async def describe(client: Client, workflow_id: str) -> WorkflowExecutionDescription:
-    try:
-        return await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise ReadError(404, "no-such-run", f"there is no run {workflow_id!r}") from None
-        raise _rpc_error(err, f"describing {workflow_id!r}") from None
-    except RuntimeError as err:
-        raise unavailable(err) from None
+def unavailable(err: Exception) -> RunRefused:
+    return RunRefused(503, "temporal-unavailable", f"Temporal is not reachable: {err}")
 
 
 def task_at(document: Mapping[str, Any], reference: str) -> Mapping[str, Any] | None:
@@ -285,7 +247,9 @@ async def read_history(
         if err.status == RPCStatusCode.NOT_FOUND:
             notes.append("the run's history is gone (past the namespace's retention)")
         else:
-            raise _rpc_error(err, f"reading the history of {workflow_id!r}") from None
+            raise RunRefused(
+                503, "temporal-unavailable", f"reading the history failed: {err.message}"
+            ) from None
     except RuntimeError as err:
         raise unavailable(err) from None
     return run_input, list(calls.values()), notes
@@ -309,12 +273,13 @@ async def _run_input(client: Client, payloads: list[Payload], notes: list[str]) 
 
 async def run_view(
     client: Client,
+    rule: NamespaceRule,
     workflow_id: str,
     *,
     query_timeout: float = 5.0,
     temporal_ui: str | None = None,
 ) -> RunView:
-    described = await describe(client, workflow_id)
+    described = await ops.own_run(client, rule, workflow_id)
     attrs = described.typed_search_attributes
     view = RunView(
         workflow_id=described.id,
@@ -346,21 +311,16 @@ async def run_view(
             view.graph = to_data(run_input.document)
         except ValueError as err:
             view.notes.append(f"the document cannot be drawn: {err}")
-    handle = client.get_workflow_handle(described.id, run_id=described.run_id)
     try:
-        status = await handle.query(
-            "status", result_type=RunStatus, rpc_timeout=timedelta(seconds=query_timeout)
-        )
-    except (WorkflowQueryFailedError, RPCError) as err:
-        # A query needs a worker polling the run's task queue.
-        message = getattr(err, "message", None) or str(err)
-        view.notes.append(
-            f"no task log: the status query was not answered ({message}); is a worker "
-            f"polling task queue {described.task_queue!r}?"
-        )
-        return view
+        status, note = await ops.run_status(client, described, timedelta(seconds=query_timeout))
     except RuntimeError as err:
         raise unavailable(err) from None
+    if status is None:
+        # A query needs a worker polling the run's task queue.
+        view.notes.append(
+            f"{note or 'no task log'}; is a worker polling task queue {described.task_queue!r}?"
+        )
+        return view
     view.phase = status.phase
     view.current_task = status.current_task
     view.log = [e.model_dump(mode="json", exclude_none=True) for e in status.log]

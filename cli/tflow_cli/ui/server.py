@@ -1,5 +1,7 @@
 """The UI's HTTP server: the page (static files), its JSON API under `/api`, and the
-actions, which need `Authorization: Bearer <token>` and obey the namespace rule.
+actions, which need `Authorization: Bearer <token>`. Reads and actions alike reach only
+runs of the namespaces the UI is given (run_operations' namespace rule: a run of another
+namespace is answered as one that does not exist).
 
 Reads never change anything, so they need no token; every action does, and an action
 without a valid token is answered 401 (the page says so)."""
@@ -18,10 +20,11 @@ from pydantic import BaseModel, SecretStr
 from temporalio.client import Client
 
 from tflow_cli.ui import runs
-from tflow_cli.ui.actions import ActionRefused, RunControl, TemporalRunControl
 from tflow_cli.ui.catalogue import read_catalogue, read_definition
 from tflow_cli.ui.models import ActionDone, Problem
 from tflow_operator.kube import KubeClient, KubeError
+from tflow_workers import run_operations as ops
+from tflow_workers.run_operations import NamespaceRule, RunRefused
 
 log = logging.getLogger("tflow.ui")
 
@@ -32,7 +35,7 @@ _MAX_BODY = 1024 * 1024
 
 class UiSettings(BaseModel):
     token: SecretStr | None = None
-    # Kubernetes namespaces whose runs the actions may reach; "*" for every run.
+    # Kubernetes namespaces whose runs the UI shows and acts on; "*" for every run.
     namespaces: tuple[str, ...] = ()
     temporal_ui: str | None = None
     query_timeout: float = 5.0
@@ -45,11 +48,10 @@ class UiApp:
     client: Client
     settings: UiSettings
     kube: KubeClient | None = None
-    control: RunControl | None = None
 
-    def __post_init__(self) -> None:
-        if self.control is None:
-            self.control = TemporalRunControl(self.client, self.settings.namespaces)
+    @property
+    def rule(self) -> NamespaceRule:
+        return ops.allowed(self.settings.namespaces)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._problems], client_max_size=_MAX_BODY)
@@ -74,7 +76,7 @@ class UiApp:
         try:
             response: web.StreamResponse = await handler(request)
             return response
-        except (runs.ReadError, ActionRefused) as err:
+        except RunRefused as err:
             return _problem(err.status, err.reason, err.detail)
         except KubeError as err:
             return _problem(502, "kubernetes-error", f"the Kubernetes API answered: {err}")
@@ -89,7 +91,7 @@ class UiApp:
     def _authenticate(self, request: web.Request) -> None:
         token = self.settings.token
         if token is None:
-            raise ActionRefused(
+            raise RunRefused(
                 403, "actions-off", "actions are off: the UI was started without a token"
             )
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
@@ -127,10 +129,10 @@ class UiApp:
     async def _definition(self, request: web.Request) -> web.Response:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
         if self.kube is None:
-            raise runs.ReadError(404, "no-kubernetes", "no Kubernetes configuration")
+            raise RunRefused(404, "no-kubernetes", "no Kubernetes configuration")
         found = await read_definition(self.kube, namespace, name)
         if found is None:
-            raise runs.ReadError(
+            raise RunRefused(
                 404,
                 "no-such-definition",
                 f"WorkflowDefinition {namespace}/{name} is not in the cluster (deleted?); "
@@ -140,17 +142,18 @@ class UiApp:
 
     async def _runs(self, request: web.Request) -> web.Response:
         try:
-            size = int(request.query.get("pageSize", runs.PAGE_SIZE))
+            size = int(request.query.get("pageSize", ops.DEFAULT_PAGE_SIZE))
         except ValueError:
-            raise runs.ReadError(400, "bad-page-size", "pageSize must be a number") from None
+            raise RunRefused(400, "bad-page-size", "pageSize must be a number") from None
         page = await runs.list_page(
-            self.client, request.query, request.query.get("page") or None, size
+            self.client, self.rule, request.query, request.query.get("page") or None, size
         )
         return _json(page)
 
     async def _run(self, request: web.Request) -> web.Response:
         view = await runs.run_view(
             self.client,
+            self.rule,
             _param(request, "id"),
             query_timeout=self.settings.query_timeout,
             temporal_ui=self.settings.temporal_ui,
@@ -167,35 +170,34 @@ class UiApp:
             try:
                 payload = json.loads(body)
             except ValueError as err:
-                raise ActionRefused(400, "malformed-json", f"the body is not JSON: {err}") from None
+                raise RunRefused(400, "malformed-json", f"the body is not JSON: {err}") from None
         workflow_id, name = _param(request, "id"), _param(request, "name")
-        assert self.control is not None
-        await self.control.signal(workflow_id, name, payload)
+        await ops.signal_run(self.client, self.rule, workflow_id, name, payload)
         return _json(ActionDone(workflow_id=workflow_id, action="signal", signal=name), 202)
 
     async def _cancel(self, request: web.Request) -> web.Response:
         self._authenticate(request)
         workflow_id = _param(request, "id")
-        assert self.control is not None
-        await self.control.cancel(workflow_id)
+        await ops.cancel_run(self.client, self.rule, workflow_id)
         return _json(ActionDone(workflow_id=workflow_id, action="cancel"), 202)
 
     async def _terminate(self, request: web.Request) -> web.Response:
         self._authenticate(request)
         workflow_id = _param(request, "id")
-        assert self.control is not None
-        await self.control.terminate(workflow_id, "terminated from the Temporal Flow UI")
+        await ops.terminate_run(
+            self.client, self.rule, workflow_id, "terminated from the Temporal Flow UI"
+        )
         return _json(ActionDone(workflow_id=workflow_id, action="terminate"), 202)
 
 
 def _param(request: web.Request, name: str) -> str:
     value = request.query.get(name, "")
     if not value:
-        raise runs.ReadError(400, "missing-parameter", f"?{name}= is required")
+        raise RunRefused(400, "missing-parameter", f"?{name}= is required")
     return value
 
 
-class _Unauthorized(ActionRefused):
+class _Unauthorized(RunRefused):
     def __init__(self, detail: str) -> None:
         super().__init__(401, "unauthorized", detail)
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from engine_harness import EngineHarness
+from polling import eventually_async
 from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -38,7 +39,11 @@ async def ui(temporal_client: Client) -> AsyncIterator[UiFactory]:
     async def make(
         client: Client | None = None, kube: KubeClient | None = None, **settings: Any
     ) -> TestClient[Any, Any]:
-        defaults: dict[str, Any] = {"token": SecretStr(TOKEN), "query_timeout": 2.0}
+        defaults: dict[str, Any] = {
+            "token": SecretStr(TOKEN),
+            "query_timeout": 2.0,
+            "namespaces": ("*",),
+        }
         app = UiApp(client or temporal_client, UiSettings(**{**defaults, **settings}), kube)
         test_client: TestClient[Any, Any] = TestClient(TestServer(app.app()))
         await test_client.start_server()
@@ -127,8 +132,6 @@ async def test_runs_of_a_definition_are_paged(
     async def all_visible() -> bool:
         return (await temporal_client.count_workflows(query)).count == 120
 
-    from polling import eventually_async
-
     await eventually_async(all_visible, "the 120 runs in visibility")
     client = await ui()
     seen: list[str] = []
@@ -143,7 +146,7 @@ async def test_runs_of_a_definition_are_paged(
         body = await response.json()
         sizes.append(len(body["runs"]))
         seen.extend(r["workflowId"] for r in body["runs"])
-        page = body["nextPage"]
+        page = body["nextPageToken"]
         if not page:
             break
     assert sizes[:2] == [50, 50]
@@ -152,6 +155,16 @@ async def test_runs_of_a_definition_are_paged(
     row = body["runs"][0]
     assert row["definition"] == definition
     assert row["namespace"] == "default"
+
+    # The filters on the other search attributes page the same way.
+    by_namespace = await client.get(
+        "/api/runs", params={"definition": definition, "namespace": "default", "pageSize": "50"}
+    )
+    body = await by_namespace.json()
+    assert len(body["runs"]) == 50
+    assert body["nextPageToken"]
+    elsewhere = await client.get("/api/runs", params={"definition": definition, "namespace": "x"})
+    assert (await elsewhere.json())["runs"] == []
 
     bad = await client.get("/api/runs", params={"definition": 'x" OR 1=1'})
     assert bad.status == 400
@@ -186,11 +199,25 @@ async def test_actions_need_the_token_and_the_namespace(
     auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
     elsewhere = await client.post(url, params={"id": other.id, "name": "go"}, headers=auth)
     unknown = await client.post(url, params={"id": "no-such-run", "name": "go"}, headers=auth)
-    assert elsewhere.status == unknown.status == 403
+    assert elsewhere.status == unknown.status == 404
     # The same words for both: the answer does not tell which ids exist elsewhere.
     assert (await elsewhere.json())["detail"].replace(other.id, "X") == (await unknown.json())[
         "detail"
     ].replace("no-such-run", "X")
+
+    # Reads obey the same rule: another namespace's run is not shown, nor listed.
+    hidden = await client.get("/api/run", params={"id": other.id})
+    assert hidden.status == 404
+
+    async def listed() -> set[str]:
+        response = await client.get("/api/runs", params={"pageSize": "200"})
+        return {r["workflowId"] for r in (await response.json())["runs"]}
+
+    async def own_listed() -> bool:
+        return own.id in await listed()
+
+    await eventually_async(own_listed, "the run in the listing")
+    assert other.id not in await listed()
 
     sent = await client.post(
         url, params={"id": own.id, "name": "go"}, headers=auth, data=json.dumps({"by": "ops"})
@@ -234,7 +261,7 @@ async def test_a_run_without_its_document_is_explained(
 
     missing = await client.get("/api/run", params={"id": "never-started"})
     assert missing.status == 404
-    assert (await missing.json())["detail"] == "there is no run 'never-started'"
+    assert (await missing.json())["detail"] == "no run 'never-started' is reachable"
 
 
 async def test_a_temporal_outage_is_answered_with_a_sentence(ui: UiFactory) -> None:
