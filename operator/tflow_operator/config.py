@@ -9,7 +9,11 @@ Variable                                Meaning
 ======================================  =====================================================
 ``TEMPORAL_ADDRESS``                    Temporal frontend the operator talks to (schedules,
                                         run statistics, search attributes).
-``TEMPORAL_NAMESPACE``                  Temporal namespace of every run.
+``TEMPORAL_NAMESPACE``                  The shared Temporal namespace: of every run whose
+                                        Kubernetes namespace is not mapped to its own.
+``TFLOW_TEMPORAL_NAMESPACES``           JSON: Kubernetes namespace -> its Temporal
+                                        namespace, or a list of them, the first its home
+                                        (see ``tflow_workers.temporal_namespaces``).
 ``TFLOW_WORKER_TEMPORAL_ADDRESS``       Frontend address the worker pods and KEDA's
                                         ``temporal`` trigger use; ``TEMPORAL_ADDRESS`` when
                                         unset (they differ when the operator runs outside
@@ -50,12 +54,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from tflow_workers.cloudevents import DEFAULT_ROUTER_TASK_QUEUE
 from tflow_workers.logs import LOG_FORMATS
+from tflow_workers.temporal_namespaces import TemporalNamespaceError, TemporalNamespaces
 
 DEFAULT_SYSTEM_NAMESPACE: Final = "temporal-flow"
 DEFAULT_WORKER_IMAGE: Final = "ghcr.io/temporal-flow/worker:0.1.0"
@@ -73,6 +78,9 @@ class ConfigError(ValueError):
 class Config:
     temporal_address: str = "temporal-frontend:7233"
     temporal_namespace: str = "default"
+    # Which Temporal namespace each Kubernetes namespace's runs live in (the shared one,
+    # temporal_namespace, unless mapped).
+    temporal_namespaces: TemporalNamespaces = field(default_factory=TemporalNamespaces)
     worker_temporal_address: str = "temporal-frontend:7233"
     system_namespace: str = DEFAULT_SYSTEM_NAMESPACE
     worker_image: str = DEFAULT_WORKER_IMAGE
@@ -95,6 +103,13 @@ class Config:
     worker_polling_seconds: int = 10
     worker_cooldown_seconds: int = 300
 
+    def home_temporal_namespace(self, namespace: str) -> str:
+        """Where a Kubernetes namespace's Listeners hand their events and its definitions
+        run unless they pick another: its own Temporal namespace, else the shared one."""
+        if self.temporal_namespaces.enabled:
+            return self.temporal_namespaces.home(namespace)
+        return self.temporal_namespace
+
     def temporal_client_env_from(self) -> list[dict[str, Any]]:
         """``envFrom`` for a worker or listener container: the Temporal client Secret
         (``TEMPORAL_API_KEY``, ``TEMPORAL_TLS_*``) of the workload's own namespace,
@@ -112,10 +127,18 @@ class Config:
             return value or default
 
         address = get("TEMPORAL_ADDRESS", cls.temporal_address)
+        shared = get("TEMPORAL_NAMESPACE", cls.temporal_namespace)
+        try:
+            namespaces = TemporalNamespaces.parse(
+                source.get("TFLOW_TEMPORAL_NAMESPACES", ""), shared
+            )
+        except TemporalNamespaceError as err:
+            raise ConfigError(str(err)) from None
         resync = _positive(source, "TFLOW_RESYNC_SECONDS", cls.resync_seconds)
         return cls(
             temporal_address=address,
-            temporal_namespace=get("TEMPORAL_NAMESPACE", cls.temporal_namespace),
+            temporal_namespace=shared,
+            temporal_namespaces=namespaces,
             worker_temporal_address=get("TFLOW_WORKER_TEMPORAL_ADDRESS", address),
             system_namespace=get("TFLOW_SYSTEM_NAMESPACE", _own_namespace(source)),
             worker_image=get("TFLOW_WORKER_IMAGE", cls.worker_image),

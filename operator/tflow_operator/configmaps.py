@@ -171,10 +171,19 @@ DefinitionLookup = Callable[[str, str], tuple[DefinitionInfo, DefinitionVerdict]
 Sharing = Mapping[str, frozenset[str]]
 
 
+@dataclass(frozen=True)
+class RouteTarget:
+    """Where a compiled route's runs go: its definition's task queue and, when the
+    operator maps namespaces, its Temporal namespace."""
+
+    task_queue: str
+    temporal_namespace: str | None = None
+
+
 def judge_route(
     route: RouteInfo, lookup: DefinitionLookup, sharing: Sharing | None = None
-) -> tuple[RouteVerdict, str | None]:
-    """Whether a route goes into the table, and the task queue of its target.
+) -> tuple[RouteVerdict, RouteTarget | None]:
+    """Whether a route goes into the table, and where its target's runs go.
 
     A route whose cross-namespace opt-in is not answered by the other side is compiled
     all the same (its own namespace's events reach it; the router checks both sides of
@@ -204,8 +213,12 @@ def judge_route(
             f"{route.namespace}: no Listener there lists {route.namespace} in "
             "spec.shareEventsWith; until one does, only this namespace's events reach the route"
         )
-        return RouteVerdict(False, REASON_NOT_SHARED, message), definition.task_queue
-    return RouteVerdict(True, REASON_COMPILED, "in the routing table"), definition.task_queue
+        return RouteVerdict(False, REASON_NOT_SHARED, message), _target(definition, verdict)
+    return RouteVerdict(True, REASON_COMPILED, "in the routing table"), _target(definition, verdict)
+
+
+def _target(definition: DefinitionInfo, verdict: DefinitionVerdict) -> RouteTarget:
+    return RouteTarget(definition.task_queue, verdict.temporal_namespace or None)
 
 
 def compile_routes(
@@ -217,9 +230,9 @@ def compile_routes(
     for route in routes:
         if route.deleting:
             continue
-        verdict, task_queue = judge_route(route, lookup, sharing)
+        verdict, target = judge_route(route, lookup, sharing)
         verdicts[route.key] = verdict
-        if (verdict.ready or verdict.reason == REASON_NOT_SHARED) and task_queue is not None:
+        if (verdict.ready or verdict.reason == REASON_NOT_SHARED) and target is not None:
             compiled.append(
                 CompiledRoute(
                     namespace=route.namespace,
@@ -230,7 +243,8 @@ def compile_routes(
                     filter=route.filter,
                     input=route.input,
                     workflow=route.workflow,
-                    task_queue=task_queue,
+                    task_queue=target.task_queue,
+                    temporal_namespace=target.temporal_namespace,
                     from_namespaces=route.from_namespaces or None,
                 )
             )

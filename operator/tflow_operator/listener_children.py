@@ -207,7 +207,19 @@ def listener_deployment(
         "args": [SOURCES[spec.type], *_source_flags(spec, mounts)],
         "env": [
             {"name": "TEMPORAL_ADDRESS", "value": config.worker_temporal_address},
-            {"name": "TEMPORAL_NAMESPACE", "value": config.temporal_namespace},
+            # Events go to the namespace's home Temporal namespace, whose root
+            # orchestrator routes them.
+            {"name": "TEMPORAL_NAMESPACE", "value": config.home_temporal_namespace(namespace)},
+            *(
+                [
+                    {
+                        "name": "TFLOW_TEMPORAL_NAMESPACES",
+                        "value": config.temporal_namespaces.only(namespace).to_env(),
+                    }
+                ]
+                if config.temporal_namespaces.only(namespace).enabled
+                else []
+            ),
             {"name": "TFLOW_LISTENER_TASK_QUEUE", "value": config.router_task_queue},
             # The tenant boundary: events are routed, and runs reached, within it.
             {"name": "TFLOW_LISTENER_KUBE_NAMESPACE", "value": namespace},

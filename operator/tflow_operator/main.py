@@ -192,6 +192,7 @@ async def startup(
         routes=kwargs["tflow_routes"],
         listener_sharing=kwargs["tflow_listener_sharing"],
         router_task_queue=config.router_task_queue,
+        temporal_namespaces=config.temporal_namespaces,
     )
     publisher = Publisher(config, kube, indices)
     memo.runtime = Runtime(config, kube, gateway, indices, publisher)

@@ -5,12 +5,16 @@ Extracting an entry is cheap after the first time: the expensive parts (the engi
 validation of the document, jq compilation of a route's expressions, the YAML of the
 published manifest) are computed once per ``(uid, generation)`` and cached.
 
-Validity has two parts. The document part depends on the object alone (the engine's
+Validity has three parts. The document part depends on the object alone (the engine's
 validator, which also refuses a document-level ``schedule``, and not the router's task
-queue). The task-queue part depends on the other definitions: a task queue belongs to one
-Kubernetes namespace (the one holding its oldest valid definition), because every worker
-polling a queue must serve the same definitions, images and functions; a definition in
-another namespace on that queue is invalid with reason ``TaskQueueConflict``.
+queue). The Temporal namespace part depends on the operator's map of Kubernetes to
+Temporal namespaces (`tflow_workers.temporal_namespaces`): ``spec.temporalNamespace``
+must be one its namespace may use, else ``TemporalNamespaceNotAllowed``. The task-queue
+part depends on the other definitions: a task queue belongs to one Kubernetes namespace
+(the one holding its oldest valid definition), because every worker polling a queue must
+serve the same definitions, images and functions; a definition in another namespace on
+that queue is invalid with reason ``TaskQueueConflict``, and so is one that would run in
+another Temporal namespace than the queue's oldest definition (its workers poll one).
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ import yaml
 from tflow_operator.api.common import API_VERSION
 from tflow_workers.dsl.validate import validate_document
 from tflow_workers.routing import check_route_expressions
+from tflow_workers.temporal_namespaces import TemporalNamespaceError, TemporalNamespaces
 
 REASON_INVALID_DOCUMENT: Final = "InvalidDocument"
 REASON_TASK_QUEUE_CONFLICT: Final = "TaskQueueConflict"
 REASON_RESERVED_TASK_QUEUE: Final = "ReservedTaskQueue"
+REASON_TEMPORAL_NAMESPACE: Final = "TemporalNamespaceNotAllowed"
 REASON_VALID: Final = "Validated"
 
 _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -93,6 +99,8 @@ class DefinitionInfo:
     deleting: bool = False
     # Kubernetes Secrets the document reads as `$secret.<name>` (its `use.secrets`).
     secrets: tuple[str, ...] = ()
+    # spec.temporalNamespace ("" when unset: its namespace's home).
+    temporal_namespace: str = ""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -182,6 +190,7 @@ def definition_info(body: Mapping[str, Any]) -> DefinitionInfo:
         manifest=cached.manifest,
         deleting=bool(meta.get("deletionTimestamp")),
         secrets=_secret_names(spec.get("workflow")),
+        temporal_namespace=str(spec.get("temporalNamespace") or ""),
     )
 
 
@@ -198,6 +207,9 @@ class DefinitionVerdict:
     valid: bool
     reason: str
     problems: tuple[str, ...] = ()
+    # Where a valid definition's runs, workers and schedule live when the operator maps
+    # namespaces; "" when it does not (all in the shared Temporal namespace).
+    temporal_namespace: str = ""
 
     @property
     def message(self) -> str:
@@ -208,27 +220,81 @@ class DefinitionVerdict:
         return head + "; ".join(self.problems)
 
 
-def queue_owner(same_queue: Iterable[DefinitionInfo]) -> str | None:
-    """The namespace a task queue belongs to: that of its oldest live, valid document."""
-    candidates = [d for d in same_queue if not d.deleting and not d.issues]
-    if not candidates:
+def temporal_namespace_of(
+    info: DefinitionInfo, namespaces: TemporalNamespaces | None
+) -> str | None:
+    """Where the definition's runs live, or None when its namespace may not use the
+    Temporal namespace it asks for."""
+    try:
+        return (namespaces or TemporalNamespaces()).resolve(
+            info.namespace, info.temporal_namespace or None
+        )
+    except TemporalNamespaceError:
         return None
-    return min(candidates, key=lambda d: d.order).namespace
+
+
+def queue_owner(
+    same_queue: Iterable[DefinitionInfo], namespaces: TemporalNamespaces | None = None
+) -> str | None:
+    """The namespace a task queue belongs to: that of its oldest live, valid document."""
+    oldest = _oldest(same_queue, namespaces)
+    return oldest.namespace if oldest is not None else None
+
+
+def queue_temporal_namespace(
+    same_queue: Iterable[DefinitionInfo], namespaces: TemporalNamespaces | None
+) -> str | None:
+    """The Temporal namespace a task queue's workers poll: its oldest definition's."""
+    oldest = _oldest(same_queue, namespaces)
+    return temporal_namespace_of(oldest, namespaces) if oldest is not None else None
+
+
+def _oldest(
+    same_queue: Iterable[DefinitionInfo], namespaces: TemporalNamespaces | None
+) -> DefinitionInfo | None:
+    candidates = [
+        d
+        for d in same_queue
+        if not d.deleting
+        and not d.issues
+        and (not d.temporal_namespace or temporal_namespace_of(d, namespaces) is not None)
+    ]
+    return min(candidates, key=lambda d: d.order) if candidates else None
 
 
 def judge(
-    info: DefinitionInfo, same_queue: Iterable[DefinitionInfo], router_task_queue: str
+    info: DefinitionInfo,
+    same_queue: Iterable[DefinitionInfo],
+    router_task_queue: str,
+    namespaces: TemporalNamespaces | None = None,
 ) -> DefinitionVerdict:
     """Whether a definition is valid, given every definition on its task queue."""
-    return judge_with_owner(info, queue_owner([*same_queue, info]), router_task_queue)
+    queue = [*same_queue, info]
+    return judge_with_owner(
+        info,
+        queue_owner(queue, namespaces),
+        router_task_queue,
+        namespaces,
+        queue_temporal_namespace(queue, namespaces),
+    )
 
 
 def judge_with_owner(
-    info: DefinitionInfo, owner: str | None, router_task_queue: str
+    info: DefinitionInfo,
+    owner: str | None,
+    router_task_queue: str,
+    namespaces: TemporalNamespaces | None = None,
+    queue_temporal: str | None = None,
 ) -> DefinitionVerdict:
-    """``judge`` when the owner of the definition's task queue is already known."""
+    """``judge`` when the owner of the definition's task queue (and the Temporal
+    namespace its workers poll) is already known."""
     if info.issues:
         return DefinitionVerdict(False, REASON_INVALID_DOCUMENT, info.issues)
+    mapping = namespaces or TemporalNamespaces()
+    try:
+        temporal = mapping.resolve(info.namespace, info.temporal_namespace or None)
+    except TemporalNamespaceError as err:
+        return DefinitionVerdict(False, REASON_TEMPORAL_NAMESPACE, (str(err),))
     if info.task_queue == router_task_queue:
         return DefinitionVerdict(
             False,
@@ -248,6 +314,19 @@ def judge_with_owner(
                 "namespace, choose another name",
             ),
         )
+    if queue_temporal is not None and temporal != queue_temporal:
+        return DefinitionVerdict(
+            False,
+            REASON_TASK_QUEUE_CONFLICT,
+            (
+                f"spec.taskQueue: the workers of task queue {info.task_queue!r} poll Temporal "
+                f"namespace {queue_temporal!r}, and this definition runs in {temporal!r}; "
+                "definitions sharing a task queue share its Temporal namespace, choose "
+                "another task queue",
+            ),
+        )
+    if mapping.enabled:
+        return DefinitionVerdict(True, REASON_VALID, temporal_namespace=temporal)
     return VALID
 
 

@@ -19,9 +19,12 @@ from tflow_operator.model import (
     judge,
     judge_with_owner,
     queue_owner,
+    queue_temporal_namespace,
+    temporal_namespace_of,
 )
 from tflow_operator.pods import PodTrouble
 from tflow_operator.temporal import TemporalGateway
+from tflow_workers.temporal_namespaces import TemporalNamespaces
 
 # A kopf index (``kopf.Index``) as KopfIndices reads it: key -> the values stored under it.
 Index = Mapping[Any, Iterable[Any]]
@@ -34,6 +37,7 @@ class KopfIndices:
     definitions: Index = field(default_factory=dict)
     routes: Index = field(default_factory=dict)
     router_task_queue: str = ""
+    temporal_namespaces: TemporalNamespaces = field(default_factory=TemporalNamespaces)
     # Namespace -> one tuple per Listener there: the namespaces it shares events with.
     listener_sharing: Index = field(default_factory=dict)
 
@@ -74,7 +78,7 @@ class KopfIndices:
 
     def verdict(self, info: DefinitionInfo) -> DefinitionVerdict:
         same_queue = [d for d in self.on_queue(info.task_queue) if d.uid != info.uid]
-        return judge(info, same_queue, self.router_task_queue)
+        return judge(info, same_queue, self.router_task_queue, self.temporal_namespaces)
 
     def lookup(self, namespace: str, name: str) -> tuple[DefinitionInfo, DefinitionVerdict] | None:
         info = self.definition(namespace, name)
@@ -90,10 +94,19 @@ class KopfIndices:
         if task_queue == self.router_task_queue:
             return []
         on_queue = self.on_queue(task_queue)
-        if queue_owner(on_queue) != namespace:
+        mapping = self.temporal_namespaces
+        if queue_owner(on_queue, mapping) != namespace:
             return []
+        temporal = queue_temporal_namespace(on_queue, mapping)
         return sorted(
-            (d for d in on_queue if d.namespace == namespace and not d.deleting and not d.issues),
+            (
+                d
+                for d in on_queue
+                if d.namespace == namespace
+                and not d.deleting
+                and not d.issues
+                and temporal_namespace_of(d, mapping) == temporal
+            ),
             key=lambda d: d.order,
         )
 
@@ -104,10 +117,23 @@ class KopfIndices:
         by_queue: dict[str, list[DefinitionInfo]] = {}
         for definition in live:
             by_queue.setdefault(definition.task_queue, []).append(definition)
-        owners = {queue: queue_owner(members) for queue, members in by_queue.items()}
+        mapping = self.temporal_namespaces
+        owners = {queue: queue_owner(members, mapping) for queue, members in by_queue.items()}
+        temporal = {
+            queue: queue_temporal_namespace(members, mapping) for queue, members in by_queue.items()
+        }
         return Snapshot(
             {
-                d.key: (d, judge_with_owner(d, owners[d.task_queue], self.router_task_queue))
+                d.key: (
+                    d,
+                    judge_with_owner(
+                        d,
+                        owners[d.task_queue],
+                        self.router_task_queue,
+                        mapping,
+                        temporal[d.task_queue],
+                    ),
+                )
                 for d in live
             }
         )

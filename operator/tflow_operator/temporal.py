@@ -27,6 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from tflow_operator import metrics
 from tflow_workers.connection import TemporalUnavailable, connect
 from tflow_workers.engine.model import SEARCH_ATTRIBUTES
+from tflow_workers.temporal_namespaces import client_for
 
 log = logging.getLogger("tflow.operator.temporal")
 
@@ -92,6 +93,10 @@ class TemporalGateway:
         self._probed_at = 0.0
         self._healthy = False
         self.search_attributes_registered = False
+        # Clients of the other Temporal namespaces definitions run in (one connection),
+        # and the namespaces whose search attributes are registered.
+        self._elsewhere: dict[str, Client] = {}
+        self._registered: set[str] = set()
 
     def _unavailable(self, detail: str) -> TemporalUnavailable:
         return TemporalUnavailable(
@@ -146,6 +151,19 @@ class TemporalGateway:
             raise self._unavailable(self._last_error)
         return client
 
+    async def client_in(self, namespace: str) -> Client:
+        """``check()``'s client for another Temporal namespace, over the same connection,
+        with the engine's search attributes registered there on first use."""
+        client = await self.check()
+        if namespace == self.namespace:
+            return client
+        other = self._elsewhere.get(namespace)
+        if other is None:
+            other = self._elsewhere[namespace] = client_for(client, namespace)
+        if namespace not in self._registered and await _register(other, namespace):
+            self._registered.add(namespace)
+        return other
+
     def note_failure(self, error: BaseException) -> None:
         """Record an unavailability seen by a caller, so the next ``check`` fails fast."""
         if is_unavailable(error):
@@ -166,33 +184,45 @@ class TemporalGateway:
         attributes (e.g. a managed service) still works once an admin added them."""
         if self.search_attributes_registered or self._client is None:
             return
-        service = self._client.operator_service
-        try:
-            existing = await service.list_search_attributes(
-                ListSearchAttributesRequest(namespace=self.namespace),
-                timeout=timedelta(seconds=5),
-            )
-            known = set(existing.custom_attributes) | set(existing.system_attributes)
-            missing = {
-                name: indexed_value_type(kind)
-                for name, kind in SEARCH_ATTRIBUTES.items()
-                if name not in known
-            }
-            if missing:
-                await service.add_search_attributes(
-                    AddSearchAttributesRequest(
-                        namespace=self.namespace,
-                        search_attributes=missing,  # type: ignore[arg-type]
-                    ),
-                    timeout=timedelta(seconds=10),
-                )
-                log.info("registered search attributes %s", ", ".join(sorted(missing)))
-            self.search_attributes_registered = True
-        except Exception as err:
-            log.warning("could not register the engine's search attributes: %s", _describe(err))
+        self.search_attributes_registered = await _register(self._client, self.namespace)
 
     async def close(self) -> None:
         self._client = None
+        self._elsewhere.clear()
+
+
+async def _register(client: Client, namespace: str) -> bool:
+    """Register the engine's search attributes ``namespace`` lacks; whether they are all
+    there now. Failures are logged, not raised (see ``ensure_search_attributes``)."""
+    service = client.operator_service
+    try:
+        existing = await service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=namespace),
+            timeout=timedelta(seconds=5),
+        )
+        known = set(existing.custom_attributes) | set(existing.system_attributes)
+        missing = {
+            name: indexed_value_type(kind)
+            for name, kind in SEARCH_ATTRIBUTES.items()
+            if name not in known
+        }
+        if missing:
+            await service.add_search_attributes(
+                AddSearchAttributesRequest(
+                    namespace=namespace,
+                    search_attributes=missing,  # type: ignore[arg-type]
+                ),
+                timeout=timedelta(seconds=10),
+            )
+            log.info("registered search attributes %s in %s", ", ".join(sorted(missing)), namespace)
+        return True
+    except Exception as err:
+        log.warning(
+            "could not register the engine's search attributes in %s: %s",
+            namespace,
+            _describe(err),
+        )
+        return False
 
 
 def _describe(error: BaseException) -> str:

@@ -14,7 +14,9 @@ When definitions on one queue ask for different worker settings, they are merged
 * ``targetBacklog`` and ``activationBacklog``: the smallest asked for (the most eager);
 * ``env``: the union by name; for a name set twice, the oldest definition's value;
 * Secrets: every Secret any of the documents names in ``use.secrets`` is mounted
-  read-only at ``/etc/temporal-flow/secrets/<name>/`` (``$secret.<name>.<key>``).
+  read-only at ``/etc/temporal-flow/secrets/<name>/`` (``$secret.<name>.<key>``);
+* the Temporal namespace: the one all of them run in (a definition that would run in
+  another is not valid), which the pods connect to and KEDA reads the backlog of.
 
 The pods pass the ``restricted`` Pod Security Standard (see :mod:`tflow_operator.pods`).
 """
@@ -66,6 +68,8 @@ class WorkerSettings:
     target_backlog: int
     activation_backlog: int
     secrets: tuple[str, ...] = ()
+    # The Temporal namespace the queue lives in; "" for the operator's shared one.
+    temporal_namespace: str = ""
 
 
 def _int(workers: dict[str, Any], key: str) -> int:
@@ -73,7 +77,9 @@ def _int(workers: dict[str, Any], key: str) -> int:
     return int(value) if isinstance(value, int) else DEFAULTS[key]
 
 
-def merge_settings(members: Sequence[DefinitionInfo], default_image: str) -> WorkerSettings:
+def merge_settings(
+    members: Sequence[DefinitionInfo], default_image: str, temporal_namespace: str = ""
+) -> WorkerSettings:
     """One queue's worker settings from all its definitions (see the module docstring)."""
     if not members:
         raise ValueError("a worker group needs at least one definition")
@@ -94,6 +100,7 @@ def merge_settings(members: Sequence[DefinitionInfo], default_image: str) -> Wor
         target_backlog=min(_int(d.workers, "targetBacklog") for d in ordered),
         activation_backlog=min(_int(d.workers, "activationBacklog") for d in ordered),
         secrets=tuple(sorted({name for d in ordered for name in d.secrets})),
+        temporal_namespace=temporal_namespace,
     )
 
 
@@ -113,18 +120,23 @@ def _env_entry(item: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "value": str(item.get("value") or "")}
 
 
-def worker_env(task_queue: str, settings: WorkerSettings, config: Config) -> list[dict[str, Any]]:
+def worker_env(
+    namespace: str, task_queue: str, settings: WorkerSettings, config: Config
+) -> list[dict[str, Any]]:
     """The worker container's environment: the operator's, then the definitions' (which
     win on a name clash)."""
     env: dict[str, str] = {
         "TEMPORAL_ADDRESS": config.worker_temporal_address,
-        "TEMPORAL_NAMESPACE": config.temporal_namespace,
+        "TEMPORAL_NAMESPACE": settings.temporal_namespace or config.temporal_namespace,
         "TFLOW_TASK_QUEUE": task_queue,
         "TFLOW_DEFINITIONS_DIR": DEFINITIONS_DIR,
         "TFLOW_ROUTER_TASK_QUEUE": config.router_task_queue,
         "TFLOW_HEALTH_PORT": str(HEALTH_PORT),
         "TFLOW_METRICS_PORT": str(METRICS_PORT),
     }
+    if config.temporal_namespaces.only(namespace).enabled:
+        # Only this namespace's entry: where its `run: workflow` targets live.
+        env["TFLOW_TEMPORAL_NAMESPACES"] = config.temporal_namespaces.only(namespace).to_env()
     if config.worker_functions:
         env["TFLOW_FUNCTIONS"] = config.worker_functions
     if config.log_format:
@@ -193,7 +205,7 @@ def worker_deployment(
         "name": "worker",
         "image": settings.image,
         "command": [*WORKER_COMMAND, "--task-queue", task_queue],
-        "env": worker_env(task_queue, settings, config),
+        "env": worker_env(namespace, task_queue, settings, config),
         "ports": [
             {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
@@ -263,7 +275,7 @@ def worker_scaled_object(
         namespace=namespace,
         deployment=name,
         temporal_address=config.worker_temporal_address,
-        temporal_namespace=config.temporal_namespace,
+        temporal_namespace=settings.temporal_namespace or config.temporal_namespace,
         task_queue=task_queue,
         min_replicas=settings.min_replicas,
         max_replicas=settings.max_replicas,

@@ -18,6 +18,11 @@ When the worker Deployment cannot create its pods (``FailedCreate``: Pod Securit
 ResourceQuota) or they cannot start (``ErrImagePull``, ``CrashLoopBackOff``, ...),
 ``Ready`` is False with that reason and Kubernetes' message (:mod:`tflow_operator.pods`).
 
+With Kubernetes namespaces mapped to Temporal namespaces (``TFLOW_TEMPORAL_NAMESPACES``),
+the workers, the schedule and the run statistics are in the definition's Temporal
+namespace (``status.temporalNamespace``); when it changes, the schedule in the previous
+one is deleted.
+
 Temporal being unreachable sets ``Ready`` (and ``Scheduled``) to False with reason
 ``TemporalUnavailable`` and retries with backoff; the operator keeps running. Only a
 definition with a schedule gets a finalizer, which deletes the schedule; the worker
@@ -191,7 +196,9 @@ async def _apply_group_now(
                     if err.status != 404:
                         raise
         return GroupResult(())
-    settings = merge_settings(members, config.worker_image)
+    settings = merge_settings(
+        members, config.worker_image, runtime.indices.verdict(members[0]).temporal_namespace
+    )
     deployment = worker_deployment(namespace, task_queue, members, settings, config)
     scaled = worker_scaled_object(namespace, task_queue, members, settings, config)
     auth = worker_trigger_authentication(namespace, task_queue, members, config)
@@ -223,6 +230,18 @@ async def _apply_group_now(
 # --------------------------------------------------------------------------- schedules
 
 
+def temporal_namespace(runtime: Runtime, info: DefinitionInfo) -> str:
+    """The Temporal namespace of a definition's runs, workers and schedule."""
+    return runtime.indices.verdict(info).temporal_namespace or runtime.config.temporal_namespace
+
+
+def _previous_temporal_namespace(runtime: Runtime, status: Mapping[str, Any]) -> str:
+    """Where the schedule was last kept (the shared namespace for a status from before
+    namespaces were mapped)."""
+    previous = status.get("temporalNamespace")
+    return previous if isinstance(previous, str) and previous else runtime.config.temporal_namespace
+
+
 def _had_schedule(status: Mapping[str, Any]) -> bool:
     current = condition_of(status, "Scheduled")
     return current is not None and current.get("reason") != REASON_NO_SCHEDULE
@@ -247,7 +266,15 @@ async def sync_schedule(
             "Scheduled", False, REASON_INVALID_SCHEDULE, message, generation
         ), None
     try:
-        client = await runtime.temporal.check()
+        here = temporal_namespace(runtime, info)
+        previous = _previous_temporal_namespace(runtime, status)
+        if previous != here:
+            # Moved to another Temporal namespace: the old schedule must not keep starting
+            # runs where no worker of this definition polls any more.
+            await schedules.delete_schedule(
+                await runtime.temporal.client_in(previous), info.namespace, info.name
+            )
+        client = await runtime.temporal.client_in(here)
         state = await schedules.reconcile_schedule(
             client, model, info.task_queue, version=info.version
         )
@@ -291,7 +318,7 @@ async def refresh_stats(
 ) -> tuple[dict[str, Any], BaseException | None]:
     """``lastRun``, ``nextRun`` and ``running`` from Temporal."""
     try:
-        client = await runtime.temporal.check()
+        client = await runtime.temporal.client_in(temporal_namespace(runtime, info))
         stats = await schedules.run_stats(client, info.namespace, info.name, info.has_schedule)
     except Exception as err:
         if is_unavailable(err):
@@ -337,6 +364,8 @@ async def reconcile(
         "version": info.version,
         "taskQueue": info.task_queue,
     }
+    if verdict.valid:
+        desired["temporalNamespace"] = temporal_namespace(runtime, info)
     valid = make_condition("Valid", verdict.valid, verdict.reason, verdict.message, generation)
     current_valid = condition_of(status, "Valid")
 
@@ -483,8 +512,11 @@ async def definition_delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: A
     # Only definitions with a schedule (or one not yet confirmed gone) get here: see
     # `_needs_finalizer`.
     try:
-        client = await runtime.temporal.client()
-        await schedules.delete_schedule(client, info.namespace, info.name)
+        places = {temporal_namespace(runtime, info), _previous_temporal_namespace(runtime, status)}
+        for place in sorted(places):
+            await schedules.delete_schedule(
+                await runtime.temporal.client_in(place), info.namespace, info.name
+            )
     except Exception as err:
         if is_unavailable(err):
             unavailable = runtime.temporal.unavailable(err)

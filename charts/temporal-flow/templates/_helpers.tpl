@@ -33,6 +33,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   value: {{ .Values.temporal.address | quote }}
 - name: TEMPORAL_NAMESPACE
   value: {{ .Values.temporal.namespace | quote }}
+{{- with .Values.temporal.namespaces }}
+- name: TFLOW_TEMPORAL_NAMESPACES
+  value: {{ toJson . | quote }}
+{{- end }}
 {{- end -}}
 
 {{- define "tflow.podSecurity" -}}

@@ -29,6 +29,7 @@ from tflow_operator.api.common import (
     cel_rule,
     cel_rules,
 )
+from tflow_workers.temporal_namespaces import TEMPORAL_NAMESPACE_PATTERN
 
 NAMES = ResourceNames(
     kind="WorkflowDefinition",
@@ -231,6 +232,18 @@ class WorkflowDefinitionSpec(SpecModel):
             "serves each task queue. Lower-case letters, digits and '-'."
         ),
     )
+    temporal_namespace: str | None = Field(
+        default=None,
+        pattern=TEMPORAL_NAMESPACE_PATTERN,
+        max_length=255,
+        description=(
+            "Temporal namespace of this workflow's runs, workers and schedule: one of those "
+            "the operator's temporal.namespaces lets this Kubernetes namespace use. Unset: "
+            "the first of them, or the shared Temporal namespace when this namespace is not "
+            "mapped. A definition asking for another is not Valid "
+            "(TemporalNamespaceNotAllowed)."
+        ),
+    )
     workers: Workers = Field(
         default_factory=Workers,
         description="Worker Deployment and autoscaling for the task queue.",
@@ -261,6 +274,10 @@ class WorkflowDefinitionStatus(ResourceStatus):
     task_queue: str | None = Field(
         default=None,
         description="Task queue the worker Deployment currently serves.",
+    )
+    temporal_namespace: str | None = Field(
+        default=None,
+        description="Temporal namespace the runs, workers and schedule currently live in.",
     )
     last_run: Timestamp | None = Field(default=None, description="When the last run started.")
     next_run: Timestamp | None = Field(
