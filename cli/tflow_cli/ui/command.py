@@ -46,6 +46,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="base URL of Temporal's Web UI, for links to a run's history",
     )
     ui.add_argument(
+        "--codec",
+        action="store_true",
+        default=env("TFLOW_UI_CODEC", "") in ("1", "true"),
+        help="serve Temporal's remote codec protocol at /codec, so Temporal's Web UI shows "
+        "payloads decrypted with TFLOW_PAYLOAD_KEY (default $TFLOW_UI_CODEC)",
+    )
+    ui.add_argument(
         "--no-kube",
         action="store_true",
         help="do not read definitions, routes and listeners from Kubernetes",
@@ -76,6 +83,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
         token=SecretStr(token) if token else None,
         namespaces=tuple(namespaces),
         temporal_ui=args.temporal_ui,
+        codec=args.codec,
     )
     asyncio.run(_serve(args, settings, token if generated else None))
     return 0

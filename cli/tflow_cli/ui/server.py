@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from tflow_cli.ui import runs
 from tflow_cli.ui.catalogue import read_catalogue, read_definition
+from tflow_cli.ui.codec import CodecRoutes, origin
 from tflow_cli.ui.models import ActionDone, Problem
 from tflow_operator.kube import KubeClient, KubeError
 from tflow_workers import run_operations as ops
@@ -41,6 +42,8 @@ class UiSettings(BaseModel):
     query_timeout: float = 5.0
     # How often the run page asks again while the run is open (milliseconds).
     poll_ms: int = 1500
+    # Serve Temporal's remote codec protocol at /codec (see tflow_cli.ui.codec).
+    codec: bool = False
 
 
 @dataclass
@@ -67,6 +70,12 @@ class UiApp:
         app.router.add_post("/api/run/cancel", self._cancel)
         app.router.add_post("/api/run/terminate", self._terminate)
         app.router.add_static("/static/", STATIC, follow_symlinks=False)
+        if self.settings.codec:
+            CodecRoutes(
+                self.client.data_converter.payload_codec,
+                self.client.namespace,
+                origin(self.settings.temporal_ui),
+            ).add(app)
         return app
 
     # -- plumbing
@@ -96,7 +105,7 @@ class UiApp:
             )
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if not given:
-            raise _Unauthorized("send Authorization: Bearer <token> (set the token on the page)")
+            raise _Unauthorized("send Authorization: Bearer <token>")
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             given.strip().encode("utf-8", "replace"), token.get_secret_value().encode()
         ):

@@ -4,7 +4,8 @@ workers in this process, one run waiting for approval. The page lists the defini
 the run, draws the run with the waiting task highlighted, refuses the approval without
 the token (401 on the page), sends it with the token, and shows the run completing on the
 graph. Each step's screenshot is kept in the test's temporary directory (its path is
-printed); the README's pictures come from this test (TFLOW_UI_DOCS_IMAGES=1)."""
+printed) and in $TFLOW_TEST_ARTIFACTS/ui when that is set; the README's pictures come from
+this test (TFLOW_UI_DOCS_IMAGES=1)."""
 
 from __future__ import annotations
 
@@ -136,12 +137,19 @@ class Shots:
         self.page = page
         self.directory = directory
         self.docs = os.environ.get("TFLOW_UI_DOCS_IMAGES") == "1"
+        # pytest keeps the temporary directories of its last three sessions only; a CI job
+        # that wants the pictures afterwards names a directory of its own.
+        artifacts = os.environ.get("TFLOW_TEST_ARTIFACTS")
+        self.artifacts = Path(artifacts) / "ui" if artifacts else None
         directory.mkdir(parents=True, exist_ok=True)
 
     async def take(self, name: str, **options: Any) -> Path:
         path = self.directory / f"{name}.png"
         await self.page.screenshot(path=str(path), **options)
         assert path.stat().st_size > 10_000, f"{path} looks empty"
+        if self.artifacts is not None:
+            self.artifacts.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, self.artifacts / path.name)
         if self.docs and name in self.DOCS:
             shutil.copy(path, REPO_ROOT / "docs" / "images" / self.DOCS[name])
         print(f"screenshot: {path}", file=sys.stderr)
