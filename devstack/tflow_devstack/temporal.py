@@ -28,6 +28,9 @@ class TemporalServer:
     search_attributes: dict[str, str] = field(default_factory=lambda: dict(SEARCH_ATTRIBUTES))
     # Dynamic config values (key -> JSON value), e.g. a low continue-as-new threshold.
     dynamic_config: dict[str, object] = field(default_factory=dict)
+    # Namespaces registered besides `default` (tenants' own), each with the search
+    # attributes above.
+    extra_namespaces: tuple[str, ...] = ()
     process: ManagedProcess | None = None
 
     @property
@@ -54,6 +57,7 @@ class TemporalServer:
             f"--metrics-port={self.metrics_port}",
             f"--db-filename={self.workdir / 'temporal.sqlite'}",
             f"--namespace={NAMESPACE}",
+            *(f"--namespace={name}" for name in self.extra_namespaces),
             "--log-level=warn",
         ]
         if self.headless:

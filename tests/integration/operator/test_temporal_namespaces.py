@@ -1,0 +1,304 @@
+"""A Temporal namespace per tenant, end to end on the apiserver and a dev server that
+registers the tenants' namespaces (`--namespace`): the operator puts a mapped
+namespace's schedule, worker env and KEDA trigger in its Temporal namespace; an event a
+tenant's listener hands to its Temporal namespace starts the run there, and a run of a
+definition in another tenant's Temporal namespace (with both sides' consent) through the
+root orchestrator's start activity; one tenant's runs are not visible from the other's
+namespace, and an event started in one tenant's namespace cannot speak for another."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from operator_harness import (
+    RESYNC_SECONDS,
+    OperatorProcess,
+    apply,
+    condition,
+    decode_binary,
+    get,
+    start_operator,
+)
+from polling import eventually
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from tflow_devstack.controlplane import ControlPlane
+from tflow_devstack.temporal import TemporalServer
+from tflow_listeners.handoff import HandOff
+from tflow_operator.listener_children import child_name
+from tflow_operator.naming import worker_deployment_name
+from tflow_operator.schedules import schedule_id
+from tflow_workers.cloudevents import DEFAULT_ROUTER_TASK_QUEUE, CloudEvent
+from tflow_workers.connection import connect
+from tflow_workers.engine.model import SA_NAMESPACE
+from tflow_workers.orchestrator.activities import OrchestratorActivities
+from tflow_workers.orchestrator.model import Decision
+from tflow_workers.orchestrator.worker import OrchestratorWorkers
+from tflow_workers.temporal_namespaces import TemporalNamespaces, client_for
+from tflow_workers.worker import build_worker
+
+pytestmark = [pytest.mark.integration]
+
+TENANT_A, TENANT_B = "tenant-a", "tenant-b"
+WORKFLOW: dict[str, Any] = {
+    "document": {"dsl": "1.0.0", "namespace": "test", "name": "orders", "version": "1.0.0"},
+    "do": [{"keep": {"set": {"order": "${ .order }"}}}],
+}
+
+
+@pytest.fixture(scope="module")
+def tenants(kube: ControlPlane) -> Iterator[tuple[str, str]]:
+    names = (f"tns-a-{uuid.uuid4().hex[:6]}", f"tns-b-{uuid.uuid4().hex[:6]}")
+    for name in names:
+        kube.kubectl("create", "namespace", name)
+    try:
+        yield names
+    finally:
+        for name in names:
+            kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def tenant_temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
+    server = TemporalServer(
+        tmp_path_factory.mktemp("temporal-tenants"),
+        headless=True,
+        extra_namespaces=(TENANT_A, TENANT_B),
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def mapping(tenants: tuple[str, str]) -> TemporalNamespaces:
+    a, b = tenants
+    return TemporalNamespaces(shared="default", mapped={a: (TENANT_A,), b: (TENANT_B,)})
+
+
+@pytest.fixture(scope="module")
+def tenant_operator(
+    kube: ControlPlane,
+    crds: None,
+    keda_crds: None,
+    tenant_temporal: TemporalServer,
+    mapping: TemporalNamespaces,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
+    process = start_operator(
+        kube,
+        tmp_path_factory.mktemp("operator-tenants"),
+        tenant_temporal.address,
+        tenant_temporal.namespace,
+        resync_seconds=RESYNC_SECONDS,
+        extra_env={"TFLOW_TEMPORAL_NAMESPACES": mapping.to_env()},
+    )
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def definition(namespace: str, name: str, queue: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "temporalflow.dev/v1alpha1",
+        "kind": "WorkflowDefinition",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"taskQueue": queue, "workflow": copy.deepcopy(WORKFLOW), **spec},
+    }
+
+
+def route(namespace: str, name: str, workflow: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "temporalflow.dev/v1alpha1",
+        "kind": "EventRoute",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"match": {"type": "order.created"}, "workflow": workflow, **spec},
+    }
+
+
+def ready(kube: ControlPlane, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    obj = get(kube, kind, name, namespace)
+    return obj if condition(obj, "Ready").get("status") == "True" else None
+
+
+async def schedule_exists(client: Client, schedule: str) -> bool:
+    try:
+        await client.get_schedule_handle(schedule).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+async def test_a_definition_lives_in_its_namespaces_temporal_namespace(
+    tenant_operator: OperatorProcess,
+    kube: ControlPlane,
+    tenants: tuple[str, str],
+    tenant_temporal: TemporalServer,
+) -> None:
+    a, _ = tenants
+    queue = f"q-{uuid.uuid4().hex[:6]}"
+    schedule = {"cron": ["0 0 1 1 *"], "input": {"order": "yearly"}}
+    apply(
+        kube,
+        definition(a, "yearly", queue, schedule=schedule),
+        definition(a, "trespass", f"{queue}-x", temporalNamespace=TENANT_B),
+    )
+    body = eventually(lambda: ready(kube, "workflowdefinition", a, "yearly"), timeout=60)
+    assert body["status"]["temporalNamespace"] == TENANT_A
+    assert condition(body, "Scheduled")["status"] == "True"
+
+    client = await connect(tenant_temporal.address, tenant_temporal.namespace)
+    sid = schedule_id(a, "yearly")
+    assert await schedule_exists(client_for(client, TENANT_A), sid)
+    assert not await schedule_exists(client, sid)
+    assert not await schedule_exists(client_for(client, TENANT_B), sid)
+
+    deployment = get(kube, "deployment", worker_deployment_name(queue), a)
+    assert deployment is not None
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["TEMPORAL_NAMESPACE"] == TENANT_A
+    assert json.loads(env["TFLOW_TEMPORAL_NAMESPACES"]) == {a: [TENANT_A]}
+    scaled = get(kube, "scaledobject", worker_deployment_name(queue), a)
+    assert scaled is not None
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["metadata"]["namespace"] == TENANT_A
+
+    refused = eventually(
+        lambda: condition(get(kube, "workflowdefinition", "trespass", a), "Valid") or None
+    )
+    assert refused["status"] == "False"
+    assert refused["reason"] == "TemporalNamespaceNotAllowed"
+    assert f"'{TENANT_B}' is not one that namespace '{a}' may use" in refused["message"]
+
+    # Deleted: the finalizer removes the schedule from the tenant's namespace.
+    kube.kubectl("delete", "workflowdefinition", "yearly", "-n", a)
+    assert not await schedule_exists(client_for(client, TENANT_A), sid)
+
+
+def configmap_files(kube: ControlPlane, namespace: str, name: str, into: Path) -> None:
+    cm = get(kube, "configmap", name, namespace)
+    assert cm is not None, name
+    into.mkdir(parents=True, exist_ok=True)
+    for key, text in (cm.get("data") or {}).items():
+        (into / key).write_text(text)
+    for key, blob in (cm.get("binaryData") or {}).items():
+        (into / key).write_bytes(decode_binary(blob))
+
+
+async def test_events_start_runs_in_their_targets_temporal_namespace_and_tenants_stay_apart(
+    tenant_operator: OperatorProcess,
+    kube: ControlPlane,
+    tenants: tuple[str, str],
+    tenant_temporal: TemporalServer,
+    mapping: TemporalNamespaces,
+    tmp_path: Path,
+) -> None:
+    a, b = tenants
+    qa, qb = f"orders-{uuid.uuid4().hex[:6]}", f"audit-{uuid.uuid4().hex[:6]}"
+    apply(
+        kube,
+        definition(a, "orders", qa),
+        definition(b, "audit", qb),
+        route(a, "orders", "orders", input="${ .data }"),
+        # b takes a's order events too, and a's Listener shares them with b.
+        route(b, "audit", "audit", input="${ .data }", fromNamespaces=[a]),
+        {
+            "apiVersion": "temporalflow.dev/v1alpha1",
+            "kind": "Listener",
+            "metadata": {"name": "hook", "namespace": a},
+            "spec": {"type": "webhook", "replicas": 0, "shareEventsWith": [b]},
+        },
+    )
+    eventually(lambda: ready(kube, "eventroute", a, "orders"), timeout=60)
+    eventually(lambda: ready(kube, "eventroute", b, "audit"), timeout=60)
+    listener = get(kube, "deployment", child_name("hook"), a)
+    assert listener is not None
+    (container,) = listener["spec"]["template"]["spec"]["containers"]
+    assert {e["name"]: e.get("value") for e in container["env"]}["TEMPORAL_NAMESPACE"] == TENANT_A
+
+    # The root orchestrator's view of what the operator published.
+    routes, definitions = tmp_path / "routes", tmp_path / "definitions"
+    configmap_files(kube, tenant_operator.system_namespace, "tflow-routing", routes)
+    configmap_files(kube, tenant_operator.system_namespace, "tflow-definitions", definitions)
+    entries = {
+        r["namespace"]: r for r in json.loads((routes / "routes.json").read_text())["routes"]
+    }
+    assert entries[a]["temporal_namespace"] == TENANT_A
+    assert entries[b]["temporal_namespace"] == TENANT_B
+
+    client = await connect(tenant_temporal.address, tenant_temporal.namespace)
+    in_a, in_b = client_for(client, TENANT_A), client_for(client, TENANT_B)
+    orchestrators = OrchestratorWorkers(
+        client,
+        DEFAULT_ROUTER_TASK_QUEUE,
+        OrchestratorActivities(routes, definitions, temporal_namespaces=mapping),
+    )
+    assert orchestrators.namespaces == ("default", TENANT_A, TENANT_B)
+    async with (
+        orchestrators,
+        build_worker(in_a, qa),
+        build_worker(in_b, qb),
+    ):
+        # a's Listener hands the event to a's Temporal namespace, as its pod would.
+        handoff = HandOff(in_a, namespace=a, share_with=(b,))
+        order = uuid.uuid4().hex[:8]
+        event = CloudEvent(id=order, source="shop", type="order.created", data={"order": order})
+        assert await handoff.submit(event) == "started"
+        decision = await in_a.get_workflow_handle(
+            handoff.workflow_id(event), result_type=Decision
+        ).result()
+        assert decision.status == "routed", decision.reason
+        started = {m.namespace: m for m in decision.matches}
+        assert {m.status for m in decision.matches} == {"started"}
+
+        # a's run is in a's Temporal namespace, b's in b's (started by the activity).
+        run_a = in_a.get_workflow_handle(str(started[a].child_workflow_id))
+        run_b = in_b.get_workflow_handle(str(started[b].child_workflow_id))
+        assert await run_a.result() == {"order": order}
+        assert await run_b.result() == {"order": order}
+        assert (await run_b.describe()).typed_search_attributes.get(SA_NAMESPACE) == b
+
+        # Neither tenant's namespace shows the other's runs, nor does the shared one.
+        async def ids(where: Client, namespace: str) -> list[str]:
+            query = f'TflowNamespace = "{namespace}"'
+            return [w.id async for w in where.list_workflows(query)]
+
+        for _ in range(50):  # visibility is eventually consistent
+            if run_a.id in await ids(in_a, a) and run_b.id in await ids(in_b, b):
+                break
+            await asyncio.sleep(0.1)
+        assert run_a.id in await ids(in_a, a)
+        assert run_b.id in await ids(in_b, b)
+        assert await ids(in_b, a) == []
+        assert run_b.id not in await ids(in_a, b)
+        assert await ids(client, a) == await ids(client, b) == []
+
+        # The same event again starts nothing new.
+        assert await handoff.submit(event) == "duplicate"
+
+        # An event started in b's Temporal namespace cannot speak for a.
+        forged = HandOff(in_b, namespace=a)
+        other = CloudEvent(id=uuid.uuid4().hex, source="shop", type="order.created", data={})
+        assert await forged.submit(other) == "started"
+        refused = await in_b.get_workflow_handle(
+            forged.workflow_id(other), result_type=Decision
+        ).result()
+        assert refused.status == "unroutable"
+        assert f"may not be routed from Temporal namespace '{TENANT_B}'" in str(refused.reason)
+        with contextlib.suppress(RPCError):
+            await in_a.get_workflow_handle(f"{forged.workflow_id(other)}/{a}/orders").describe()
+            raise AssertionError("a run was started for a forged event")
