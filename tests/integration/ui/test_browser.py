@@ -245,6 +245,13 @@ async def test_approve_an_order_from_the_page(
                 page.locator('#task-log tr[data-ref="/do/2/awaitApproval/try/0/review"]')
             ).to_contain_text("completed")
             await shots.take("5-completed", full_page=True)
+
+            # The shipping child run, one click away, completed on its own graph.
+            await page.locator('#task-log tr[data-ref="/do/6/ship"] a.child-run').click()
+            await expect(page.locator("h2 code")).to_have_text(f"{handle.id}/do.6.ship")
+            await expect(page.locator("#run-status")).to_have_text("completed")
+            await expect(page.locator("g.node[data-state='done']").first).to_be_visible()
+            await shots.take("6-child-run", full_page=True)
         finally:
             await browser.close()
 

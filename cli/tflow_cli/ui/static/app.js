@@ -427,8 +427,14 @@ function taskLog(view) {
   const rows = (view.log || []).map((entry) => {
     const calls = byRef.get(entry.reference) || [];
     const last = calls[calls.length - 1];
+    // A `run: workflow` child's id is its parent's id and the task's reference, dotted.
+    const child = entry.kind === "run"
+      ? `${view.workflowId}/${entry.reference.replace(/^\//, "").replaceAll("/", ".")}`
+      : null;
     return el("tr", { "data-ref": entry.reference },
-      el("td", { title: entry.reference }, entry.name),
+      el("td", { title: entry.reference }, entry.name,
+        child ? [" ", el("a", { href: `#/run?id=${encodeURIComponent(child)}`, class: "child-run" },
+          "child run")] : null),
       el("td", {}, entry.kind),
       el("td", {}, badge(entry.outcome)),
       el("td", { title: when(entry.started_at) },
