@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import copy
 import json
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from operator_harness import (
     RESYNC_SECONDS,
     OperatorProcess,
@@ -34,6 +36,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from tflow_devstack.controlplane import ControlPlane
 from tflow_devstack.temporal import TemporalServer
 from tflow_listeners.handoff import HandOff
+from tflow_listeners.webhook import Secret, WebhookListener, WebhookSettings
 from tflow_operator.listener_children import child_name
 from tflow_operator.naming import worker_deployment_name
 from tflow_operator.schedules import schedule_id
@@ -286,6 +289,24 @@ async def test_events_start_runs_in_their_targets_temporal_namespace_and_tenants
         assert await ids(in_b, a) == []
         assert run_b.id not in await ids(in_a, b)
         assert await ids(client, a) == await ids(client, b) == []
+
+        # a's Listener's run control (its client in a's home) reaches a's run only.
+        token = tmp_path / "token"
+        token.write_text("t0ken")
+        settings = WebhookSettings(
+            bearer_token=Secret.from_file(token), run_control=True, namespace=a
+        )
+        http = TestClient(TestServer(WebhookListener(in_a, settings).app()))
+        await http.start_server()
+        try:
+            auth = {"Authorization": "Bearer t0ken"}
+            mine = await http.get(f"/runs/{urllib.parse.quote(run_a.id, safe='')}", headers=auth)
+            assert mine.status == 200
+            assert (await mine.json())["execution"] == "COMPLETED"
+            theirs = await http.get(f"/runs/{urllib.parse.quote(run_b.id, safe='')}", headers=auth)
+            assert theirs.status == 403
+        finally:
+            await http.close()
 
         # The same event again starts nothing new.
         assert await handoff.submit(event) == "duplicate"
