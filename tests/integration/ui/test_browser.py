@@ -9,10 +9,12 @@ this test (TFLOW_UI_DOCS_IMAGES=1)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -47,14 +49,41 @@ def chromium() -> str:
     return found
 
 
+@contextlib.contextmanager
+def tflow_ui(env: dict[str, str], log_path: Path, *args: str) -> Iterator[str]:
+    """`tflow ui` as a process, as a user starts it; yields its URL."""
+    port = free_port()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(venv_binary("tflow")), "ui", "--port", str(port), *args],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(100):
+                assert process.poll() is None, log_path.read_text()
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            else:
+                raise AssertionError("tflow ui did not come up")
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
 @pytest.fixture
 def ui_url(
     temporal: TemporalServer, kube: ControlPlane, namespace: str, tmp_path: Path
 ) -> Iterator[str]:
-    """`tflow ui` as a process, as a user starts it, allowed to act on `namespace` only."""
-    port = free_port()
+    """The UI against the suite's servers, allowed to show and act on `namespace` only."""
     env = {
-        **os.environ,
         "TEMPORAL_ADDRESS": temporal.address,
         "TEMPORAL_NAMESPACE": temporal.namespace,
         "KUBECONFIG": str(kube.kubeconfig),
@@ -62,30 +91,8 @@ def ui_url(
         "TFLOW_UI_NAMESPACES": namespace,
         "TFLOW_TEMPORAL_UI_URL": temporal.ui_url,
     }
-    log = (tmp_path / "tflow-ui.log").open("w")
-    process = subprocess.Popen(
-        [str(venv_binary("tflow")), "ui", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            assert process.poll() is None, (tmp_path / "tflow-ui.log").read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            subprocess.run(["sleep", "0.1"], check=True)
-        else:
-            raise AssertionError("tflow ui did not come up")
+    with tflow_ui(env, tmp_path / "tflow-ui.log") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture
@@ -198,6 +205,11 @@ async def test_approve_an_order_from_the_page(
             await expect(definitions).to_contain_text(shop_workers)
             await shots.take("1-definitions")
 
+            # A definition deleted from the cluster: its runs page says so.
+            await page.goto(f"{ui_url}/#/runs?definition={namespace}/gone")
+            await expect(page.locator("main")).to_contain_text("is not in the cluster")
+            await page.goto(ui_url)
+
             # Its runs: visibility catches up within a second or two.
             await link.click()
             run_link = page.locator("#runs a.run-link", has_text=handle.id)
@@ -258,3 +270,27 @@ async def test_approve_an_order_from_the_page(
     result = await handle.result()
     assert result["status"] == "completed"
     assert result["orderId"] == order_id
+
+
+async def test_a_temporal_outage_is_shown_on_the_page(tmp_path: Path) -> None:
+    env = {"TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}", "KUBECONFIG": ""}
+    with tflow_ui(env, tmp_path / "tflow-ui.log", "--no-kube", "--read-only") as url:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=chromium(), args=["--no-sandbox"]
+            )
+            page = await browser.new_page()
+            try:
+                await page.goto(f"{url}/#/runs")
+                main = page.locator("main")
+                await expect(main).to_contain_text("503", timeout=20_000)
+                await expect(main).to_contain_text("Temporal is not reachable")
+                await page.goto(f"{url}/#/run?id=some-run")
+                await expect(main).to_contain_text("Temporal is not reachable", timeout=20_000)
+                await page.goto(f"{url}/#/")
+                await expect(main).to_contain_text("no Kubernetes configuration")
+                # Read-only: no token to ask for.
+                await expect(page.locator("#token-form")).to_be_hidden()
+                await Shots(page, tmp_path / "screenshots").take("outage")
+            finally:
+                await browser.close()

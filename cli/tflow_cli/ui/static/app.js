@@ -4,7 +4,8 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const TOKEN_KEY = "tflow-ui-token";
-let config = { pollMs: 1500, actions: false, graphLibrary: false };
+// Until /api/config answers, assume the defaults of `tflow ui`.
+let config = { pollMs: 1500, actions: true, graphLibrary: true };
 let pollTimer = null;
 
 // ---------------------------------------------------------------- helpers
@@ -519,7 +520,7 @@ async function showRun(main, query) {
     side.querySelector("#log").replaceChildren(view.log ? taskLog(view) : el("p", { class: "muted" }, "no task log"));
     updateQuickSends(side, view);
     // A closed run takes no actions.
-    side.querySelector("#actions").hidden = view.status !== "running";
+    side.querySelector("#actions").hidden = view.status !== "running" || !config.actions;
     main.dataset.status = view.status;
   };
   render(first);
@@ -567,7 +568,13 @@ async function start() {
   });
   showTokenState();
   // The page itself does not wait for the configuration (only a run's polling uses it).
-  api("/api/config").then((answer) => { config = answer; }).catch((err) => {
+  api("/api/config").then((answer) => {
+    config = answer;
+    // A read-only UI has no actions, so no token to ask for.
+    document.getElementById("token-form").hidden = !config.actions;
+    const actions = document.getElementById("actions");
+    if (actions && !config.actions) actions.hidden = true;
+  }).catch((err) => {
     banner(`the UI server did not answer: ${err.message}`);
   });
   window.addEventListener("hashchange", route);
