@@ -147,7 +147,7 @@ def ops_routes(metrics: ListenerMetrics, health: TemporalHealth) -> list[web.Rou
     route = declared()
 
     @route
-    async def healthz(_: web.Request) -> r200[None]:
+    async def healthz(request: web.Request) -> r200[None]:
         """The process answers.
 
         Tags: operations
@@ -155,7 +155,7 @@ def ops_routes(metrics: ListenerMetrics, health: TemporalHealth) -> list[web.Rou
         return web.json_response({"status": "ok"})
 
     @route
-    async def readyz(_: web.Request) -> r200[None] | r503[RefusalBody]:
+    async def readyz(request: web.Request) -> r200[None] | r503[RefusalBody]:
         """Temporal is reachable (503 with Retry-After when it is not).
 
         Tags: operations
@@ -173,7 +173,7 @@ def ops_routes(metrics: ListenerMetrics, health: TemporalHealth) -> list[web.Rou
         )
 
     @route
-    async def metrics_page(_: web.Request) -> r200[str]:
+    async def metrics_page(request: web.Request) -> r200[str]:
         """Prometheus text format.
 
         Tags: operations

@@ -54,6 +54,8 @@ _PLURALS: dict[tuple[str, str], str] = {
     ("v1", "ServiceAccount"): "serviceaccounts",
     ("apps/v1", "Deployment"): "deployments",
     ("coordination.k8s.io/v1", "Lease"): "leases",
+    ("authentication.k8s.io/v1", "TokenReview"): "tokenreviews",
+    ("authorization.k8s.io/v1", "SubjectAccessReview"): "subjectaccessreviews",
     ("keda.sh/v1alpha1", "ScaledObject"): "scaledobjects",
     ("keda.sh/v1alpha1", "TriggerAuthentication"): "triggerauthentications",
     ("temporalflow.dev/v1alpha1", "WorkflowDefinition"): "workflowdefinitions",

@@ -192,6 +192,8 @@ class Definition:
     reason: str | None = None
     message: str | None = None
     version: str | None = None
+    # The Temporal namespace its runs live in, when the definition names one.
+    temporal_namespace: str | None = None
 
 
 class DefinitionSource(Protocol):
@@ -276,7 +278,11 @@ def _quoted(value: str, what: str) -> str:
 
 
 def _status_name(value: WorkflowExecutionStatus | None) -> str:
-    return value.name.lower().replace("_", "") if value is not None else "unknown"
+    """The API's name of a run's state: the names `list_runs` filters on."""
+    if value is None:
+        return "unknown"
+    name = value.name.lower().replace("_", "")
+    return "cancelled" if name == "canceled" else name
 
 
 def _unavailable(err: Exception) -> RunRefused:
@@ -299,9 +305,14 @@ def _token_in(text: str | None) -> bytes | None:
     if not text:
         return None
     try:
-        return base64.urlsafe_b64decode(text.encode())
+        # Strict: a token with characters outside the alphabet is refused, not trimmed
+        # into another (or no) token.
+        token = base64.b64decode(text.encode(), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
-        raise RunRefused(400, "bad-page-token", "the page token is not valid") from None
+        token = b""
+    if not token:
+        raise RunRefused(400, "bad-page-token", "the page token is not valid")
+    return token
 
 
 def _token_out(token: bytes | None) -> str | None:
@@ -358,6 +369,13 @@ async def start_run(
         why = definition.message or definition.reason or "it has no Ready condition yet"
         raise RunRefused(
             409, "definition-not-ready", f"WorkflowDefinition {ref} is not Ready: {why}"
+        )
+    if definition.temporal_namespace and definition.temporal_namespace != client.namespace:
+        raise RunRefused(
+            409,
+            "other-temporal-namespace",
+            f"WorkflowDefinition {ref} runs in Temporal namespace "
+            f"{definition.temporal_namespace!r}, not {client.namespace!r}",
         )
     check_input(definition.document, value)
     run = RunInput(

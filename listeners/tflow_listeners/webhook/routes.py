@@ -230,7 +230,7 @@ def add_routes(app: web.Application, listener: WebhookListener) -> None:
         web.post(EVENTGRID_ROUTE, post_eventgrid),
         web.options(EVENTGRID_ROUTE, abuse_protection),
         web.post(SIGNAL_ROUTE, post_signal),
-        web.get(RUN_ROUTE, get_run),
+        web.get(RUN_ROUTE, get_run, allow_head=False),
         web.get("/openapi.json", get_openapi),
         *ops_routes(listener.metrics, listener.health),
         web.get("/health", health_alias),
