@@ -185,7 +185,11 @@ async def startup(
     # The client logs whole response bodies at debug level, Secrets included.
     logging.getLogger("kubernetes_asyncio").setLevel(logging.INFO)
     kube = KubeClient.from_env()
-    gateway = TemporalGateway(config.temporal_address, config.temporal_namespace)
+    gateway = TemporalGateway(
+        config.temporal_address,
+        config.temporal_namespace,
+        namespaces=config.temporal_namespaces.all(),
+    )
     indices = KopfIndices(
         # kopf hands every handler the indices, by the index functions' names.
         definitions=kwargs["tflow_definitions"],

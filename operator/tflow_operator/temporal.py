@@ -13,6 +13,7 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Final
 
@@ -79,9 +80,13 @@ class TemporalGateway:
         connect_timeout: float = 10.0,
         retry_after: float = 2.0,
         health_ttl: float = 2.0,
+        namespaces: Sequence[str] = (),
     ) -> None:
         self.address = address
         self.namespace = namespace
+        # Every Temporal namespace runs live in (the tenants' too): their search
+        # attributes are registered with the shared one's, before any run needs them.
+        self.namespaces = tuple(dict.fromkeys([namespace, *namespaces]))
         self._connect_timeout = connect_timeout
         self._retry_after = retry_after
         self._health_ttl = health_ttl
@@ -184,7 +189,12 @@ class TemporalGateway:
         attributes (e.g. a managed service) still works once an admin added them."""
         if self.search_attributes_registered or self._client is None:
             return
-        self.search_attributes_registered = await _register(self._client, self.namespace)
+        for namespace in self.namespaces:
+            if namespace not in self._registered:
+                client = client_for(self._client, namespace)
+                if await _register(client, namespace):
+                    self._registered.add(namespace)
+        self.search_attributes_registered = self._registered.issuperset(self.namespaces)
 
     async def close(self) -> None:
         self._client = None

@@ -428,7 +428,7 @@ async def reconcile(
             unavailable = stats_error
         else:
             try:
-                await runtime.temporal.check()
+                await runtime.temporal.client_in(temporal_namespace(runtime, info))
             except TemporalUnavailable as err:
                 unavailable = err
 

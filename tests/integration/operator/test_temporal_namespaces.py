@@ -30,6 +30,7 @@ from operator_harness import (
     start_operator,
 )
 from polling import eventually
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -40,9 +41,10 @@ from tflow_listeners.webhook import Secret, WebhookListener, WebhookSettings
 from tflow_operator.listener_children import child_name
 from tflow_operator.naming import worker_deployment_name
 from tflow_operator.schedules import schedule_id
+from tflow_operator.temporal import TemporalGateway
 from tflow_workers.cloudevents import DEFAULT_ROUTER_TASK_QUEUE, CloudEvent
 from tflow_workers.connection import connect
-from tflow_workers.engine.model import SA_NAMESPACE
+from tflow_workers.engine.model import SA_NAMESPACE, SEARCH_ATTRIBUTES
 from tflow_workers.orchestrator.activities import OrchestratorActivities
 from tflow_workers.orchestrator.model import Decision
 from tflow_workers.orchestrator.worker import OrchestratorWorkers
@@ -323,3 +325,24 @@ async def test_events_start_runs_in_their_targets_temporal_namespace_and_tenants
         with contextlib.suppress(RPCError):
             await in_a.get_workflow_handle(f"{forged.workflow_id(other)}/{a}/orders").describe()
             raise AssertionError("a run was started for a forged event")
+
+
+async def test_the_operator_registers_search_attributes_in_every_temporal_namespace(
+    tmp_path: Path,
+) -> None:
+    """A Listener's hand-off sets TflowNamespace in its tenant's Temporal namespace before
+    any definition there was reconciled: the operator registers them everywhere at once."""
+    server = TemporalServer(
+        tmp_path / "temporal", headless=True, search_attributes={}, extra_namespaces=(TENANT_A,)
+    ).start()
+    try:
+        gateway = TemporalGateway(server.address, "default", namespaces=("default", TENANT_A))
+        client = await gateway.client()
+        assert gateway.search_attributes_registered
+        for namespace in ("default", TENANT_A):
+            listed = await client.operator_service.list_search_attributes(
+                ListSearchAttributesRequest(namespace=namespace)
+            )
+            assert set(SEARCH_ATTRIBUTES) <= set(listed.custom_attributes), namespace
+    finally:
+        server.stop()
