@@ -15,6 +15,7 @@ import json
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from operator_harness import (
 )
 from polling import eventually
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from tflow_devstack.controlplane import ControlPlane
@@ -44,7 +45,8 @@ from tflow_operator.schedules import schedule_id
 from tflow_operator.temporal import TemporalGateway
 from tflow_workers.cloudevents import DEFAULT_ROUTER_TASK_QUEUE, CloudEvent
 from tflow_workers.connection import connect
-from tflow_workers.engine.model import SA_NAMESPACE, SEARCH_ATTRIBUTES
+from tflow_workers.engine.model import SA_NAMESPACE, SEARCH_ATTRIBUTES, DefinitionRef, RunInput
+from tflow_workers.engine.starter import start_run
 from tflow_workers.orchestrator.activities import OrchestratorActivities
 from tflow_workers.orchestrator.model import Decision
 from tflow_workers.orchestrator.worker import OrchestratorWorkers
@@ -53,7 +55,7 @@ from tflow_workers.worker import build_worker
 
 pytestmark = [pytest.mark.integration]
 
-TENANT_A, TENANT_B = "tenant-a", "tenant-b"
+TENANT_A, TENANT_B, TENANT_B_BATCH = "tenant-a", "tenant-b", "tenant-b-batch"
 WORKFLOW: dict[str, Any] = {
     "document": {"dsl": "1.0.0", "namespace": "test", "name": "orders", "version": "1.0.0"},
     "do": [{"keep": {"set": {"order": "${ .order }"}}}],
@@ -77,7 +79,7 @@ def tenant_temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tempor
     server = TemporalServer(
         tmp_path_factory.mktemp("temporal-tenants"),
         headless=True,
-        extra_namespaces=(TENANT_A, TENANT_B),
+        extra_namespaces=(TENANT_A, TENANT_B, TENANT_B_BATCH),
     ).start()
     try:
         yield server
@@ -88,7 +90,9 @@ def tenant_temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tempor
 @pytest.fixture(scope="module")
 def mapping(tenants: tuple[str, str]) -> TemporalNamespaces:
     a, b = tenants
-    return TemporalNamespaces(shared="default", mapped={a: (TENANT_A,), b: (TENANT_B,)})
+    return TemporalNamespaces(
+        shared="default", mapped={a: (TENANT_A,), b: (TENANT_B, TENANT_B_BATCH)}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +256,7 @@ async def test_events_start_runs_in_their_targets_temporal_namespace_and_tenants
         DEFAULT_ROUTER_TASK_QUEUE,
         OrchestratorActivities(routes, definitions, temporal_namespaces=mapping),
     )
-    assert orchestrators.namespaces == ("default", TENANT_A, TENANT_B)
+    assert orchestrators.namespaces == ("default", TENANT_A, TENANT_B, TENANT_B_BATCH)
     async with (
         orchestrators,
         build_worker(in_a, qa),
@@ -346,3 +350,56 @@ async def test_the_operator_registers_search_attributes_in_every_temporal_namesp
             assert set(SEARCH_ATTRIBUTES) <= set(listed.custom_attributes), namespace
     finally:
         server.stop()
+
+
+async def test_an_event_reaches_runs_waiting_in_any_temporal_namespace_of_its_tenant(
+    tenant_temporal: TemporalServer,
+    tenants: tuple[str, str],
+    mapping: TemporalNamespaces,
+    tmp_path: Path,
+) -> None:
+    """b's home is tenant-b, and b's definitions may also run in tenant-b-batch: an event
+    b's listener hands to tenant-b reaches b's run waiting there, and not a's."""
+    a, b = tenants
+    client = await connect(tenant_temporal.address, tenant_temporal.namespace)
+    home, batch, in_a = (client_for(client, ns) for ns in (TENANT_B, TENANT_B_BATCH, TENANT_A))
+    queue = f"waiting-{uuid.uuid4().hex[:6]}"
+    kind = f"release-{uuid.uuid4().hex[:6]}"
+    document = {
+        "document": {"dsl": "1.0.0", "namespace": "test", "name": "hold", "version": "1.0.0"},
+        "do": [{"hold": {"listen": {"to": {"one": {"with": {"type": kind}}}}}}],
+    }
+
+    def waiting(namespace: str) -> RunInput:
+        return RunInput(
+            document=document, definition=DefinitionRef(namespace=namespace, name="hold")
+        )
+
+    (tmp_path / "routes").mkdir()
+    orchestrators = OrchestratorWorkers(
+        client,
+        DEFAULT_ROUTER_TASK_QUEUE,
+        OrchestratorActivities(tmp_path / "routes", tmp_path, temporal_namespaces=mapping),
+    )
+    async with orchestrators, build_worker(batch, queue), build_worker(in_a, queue):
+        ours = await start_run(batch, waiting(b), queue, execution_timeout=timedelta(seconds=60))
+        theirs = await start_run(in_a, waiting(a), queue, execution_timeout=timedelta(seconds=60))
+        listening = f'TflowListening = "{kind}"'
+        for _ in range(100):  # visibility is eventually consistent
+            if [w async for w in batch.list_workflows(listening)] and [
+                w async for w in in_a.list_workflows(listening)
+            ]:
+                break
+            await asyncio.sleep(0.1)
+
+        handoff = HandOff(home, namespace=b)
+        event = CloudEvent(id=uuid.uuid4().hex, source="ops", type=kind, data={"by": "b"})
+        assert await handoff.submit(event) == "started"
+        decision = await home.get_workflow_handle(
+            handoff.workflow_id(event), result_type=Decision
+        ).result()
+        assert decision.delivered == [ours.id]
+        await asyncio.wait_for(ours.result(), 30)
+        described = await theirs.describe()
+        assert described.status == WorkflowExecutionStatus.RUNNING
+        await theirs.terminate("test done")
