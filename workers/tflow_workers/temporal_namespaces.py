@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 ENV: Final = "TFLOW_TEMPORAL_NAMESPACES"
 # Temporal's own rule for a namespace name is looser; this one also keeps a name usable
@@ -150,3 +151,26 @@ def client_for(client: Client, namespace: str) -> Client:
     config = client.config()
     config["namespace"] = namespace
     return Client(**config)
+
+
+async def locate_run(client: Client, namespaces: Sequence[str], workflow_id: str) -> Client:
+    """The client of the Temporal namespace, among ``client``'s own and ``namespaces``,
+    that holds workflow ``workflow_id`` (a Kubernetes namespace may use several); else
+    ``client``, so a caller answers a missing run, or an unreachable Temporal, exactly as
+    it would with one namespace. Where the run is says nothing about whose it is: the
+    caller still checks its ``TflowNamespace``."""
+    ordered = [client.namespace, *(n for n in namespaces if n != client.namespace)]
+    if len(ordered) == 1:
+        return client
+    for namespace in ordered:
+        candidate = client_for(client, namespace)
+        try:
+            await candidate.get_workflow_handle(workflow_id).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                continue
+            return client
+        except RuntimeError:  # not connected: the caller's own call reports it
+            return client
+        return candidate
+    return client

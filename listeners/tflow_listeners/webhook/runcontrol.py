@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from temporalio.client import Client
 
 from tflow_listeners.problems import Refusal, is_json, parse_json
 from tflow_listeners.webhook.listener import Accepted, WebhookListener
@@ -20,6 +21,7 @@ from tflow_workers.run_operations import (
     run_status,
     signal_run,
 )
+from tflow_workers.temporal_namespaces import TemporalNamespaces, locate_run
 
 
 async def gate(listener: WebhookListener, request: web.Request) -> Accepted:
@@ -55,6 +57,16 @@ def _rule(listener: WebhookListener) -> NamespaceRule:
     return NamespaceRule.only(namespace) if namespace else NamespaceRule(())
 
 
+async def _client(listener: WebhookListener, workflow_id: str) -> Client:
+    """The client of the Temporal namespace holding the run: the Listener's namespace may
+    use several (its pod's TFLOW_TEMPORAL_NAMESPACES), its client is in the first."""
+    namespace = listener.settings.namespace
+    if not namespace:
+        return listener.client
+    own = TemporalNamespaces.from_env(listener.client.namespace).of(namespace)
+    return await locate_run(listener.client, own, workflow_id)
+
+
 async def signal(
     listener: WebhookListener, request: web.Request, workflow_id: str, name: str
 ) -> dict[str, Any]:
@@ -74,7 +86,8 @@ async def signal(
         except UnicodeEncodeError:
             raise Refusal(400, "invalid-text", "the body is not valid Unicode") from None
     try:
-        await signal_run(listener.client, _rule(listener), workflow_id, name, payload)
+        client = await _client(listener, workflow_id)
+        await signal_run(client, _rule(listener), workflow_id, name, payload)
     except RunRefused as err:
         raise _refusal(listener, err, workflow_id) from None
     return {"workflowId": workflow_id, "signal": name}
@@ -84,12 +97,13 @@ async def status(
     listener: WebhookListener, request: web.Request, workflow_id: str
 ) -> dict[str, Any]:
     await gate(listener, request)
+    client = await _client(listener, workflow_id)
     try:
-        described = await own_run(listener.client, _rule(listener), workflow_id)
+        described = await own_run(client, _rule(listener), workflow_id)
     except RunRefused as err:
         raise _refusal(listener, err, workflow_id) from None
     timeout = timedelta(seconds=listener.settings.query_timeout)
-    found, note = await run_status(listener.client, described, timeout)
+    found, note = await run_status(client, described, timeout)
     return {
         "workflowId": workflow_id,
         "runId": described.run_id,

@@ -185,6 +185,5 @@ async def test_a_child_in_another_temporal_namespace_is_refused_by_name(
     assert not isinstance(failed.value.cause, ChildWorkflowError)
     problem = failed.value.cause.details[0]  # type: ignore[attr-defined]
     assert problem["type"].endswith("/configuration")
-    assert (
-        "'tenant-far'" in problem["detail"] and "parent's Temporal namespace" in problem["detail"]
-    )
+    assert "'tenant-far'" in problem["detail"]
+    assert "parent's Temporal namespace" in problem["detail"]

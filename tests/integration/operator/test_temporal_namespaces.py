@@ -352,14 +352,16 @@ async def test_the_operator_registers_search_attributes_in_every_temporal_namesp
         server.stop()
 
 
-async def test_an_event_reaches_runs_waiting_in_any_temporal_namespace_of_its_tenant(
+async def test_a_tenants_runs_in_any_of_its_temporal_namespaces_get_its_events_and_run_control(
     tenant_temporal: TemporalServer,
     tenants: tuple[str, str],
     mapping: TemporalNamespaces,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """b's home is tenant-b, and b's definitions may also run in tenant-b-batch: an event
-    b's listener hands to tenant-b reaches b's run waiting there, and not a's."""
+    b's listener hands to tenant-b reaches b's run waiting there, and not a's; b's
+    Listener's run control reaches b's run there too, a's does not."""
     a, b = tenants
     client = await connect(tenant_temporal.address, tenant_temporal.namespace)
     home, batch, in_a = (client_for(client, ns) for ns in (TENANT_B, TENANT_B_BATCH, TENANT_A))
@@ -403,3 +405,30 @@ async def test_an_event_reaches_runs_waiting_in_any_temporal_namespace_of_its_te
         described = await theirs.describe()
         assert described.status == WorkflowExecutionStatus.RUNNING
         await theirs.terminate("test done")
+
+        # b's Listener pod (client in tenant-b, its namespace's entry of the map) steers
+        # b's run in tenant-b-batch; a's Listener does not reach it.
+        later = await start_run(batch, waiting(b), queue, execution_timeout=timedelta(seconds=60))
+        monkeypatch.setenv("TFLOW_TEMPORAL_NAMESPACES", mapping.only(b).to_env())
+        token = tmp_path / "token"
+        token.write_text("t0ken")
+        auth = {"Authorization": "Bearer t0ken"}
+        path = f"/runs/{urllib.parse.quote(later.id, safe='')}"
+        for where, namespace in ((home, b), (in_a, a)):
+            settings = WebhookSettings(
+                bearer_token=Secret.from_file(token), run_control=True, namespace=namespace
+            )
+            http = TestClient(TestServer(WebhookListener(where, settings).app()))
+            await http.start_server()
+            try:
+                if namespace == a:
+                    assert (await http.get(path, headers=auth)).status == 403
+                    continue
+                found = await http.get(path, headers=auth)
+                assert found.status == 200
+                assert (await found.json())["execution"] == "RUNNING"
+                signalled = await http.post(f"{path}/signal/{kind}", json={}, headers=auth)
+                assert signalled.status == 202
+            finally:
+                await http.close()
+        await asyncio.wait_for(later.result(), 30)
