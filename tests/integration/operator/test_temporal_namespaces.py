@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp.test_utils import TestClient, TestServer
 from operator_harness import (
     RESYNC_SECONDS,
@@ -50,6 +51,7 @@ from tflow_workers.engine.starter import start_run
 from tflow_workers.orchestrator.activities import OrchestratorActivities
 from tflow_workers.orchestrator.model import Decision
 from tflow_workers.orchestrator.worker import OrchestratorWorkers
+from tflow_workers.routing import CompiledRoute, RoutingTable
 from tflow_workers.temporal_namespaces import TemporalNamespaces, client_for
 from tflow_workers.worker import build_worker
 
@@ -432,3 +434,70 @@ async def test_a_tenants_runs_in_any_of_its_temporal_namespaces_get_its_events_a
             finally:
                 await http.close()
         await asyncio.wait_for(later.result(), 30)
+
+
+async def test_a_flows_emitted_event_is_routed_from_its_temporal_namespace(
+    tenant_temporal: TemporalServer,
+    tenants: tuple[str, str],
+    mapping: TemporalNamespaces,
+    tmp_path: Path,
+) -> None:
+    """b's flow runs in tenant-b-batch and emits: the orchestrator there routes the event
+    as b's, and b's route to a definition in b's home starts that run in tenant-b."""
+    _, b = tenants
+    client = await connect(tenant_temporal.address, tenant_temporal.namespace)
+    home, batch = client_for(client, TENANT_B), client_for(client, TENANT_B_BATCH)
+    marker = uuid.uuid4().hex[:6]
+    q_batch, q_home = f"export-{marker}", f"notify-{marker}"
+    emit = {"emit": {"event": {"with": {"type": f"exported-{marker}", "source": "exports"}}}}
+    definitions = tmp_path / "definitions"
+    definitions.mkdir()
+    for name, queue, do, extra in (
+        ("export", q_batch, [{"announce": emit}], {"temporalNamespace": TENANT_B_BATCH}),
+        ("notify", q_home, [{"done": {"set": {"notified": True}}}], {}),
+    ):
+        manifest = definition(b, name, queue, **extra)
+        manifest["spec"]["workflow"]["do"] = do
+        manifest["metadata"]["generation"] = 1
+        (definitions / f"{name}.yaml").write_text(yaml.safe_dump(manifest))
+    routes = tmp_path / "routes"
+    routes.mkdir()
+    table = RoutingTable(
+        routes=[
+            CompiledRoute(
+                namespace=b,
+                name="notify",
+                type=f"exported-{marker}",
+                workflow="notify",
+                task_queue=q_home,
+                temporal_namespace=TENANT_B,
+            )
+        ]
+    )
+    (routes / "routes.json").write_text(table.to_json())
+    orchestrators = OrchestratorWorkers(
+        client,
+        DEFAULT_ROUTER_TASK_QUEUE,
+        OrchestratorActivities(routes, definitions, temporal_namespaces=mapping),
+    )
+    async with orchestrators, build_worker(batch, q_batch), build_worker(home, q_home):
+        run = RunInput(
+            document=yaml.safe_load((definitions / "export.yaml").read_text())["spec"]["workflow"],
+            definition=DefinitionRef(namespace=b, name="export"),
+        )
+        export = await start_run(batch, run, q_batch, execution_timeout=timedelta(seconds=60))
+        await export.result()
+        query = f'TflowDefinition = "{b}/notify"'
+        found: list[str] = []
+        for _ in range(100):
+            found = [w.id async for w in home.list_workflows(query)]
+            if found:
+                break
+            await asyncio.sleep(0.2)
+        assert len(found) == 1
+        assert await home.get_workflow_handle(found[0]).result() == {"notified": True}
+        # The emitted event's orchestrator ran where the flow runs, as b's.
+        root = batch.get_workflow_handle(found[0].split("/")[0], result_type=Decision)
+        decision = await root.result()
+        assert decision.status == "routed"
+        assert [(m.namespace, m.status) for m in decision.matches] == [(b, "started")]
