@@ -98,6 +98,12 @@ KINDS: Final[tuple[Kind, ...]] = (
             PrinterColumn(
                 "Running", ".status.running", "integer", "Runs currently open.", priority=1
             ),
+            PrinterColumn(
+                "Temporal Namespace",
+                ".status.temporalNamespace",
+                description="Temporal namespace of the runs, workers and schedule.",
+                priority=1,
+            ),
             _message(),
         ),
     ),

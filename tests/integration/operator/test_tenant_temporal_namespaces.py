@@ -169,6 +169,9 @@ async def test_a_definition_lives_in_its_namespaces_temporal_namespace(
     )
     body = eventually(lambda: ready(kube, "workflowdefinition", a, "yearly"), timeout=60)
     assert body["status"]["temporalNamespace"] == TENANT_A
+    wide = kube.kubectl("get", "workflowdefinition", "yearly", "-n", a, "-o", "wide").stdout
+    assert "TEMPORAL NAMESPACE" in wide
+    assert TENANT_A in wide
     assert condition(body, "Scheduled")["status"] == "True"
 
     client = await connect(tenant_temporal.address, tenant_temporal.namespace)
