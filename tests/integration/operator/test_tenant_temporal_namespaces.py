@@ -12,12 +12,16 @@ import asyncio
 import contextlib
 import copy
 import json
+import os
+import signal
+import subprocess
+import sys
 import urllib.parse
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import yaml
@@ -37,6 +41,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from tflow_devstack.controlplane import ControlPlane
+from tflow_devstack.process import free_port
 from tflow_devstack.temporal import TemporalServer
 from tflow_listeners.handoff import HandOff
 from tflow_listeners.webhook import Secret, WebhookListener, WebhookSettings
@@ -504,3 +509,52 @@ async def test_a_flows_emitted_event_is_routed_from_its_temporal_namespace(
         decision = await root.result()
         assert decision.status == "routed"
         assert [(m.namespace, m.status) for m in decision.matches] == [(b, "started")]
+
+
+def _spawn(argv: list[str], log: IO[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+async def test_the_orchestrator_process_polls_every_mapped_temporal_namespace(
+    tenant_temporal: TemporalServer,
+    tenants: tuple[str, str],
+    mapping: TemporalNamespaces,
+    tmp_path: Path,
+) -> None:
+    """`tflow-worker --serve-orchestrator` with the chart's TFLOW_TEMPORAL_NAMESPACES
+    answers events handed to each tenant's Temporal namespace."""
+    a, b = tenants
+    (tmp_path / "routes").mkdir()
+    health = free_port()
+    env = {
+        **os.environ,
+        "TEMPORAL_NAMESPACE": "default",
+        "TFLOW_TEMPORAL_NAMESPACES": mapping.to_env(),
+    }
+    log = (tmp_path / "orchestrator.log").open("w")
+    argv = [
+        sys.executable,
+        "-m",
+        "tflow_workers.worker",
+        "--serve-orchestrator",
+        f"--routes-dir={tmp_path / 'routes'}",
+        f"--definitions-dir={tmp_path}",
+        f"--address={tenant_temporal.address}",
+        f"--health-port={health}",
+        "--metrics-port=0",
+    ]
+    process = _spawn(argv, log, env)
+    try:
+        client = await connect(tenant_temporal.address, tenant_temporal.namespace)
+        for namespace, tenant in ((a, TENANT_A), (b, TENANT_B), (b, TENANT_B_BATCH)):
+            where = client_for(client, tenant)
+            handoff = HandOff(where, namespace=namespace)
+            event = CloudEvent(id=uuid.uuid4().hex, source="probe", type="nothing.routes.this")
+            assert await handoff.submit(event) == "started"
+            handle = where.get_workflow_handle(handoff.workflow_id(event), result_type=Decision)
+            decision = await asyncio.wait_for(handle.result(), 120)
+            assert decision.status == "unroutable", tenant
+            assert "no route matches" in str(decision.reason)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, (tmp_path / "orchestrator.log").read_text()
