@@ -23,8 +23,9 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 import samples
+from engine_harness import EngineHarness
 from playwright.async_api import Page, async_playwright, expect
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 
 from tflow_devstack.controlplane import ControlPlane
 from tflow_devstack.process import free_port
@@ -205,6 +206,11 @@ async def test_approve_an_order_from_the_page(
             await expect(definitions).to_contain_text(shop_workers)
             await shots.take("1-definitions")
 
+            # One namespace at a time.
+            await page.select_option("#namespace-filter", namespace)
+            await expect(page).to_have_url(f"{ui_url}/#/?namespace={namespace}")
+            await expect(definitions.get_by_role("link", name="order", exact=True)).to_be_visible()
+
             # A definition deleted from the cluster: its runs page says so.
             await page.goto(f"{ui_url}/#/runs?definition={namespace}/gone")
             await expect(page.locator("main")).to_contain_text("is not in the cluster")
@@ -292,5 +298,58 @@ async def test_a_temporal_outage_is_shown_on_the_page(tmp_path: Path) -> None:
                 # Read-only: no token to ask for.
                 await expect(page.locator("#token-form")).to_be_hidden()
                 await Shots(page, tmp_path / "screenshots").take("outage")
+            finally:
+                await browser.close()
+
+
+async def test_a_failed_run_shows_where_and_why(
+    engine: EngineHarness, temporal: TemporalServer, tmp_path: Path
+) -> None:
+    document = {
+        "document": {"dsl": "1.0.0", "namespace": "t", "name": "refuse", "version": "1.0.0"},
+        "do": [
+            {"prepare": {"set": {"amount": -1}}},
+            {
+                "check": {
+                    "raise": {
+                        "error": {
+                            "type": "https://serverlessworkflow.io/spec/1.0.0/errors/validation",
+                            "status": 400,
+                            "title": "Order rejected",
+                            "detail": "amount must be positive",
+                        }
+                    }
+                }
+            },
+        ],
+    }
+    handle = await engine.start(document)
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    env = {"TEMPORAL_ADDRESS": temporal.address, "TEMPORAL_NAMESPACE": temporal.namespace}
+    with tflow_ui(env, tmp_path / "tflow-ui.log", "--no-kube", "--read-only") as url:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=chromium(), args=["--no-sandbox"]
+            )
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            try:
+                await page.goto(f"{url}/#/run?id={handle.id}")
+                await expect(page.locator("#run-status")).to_have_text("failed")
+                check = page.locator('g.node[data-name="check"]')
+                await expect(check).to_have_attribute("data-state", "failed")
+                await expect(page.locator('g.node[data-name="prepare"]')).to_have_attribute(
+                    "data-state", "done"
+                )
+                assert (
+                    await page.locator('g.node[data-name="End"]').get_attribute("data-state")
+                    is None
+                )
+                await expect(check.locator("title")).to_contain_text("Order rejected")
+                failed = page.locator("#failed")
+                await expect(failed).to_contain_text("check failed: Order rejected")
+                await expect(failed).to_contain_text("amount must be positive")
+                await expect(page.locator("#outcome")).to_contain_text("validation")
+                await Shots(page, tmp_path / "screenshots").take("failed")
             finally:
                 await browser.close()

@@ -102,8 +102,15 @@ function params() {
 
 // ---------------------------------------------------------------- definitions
 
-async function showDefinitions(main) {
-  const data = await api("/api/definitions");
+async function showDefinitions(main, query) {
+  const namespace = query.get("namespace") || "";
+  const data = await api(`/api/definitions${namespace ? `?namespace=${encodeURIComponent(namespace)}` : ""}`);
+  const namespaces = [...new Set(data.definitions.map((d) => d.namespace))];
+  const picker = el("select", { id: "namespace-filter", onchange: (event) => {
+    location.hash = event.target.value ? `#/?namespace=${encodeURIComponent(event.target.value)}` : "#/";
+  } }, el("option", { value: "" }, "every namespace"),
+  ...(namespace && !namespaces.includes(namespace) ? [namespace] : []).concat(namespaces)
+    .map((n) => el("option", { value: n, selected: n === namespace }, n)));
   const rows = data.definitions.map((d) =>
     el(
       "tr",
@@ -120,6 +127,7 @@ async function showDefinitions(main) {
       el("td", {}, d.taskQueue || "-"),
       el("td", {}, d.schedule.length ? d.schedule.join(", ") : "-"),
       el("td", {}, `${d.minReplicas ?? "-"} – ${d.maxReplicas ?? "-"}`),
+      el("td", {}, d.running ?? "-"),
       el("td", {}, d.routes.length
         ? d.routes.map((r) => el("div", {}, r.name, " ",
           el("code", {}, JSON.stringify(r.match || {}))))
@@ -131,14 +139,14 @@ async function showDefinitions(main) {
       el("td", {}, badge(l.ready || "Unknown")), el("td", {}, l.runControl ? "on" : "off"))
   );
   main.replaceChildren(
-    el("h2", {}, "Definitions"),
+    el("h2", {}, "Definitions ", picker),
     ...data.notes.map((n) => el("div", { class: "note" }, n)),
     el(
       "table",
       { id: "definitions" },
       el("thead", {}, el("tr", {}, ...["namespace", "definition", "ready", "task queue",
-        "schedule", "workers (min – max)", "routes"].map((h) => el("th", {}, h)))),
-      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 7 },
+        "schedule", "workers (min – max)", "open runs", "routes"].map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", { colspan: 8 },
         "no WorkflowDefinitions")))
     ),
     el("h2", {}, "Listeners"),
@@ -463,6 +471,16 @@ function waitingBox(view) {
     w.deadline ? ` (until ${when(w.deadline)})` : null)));
 }
 
+function failedBox(view) {
+  const failed = (view.log || []).filter((e) => e.outcome === "faulted" && e.error);
+  // The innermost failure says most; its enclosing tasks repeat it.
+  const shown = failed.filter((e) => !failed.some((o) => o !== e && o.reference.startsWith(`${e.reference}/`)));
+  return el("div", { id: "failed" }, ...shown.map((e) => el("div", { class: "failed-box" },
+    el("strong", {}, `${e.name} failed`), `: ${e.error.title || ""}`,
+    e.error.detail ? ` — ${e.error.detail}` : null,
+    e.error.status ? el("span", { class: "muted" }, ` (${e.error.status}, ${e.error.type || ""})`) : null)));
+}
+
 function facts(view) {
   const link = view.temporalUrl
     ? el("a", { href: view.temporalUrl, target: "_blank", rel: "noopener" }, "open in Temporal's UI")
@@ -508,7 +526,7 @@ async function showRun(main, query) {
           .map((s) => el("span", { class: `badge ${s}` }, s))),
         graphBox),
       side));
-  side.append(el("div", { id: "waiting" }), actionsPanel(first), el("div", { id: "outcome" }),
+  side.append(el("div", { id: "waiting" }), el("div", { id: "failed" }), actionsPanel(first), el("div", { id: "outcome" }),
     el("h3", {}, "Task log"), el("div", { id: "log" }));
 
   const render = (view) => {
@@ -516,6 +534,7 @@ async function showRun(main, query) {
     notes.replaceChildren(...view.notes.map((n) => el("div", { class: "note" }, n)));
     if (first.graph && window.dagre) paintGraph(graphBox, first.graph, view);
     side.querySelector("#waiting").replaceWith(waitingBox(view));
+    side.querySelector("#failed").replaceWith(failedBox(view));
     side.querySelector("#outcome").replaceWith(outcome(view));
     side.querySelector("#log").replaceChildren(view.log ? taskLog(view) : el("p", { class: "muted" }, "no task log"));
     updateQuickSends(side, view);
@@ -548,7 +567,7 @@ async function route() {
   try {
     if (path === "/runs") await showRuns(main, query);
     else if (path === "/run") await showRun(main, query);
-    else await showDefinitions(main);
+    else await showDefinitions(main, query);
   } catch (err) {
     main.replaceChildren(el("h2", {}, "Something is not available"), problem(err));
   }
