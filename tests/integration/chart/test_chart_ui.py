@@ -35,6 +35,7 @@ def test_enabled_with_a_token_secret() -> None:
         "ui.namespaces={shop,ops}",
         "ui.temporalUiUrl=https://temporal.example",
         "temporal.clientSecret=temporal-client",
+        "ui.codec=true",
     )
     deployment = find(objects, "Deployment", "-ui")
     pod = deployment["spec"]["template"]["spec"]
@@ -46,6 +47,7 @@ def test_enabled_with_a_token_secret() -> None:
     assert env["TFLOW_UI_HOST"] == "0.0.0.0"
     assert env["TFLOW_TEMPORAL_UI_URL"] == "https://temporal.example"
     assert "TFLOW_UI_READ_ONLY" not in env
+    assert env["TFLOW_UI_CODEC"] == "1"
     assert container["envFrom"] == [{"secretRef": {"name": "temporal-client"}}]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -69,6 +71,7 @@ def test_without_a_token_it_is_read_only() -> None:
     env = _env(container)
     assert env["TFLOW_UI_READ_ONLY"] == "1"
     assert "TFLOW_UI_TOKEN" not in env
+    assert "TFLOW_UI_CODEC" not in env
 
 
 def test_schema_refuses_unknown_ui_values() -> None:
