@@ -27,6 +27,7 @@ from engine_harness import EngineHarness
 from playwright.async_api import Page, async_playwright, expect
 from temporalio.client import Client, WorkflowFailureError
 
+from tflow_cli.ui.server import GRAPH_LIBRARY
 from tflow_devstack.controlplane import ControlPlane
 from tflow_devstack.process import free_port
 from tflow_devstack.temporal import TemporalServer
@@ -47,6 +48,7 @@ SHIPPING = "shipping-workflow.yaml"
 def chromium() -> str:
     found = shutil.which("chromium")
     assert found, "Chromium is not installed: run `make chromium`"
+    assert GRAPH_LIBRARY.exists(), "the graph layout library is missing: run `make ui-assets`"
     return found
 
 
