@@ -417,6 +417,12 @@ def parser() -> argparse.ArgumentParser:
 
     add_ui(sub)
 
+    from tflow_cli.runapi.client import add_parser as add_api
+    from tflow_cli.runapi.command import add_parser as add_run_api
+
+    add_run_api(sub)
+    add_api(sub)
+
     wrk = sub.add_parser("worker", help="run a worker (see `tflow worker --help`)", add_help=False)
     wrk.add_argument("rest", nargs=argparse.REMAINDER)
     wrk.set_defaults(func=cmd_worker)
