@@ -301,12 +301,7 @@ class OrchestratorActivities:
         scope, refused = self._scope_here(scope, activity.info().namespace)
         if refused:
             router, table_hash = self.table.current()
-            refusal = RouteTarget(
-                route="-", namespace="-", workflow="-", task_queue="-", error=refused
-            )
-            return RoutingResult(
-                table=table_hash, routes=len(router.table.routes), targets=[refusal]
-            )
+            return RoutingResult(table=table_hash, routes=len(router.table.routes), refused=refused)
         # File reads and YAML parsing stay off the worker's event loop.
         return await asyncio.to_thread(self.route, event, scope)
 

@@ -77,6 +77,9 @@ class RoutingResult(_Model):
     # Highest priority first; a target with `error` set does not start (its route's jq
     # failed, or its definition is not published).
     targets: list[RouteTarget] = Field(default_factory=list)
+    # Why the event may not be routed at all where it arrived (a tenant's Temporal
+    # namespace speaking for another); no target then.
+    refused: str | None = None
 
 
 MatchStatus = Literal["started", "duplicate", "failed"]

@@ -309,12 +309,11 @@ async def _start_elsewhere(
     """Start a run in another Temporal namespace. A child workflow cannot cross
     namespaces, so an activity starts it with a client of that namespace; the run has the
     id, search attributes and memo a child would have, and no parent."""
-    assert target.temporal_namespace is not None
     try:
         started: StartedRun = await workflow.execute_activity(
             ACTIVITY_START_RUN,
             StartRequest(
-                temporal_namespace=target.temporal_namespace,
+                temporal_namespace=str(target.temporal_namespace),
                 workflow_id=run_id,
                 task_queue=target.task_queue,
                 run=run,
@@ -353,7 +352,9 @@ def _decide(
                 str(o.error) for o in failed
             )
         return Decision(status="routed", reason=reason, table=result.table, matches=outcomes)
-    if not outcomes:
+    if result.refused:
+        reason = result.refused
+    elif not outcomes:
         reason = (
             f"no route matches type {event_type!r} from source {source!r} "
             f"(routing table {result.table}, {result.routes} routes)"
