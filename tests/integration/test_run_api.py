@@ -7,6 +7,7 @@ exist or is not Ready, an input its schema rejects."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -17,12 +18,16 @@ from engine_harness import EngineHarness
 from polling import eventually_async
 from run_api_objects import ALL_VERBS, APPROVAL, bearer, definition, grant
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from tflow_cli.runapi.access import KubeAccess
 from tflow_cli.runapi.service import RunApi
 from tflow_devstack.controlplane import ControlPlane
+from tflow_devstack.temporal import TemporalServer
 from tflow_operator.kube import KubeClient
 from tflow_workers import run_operations as ops
+from tflow_workers.connection import connect
+from tflow_workers.temporal_namespaces import TemporalNamespaces, client_for
 
 pytestmark = pytest.mark.integration
 
@@ -400,3 +405,78 @@ async def test_openapi_document_is_generated_from_the_routes(
 
     for ref in refs(document):
         assert ref.removeprefix("#/components/schemas/") in schemas, ref
+
+
+# ---- a tenant with Temporal namespaces of its own -------------------------------------------
+
+TENANT_HOME = "tenant-home"
+TENANT_BATCH = "tenant-batch"
+
+
+@pytest.fixture(scope="module")
+def tenant_temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
+    server = TemporalServer(
+        tmp_path_factory.mktemp("temporal-run-api-tenants"),
+        headless=True,
+        extra_namespaces=(TENANT_HOME, TENANT_BATCH),
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_runs_live_in_the_temporal_namespaces_of_their_tenant(
+    kube: ControlPlane,
+    crds: None,
+    kube_client: KubeClient,
+    namespace: str,
+    tenant_temporal: TemporalServer,
+) -> None:
+    client = await connect(tenant_temporal.address, tenant_temporal.namespace)
+    mapping = TemporalNamespaces(shared="default", mapped={namespace: (TENANT_HOME, TENANT_BATCH)})
+    service = RunApi(client, KubeAccess(kube_client), temporal_namespaces=mapping)
+    http = TestClient(TestServer(service.app()))
+    await http.start_server()
+    try:
+        token = grant(kube, namespace, "alice", ALL_VERBS)
+        definition(kube, namespace, "home", "nowhere")  # no temporalNamespace: the home
+        definition(kube, namespace, "batch", "nowhere")
+        kube.kubectl(
+            "patch",
+            "workflowdefinition",
+            "batch",
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": {"temporalNamespace": TENANT_BATCH}}),
+        )
+        base = f"/v1/namespaces/{namespace}"
+        started = {}
+        for name, where in (("home", TENANT_HOME), ("batch", TENANT_BATCH)):
+            runs = f"{base}/workflowdefinitions/{name}/runs"
+            run = await call(http, "POST", runs, token, {"input": {"orderId": "1"}}, 201)
+            started[name] = run["workflowId"]
+            # The run is where its definition runs, and nowhere else.
+            there = client_for(client, where).get_workflow_handle(run["workflowId"])
+            assert (await there.describe()).run_id == run["runId"]
+            with pytest.raises(RPCError):
+                await client.get_workflow_handle(run["workflowId"]).describe()
+
+            async def listed(runs: str = runs, workflow_id: str = run["workflowId"]) -> bool:
+                page = await call(http, "GET", runs, token)
+                return [r["workflowId"] for r in page["runs"]] == [workflow_id]
+
+            await eventually_async(listed, f"the {name} run listed")
+            # Found by its id, in whichever of the tenant's namespaces holds it.
+            state = await call(http, "GET", f"{base}/runs/{run['workflowId']}", token)
+            assert state["status"] == "running"
+            assert state["note"]  # no worker polls "nowhere": no task log, and why
+        for workflow_id in started.values():
+            await call(http, "POST", f"{base}/runs/{workflow_id}/terminate", token, {}, 202)
+            state = await call(http, "GET", f"{base}/runs/{workflow_id}", token)
+            assert state["status"] == "terminated"
+    finally:
+        await http.close()

@@ -17,6 +17,7 @@ from tflow_cli.runapi.service import RunApi
 from tflow_operator.kube import KubeClient
 from tflow_workers.connection import connect
 from tflow_workers.logs import LOG_FORMATS, configure_logging
+from tflow_workers.temporal_namespaces import TemporalNamespaces
 
 log = logging.getLogger("tflow.runapi")
 
@@ -45,7 +46,11 @@ async def serve(args: argparse.Namespace) -> None:
         raise SystemExit("tflow: no Temporal server: set TEMPORAL_ADDRESS or pass --address")
     client = await connect(args.address, args.namespace, lazy=True)
     kube = KubeClient.from_env()
-    service = RunApi(client, KubeAccess(kube, tuple(args.audience)))
+    service = RunApi(
+        client,
+        KubeAccess(kube, tuple(args.audience)),
+        temporal_namespaces=TemporalNamespaces.from_env(args.namespace),
+    )
     runner = web.AppRunner(service.app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port).start()

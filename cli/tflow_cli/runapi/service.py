@@ -55,6 +55,7 @@ from tflow_listeners.openapi import ApiModel, declared, document
 from tflow_listeners.problems import Handler, Refusal, RefusalBody, problem_middleware
 from tflow_workers import run_operations as ops
 from tflow_workers.run_operations import NamespaceRule, RunRefused
+from tflow_workers.temporal_namespaces import TemporalNamespaces, client_for, locate_run
 
 log = logging.getLogger("tflow.runapi")
 
@@ -129,12 +130,35 @@ class Steered(ApiModel):
 
 class RunApi:
     def __init__(
-        self, client: Client, access: KubeAccess, metrics: ListenerMetrics | None = None
+        self,
+        client: Client,
+        access: KubeAccess,
+        metrics: ListenerMetrics | None = None,
+        temporal_namespaces: TemporalNamespaces | None = None,
     ) -> None:
         self.client = client
         self.access = access
         self.metrics = metrics or ListenerMetrics("run-api")
         self.health = TemporalHealth(client)
+        # Which Temporal namespaces each Kubernetes namespace's runs live in.
+        self.temporal = temporal_namespaces or TemporalNamespaces(shared=client.namespace)
+
+    def client_of(self, namespace: str, found: ops.Definition | None = None) -> Client:
+        """The client of the Temporal namespace a definition's runs live in: the one its
+        status names, else its Kubernetes namespace's home."""
+        target = (found.temporal_namespace if found else None) or self.temporal.home(namespace)
+        return client_for(self.client, target)
+
+    async def run_client(self, namespace: str, workflow_id: str) -> Client:
+        """The client of whichever of the namespace's Temporal namespaces holds the run."""
+        home = self.client_of(namespace)
+        return await locate_run(home, self.temporal.of(namespace), workflow_id)
+
+    async def definition(self, namespace: str, name: str) -> ops.Definition | None:
+        try:
+            return await self.access.definition(namespace, name)
+        except AccessUnavailable as err:
+            raise Refusal(503, "kubernetes-unavailable", str(err), {"Retry-After": "5"}) from None
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -264,17 +288,17 @@ async def start(
     """
     service = _service(request)
     await service.authorize(request, VERB_START, namespace, name)
-    try:
-        found = await service.access.definition(namespace, name)
-    except AccessUnavailable as err:
-        raise Refusal(503, "kubernetes-unavailable", str(err), {"Retry-After": "5"}) from None
+    found = await service.definition(namespace, name)
     if found is None:
         raise Refusal(
             404, "no-such-definition", f"there is no WorkflowDefinition {namespace}/{name}"
         )
     try:
         started = await ops.start_run(
-            service.client, found, _plain(body.input, "input"), body.workflow_id
+            service.client_of(namespace, found),
+            found,
+            _plain(body.input, "input"),
+            body.workflow_id,
         )
     except RunRefused as err:
         raise _refusal(err) from None
@@ -310,9 +334,12 @@ async def list_runs(
     """
     service = _service(request)
     await service.authorize(request, VERB_LIST, namespace, name)
+    # The runs are listed where the definition runs now (a definition moved to another
+    # Temporal namespace leaves its older runs behind, found through their ids).
+    client = service.client_of(namespace, await service.definition(namespace, name))
     try:
         page = await ops.list_runs(
-            service.client,
+            client,
             NamespaceRule.only(namespace),
             f"{namespace}/{name}",
             status,
@@ -338,7 +365,11 @@ async def describe(
     service = _service(request)
     await service.authorize(request, VERB_READ, namespace)
     try:
-        detail = await ops.describe_run(service.client, NamespaceRule.only(namespace), workflowId)
+        detail = await ops.describe_run(
+            await service.run_client(namespace, workflowId),
+            NamespaceRule.only(namespace),
+            workflowId,
+        )
     except RunRefused as err:
         raise _refusal(err) from None
     return _json(detail)
@@ -362,7 +393,11 @@ async def history(
     await service.authorize(request, VERB_READ, namespace)
     try:
         page = await ops.run_history(
-            service.client, NamespaceRule.only(namespace), workflowId, pageToken, pageSize
+            await service.run_client(namespace, workflowId),
+            NamespaceRule.only(namespace),
+            workflowId,
+            pageToken,
+            pageSize,
         )
     except RunRefused as err:
         raise _refusal(err) from None
@@ -385,7 +420,7 @@ async def post_signal(
     await service.authorize(request, VERB_STEER, namespace)
     try:
         run_id = await ops.signal_run(
-            service.client,
+            await service.run_client(namespace, workflowId),
             NamespaceRule.only(namespace),
             workflowId,
             signal,
@@ -410,7 +445,10 @@ async def send_event(
     event = _plain(body.model_dump(mode="json", exclude_none=True), "the event")
     try:
         run_id = await ops.send_event(
-            service.client, NamespaceRule.only(namespace), workflowId, event
+            await service.run_client(namespace, workflowId),
+            NamespaceRule.only(namespace),
+            workflowId,
+            event,
         )
     except RunRefused as err:
         raise _refusal(err) from None
@@ -429,7 +467,11 @@ async def cancel(
     service = _service(request)
     await service.authorize(request, VERB_STOP, namespace)
     try:
-        run_id = await ops.cancel_run(service.client, NamespaceRule.only(namespace), workflowId)
+        run_id = await ops.cancel_run(
+            await service.run_client(namespace, workflowId),
+            NamespaceRule.only(namespace),
+            workflowId,
+        )
     except RunRefused as err:
         raise _refusal(err) from None
     return _json(Steered(workflow_id=workflowId, run_id=run_id, action="cancel"), 202)
@@ -449,7 +491,10 @@ async def terminate(
     reason = body.reason or f"terminated through the run API by {request[_CALLER].username}"
     try:
         run_id = await ops.terminate_run(
-            service.client, NamespaceRule.only(namespace), workflowId, reason
+            await service.run_client(namespace, workflowId),
+            NamespaceRule.only(namespace),
+            workflowId,
+            reason,
         )
     except RunRefused as err:
         raise _refusal(err) from None
