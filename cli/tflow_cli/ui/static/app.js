@@ -562,7 +562,10 @@ async function showRun(main, query) {
 async function route() {
   clearTimeout(pollTimer);
   banner("");
-  const main = document.getElementById("main");
+  // Each visit renders into a container of its own: a slower, earlier visit that is
+  // still loading then fills a container no longer on the page, never the current one.
+  const main = el("div", { class: "view" });
+  document.getElementById("main").replaceChildren(main);
   const { path, query } = params();
   try {
     if (path === "/runs") await showRuns(main, query);
