@@ -356,7 +356,7 @@ def test_workflowdefinition_columns(kube: Kube, namespace: str) -> None:
     assert "reports" in row, row
     assert "0 2 * * *" in row, row
     wide = kube.kubectl("get", "wfd", "-n", namespace, "-o", "wide").stdout
-    assert _header(wide).endswith("AGE VERSION RUNNING MESSAGE"), wide
+    assert _header(wide).endswith("AGE VERSION RUNNING TEMPORAL NAMESPACE MESSAGE"), wide
 
 
 def test_category_lists_every_kind(kube: Kube, namespace: str) -> None:
