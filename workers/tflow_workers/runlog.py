@@ -54,10 +54,14 @@ class _RunLogInbound(WorkflowInboundInterceptor):
             workflow.logger.info("run continued as new", extra=fields)
             raise
         except (asyncio.CancelledError, TemporalCancelledError):
-            workflow.logger.info("run cancelled", extra=fields)
+            if workflow.in_workflow():
+                workflow.logger.info("run cancelled", extra=fields)
             raise
         except Exception as err:
-            workflow.logger.warning("run failed: %s", err, extra=fields)
+            # An evicted run's coroutine is closed by the garbage collector, outside the
+            # workflow's event loop, where the workflow logger cannot ask about replay.
+            if workflow.in_workflow():
+                workflow.logger.warning("run failed: %s", err, extra=fields)
             raise
         workflow.logger.info("run completed", extra=fields)
         return result
