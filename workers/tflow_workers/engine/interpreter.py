@@ -180,10 +180,10 @@ class DocumentInterpreter:
         self._phase = "running"
         # Only runs started with the engine's search attributes (so they are registered on
         # the namespace) track their current task there.
-        self._indexed = info.typed_search_attributes.get(SA_DEFINITION) is not None
+        self._indexed = _keyword_at_start(info, SA_DEFINITION.name) is not None
         if self._indexed:
             self._current_on_wait = workflow.patched(PATCH_CURRENT_TASK_ON_WAIT)
-            self._indexed_task = info.typed_search_attributes.get(SA_CURRENT_TASK)
+            self._indexed_task = _keyword_at_start(info, SA_CURRENT_TASK.name)
         self._data.workflow = {
             "id": info.workflow_id,
             "definition": params.document,
@@ -1047,3 +1047,16 @@ def _from_failure(err: ActivityError | ChildWorkflowError, ref: str) -> Workflow
 
 def _parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def _keyword_at_start(info: workflow.Info, name: str) -> str | None:
+    """A keyword search attribute the run started with.
+
+    Read from the untyped view on purpose: the server adds each attribute's type when it
+    hands out the history, and a history read while it has not loaded the namespace's
+    attribute types (seen on the dev server just after namespaces were added) carries the
+    values untyped, which the typed view drops. A live run and its replay must agree on
+    whether the run is indexed, or the patch marker below it fails the replay.
+    """
+    values = info.search_attributes.get(name)
+    return str(values[0]) if values else None
