@@ -264,15 +264,25 @@ async def test_until_given_as_events_listens_until_they_arrive_and_leaves_them_o
                             "any": [{"with": {"type": "reading"}}],
                             "until": {"one": {"with": {"type": "done"}}},
                         }
-                    }
+                    },
+                    "export": {"as": "${ {readings: .} }"},
                 }
-            }
+            },
+            # Keeps the run open so the late reading reaches it (a completed run would
+            # refuse the signal), and proves the reading is not taken by `collect`.
+            {
+                "finish": {
+                    "listen": {"to": {"one": {"with": {"type": "finish"}}}},
+                    "output": {"as": "${ $context.readings }"},
+                }
+            },
         )
     )
     for i, value in enumerate((5, 6, 7)):
         await handle.signal("event", event("reading", f"r{i}", value))
     await handle.signal("event", event("done", "d", "stop"))
     await handle.signal("event", event("reading", "late", 8))
+    await handle.signal("event", event("finish", "f", None))
     assert await handle.result() == [5, 6, 7]
 
 
