@@ -174,11 +174,8 @@ record-histories: deps ## Re-record the sample runs' histories that the replay t
 ##@ Benchmarks
 
 .PHONY: bench
-bench: deps ## Interpreter overhead vs hand-written, worker memory with 1000 open runs, listeners, operator.
-	$(PY) bench/bench_interpreter.py --runs 30
-	$(PY) bench/bench_worker_memory.py --runs 1000
-	$(PY) bench/bench_listener.py
-	$(PY) bench/bench_operator.py
+bench: deps ## Every benchmark against its target; writes bench-results.md (about 15 minutes).
+	$(PY) bench/report.py
 
 ##@ Images
 

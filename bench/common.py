@@ -1,17 +1,20 @@
 """What the benchmark scripts share: the dev server in a throw-away directory, simple
-statistics, and reading a process's CPU time and memory from /proc."""
+statistics, reading a process's CPU time and memory from /proc, and the verdict of each
+measure against its target (`--strict`, `--results`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import os
 import signal
 import statistics
 import tempfile
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +124,55 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print(fmt(row))
+
+
+def add_verdict_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--strict` (exit non-zero when a measure misses its target) and `--results` (append
+    each verdict as a JSON line, for `bench/report.py`)."""
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 1 when a measure misses its target"
+    )
+    parser.add_argument(
+        "--results", type=Path, help="append each measure and its verdict to this JSON-lines file"
+    )
+
+
+@dataclass
+class Verdict:
+    """One measure of a bench script against its target."""
+
+    script: str
+    measure: str
+    value: str
+    target: str
+    met: bool
+
+
+@dataclass
+class Verdicts:
+    """The verdicts a bench script collects while it runs; `finish` prints them, writes
+    them to `--results` and gives the exit code `--strict` asks for."""
+
+    script: str
+    items: list[Verdict] = field(default_factory=list)
+
+    def check(self, measure: str, value: str, target: str, met: bool) -> Verdict:
+        verdict = Verdict(self.script, measure, value, target, met)
+        self.items.append(verdict)
+        return verdict
+
+    def finish(self, args: argparse.Namespace) -> int:
+        if not self.items:
+            return 0
+        print()
+        print_table(
+            ["measure", "value", "target", "met"],
+            [[v.measure, v.value, v.target, "yes" if v.met else "NO"] for v in self.items],
+        )
+        results: Path | None = getattr(args, "results", None)
+        if results is not None:
+            with results.open("a", encoding="utf-8") as out:
+                for verdict in self.items:
+                    out.write(json.dumps(asdict(verdict)) + "\n")
+        missed = [v for v in self.items if not v.met]
+        return 1 if missed and getattr(args, "strict", False) else 0
