@@ -2,7 +2,9 @@
 
 Real dev server, real worker: a run reads a `$secret` (the secrets activity's result is a
 payload in the history) and returns a value made from it; the history read by a client
-without the key contains neither, while a client with the key reads the result.
+without the key contains neither, while a client with the key reads the result. The
+`status` query's answer, whose task log carries each task's input and output, is sealed
+the same way.
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-from temporalio.api.common.v1 import Payload
+from temporalio.api.common.v1 import Payload, WorkflowExecution
+from temporalio.api.query.v1 import WorkflowQuery
+from temporalio.api.workflowservice.v1 import QueryWorkflowRequest
 from temporalio.client import Client
 
 from tflow_devstack.temporal import TemporalServer
 from tflow_workers.codec import EncryptionCodec, PayloadKeyError, codec_from_env, key_id
 from tflow_workers.connection import connect
 from tflow_workers.engine.activities import EngineActivities, SecretStore
-from tflow_workers.engine.model import WORKFLOW_TYPE, RunInput
+from tflow_workers.engine.model import WORKFLOW_TYPE, RunInput, RunStatus
 from tflow_workers.worker import build_worker
 
 pytestmark = pytest.mark.integration
@@ -74,6 +78,41 @@ async def test_history_holds_only_ciphertext(temporal: TemporalServer, tmp_path:
     )
     with pytest.raises(Exception, match="encrypted with key"):
         await other.get_workflow_handle(run_id).result()
+
+
+async def test_the_task_log_is_sealed_in_query_answers(
+    temporal: TemporalServer, tmp_path: Path
+) -> None:
+    secrets = tmp_path / "secrets"
+    (secrets / "api").mkdir(parents=True)
+    (secrets / "api" / "token").write_text(SECRET_VALUE)
+    sealed = await connect(
+        temporal.address, temporal.namespace, env={"TFLOW_PAYLOAD_KEY": new_key()}
+    )
+    plain = await connect(temporal.address, temporal.namespace, env={})
+    queue = f"sealed-log-{uuid.uuid4().hex[:8]}"
+    activities = EngineActivities(client=sealed, secrets=SecretStore(secrets))
+    async with build_worker(sealed, queue, activities):
+        handle = await sealed.start_workflow(
+            WORKFLOW_TYPE, RunInput(document=DOCUMENT), id=queue, task_queue=queue
+        )
+        await handle.result()
+        # With the key: the signing task's output is in the log.
+        status = await handle.query("status", result_type=RunStatus)
+        (sign,) = status.log
+        assert sign.output is not None
+        assert SECRET_VALUE in sign.output.text
+        # Without it, the answer as the server hands it over is ciphertext.
+        answer = await plain.workflow_service.query_workflow(
+            QueryWorkflowRequest(
+                namespace=temporal.namespace,
+                execution=WorkflowExecution(workflow_id=handle.id),
+                query=WorkflowQuery(query_type="status"),
+            )
+        )
+    raw = answer.query_result.SerializeToString()
+    assert SECRET_VALUE.encode() not in raw
+    assert b"binary/encrypted" in raw
 
 
 async def test_codec_round_trip_rotation_and_plain_payloads() -> None:

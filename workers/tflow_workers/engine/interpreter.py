@@ -97,6 +97,7 @@ from tflow_workers.engine.model import (
 )
 from tflow_workers.engine.plan import PreparedDocument, prepare
 from tflow_workers.engine.starter import child_start_options
+from tflow_workers.engine.tasklog import PreviewBudget
 
 DEFAULT_CALL_TIMEOUT = timedelta(minutes=5)
 SEEN_EVENTS_LIMIT = 1000
@@ -145,6 +146,7 @@ class DocumentInterpreter:
         self._events: list[dict[str, Any]] = []
         self._log: list[TaskLogEntry] = []
         self._log_dropped = 0
+        self._previews = PreviewBudget()
         self._phase: RunPhase = "pending"
         self._current: str | None = None
         self._output: Any = None
@@ -352,7 +354,9 @@ class DocumentInterpreter:
             context=self._data.context,
             started_at=workflow.now() if not self._started_at else _parse_iso(self._started_at),
             workflow_input=self._workflow_input,
-            log=self._log,
+            # Without the data previews: they are for people reading this run, and the
+            # continue-as-new input stays what older workers read during an upgrade.
+            log=[e.model_copy(update={"input": None, "output": None}) for e in self._log],
             log_dropped=self._log_dropped,
             pending_events=self._events,
         )
@@ -389,6 +393,7 @@ class DocumentInterpreter:
                 self._log_end(entry, "skipped")
                 return raw_input, None
             data = self._data.input_of(task.input, raw_input, variables, ref, "task")
+            self._previews.set_input(entry, data)
             variables["input"] = data
             descriptor["input"] = data
             timeout = self._timeout_of(task.timeout, f"{ref}/timeout")
@@ -399,6 +404,7 @@ class DocumentInterpreter:
                 output, then = await work
             output = self._data.output_of(task.output, output, variables, ref, "task")
             self._data.export(task.export, output, variables, ref)
+            self._previews.set_output(entry, output)
             self._log_end(entry, "completed")
             return output, then if then is not None else task.then
         except WorkflowError as err:

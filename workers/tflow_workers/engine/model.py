@@ -91,7 +91,19 @@ class RunInput(_Model):
 TaskOutcome = Literal["running", "completed", "faulted", "skipped", "cancelled", "continued"]
 
 
+class DataPreview(_Model):
+    """A task's input or output as compact JSON text, cut at `engine.tasklog.PREVIEW_LIMIT`
+    characters (`truncated`). Text rather than the value: a cut value is not JSON, and a
+    string does not keep the task's data (and whatever it refers to) alive."""
+
+    text: str
+    truncated: bool = False
+
+
 class TaskLogEntry(_Model):
+    # Fields a newer worker adds are ignored, so an older reader still parses its answers.
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
     name: str
     reference: str
     kind: str
@@ -99,6 +111,12 @@ class TaskLogEntry(_Model):
     ended_at: datetime | None = None
     outcome: TaskOutcome = "running"
     error: Problem | None = None
+    # The task's transformed input and its output (absent from older workers' answers, for
+    # a skipped task, and where the run's preview budget let them go; engine.tasklog).
+    # Left out of the JSON when absent, so an entry without them (as the continue-as-new
+    # input carries them) is written exactly as older workers wrote and read it.
+    input: DataPreview | None = Field(default=None, exclude_if=lambda v: v is None)
+    output: DataPreview | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 RunPhase = Literal["pending", "running", "waiting", "completed", "faulted", "cancelled"]

@@ -1,0 +1,70 @@
+"""The task log's data previews: cut per value, bounded per run, and invisible to readers
+and continue-as-new inputs that do not know them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from tflow_workers.engine.model import DataPreview, ResumeState, RunStatus, TaskLogEntry
+from tflow_workers.engine.tasklog import ENTRY_COST, PreviewBudget, preview
+
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def entry(name: str = "t") -> TaskLogEntry:
+    return TaskLogEntry(name=name, reference=f"/do/0/{name}", kind="set", started_at=NOW)
+
+
+def test_a_preview_is_compact_json_cut_at_the_limit() -> None:
+    small = preview({"a": [1, 2], "é": None})
+    assert (small.text, small.truncated) == ('{"a":[1,2],"é":null}', False)
+    big = preview({"numbers": list(range(10_000))}, limit=100)
+    assert big.truncated
+    assert len(big.text) == 100
+    assert big.text.startswith('{"numbers":[0,1,2')
+    exact = preview("x" * 8, limit=10)  # '"xxxxxxxx"' is 10 characters: not cut
+    assert (exact.text, exact.truncated) == ('"' + "x" * 8 + '"', False)
+    assert preview({"when": NOW}).text == '{"when":"<datetime>"}'
+
+
+def test_the_budget_lets_the_oldest_previews_go() -> None:
+    budget = PreviewBudget(budget=3 * (ENTRY_COST + 10))
+    entries = [entry(f"t{i}") for i in range(5)]
+    for e in entries:
+        budget.set_input(e, "x" * 8)  # 10 characters of JSON
+    assert [e.input is not None for e in entries] == [False, False, True, True, True]
+    assert budget.size == 3 * (ENTRY_COST + 10)
+    # An output set later is charged on its own and is the newest.
+    budget.set_output(entries[2], "y" * 8)
+    assert entries[2].output is not None
+    assert entries[2].input is None
+    assert [e.input is not None for e in entries] == [False, False, False, True, True]
+
+
+def test_entries_without_previews_are_written_and_read_as_before() -> None:
+    plain = entry()
+    dumped = json.loads(plain.model_dump_json())
+    assert "input" not in dumped
+    assert "output" not in dumped
+    # What the continue-as-new input carries: no preview fields at all.
+    shown = entry()
+    PreviewBudget().set_output(shown, {"a": 1})
+    state = ResumeState(
+        next_task=1,
+        started_at=NOW,
+        log=[shown.model_copy(update={"input": None, "output": None})],
+    )
+    assert "output" not in json.loads(state.model_dump_json())["log"][0]
+    assert json.loads(shown.model_dump_json())["output"] == {"text": '{"a":1}', "truncated": False}
+
+
+def test_older_and_newer_workers_answers_parse() -> None:
+    logged: dict[str, Any] = {"name": "t", "reference": "/do/0/t", "kind": "set"}
+    logged["started_at"] = NOW.isoformat()
+    older = RunStatus.model_validate({"phase": "completed", "log": [logged]})
+    assert older.log[0].output is None
+    later = {**logged, "output": {"text": "1"}, "somethingLater": True}
+    newer = RunStatus.model_validate({"phase": "completed", "log": [later]})
+    assert newer.log[0].output == DataPreview(text="1")

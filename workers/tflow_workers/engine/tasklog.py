@@ -1,0 +1,90 @@
+"""Each task's input and output in the task log, bounded: what a person reading a run
+(the UI, `tflow runs show`, the run API) sees of the data a task took and gave.
+
+The log lives in workflow memory for as long as a run is cached on a worker, and every
+`status` query answers it whole, so the previews are capped twice:
+
+- `PREVIEW_LIMIT` characters of compact JSON per value (`DataPreview.truncated` when cut).
+  No full size is given: knowing it would mean serialising the whole value, and a task's
+  data can be megabytes in a loop of thousands of iterations; cutting early keeps the
+  cost of a preview at a few kilobytes whatever the data.
+- `PREVIEW_BUDGET` characters per run over all entries: past it, the oldest entries' previews
+  are let go (newest kept, as they are the ones a person looks at). A worker holding
+  1000 open runs thus holds at most about 1000 x 64 KiB of previews, and a query answer
+  stays far below Temporal's message limits.
+
+The continue-as-new input carries the log without previews: they are a view for people,
+not state, and that input is then written as older workers write and read it.
+
+Building a preview is pure (no time, no randomness, no I/O) and nothing it produces
+reaches a command, so it is safe in workflow code and on replay.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any
+
+from tflow_workers.engine.model import DataPreview, TaskLogEntry
+
+PREVIEW_LIMIT = 4096
+PREVIEW_BUDGET = 64 * 1024
+# What each preview costs on top of its text, so that many tiny previews (`null`, `{}`)
+# also run out the budget instead of keeping every entry forever.
+ENTRY_COST = 64
+
+
+def _unjsonable(value: Any) -> str:
+    # Run data is JSON; anything else is named by its type rather than failing the task.
+    return f"<{type(value).__name__}>"
+
+
+# Not one-shot: `iterencode` then yields piece by piece and stops being asked once the
+# limit is reached, instead of serialising the whole value first.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_unjsonable)
+
+
+def preview(value: Any, limit: int = PREVIEW_LIMIT) -> DataPreview:
+    """`value` as compact JSON, at most `limit` characters."""
+    parts: list[str] = []
+    size = 0
+    try:
+        for chunk in _ENCODER.iterencode(value):
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return DataPreview(text="".join(parts)[:limit], truncated=True)
+    except (ValueError, RecursionError):
+        return DataPreview(text="<not JSON>", truncated=True)
+    return DataPreview(text="".join(parts))
+
+
+class PreviewBudget:
+    """Which task log entries keep their previews: the newest, within `budget` characters.
+
+    Each preview is charged when it is set and let go oldest first. An entry dropped
+    from the log stays charged until its previews are let go, so what is counted is what
+    is held in memory."""
+
+    def __init__(self, budget: int = PREVIEW_BUDGET) -> None:
+        self.budget = budget
+        self._held: deque[tuple[TaskLogEntry, str, int]] = deque()
+        self.size = 0
+
+    def set_input(self, entry: TaskLogEntry, value: Any) -> None:
+        self._set(entry, "input", value)
+
+    def set_output(self, entry: TaskLogEntry, value: Any) -> None:
+        self._set(entry, "output", value)
+
+    def _set(self, entry: TaskLogEntry, field: str, value: Any) -> None:
+        shown = preview(value)
+        setattr(entry, field, shown)
+        cost = ENTRY_COST + len(shown.text)
+        self._held.append((entry, field, cost))
+        self.size += cost
+        while self.size > self.budget:
+            old, old_field, old_cost = self._held.popleft()
+            self.size -= old_cost
+            setattr(old, old_field, None)
