@@ -7,6 +7,10 @@ at ``http://0.0.0.0:<port>/metrics`` (:mod:`tflow_operator.metrics`). With
 ``TFLOW_LEADER_ELECTION=true`` (several replicas) the operator first waits to hold the
 Lease ``temporal-flow-operator`` in its system namespace (``tflow_operator.leader``); a
 standby answers only its liveness endpoint and its metrics.
+
+With ``TFLOW_PROFILE=<file>`` the whole run is profiled with cProfile and the statistics
+are written to that file when the operator stops (for ``bench/bench_operator.py
+--profile``; read them with ``python -m pstats``).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import logging
 import os
 import sys
@@ -120,12 +125,21 @@ def run(argv: Sequence[str] | None = None) -> int:
         log_refkey="object" if log_format else None,
     )
     liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None
-    # As kopf.run: an operator task cancelled on the way out is a stop, not a crash.
-    with contextlib.suppress(asyncio.CancelledError):
-        if leader.enabled():
-            return asyncio.run(_run_elected(config, liveness))
-        return asyncio.run(_run_plain(config, liveness))
-    return 0
+    profile_path = os.environ.get("TFLOW_PROFILE")
+    profiler = cProfile.Profile() if profile_path else None
+    if profiler is not None:
+        profiler.enable()
+    try:
+        # As kopf.run: an operator task cancelled on the way out is a stop, not a crash.
+        with contextlib.suppress(asyncio.CancelledError):
+            if leader.enabled():
+                return asyncio.run(_run_elected(config, liveness))
+            return asyncio.run(_run_plain(config, liveness))
+        return 0
+    finally:
+        if profiler is not None and profile_path:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
 
 
 if __name__ == "__main__":
