@@ -30,6 +30,7 @@ from workloads import (
     replicas,
     route,
     runs_of,
+    stuck_runs,
     wait_for,
     webhook,
 )
@@ -142,7 +143,13 @@ async def test_a_backlog_of_many_runs_scales_workers_past_one_pod(
 
     deadline = time.monotonic() + 300
     while not await all_done():
-        assert time.monotonic() < deadline, "the runs under the backlog did not all complete"
+        if time.monotonic() > deadline:
+            pytest.fail(
+                "the runs under the backlog did not all complete:\n"
+                + await stuck_runs(cluster_temporal, ns, "slow")
+                + "\nworker pods:\n"
+                + cluster.cp.kubectl("get", "pods", "-n", ns, "-o", "wide").stdout
+            )
         await asyncio.sleep(2)
     assert slow_service.hits >= 18
 

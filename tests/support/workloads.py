@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import yaml
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 
 from tflow_devstack.cluster import Cluster
 from tflow_workers.engine.model import WORKFLOW_TYPE
@@ -111,3 +111,23 @@ async def wait_for(predicate: Any, within: float, what: str) -> None:
             return
         await asyncio.sleep(1)
     raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+
+
+async def stuck_runs(client: Client, namespace: str, name: str) -> str:
+    """What the definition's unfinished runs wait on (their pending activities' state,
+    attempt and worker, or a pending workflow task), for a timeout's message."""
+    lines: list[str] = []
+    for run in await runs_of(client, namespace, name):
+        if run.status == WorkflowExecutionStatus.COMPLETED:
+            continue
+        described = await client.get_workflow_handle(run.id, run_id=run.run_id).describe()
+        raw = described.raw_description
+        pending = [
+            f"{a.activity_type.name} state={a.state} attempt={a.attempt} "
+            f"worker={a.last_worker_identity or '-'}"
+            for a in raw.pending_activities
+        ]
+        task = raw.pending_workflow_task
+        waiting = f" workflow-task state={task.state}" if task.ByteSize() else ""
+        lines.append(f"{run.id} {run.status.name if run.status else '?'}{waiting} {pending}")
+    return "\n".join(lines) or "none unfinished"
