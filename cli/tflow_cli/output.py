@@ -33,6 +33,21 @@ def duration(start: str | None, end: str | None) -> str:
     return f"{seconds / 60:.1f}m"
 
 
+# How much of a task's input and output a table row shows; `-o json` has the whole
+# preview the worker kept.
+EXCERPT = 40
+
+
+def excerpt(preview: Any, width: int = EXCERPT) -> str:
+    """One line of a task log preview (`{"text", "truncated"}`), `…` where it is cut."""
+    if not isinstance(preview, dict) or "text" not in preview:
+        return "-"
+    text = str(preview["text"])  # compact JSON: one line already
+    if len(text) > width:
+        return text[: width - 1] + "…"
+    return text + "…" if preview.get("truncated") else text
+
+
 def task_log(log: Sequence[dict[str, Any]], out: TextIO) -> None:
     rows = []
     for entry in log:
@@ -43,7 +58,9 @@ def task_log(log: Sequence[dict[str, Any]], out: TextIO) -> None:
                 str(entry.get("kind", "")),
                 str(entry.get("outcome", "")),
                 duration(entry.get("started_at"), entry.get("ended_at")),
+                excerpt(entry.get("input")),
+                excerpt(entry.get("output")),
                 str(error.get("detail") or error.get("title") or ""),
             ]
         )
-    table(rows, ["task", "kind", "outcome", "took", "error"], out)
+    table(rows, ["task", "kind", "outcome", "took", "input", "output", "error"], out)

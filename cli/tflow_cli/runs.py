@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.service import RPCError
 
 from tflow_cli import output
@@ -19,20 +19,7 @@ from tflow_workers.engine.model import (
     WORKFLOW_TYPE,
     RunStatus,
 )
-
-STATUS_NAMES = {
-    "running": "Running",
-    "completed": "Completed",
-    "failed": "Failed",
-    "cancelled": "Canceled",
-    "terminated": "Terminated",
-    "timedout": "TimedOut",
-    "continuedasnew": "ContinuedAsNew",
-}
-
-
-def _status(value: WorkflowExecutionStatus | None) -> str:
-    return value.name.lower().replace("_", "") if value is not None else "-"
+from tflow_workers.run_operations import STATUSES, status_name
 
 
 def _when(value: datetime | None) -> str:
@@ -44,7 +31,7 @@ def list_query(definition: str | None, status: str | None) -> str:
     if definition:
         clauses.append(f'TflowDefinition = "{definition}"')
     if status:
-        clauses.append(f'ExecutionStatus = "{STATUS_NAMES[status]}"')
+        clauses.append(f'ExecutionStatus = "{STATUSES[status]}"')
     return " AND ".join(clauses)
 
 
@@ -59,7 +46,7 @@ async def list_runs(
                 "workflowId": run.id,
                 "runId": run.run_id,
                 "definition": attrs.get(SA_DEFINITION),
-                "status": _status(run.status),
+                "status": status_name(run.status),
                 "currentTask": attrs.get(SA_CURRENT_TASK),
                 "started": run.start_time.isoformat() if run.start_time else None,
                 "closed": run.close_time.isoformat() if run.close_time else None,
@@ -93,7 +80,7 @@ async def show_run(client: Client, workflow_id: str) -> dict[str, Any]:
         "runId": described.run_id,
         "type": described.workflow_type,
         "taskQueue": described.task_queue,
-        "status": _status(described.status),
+        "status": status_name(described.status),
         "definition": described.typed_search_attributes.get(SA_DEFINITION),
         "started": described.start_time.isoformat() if described.start_time else None,
         "closed": described.close_time.isoformat() if described.close_time else None,

@@ -123,6 +123,10 @@ async def test_start_read_history_signal_and_list(
     state = await call(http, "GET", run, token)
     assert state["output"] == {"approvedBy": "alice"}
     assert [e["outcome"] for e in state["log"]] == ["completed", "completed"]
+    # Each task's input and output, as JSON text the worker cut at a few kilobytes.
+    listened, last = state["log"]
+    assert json.loads(listened["input"]["text"]) == {"orderId": "A-1"}
+    assert last["output"] == {"text": '{"approvedBy":"alice"}', "truncated": False}
     problem = await call(http, "POST", f"{run}/signals/approve", token, {"by": "x"}, 409)
     assert problem["reason"] == "run-closed"
 
@@ -394,6 +398,9 @@ async def test_openapi_document_is_generated_from_the_routes(
     }
     schemas = document["components"]["schemas"]
     assert {"StartedRun", "RunPage", "RunDetail", "HistoryPage", "TaskLogEntry"} <= set(schemas)
+    entry = schemas["TaskLogEntry"]["properties"]
+    assert {"input", "output"} <= set(entry)
+    assert schemas["DataPreview"]["required"] == ["text"]
 
     def refs(node: object) -> list[str]:
         if isinstance(node, dict):

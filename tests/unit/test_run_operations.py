@@ -1,11 +1,19 @@
 """The run operations' pure parts: the namespace rule's visibility clause, run ids from
-keys, the input.schema check, the visibility query's filters, page tokens."""
+keys, the input.schema check, the visibility query's filters, page tokens, and the one
+summary and status spelling every front end shows."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import cast
+
 import pytest
+from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from tflow_workers import run_operations as ops
+from tflow_workers.engine.model import SA_CURRENT_TASK, SA_DEFINITION, SA_EVENT_TYPE, SA_NAMESPACE
 
 
 def test_the_namespace_rule_keeps_listings_inside_it() -> None:
@@ -63,3 +71,44 @@ def test_list_query_filters_and_refuses_what_could_change_it() -> None:
         ops.list_query(ops.NamespaceRule.everywhere(), 'x" OR "1"="1', None)
     with pytest.raises(ops.RunRefused, match="status 'sleeping'"):
         ops.list_query(ops.NamespaceRule.everywhere(), None, "sleeping")
+
+
+def test_one_status_spelling_for_every_front_end() -> None:
+    names = {status: ops.status_name(status) for status in WorkflowExecutionStatus}
+    assert names[WorkflowExecutionStatus.CANCELED] == "cancelled"
+    assert names[WorkflowExecutionStatus.TIMED_OUT] == "timedout"
+    assert names[WorkflowExecutionStatus.CONTINUED_AS_NEW] == "continuedasnew"
+    # Every name a run shows is one a listing filters on (PAUSED aside: no flow run pauses).
+    shown = set(names.values()) - {"paused"}
+    assert shown == set(ops.STATUSES)
+    assert ops.status_name(None) == "unknown"
+
+
+def test_a_listed_run_is_summarised_from_its_search_attributes() -> None:
+    started = datetime(2025, 1, 1, tzinfo=UTC)
+    listed = SimpleNamespace(
+        id="shop:order:A-1",
+        run_id="r1",
+        status=WorkflowExecutionStatus.CANCELED,
+        start_time=started,
+        close_time=None,
+        typed_search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(SA_DEFINITION, "shop/order"),
+                SearchAttributePair(SA_NAMESPACE, "shop"),
+                SearchAttributePair(SA_CURRENT_TASK, "review"),
+                SearchAttributePair(SA_EVENT_TYPE, "order.created"),
+            ]
+        ),
+    )
+    summary = ops.run_summary(cast(WorkflowExecution, listed))
+    assert summary.model_dump(by_alias=True, exclude_none=True) == {
+        "workflowId": "shop:order:A-1",
+        "runId": "r1",
+        "definition": "shop/order",
+        "namespace": "shop",
+        "status": "cancelled",
+        "currentTask": "review",
+        "eventType": "order.created",
+        "started": started,
+    }

@@ -1,12 +1,14 @@
-"""The task log's data previews: cut per value, bounded per run, and invisible to readers
-and continue-as-new inputs that do not know them."""
+"""The task log's data previews: cut per value, bounded per run, invisible to readers and
+continue-as-new inputs that do not know them, and one line of each in `tflow`'s table."""
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 from typing import Any
 
+from tflow_cli.output import excerpt, task_log
 from tflow_workers.engine.model import DataPreview, ResumeState, RunStatus, TaskLogEntry
 from tflow_workers.engine.tasklog import ENTRY_COST, PreviewBudget, preview
 
@@ -68,3 +70,17 @@ def test_older_and_newer_workers_answers_parse() -> None:
     later = {**logged, "output": {"text": "1"}, "somethingLater": True}
     newer = RunStatus.model_validate({"phase": "completed", "log": [later]})
     assert newer.log[0].output == DataPreview(text="1")
+
+
+def test_the_cli_task_log_shows_one_line_of_each_preview() -> None:
+    assert excerpt({"text": '{"a":1}', "truncated": False}) == '{"a":1}'
+    assert excerpt({"text": '{"a":[1,2', "truncated": True}) == '{"a":[1,2…'
+    assert excerpt({"text": "x" * 100}, width=10) == "x" * 9 + "…"
+    assert excerpt(None) == "-"
+    out = io.StringIO()
+    shown = entry("prepare")
+    PreviewBudget().set_output(shown, {"n": 2})
+    task_log([shown.model_dump(mode="json", exclude_none=True)], out)
+    header, row = out.getvalue().splitlines()
+    assert header.split() == ["TASK", "KIND", "OUTCOME", "TOOK", "INPUT", "OUTPUT", "ERROR"]
+    assert row.split() == ["prepare", "set", "running", "-", "-", '{"n":2}']

@@ -23,6 +23,8 @@ Functions (all raise `RunRefused`, whose `status` is the HTTP status a front end
   definition (`namespace/name`) and status through the search attributes.
 - `allowed(names)`: a `NamespaceRule` from a flag's list, `*` meaning every namespace;
   `list_query(rule, definition, status)`: the visibility query `list_runs` sends.
+- `run_summary(run)`: a listed or described run as every front end shows it;
+  `status_name(status)`: the one spelling of a run's state (`cancelled`, as `STATUSES`).
 - `own_run(client, rule, workflow_id)`: the run's description, if the rule reaches it.
 - `run_status(client, described)`: the `status` query of a described run, or why there
   is none (no worker answered, not a flow run).
@@ -58,6 +60,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import (
     Client,
+    WorkflowExecution,
     WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowQueryFailedError,
@@ -105,9 +108,11 @@ __all__ = [
     "run_history",
     "run_id_for",
     "run_status",
+    "run_summary",
     "send_event",
     "signal_run",
     "start_run",
+    "status_name",
     "terminate_run",
 ]
 
@@ -277,12 +282,30 @@ def _quoted(value: str, what: str) -> str:
     return f'"{value}"'
 
 
-def _status_name(value: WorkflowExecutionStatus | None) -> str:
-    """The API's name of a run's state: the names `list_runs` filters on."""
+def status_name(value: WorkflowExecutionStatus | None) -> str:
+    """The name of a run's state every front end shows: the names `list_runs` filters
+    on (`STATUSES`), so `cancelled` rather than Temporal's `Canceled`."""
     if value is None:
         return "unknown"
     name = value.name.lower().replace("_", "")
     return "cancelled" if name == "canceled" else name
+
+
+def run_summary(run: WorkflowExecution) -> RunSummary:
+    """A run as listings show it, from its visibility record (or its description)."""
+    attrs = run.typed_search_attributes
+    return RunSummary(
+        workflow_id=run.id,
+        run_id=run.run_id,
+        definition=attrs.get(SA_DEFINITION),
+        namespace=attrs.get(SA_NAMESPACE),
+        status=status_name(run.status),
+        current_task=attrs.get(SA_CURRENT_TASK),
+        event_type=attrs.get(SA_EVENT_TYPE),
+        event_source=attrs.get(SA_EVENT_SOURCE),
+        started=run.start_time,
+        closed=run.close_time,
+    )
 
 
 def _unavailable(err: Exception) -> RunRefused:
@@ -460,23 +483,7 @@ async def list_runs(
         raise _rpc_refusal(err, "listing runs") from None
     except RuntimeError as err:
         raise _unavailable(err) from None
-    runs = []
-    for found in iterator.current_page or []:
-        attrs = found.typed_search_attributes
-        runs.append(
-            RunSummary(
-                workflow_id=found.id,
-                run_id=found.run_id,
-                definition=attrs.get(SA_DEFINITION),
-                namespace=attrs.get(SA_NAMESPACE),
-                status=_status_name(found.status),
-                current_task=attrs.get(SA_CURRENT_TASK),
-                event_type=attrs.get(SA_EVENT_TYPE),
-                event_source=attrs.get(SA_EVENT_SOURCE),
-                started=found.start_time,
-                closed=found.close_time,
-            )
-        )
+    runs = [run_summary(found) for found in iterator.current_page or []]
     return RunPage(runs=runs, next_page_token=_token_out(iterator.next_page_token))
 
 
@@ -521,18 +528,11 @@ async def describe_run(
     """A run's state, output or error, and task log."""
     described = await own_run(client, rule, workflow_id)
     status, note = await run_status(client, described, query_timeout)
-    attrs = described.typed_search_attributes
+    summary = run_summary(described)
+    if status is not None:
+        summary.current_task = status.current_task
     return RunDetail(
-        workflow_id=described.id,
-        run_id=described.run_id,
-        definition=attrs.get(SA_DEFINITION),
-        namespace=attrs.get(SA_NAMESPACE),
-        status=_status_name(described.status),
-        current_task=status.current_task if status else attrs.get(SA_CURRENT_TASK),
-        event_type=attrs.get(SA_EVENT_TYPE),
-        event_source=attrs.get(SA_EVENT_SOURCE),
-        started=described.start_time,
-        closed=described.close_time,
+        **dict(summary),
         workflow_type=described.workflow_type,
         task_queue=described.task_queue,
         phase=status.phase if status else None,
@@ -597,7 +597,7 @@ async def _steer(
     described = await own_run(client, rule, workflow_id)
     if described.status not in (None, WorkflowExecutionStatus.RUNNING):
         raise RunRefused(
-            409, "run-closed", f"run {workflow_id!r} is {_status_name(described.status)}: {what}"
+            409, "run-closed", f"run {workflow_id!r} is {status_name(described.status)}: {what}"
         )
     handle = client.get_workflow_handle(workflow_id, run_id=described.run_id)
     try:

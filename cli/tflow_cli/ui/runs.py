@@ -17,7 +17,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from tflow_cli.ui.models import RunView, TaskData, Waiting
@@ -101,31 +101,11 @@ async def list_page(
         ) from None
     except RuntimeError as err:
         raise unavailable(err) from None
-    runs = [summary(r) for r in iterator.current_page or []]
+    runs = [ops.run_summary(r) for r in iterator.current_page or []]
     after = iterator.next_page_token
     return ops.RunPage(
         runs=runs, next_page_token=base64.urlsafe_b64encode(after).decode() if after else None
     )
-
-
-def summary(run: WorkflowExecution) -> ops.RunSummary:
-    attrs = run.typed_search_attributes
-    return ops.RunSummary(
-        workflow_id=run.id,
-        run_id=run.run_id,
-        definition=attrs.get(SA_DEFINITION),
-        namespace=attrs.get(SA_NAMESPACE),
-        status=status_name(run.status),
-        current_task=attrs.get(SA_CURRENT_TASK),
-        event_type=attrs.get(SA_EVENT_TYPE),
-        event_source=attrs.get(SA_EVENT_SOURCE),
-        started=run.start_time,
-        closed=run.close_time,
-    )
-
-
-def status_name(value: WorkflowExecutionStatus | None) -> str:
-    return value.name.lower().replace("_", "") if value is not None else "unknown"
 
 
 def unavailable(err: Exception) -> RunRefused:
@@ -288,7 +268,7 @@ async def run_view(
         task_queue=described.task_queue,
         definition=attrs.get(SA_DEFINITION),
         namespace=attrs.get(SA_NAMESPACE),
-        status=status_name(described.status),
+        status=ops.status_name(described.status),
         started=described.start_time,
         closed=described.close_time,
         listening=list(attrs.get(SA_LISTENING) or []),

@@ -1,11 +1,11 @@
 """The web UI in a real browser (Debian's Chromium, driven by Playwright) against the dev
 server and the apiserver: the order sample's WorkflowDefinition in a namespace, its
 workers in this process, one run waiting for approval. The page lists the definition and
-the run, draws the run with the waiting task highlighted, refuses the approval without
-the token (401 on the page), sends it with the token, and shows the run completing on the
-graph. Each step's screenshot is kept in the test's temporary directory (its path is
-printed) and in $TFLOW_TEST_ARTIFACTS/ui when that is set; the README's pictures come from
-this test (TFLOW_UI_DOCS_IMAGES=1)."""
+the run, draws the run with the waiting task highlighted, opens a task's input and output,
+refuses the approval without the token (401 on the page), sends it with the token, and
+shows the run completing on the graph. Each step's screenshot is kept in the test's
+temporary directory (its path is printed) and in $TFLOW_TEST_ARTIFACTS/ui when that is
+set; the README's pictures come from this test (TFLOW_UI_DOCS_IMAGES=1)."""
 
 from __future__ import annotations
 
@@ -239,6 +239,13 @@ async def test_approve_an_order_from_the_page(
             await expect(page.locator("#waiting")).to_contain_text("approve")
             await expect(page.locator("#waiting")).to_contain_text("PT3M")
             await expect(page.locator("#run-status")).to_have_text("running")
+            # A task's row opens on its input and output, and stays open while the page
+            # polls the run.
+            received = page.locator('#task-log tr[data-ref="/do/0/receiveOrder"] details.task-data')
+            await received.locator("summary").click()
+            await expect(received).to_contain_text(f'"orderId": "{order_id}"')
+            await page.wait_for_timeout(2000)
+            await expect(received).to_have_attribute("open", "")
             await shots.take("3-waiting", full_page=True)
 
             # Without the token the approval is refused, and the page says so.
@@ -264,6 +271,12 @@ async def test_approve_an_order_from_the_page(
             await expect(
                 page.locator('#task-log tr[data-ref="/do/2/awaitApproval/try/0/review"]')
             ).to_contain_text("completed")
+            review = page.locator(
+                '#task-log tr[data-ref="/do/2/awaitApproval/try/0/review"] details.task-data'
+            )
+            await review.locator("summary").click()
+            await expect(review).to_contain_text('"decision": "approve"')
+            await expect(review).to_contain_text('"address": "1 Old Road"')
             await shots.take("5-completed", full_page=True)
 
             # The shipping child run, one click away, completed on its own graph.
@@ -352,6 +365,9 @@ async def test_a_failed_run_shows_where_and_why(
                 await expect(failed).to_contain_text("check failed: Order rejected")
                 await expect(failed).to_contain_text("amount must be positive")
                 await expect(page.locator("#outcome")).to_contain_text("validation")
+                prepared = page.locator('#task-log tr[data-ref="/do/0/prepare"] details.task-data')
+                await prepared.locator("summary").click()
+                await expect(prepared).to_contain_text('"amount": -1')
                 await Shots(page, tmp_path / "screenshots").take("failed")
             finally:
                 await browser.close()

@@ -91,10 +91,11 @@ class RunInput(_Model):
 TaskOutcome = Literal["running", "completed", "faulted", "skipped", "cancelled", "continued"]
 
 
+# Text rather than the value: a cut value is not JSON, and a string does not keep the
+# task's data (and whatever it refers to) alive in the worker (engine.tasklog).
 class DataPreview(_Model):
-    """A task's input or output as compact JSON text, cut at `engine.tasklog.PREVIEW_LIMIT`
-    characters (`truncated`). Text rather than the value: a cut value is not JSON, and a
-    string does not keep the task's data (and whatever it refers to) alive."""
+    """A task's input or output as compact JSON text, cut at 4096 characters (then
+    `truncated` is true and `text` is not valid JSON)."""
 
     text: str
     truncated: bool = False

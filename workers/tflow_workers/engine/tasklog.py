@@ -6,8 +6,9 @@ The log lives in workflow memory for as long as a run is cached on a worker, and
 
 - `PREVIEW_LIMIT` characters of compact JSON per value (`DataPreview.truncated` when cut).
   No full size is given: knowing it would mean serialising the whole value, and a task's
-  data can be megabytes in a loop of thousands of iterations; cutting early keeps the
-  cost of a preview at a few kilobytes whatever the data.
+  data can be megabytes in a loop of thousands of iterations; stopping at the limit keeps
+  the cost of a preview near that of a few kilobytes (one long string is still encoded
+  whole, at C speed).
 - `PREVIEW_BUDGET` characters per run over all entries: past it, the oldest entries' previews
   are let go (newest kept, as they are the ones a person looks at). A worker holding
   1000 open runs thus holds at most about 1000 x 64 KiB of previews, and a query answer

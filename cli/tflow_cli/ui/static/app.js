@@ -427,6 +427,34 @@ function updateQuickSends(container, view) {
     } }, type)));
 }
 
+// The task log rows whose data is open, so that polling the run does not close them.
+const openData = new Set();
+
+// A task log preview: compact JSON cut by the worker at a few kilobytes (`truncated`).
+function preview(part) {
+  if (!part) return el("p", { class: "muted" }, "not kept (the run keeps the newest tasks' data)");
+  if (part.truncated) {
+    return [el("pre", {}, `${part.text}…`),
+      el("p", { class: "muted" }, `cut at ${part.text.length} characters`)];
+  }
+  try {
+    return pretty(JSON.parse(part.text));
+  } catch (_) {
+    return el("pre", {}, part.text);
+  }
+}
+
+function taskData(entry) {
+  // Older workers' logs and skipped tasks carry no data.
+  if (!entry.input && !entry.output) return null;
+  const key = `${entry.reference}@${entry.started_at}`;
+  return el("details", { class: "task-data", open: openData.has(key),
+    ontoggle: (event) => (event.target.open ? openData.add(key) : openData.delete(key)) },
+  el("summary", {}, "input and output"),
+  el("div", {}, "input"), preview(entry.input),
+  entry.output || entry.outcome === "completed" ? [el("div", {}, "output"), preview(entry.output)] : null);
+}
+
 function taskLog(view) {
   const byRef = new Map();
   for (const call of view.taskData) {
@@ -451,6 +479,7 @@ function taskLog(view) {
       el("td", {}, duration(entry.started_at, entry.ended_at)),
       el("td", {},
         entry.error ? el("div", { class: "error" }, `${entry.error.title || ""}: ${entry.error.detail || ""}`) : null,
+        taskData(entry),
         last ? el("details", {}, el("summary", {}, `${last.activity}${calls.length > 1 ? ` ×${calls.length}` : ""}`),
           el("div", {}, "input"), pretty(last.input),
           last.failure ? el("div", { class: "error" }, `failed: ${last.failure}`)
