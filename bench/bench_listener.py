@@ -27,6 +27,7 @@ import os
 import random
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -38,7 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 from bench.common import (
+    Verdicts,
     add_server_dir_argument,
+    add_verdict_arguments,
     dev_server,
     mean,
     memory_mb,
@@ -58,11 +61,23 @@ from tflow_workers.cloudevents import (
     event_workflow_id,
 )
 from tflow_workers.connection import connect
-from tflow_workers.routing import CompiledRoute, Router, RoutingTable
+from tflow_workers.dsl.expressions import clear_cache
+from tflow_workers.routing import (
+    CompiledRoute,
+    Router,
+    RoutingTable,
+    load_table,
+    split_for_configmap,
+)
 
-TARGET_RATIO = 0.80
+TARGET_RATIO = 0.97
+TARGET_ADDED_MS = 5.0
 TARGET_PEAK_MB = 150.0
-TARGET_MATCH_MS = 1.0
+TARGET_SQS_RATIO = 0.9
+TARGET_LOAD_S = 1.0  # a 10k-route table, read from its files and compiled
+TARGET_FIRST_MS = 0.3  # p99 of each type's first event after a load, 10k routes
+TARGET_WARM_MS = 0.1  # p99 warm, 10k routes
+TARGET_WARM_LARGE_MS = 0.2  # p99 warm, 100k routes
 TASK_QUEUE = "bench-listener-router"
 
 
@@ -161,7 +176,9 @@ def start_listener(name: str, argv: list[str], port: int, workdir: Path) -> Mana
     return process
 
 
-async def bench_handoff(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+async def bench_handoff(
+    args: argparse.Namespace, workdir: Path, verdicts: Verdicts
+) -> dict[str, Any]:
     with dev_server(args.server_dir) as server:
         client = await connect(server.address, server.namespace)
         port = free_port()
@@ -199,6 +216,16 @@ async def bench_handoff(args: argparse.Namespace, workdir: Path) -> dict[str, An
                     sample.events += args.events
                     sample.seconds += seconds
                     sample.latencies += latencies
+            # One at a time, nothing queues: the p99 the listener adds to a start.
+            raw_one, hook_one = Sample(), Sample()
+            for round_no in range(2):
+                for name in ("raw", "webhook") if round_no % 2 == 0 else ("webhook", "raw"):
+                    if name == "raw":
+                        _, latencies = await raw_round(client, args.latency_events, 1)
+                        raw_one.latencies += latencies
+                    else:
+                        _, latencies = await webhook_round(url, args.latency_events, 1)
+                        hook_one.latencies += latencies
             loaded = memory_mb(listener.pid)
         finally:
             listener.stop()
@@ -220,13 +247,36 @@ async def bench_handoff(args: argparse.Namespace, workdir: Path) -> dict[str, An
             for name, s in (("raw start_workflow", raw), ("webhook listener", hook))
         ],
     )
-    verdict = "ok" if ratio >= TARGET_RATIO else "BELOW TARGET"
-    print(f"webhook/raw throughput: {ratio:.2f} (target >= {TARGET_RATIO:.2f}: {verdict})")
+    added = (percentile(hook_one.latencies, 0.99) - percentile(raw_one.latencies, 0.99)) * 1000
+    print(
+        f"one at a time ({2 * args.latency_events} each): raw p50/p99 "
+        f"{percentile(raw_one.latencies, 0.5) * 1000:.1f}/"
+        f"{percentile(raw_one.latencies, 0.99) * 1000:.1f} ms, webhook p50/p99 "
+        f"{percentile(hook_one.latencies, 0.5) * 1000:.1f}/"
+        f"{percentile(hook_one.latencies, 0.99) * 1000:.1f} ms"
+    )
     peak = loaded.get("VmHWM", 0.0)
     print(
         f"webhook listener memory: idle {idle.get('VmRSS', 0):.0f} MB, after load "
-        f"{loaded.get('VmRSS', 0):.0f} MB, peak {peak:.0f} MB (target < {TARGET_PEAK_MB:.0f} "
-        f"MB: {'ok' if peak < TARGET_PEAK_MB else 'ABOVE TARGET'})"
+        f"{loaded.get('VmRSS', 0):.0f} MB, peak {peak:.0f} MB"
+    )
+    verdicts.check(
+        "webhook / raw start_workflow throughput",
+        f"{ratio:.2f}",
+        f">= {TARGET_RATIO:.2f}",
+        ratio >= TARGET_RATIO,
+    )
+    verdicts.check(
+        "webhook added latency p99, one at a time",
+        f"{added:.1f} ms",
+        f"<= {TARGET_ADDED_MS:g} ms",
+        added <= TARGET_ADDED_MS,
+    )
+    verdicts.check(
+        "webhook listener peak memory",
+        f"{peak:.0f} MB",
+        f"< {TARGET_PEAK_MB:.0f} MB",
+        peak < TARGET_PEAK_MB,
     )
     return {
         "raw_per_s": round(raw.throughput, 1),
@@ -238,16 +288,94 @@ async def bench_handoff(args: argparse.Namespace, workdir: Path) -> dict[str, An
         "webhook_p99_ms": round(percentile(hook.latencies, 0.99) * 1000, 2),
         "webhook_idle_mb": round(idle.get("VmRSS", 0.0), 1),
         "webhook_peak_mb": round(peak, 1),
+        "webhook_added_p99_ms": round(added, 2),
     }
 
 
-async def bench_sqs(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def fill_queue(sqs: Any, queue_url: str, count: int) -> float:
+    """Send `count` plain events in batches of 10; the seconds it took."""
+    tag = uuid.uuid4().hex[:8]
+    began = time.perf_counter()
+    for start in range(0, count, 10):
+        entries = [
+            {"Id": str(i), "MessageBody": json.dumps(plain_event(tag, start + i))}
+            for i in range(min(10, count - start))
+        ]
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+    return time.perf_counter() - began
+
+
+def drain_plainly(sqs: Any, queue_url: str, count: int, pollers: int) -> tuple[float, int]:
+    """The baseline: `pollers` threads each receiving up to 10 messages and deleting them
+    in one batch, until `count` are gone. Seconds from the first batch deleted to the
+    last, and how many the first took (so that both variants leave out their start)."""
+    lock = threading.Lock()
+    done = 0
+    first: tuple[float, int] | None = None
+
+    def poll() -> None:
+        nonlocal done, first
+        while True:
+            with lock:
+                if done >= count:
+                    return
+            messages = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
+            if not messages:
+                continue
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+            with lock:
+                done += len(messages)
+                if first is None:
+                    first = (time.perf_counter(), done)
+
+    threads = [threading.Thread(target=poll) for _ in range(pollers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert first is not None
+    return time.perf_counter() - first[0], first[1]
+
+
+def listener_events(port: int) -> float:
+    """Events the listener has handed off so far (its /metrics)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("tflow_listener_events_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def wait_for_events(port: int, at_least: int) -> float:
+    """Poll the listener until it has handed off `at_least` events; how many it had."""
+    while (handed := listener_events(port)) < at_least:
+        time.sleep(0.05)
+    return handed
+
+
+async def bench_sqs(args: argparse.Namespace, workdir: Path, verdicts: Verdicts) -> dict[str, Any]:
+    count = args.sqs_events
     moto = MotoServer(workdir / "moto").start()
     try:
         sqs = moto.client("sqs")
+        plain_url = sqs.create_queue(QueueName=f"bench-plain-{uuid.uuid4().hex[:8]}")["QueueUrl"]
         queue_url = sqs.create_queue(QueueName=f"bench-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        # Both queues are full before their consumer starts: the drain alone is timed.
+        sent = await asyncio.to_thread(fill_queue, sqs, plain_url, count)
+        sent += await asyncio.to_thread(fill_queue, sqs, queue_url, count)
+        plain_s, plain_first = await asyncio.to_thread(
+            drain_plainly, sqs, plain_url, count, args.sqs_pollers
+        )
         with dev_server(args.server_dir) as server:
-            client = await connect(server.address, server.namespace)
             port = free_port()
             listener = start_listener(
                 "sqs",
@@ -275,52 +403,44 @@ async def bench_sqs(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             )
             try:
                 assert listener.pid is not None
-                await raw_round(client, 100, args.concurrency)  # warm-up
-                raw_seconds, _ = await raw_round(client, args.events, args.concurrency)
-                tag = uuid.uuid4().hex[:8]
+                first = await asyncio.to_thread(wait_for_events, port, 1)
                 began = time.perf_counter()
-                for start in range(0, args.events, 10):
-                    entries = [
-                        {"Id": str(i), "MessageBody": json.dumps(plain_event(tag, start + i))}
-                        for i in range(min(10, args.events - start))
-                    ]
-                    await asyncio.to_thread(
-                        sqs.send_message_batch, QueueUrl=queue_url, Entries=entries
-                    )
-                sent = time.perf_counter() - began
-                while True:
-                    attributes = sqs.get_queue_attributes(
-                        QueueUrl=queue_url,
-                        AttributeNames=[
-                            "ApproximateNumberOfMessages",
-                            "ApproximateNumberOfMessagesNotVisible",
-                        ],
-                    )["Attributes"]
-                    if sum(int(v) for v in attributes.values()) == 0:
-                        break
-                    await asyncio.sleep(0.1)
-                drained = time.perf_counter() - began
+                await asyncio.to_thread(wait_for_events, port, count)
+                sqs_s = time.perf_counter() - began
                 peak = memory_mb(listener.pid).get("VmHWM", 0.0)
             finally:
                 listener.stop()
     finally:
         moto.stop()
-    raw_rate = args.events / raw_seconds
-    sqs_rate = args.events / drained
-    print(f"\nSQS listener ({args.events} messages into moto, {args.sqs_pollers} pollers)")
+    plain_rate = (count - plain_first) / plain_s
+    sqs_rate = (count - first) / sqs_s
+    ratio = sqs_rate / plain_rate
+    print(f"\nSQS listener ({count} messages in moto, {args.sqs_pollers} pollers each)")
     print_table(
-        ["variant", "events/s", "vs raw"],
+        ["variant", "messages/s", "vs plain"],
         [
-            ["raw start_workflow", f"{raw_rate:.0f}", "1.00"],
-            ["SQS listener (send + drain)", f"{sqs_rate:.0f}", f"{sqs_rate / raw_rate:.2f}"],
+            ["plain boto3 receive + delete loop", f"{plain_rate:.0f}", "1.00"],
+            ["SQS listener (receive, start run, delete)", f"{sqs_rate:.0f}", f"{ratio:.2f}"],
         ],
     )
-    print(f"sending alone took {sent:.1f}s; SQS listener peak memory {peak:.0f} MB")
+    print(f"filling both queues took {sent:.1f}s; SQS listener peak memory {peak:.0f} MB")
+    verdicts.check(
+        "SQS listener drain / plain boto3 loop",
+        f"{ratio:.2f}",
+        f">= {TARGET_SQS_RATIO:.2f}",
+        ratio >= TARGET_SQS_RATIO,
+    )
+    verdicts.check(
+        "SQS listener peak memory",
+        f"{peak:.0f} MB",
+        f"< {TARGET_PEAK_MB:.0f} MB",
+        peak < TARGET_PEAK_MB,
+    )
     return {
-        "sqs_raw_per_s": round(raw_rate, 1),
+        "sqs_plain_per_s": round(plain_rate, 1),
         "sqs_per_s": round(sqs_rate, 1),
-        "sqs_ratio": round(sqs_rate / raw_rate, 3),
-        "sqs_send_s": round(sent, 2),
+        "sqs_ratio": round(ratio, 3),
+        "sqs_fill_s": round(sent, 2),
         "sqs_peak_mb": round(peak, 1),
     }
 
@@ -397,100 +517,173 @@ def time_per_event(
     return wall, cpu
 
 
-def bench_matching(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass
+class MatchRun:
+    """One table size and jq mix, loaded from its files and matched twice."""
+
+    label: str
+    routes: int
+    load_s: float
+    first: list[float]
+    first_cpu: list[float]
+    warm: list[float]
+    warm_cpu: list[float]
+    baseline: list[float]
+    matches: float
+
+
+def measure_matching(
+    routes_count: int, distinct: bool, events_count: int, workdir: Path
+) -> MatchRun:
+    rng = random.Random(7)
+    routes = generate_routes(routes_count, rng, distinct)
+    events = generate_events(events_count, routes, rng)
+    table_dir = workdir / f"routes-{routes_count}-{int(distinct)}"
+    table_dir.mkdir()
+    for name, data in split_for_configmap(RoutingTable(routes=routes)).items():
+        (table_dir / name).write_bytes(data)
+    del routes
+    clear_cache()  # a load starts cold, as in a new worker
+    began = time.perf_counter()
+    router = Router(load_table(table_dir))  # what the routing activity does on a change
+    load_s = time.perf_counter() - began
+    # The first pass: only each type's first event counts (the first after the load).
+    seen: set[Any] = set()
+    first, first_cpu = [], []
+    for event in events:
+        wall, cpu = time_per_event(router.match, [event])
+        if event["type"] not in seen:
+            seen.add(event["type"])
+            first += wall
+            first_cpu += cpu
+    warm, warm_cpu = time_per_event(router.match, events)
+    by_type: dict[str | None, list[CompiledRoute]] = {}
+    for route in router.table.routes:
+        by_type.setdefault(route.type, []).append(route)
+
+    def lookup(event: Any, index: dict[str | None, list[CompiledRoute]] = by_type) -> object:
+        return index.get(event["type"], ())
+
+    baseline, _ = time_per_event(lookup, events)
+    matches = sum(len(router.match(e)) for e in events[:1000]) / min(len(events), 1000)
+    label = f"{routes_count // 1000}k routes, " + (
+        "distinct jq per route" if distinct else "jq from a pool of 200"
+    )
+    return MatchRun(
+        label, routes_count, load_s, first, first_cpu, warm, warm_cpu, baseline, matches
+    )
+
+
+def bench_matching(args: argparse.Namespace, verdicts: Verdicts) -> dict[str, Any]:
     results: dict[str, Any] = {}
     rows = []
-    for distinct in (False, True):
-        rng = random.Random(7)
-        routes = generate_routes(args.routes, rng, distinct)
-        events = generate_events(args.match_events, routes, rng)
-        built = time.perf_counter()
-        router = Router(RoutingTable(routes=routes))
-        build_ms = (time.perf_counter() - built) * 1000
-        by_type: dict[str | None, list[CompiledRoute]] = {}
-        for route in routes:
-            by_type.setdefault(route.type, []).append(route)
-        cold, _ = time_per_event(router.match, events)  # compiles jq programs as it goes
-        warm, warm_cpu = time_per_event(router.match, events)
-
-        def lookup(event: Any, index: dict[str | None, list[CompiledRoute]] = by_type) -> object:
-            return index.get(event["type"], ())
-
-        baseline, _ = time_per_event(lookup, events)
-        matches = sum(len(router.match(e)) for e in events[:1000]) / min(len(events), 1000)
-        label = "distinct jq per route" if distinct else "jq from a pool of 200"
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="tflow-bench-routes-") as tmp:
+        for size in args.routes:
+            for distinct in (False, True):
+                if distinct and size > args.distinct_up_to:
+                    continue
+                runs.append(measure_matching(size, distinct, args.match_events, Path(tmp)))
+    for run in runs:
         for name, timings in (
-            (f"{label}, first pass", cold),
-            (f"{label}, warm", warm),
-            (f"{label}, warm, CPU time", warm_cpu),
+            ("first event of each type, wall", run.first),
+            ("first event of each type, CPU", run.first_cpu),
+            ("warm, wall", run.warm),
+            ("warm, CPU", run.warm_cpu),
+            ("baseline: dict lookup by type", run.baseline),
         ):
             rows.append(
                 [
-                    name,
+                    f"{run.label}: {name}",
                     f"{mean(timings):.3f}",
                     f"{percentile(timings, 0.5):.3f}",
                     f"{percentile(timings, 0.99):.3f}",
                     f"{max(timings):.3f}",
-                    f"{percentile(timings, 0.99) / percentile(baseline, 0.99):.0f}x",
                 ]
             )
-        key = "distinct" if distinct else "pooled"
-        results[f"match_{key}_warm_p50_ms"] = round(percentile(warm, 0.5), 4)
-        results[f"match_{key}_warm_p99_ms"] = round(percentile(warm, 0.99), 4)
-        results[f"match_{key}_warm_cpu_p99_ms"] = round(percentile(warm_cpu, 0.99), 4)
-        results[f"match_{key}_cold_p99_ms"] = round(percentile(cold, 0.99), 4)
-        results[f"match_{key}_build_ms"] = round(build_ms, 1)
-        results[f"match_{key}_matches_per_event"] = round(matches, 2)
-    rows.append(
-        [
-            "baseline: dict lookup by type",
-            f"{mean(baseline):.4f}",
-            f"{percentile(baseline, 0.5):.4f}",
-            f"{percentile(baseline, 0.99):.4f}",
-            f"{max(baseline):.4f}",
-            "1x",
-        ]
+        key = run.label.replace(" ", "_").replace(",", "")
+        results[f"{key}_load_s"] = round(run.load_s, 3)
+        results[f"{key}_first_cpu_p99_ms"] = round(percentile(run.first_cpu, 0.99), 4)
+        results[f"{key}_warm_p50_ms"] = round(percentile(run.warm, 0.5), 4)
+        results[f"{key}_warm_p99_ms"] = round(percentile(run.warm, 0.99), 4)
+        results[f"{key}_warm_cpu_p99_ms"] = round(percentile(run.warm_cpu, 0.99), 4)
+        results[f"{key}_matches_per_event"] = round(run.matches, 2)
+    print(f"\nRoute matching: {args.match_events} events per table, ms per event")
+    print_table(["", "mean", "p50", "p99", "max"], rows)
+    print_table(
+        ["table", "load s", "matches/event"],
+        [[r.label, f"{r.load_s:.2f}", f"{r.matches:.2f}"] for r in runs],
     )
-    print(
-        f"\nRoute matching: {args.routes} routes, {args.match_events} events "
-        f"(~{results['match_pooled_matches_per_event']} matches per event), ms per event"
-    )
-    print_table(["", "mean", "p50", "p99", "max", "p99 vs dict"], rows)
-    for key in ("pooled", "distinct"):
-        p99 = results[f"match_{key}_warm_p99_ms"]
-        cpu = results[f"match_{key}_warm_cpu_p99_ms"]
-        print(
-            f"{key}: warm p99 per event {p99:.3f} ms wall, {cpu:.3f} ms CPU (target < "
-            f"{TARGET_MATCH_MS:.0f} ms: {'ok' if cpu < TARGET_MATCH_MS else 'ABOVE TARGET'})"
+    for run in runs:
+        first = percentile(run.first_cpu, 0.99)
+        warm = percentile(run.warm_cpu, 0.99)
+        warm_target = TARGET_WARM_MS if run.routes <= 10_000 else TARGET_WARM_LARGE_MS
+        if run.routes <= 10_000:
+            verdicts.check(
+                f"table load, {run.label}",
+                f"{run.load_s:.2f} s",
+                f"<= {TARGET_LOAD_S:g} s",
+                run.load_s <= TARGET_LOAD_S,
+            )
+            verdicts.check(
+                f"first match p99 (CPU), {run.label}",
+                f"{first:.3f} ms",
+                f"<= {TARGET_FIRST_MS:g} ms",
+                first <= TARGET_FIRST_MS,
+            )
+        verdicts.check(
+            f"warm match p99 (CPU), {run.label}",
+            f"{warm:.3f} ms",
+            f"<= {warm_target:g} ms",
+            warm <= warm_target,
         )
     return results
 
 
-async def main_async(args: argparse.Namespace) -> None:
+async def main_async(args: argparse.Namespace) -> int:
+    verdicts = Verdicts("bench_listener.py")
     summary: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="tflow-bench-listener-") as tmp:
         workdir = Path(tmp)
         if not args.skip_handoff:
-            summary |= await bench_handoff(args, workdir)
+            summary |= await bench_handoff(args, workdir, verdicts)
         if args.sqs:
-            summary |= await bench_sqs(args, workdir)
-    summary |= bench_matching(args)
+            summary |= await bench_sqs(args, workdir, verdicts)
+    summary |= bench_matching(args, verdicts)
     print("\nsummary:", json.dumps(summary))
+    return verdicts.finish(args)
 
 
-def main() -> None:
+def sizes(text: str) -> list[int]:
+    return [int(part) for part in text.split(",")]
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1000, help="events per round and variant")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--events", type=int, default=500, help="events per round and variant")
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--routes", type=int, default=10000)
+    parser.add_argument(
+        "--latency-events", type=int, default=100, help="events per one-at-a-time round"
+    )
+    parser.add_argument(
+        "--routes", type=sizes, default=[10_000, 100_000], help="table sizes, comma-separated"
+    )
+    parser.add_argument(
+        "--distinct-up-to",
+        type=int,
+        default=10_000,
+        help="largest table also measured with a distinct jq program per route",
+    )
     parser.add_argument("--match-events", type=int, default=20000)
     parser.add_argument("--sqs", action="store_true", help="also measure the SQS listener")
+    parser.add_argument("--sqs-events", type=int, default=300)
     parser.add_argument("--sqs-pollers", type=int, default=2)
     parser.add_argument("--skip-handoff", action="store_true")
     add_server_dir_argument(parser)
-    asyncio.run(main_async(parser.parse_args()))
+    add_verdict_arguments(parser)
+    return asyncio.run(main_async(parser.parse_args()))
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

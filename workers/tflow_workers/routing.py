@@ -36,7 +36,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tflow_workers.dsl.expressions import ExpressionError, compile_expression
+from tflow_workers.dsl.expressions import (
+    CompiledExpression,
+    ExpressionCompileError,
+    ExpressionError,
+    compile_expression,
+    compile_expressions,
+)
 
 TABLE_FORMAT = 1
 ROUTING_INDEX = "routing-index.json"
@@ -171,39 +177,117 @@ class Match:
     error: str = ""
 
 
+# A route's filter or mapping: compiled, or the error it did not compile with.
+_Program = CompiledExpression | ExpressionCompileError
+
+
+class _Entry:
+    """A route as matching reads it: what it compares, precomputed at load."""
+
+    __slots__ = (
+        "filter",
+        "from_namespaces",
+        "id",
+        "input",
+        "namespace",
+        "rank",
+        "route",
+        "source",
+        "target",
+    )
+
+    def __init__(self, route: CompiledRoute, rank: int, programs: dict[str, _Program]) -> None:
+        self.route = route
+        self.rank = rank
+        self.id = route.id
+        self.target = route.target
+        self.namespace = route.namespace
+        self.from_namespaces = route.from_namespaces or ()
+        self.source = route.source
+        self.filter = programs[route.filter] if route.filter is not None else None
+        self.input = programs[route.input] if route.input else None
+
+
 @dataclass
 class Router:
     """Matches events against a table; build once per table version.
 
-    Routes are indexed by event type, so an event is compared only with the routes for
-    its type and those without one; jq filters run only on those candidates.
+    Routes are indexed by event type, and those without a type by source, so an event is
+    compared only with the routes for its type and the type-less ones for its source (or
+    for any). Every jq filter and mapping is compiled here, when the table loads, so the
+    first event of a type costs no more than the next; `problems` names each route whose
+    jq does not compile (matching an event then fails on that route as it always did).
     """
 
     table: RoutingTable
     by_type: dict[str, list[CompiledRoute]] = field(init=False, default_factory=dict)
     any_type: list[CompiledRoute] = field(init=False, default_factory=list)
-    # Typed and type-less candidates merged in priority order, per event type, on first use.
-    _merged: dict[str, list[CompiledRoute]] = field(init=False, default_factory=dict)
+    problems: list[str] = field(init=False, default_factory=list)
+    _typed: dict[str, list[_Entry]] = field(init=False, default_factory=dict)
+    _untyped_by_source: dict[str, list[_Entry]] = field(init=False, default_factory=dict)
+    _untyped_any_source: list[_Entry] = field(init=False, default_factory=list)
+    # Candidates of an event type and source when they come from more than one list,
+    # merged in rank order on first use (bounded: the pairs seen may be many).
+    _merged: dict[tuple[str, str | None], list[_Entry]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        ordered = sorted(self.table.routes, key=lambda r: (-r.priority, r.id))
-        for route in ordered:
+        routes = self.table.routes
+        # Highest priority first, then route id; on a tie the typed route first, then
+        # table order: the order in which a type's routes and the type-less ones merge.
+        order = sorted(
+            range(len(routes)),
+            key=lambda i: (-routes[i].priority, routes[i].id, routes[i].type is None, i),
+        )
+        # As matching reads them: a filter whenever set, a mapping only when not empty.
+        expressions = [r.filter for r in routes if r.filter is not None]
+        expressions += [r.input for r in routes if r.input]
+        programs = compile_expressions(expressions)
+        for rank, i in enumerate(order):
+            route = routes[i]
+            entry = _Entry(route, rank, programs)
+            for program in (entry.filter, entry.input):
+                if isinstance(program, ExpressionCompileError):
+                    self.problems.append(f"route {entry.id}: {program}")
             if route.type is None:
                 self.any_type.append(route)
+                if route.source is None:
+                    self._untyped_any_source.append(entry)
+                else:
+                    self._untyped_by_source.setdefault(route.source, []).append(entry)
             else:
                 self.by_type.setdefault(route.type, []).append(route)
+                self._typed.setdefault(route.type, []).append(entry)
 
     def candidates(self, event_type: str | None) -> Iterable[CompiledRoute]:
+        """The routes an event of this type is compared with, in priority order."""
         typed = self.by_type.get(event_type or "", [])
         if not self.any_type:
             return typed
         if not typed:
             return self.any_type
-        key = event_type or ""
+        return sorted(
+            [*typed, *self.any_type],
+            key=lambda r: (-r.priority, r.id, r.type is None),
+        )
+
+    def _candidates(self, event_type: str, source: str | None) -> list[_Entry]:
+        lists = [
+            found
+            for found in (
+                self._typed.get(event_type),
+                self._untyped_by_source.get(source) if source is not None else None,
+                self._untyped_any_source,
+            )
+            if found
+        ]
+        if len(lists) < 2:
+            return lists[0] if lists else []
+        key = (event_type, source)
         merged = self._merged.get(key)
         if merged is None:
-            merged = sorted([*typed, *self.any_type], key=lambda r: (-r.priority, r.id))
-            self._merged[key] = merged
+            merged = sorted([e for found in lists for e in found], key=_rank)
+            if len(self._merged) < _MERGED_LIMIT:
+                self._merged[key] = merged
         return merged
 
     def match(
@@ -222,34 +306,78 @@ class Router:
         found: list[Match] = []
         claimed: set[str] = set()
         shared = frozenset(share_with)
-        for route in self.candidates(event.get("type")):
-            if route.target in claimed or not route.sees(namespace, shared):
+        source = event.get("source")
+        # The event as JSON, made once for all the filters and mappings that run on it.
+        serialised: _Serialised = _Serialised(event)
+        for entry in self._candidates(event.get("type") or "", source):
+            if entry.target in claimed:
                 continue
-            if route.source is not None and route.source != event.get("source"):
+            if (
+                namespace is not None
+                and namespace != entry.namespace
+                and not (namespace in entry.from_namespaces and entry.namespace in shared)
+            ):
+                continue
+            if entry.source is not None and entry.source != source:
                 continue
             try:
-                if route.filter is not None and not _truthy(_run(route, route.filter, event)):
+                if entry.filter is not None and not _truthy(_run(entry, entry.filter, serialised)):
                     continue
-                mapped = _run(route, route.input, event) if route.input else event.get("data")
+                mapped = (
+                    _run(entry, entry.input, serialised)
+                    if entry.input is not None
+                    else event.get("data")
+                )
             except RouteError as err:
                 if not tolerant:
                     raise
-                found.append(Match(route, None, str(err)))
+                found.append(Match(entry.route, None, str(err)))
                 continue
-            claimed.add(route.target)
-            found.append(Match(route, mapped))
+            claimed.add(entry.target)
+            found.append(Match(entry.route, mapped))
         return found
+
+
+_MERGED_LIMIT = 65536
+
+
+def _rank(entry: _Entry) -> int:
+    return entry.rank
+
+
+class _Serialised:
+    """An event and its JSON text, made on first use; None when it has none (a value
+    JSON cannot hold: the program then reports it as it would have)."""
+
+    __slots__ = ("event", "made", "text")
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.event = event
+        self.made = False
+        self.text: str | None = None
+
+    def json(self) -> str | None:
+        if not self.made:
+            self.made = True
+            try:
+                self.text = json.dumps(self.event)
+            except (TypeError, ValueError):
+                self.text = None
+        return self.text
 
 
 def _truthy(value: Any) -> bool:
     return value is not None and value is not False
 
 
-def _run(route: CompiledRoute, expression: str, event: dict[str, Any]) -> Any:
+def _run(entry: _Entry, program: _Program, event: _Serialised) -> Any:
+    if isinstance(program, ExpressionCompileError):
+        raise RouteError(f"route {entry.id}: {program}")
     try:
-        return compile_expression(expression).first(event)
+        text = event.json()
+        return program.first(event.event) if text is None else program.first_json(text)
     except ExpressionError as err:
-        raise RouteError(f"route {route.id}: {err}") from None
+        raise RouteError(f"route {entry.id}: {err}") from None
 
 
 def check_route_expressions(filter: str | None, mapping: str | None) -> list[str]:

@@ -52,12 +52,17 @@ RUNTIME_ARGUMENTS: Final[tuple[str, ...]] = (
 )
 
 CACHE_SIZE: Final = 4096
+# Expressions per jq program in `compile_expressions`: near the least compile time per
+# expression (a group of thousands compiles slower per expression than one alone).
+GROUP_SIZE: Final = 128
 
 _WRAPPED = re.compile(r"^\s*\$\{(?P<body>.*)\}\s*$", re.DOTALL)
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MENTION = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _DATA_VARIABLE: Final = "__tflow_data"
 _NOW_VARIABLE: Final = "__tflow_now"
+_SLOT_VARIABLE: Final = "__tflow_slot"
+_GROUP_FUNCTION: Final = "__tflow_expression_"
 # Builtins that would read the host (environment, clock, time zone) are replaced, so that
 # replaying a workflow on another worker, later, evaluates every expression the same way.
 _PRELUDE: Final = (
@@ -128,20 +133,26 @@ Clock = datetime | float | None
 
 
 class CompiledExpression:
-    """A compiled jq program with the variable names it binds."""
+    """A compiled jq program with the variable names it binds. `slot` is set when the
+    program is one of several compiled together (`compile_expressions`): it picks this
+    expression's function out of the shared program."""
 
-    __slots__ = ("_program", "text", "variable_names")
+    __slots__ = ("_program", "_slot", "text", "variable_names")
 
-    def __init__(self, text: str, variable_names: tuple[str, ...], program: Any) -> None:
+    def __init__(
+        self, text: str, variable_names: tuple[str, ...], program: Any, slot: int | None = None
+    ) -> None:
         self.text = text
         self.variable_names = variable_names
         self._program = program
+        self._slot = slot
 
     def _run(self, data: Any, variables: Mapping[str, Any] | None, now: Clock) -> Any:
         bound = {name: (variables or {}).get(name) for name in self.variable_names}
         clock = now.timestamp() if isinstance(now, datetime) else now
+        value = [data, bound, clock] if self._slot is None else [self._slot, data, bound, clock]
         try:
-            return self._program.input_value([data, bound, clock])
+            return self._program.input_value(value)
         except (TypeError, ValueError) as error:
             raise ExpressionRuntimeError(self.text, f"cannot pass data to jq: {error}") from None
 
@@ -149,7 +160,17 @@ class CompiledExpression:
         self, data: Any, variables: Mapping[str, Any] | None = None, *, now: Clock = None
     ) -> Any:
         """The first output, or None when the program outputs nothing."""
-        outputs = self._run(data, variables, now)
+        return self._first(self._run(data, variables, now))
+
+    def first_json(self, data_json: str) -> Any:
+        """`first(data)` with no variables and no clock, for data already serialised
+        (`json.dumps(data)`): a caller running many programs on one value serialises it
+        once instead of once per program."""
+        head = "[" if self._slot is None else f"[{self._slot},"
+        # Unbound runtime arguments read as null from the empty object, as from `first`.
+        return self._first(self._program.input_text(f"{head}{data_json},{{}},null]"))
+
+    def _first(self, outputs: Any) -> Any:
         try:
             return outputs.first()
         except StopIteration:
@@ -208,6 +229,127 @@ def compile_expression(expression: str, variable_names: Iterable[str] = ()) -> C
     """Compile (or fetch from the cache) `expression`, binding the runtime arguments and
     `variable_names`. Raises `ExpressionCompileError`."""
     return _compile(strip_expression(expression), _names(variable_names, expression))
+
+
+def compile_expressions(
+    expressions: Iterable[str],
+) -> dict[str, CompiledExpression | ExpressionCompileError]:
+    """Compile many expressions that bind only the runtime arguments, each to the program
+    `compile_expression` would give or to its error; not cached.
+
+    jq compiles its builtins again for every program (a few milliseconds each), so a
+    table of thousands of expressions is compiled in groups: one jq program per
+    `GROUP_SIZE` expressions, each a function of it, picked by slot at evaluation. An
+    expression that might not keep to itself inside the shared program (unbalanced
+    brackets, a name of the wrapper's) is compiled alone, and so is every expression of a
+    group that does not compile (halved until the culprits are alone), so errors read the
+    same as from `compile_expression`."""
+    names = _names((), "")
+    results: dict[str, CompiledExpression | ExpressionCompileError] = {}
+    grouped: list[tuple[str, str]] = []
+    for expression in dict.fromkeys(expressions):
+        text = strip_expression(expression)
+        if text and _keeps_to_itself(text):
+            grouped.append((expression, text))
+        else:
+            results[expression] = _compile_alone(expression)
+    for start in range(0, len(grouped), GROUP_SIZE):
+        _compile_group(grouped[start : start + GROUP_SIZE], names, results)
+    return results
+
+
+def _compile_alone(expression: str) -> CompiledExpression | ExpressionCompileError:
+    try:
+        return compile_expression(expression)
+    except ExpressionCompileError as error:
+        return error
+
+
+def _compile_group(
+    group: list[tuple[str, str]],
+    names: tuple[str, ...],
+    results: dict[str, CompiledExpression | ExpressionCompileError],
+) -> None:
+    functions = "".join(
+        f"def {_GROUP_FUNCTION}{slot}: (\n{text}\n);\n" for slot, (_, text) in enumerate(group)
+    )
+    bindings = ", ".join(f"${name}" for name in names)
+    program = (
+        f". as [${_SLOT_VARIABLE}, ${_DATA_VARIABLE}, {{{bindings}}}, ${_NOW_VARIABLE}] | "
+        f"{_PRELUDE}{functions}${_DATA_VARIABLE} | {_dispatch(0, len(group))}"
+    )
+    try:
+        compiled = jq.compile(program)
+    except ValueError:
+        if len(group) == 1:
+            results[group[0][0]] = _compile_alone(group[0][0])
+            return
+        half = len(group) // 2
+        _compile_group(group[:half], names, results)
+        _compile_group(group[half:], names, results)
+        return
+    for slot, (expression, text) in enumerate(group):
+        results[expression] = CompiledExpression(text, names, compiled, slot)
+
+
+def _dispatch(low: int, high: int) -> str:
+    """The call of function `slot` for low <= slot < high, by bisection."""
+    if high - low == 1:
+        return f"{_GROUP_FUNCTION}{low}"
+    middle = (low + high) // 2
+    return (
+        f"(if ${_SLOT_VARIABLE} < {middle} then {_dispatch(low, middle)} "
+        f"else {_dispatch(middle, high)} end)"
+    )
+
+
+_CLOSING: Final = {"(": ")", "[": "]", "{": "}"}
+_INTERPOLATION: Final = "\\("
+
+
+def _keeps_to_itself(text: str) -> bool:
+    """Whether `text`, placed in `( ... )`, cannot reach outside them: its brackets
+    balance outside strings and comments and it names nothing of the group's wrapper
+    (all of whose names start with `__`). Conservative: False when unsure."""
+    if "__" in text:
+        return False
+    expected: list[str] = []  # the closer of each open bracket or string interpolation
+    in_string = False
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if in_string:
+            if char == "\\":
+                if text.startswith("(", i + 1):
+                    expected.append(_INTERPOLATION)
+                    in_string = False
+                i += 2
+                continue
+            in_string = char != '"'
+        elif char == '"':
+            in_string = True
+        elif char == "#":
+            end = text.find("\n", i)
+            comment = text[i:] if end < 0 else text[i:end]
+            # A backslash may continue a comment onto the next line in newer jq.
+            if "\\" in comment or "\r" in comment:
+                return False
+            i = len(text) if end < 0 else end
+            continue
+        elif char in _CLOSING:
+            expected.append(_CLOSING[char])
+        elif char in ")]}":
+            if not expected:
+                return False
+            closer = expected.pop()
+            if closer == _INTERPOLATION:
+                if char != ")":
+                    return False
+                in_string = True
+            elif closer != char:
+                return False
+        i += 1
+    return not expected and not in_string
 
 
 def cache_info() -> functools._CacheInfo:

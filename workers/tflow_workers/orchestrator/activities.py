@@ -58,6 +58,7 @@ from tflow_workers.temporal_namespaces import TemporalNamespaces, client_for
 log = logging.getLogger("tflow.orchestrator")
 
 RELOAD_INTERVAL = 1.0
+PROBLEMS_LOGGED = 20
 DEFINITION_SUFFIXES = (".yaml", ".yml", ".json")
 
 Clock = Callable[[], float]
@@ -116,6 +117,17 @@ class RoutingTableSource:
         self._hash = table.content_hash()[:16]
         self.loads += 1
         log.info("routing table %s loaded: %d routes", self._hash, len(table.routes))
+        # The operator refuses such routes; a table written by other means may hold some.
+        # Said once here, and again on each event that reaches the route.
+        problems = self._router.problems
+        for problem in problems[:PROBLEMS_LOGGED]:
+            log.error("routing table %s: %s", self._hash, problem)
+        if len(problems) > PROBLEMS_LOGGED:
+            log.error(
+                "routing table %s: %d more routes whose jq does not compile",
+                self._hash,
+                len(problems) - PROBLEMS_LOGGED,
+            )
 
     def _keep(self, err: Exception) -> None:
         """A table that cannot be read: keep routing with the last good one, if any."""
