@@ -11,6 +11,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tflow_devstack.controlplane import ControlPlane
 from tflow_devstack.images import BuiltImage, build_image
@@ -129,24 +130,34 @@ class Cluster:
         if len(services) != 1:
             raise RuntimeError(f"listener {namespace}/{listener} has {len(services)} Services")
         spec = services[0]["spec"]
-        path = (
+        path: str = (
             json.loads(
                 self.cp.kubectl("get", "-n", namespace, f"listener/{listener}", "-o", "json").stdout
             )["spec"]
             .get("webhook", {})
             .get("path", "/events")
         )
+        return self._answering(spec, f"listener {namespace}/{listener}", timeout) + path
+
+    def service_url(self, namespace: str, service: str, timeout: float = 180.0) -> str:
+        """The base URL of a Service (reached through kube-proxy's rules on the node), once
+        its address answers."""
+        spec: dict[str, Any] = json.loads(
+            self.cp.kubectl("get", "-n", namespace, f"service/{service}", "-o", "json").stdout
+        )["spec"]
+        return self._answering(spec, f"service {namespace}/{service}", timeout)
+
+    @staticmethod
+    def _answering(spec: dict[str, Any], what: str, timeout: float) -> str:
         address, port = spec["clusterIP"], int(spec["ports"][0]["port"])
         # Ready pods come before kube-proxy has written the Service's rules (endpoint slices
         # travel through the apiserver first): wait until the address answers.
         deadline = time.monotonic() + timeout
         while not port_open(port, address):
             if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"listener {namespace}/{listener}: {address}:{port} never answered"
-                )
+                raise RuntimeError(f"{what}: {address}:{port} never answered")
             time.sleep(0.5)
-        return f"http://{address}:{port}{path}"
+        return f"http://{address}:{port}"
 
     def helm(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(

@@ -37,6 +37,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         settings=(
             f"workers.scaling.pollingInterval={POLLING_SECONDS}",
             f"workers.scaling.cooldownPeriod={COOLDOWN_SECONDS}",
+            # The optional front ends run in pods too (test_chart_in_pods.py).
+            "runApi.enabled=true",
+            "ui.enabled=true",
+            "ui.namespaces={*}",
         ),
     )
     try:

@@ -1,13 +1,15 @@
 """The chart, installed with `helm install` and the image built here, runs as real pods on
-the node: the operator, the root orchestrator and the sample webhook Listener pass their
-real probes in a namespace that enforces the `restricted` Pod Security Standard, with
-read-only root file systems, and `helm test` passes."""
+the node: the operator, the root orchestrator, the run API, the web UI and the sample
+webhook Listener pass their real probes in a namespace that enforces the `restricted` Pod
+Security Standard, with read-only root file systems; the run API checks callers' tokens
+with the real apiserver from its pod, and `helm test` passes."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import httpx
 import pytest
 
 from tflow_devstack.cluster import RELEASE, SYSTEM_NAMESPACE, Cluster
@@ -37,7 +39,7 @@ def test_chart_components_run_in_ready_pods_on_the_node(cluster: Cluster) -> Non
         or p["metadata"]["labels"].get("temporalflow.dev/component")
         for p in running
     }
-    assert {"operator", "root-orchestrator"} <= components, components
+    assert {"operator", "root-orchestrator", "run-api", "ui"} <= components, components
     for pod in running:
         name = pod["metadata"]["name"]
         assert pod["spec"]["nodeName"] == NODE_NAME, name
@@ -54,7 +56,7 @@ def test_chart_components_run_in_ready_pods_on_the_node(cluster: Cluster) -> Non
     # Containers the runtime runs, seen from the node itself.
     listed = cluster.node.crictl("ps", "-o", "json").stdout if cluster.node else "{}"
     names = {c["metadata"]["name"] for c in json.loads(listed)["containers"]}
-    assert {"operator", "root-orchestrator"} <= names, names
+    assert {"operator", "root-orchestrator", "run-api", "ui"} <= names, names
 
 
 def test_sample_webhook_listener_becomes_ready(cluster: Cluster) -> None:
@@ -79,3 +81,46 @@ def test_sample_webhook_listener_becomes_ready(cluster: Cluster) -> None:
 def test_helm_test_passes(cluster: Cluster) -> None:
     result = cluster.helm("test", RELEASE, "--namespace", SYSTEM_NAMESPACE, "--timeout=3m")
     assert "Phase:          Succeeded" in result.stdout, result.stdout
+
+
+def test_run_api_in_its_pod_authenticates_callers_with_the_apiserver(cluster: Cluster) -> None:
+    """TokenReview and SubjectAccessReview from inside the pod, with the chart's RBAC."""
+    ns = "e2e-run-api"
+    cluster.cp.kubectl("create", "namespace", ns, check=False)
+    cluster.cp.kubectl("create", "serviceaccount", "reader", "-n", ns, check=False)
+    cluster.cp.kubectl(
+        "create",
+        "rolebinding",
+        "reader",
+        "-n",
+        ns,
+        f"--clusterrole={RELEASE}-run-api-reader",
+        f"--serviceaccount={ns}:reader",
+        check=False,
+    )
+    token = cluster.cp.kubectl("create", "token", "reader", "-n", ns).stdout.strip()
+    base = cluster.service_url(SYSTEM_NAMESPACE, f"{RELEASE}-run-api")
+    run = f"{base}/v1/namespaces/{ns}/runs/no-such-run"
+    with httpx.Client(timeout=30) as http:
+        assert http.get(f"{base}/readyz").status_code == 200
+        assert http.get(run).status_code == 401
+        signed = {"Authorization": f"Bearer {token}"}
+        assert http.get(run, headers=signed).status_code == 404
+        elsewhere = f"{base}/v1/namespaces/default/runs/no-such-run"
+        assert http.get(elsewhere, headers=signed).status_code == 403
+        bogus = {"Authorization": "Bearer not-a-token"}
+        assert http.get(run, headers=bogus).status_code == 401
+
+
+def test_web_ui_in_its_pod_serves_the_page_and_the_definitions(cluster: Cluster) -> None:
+    base = cluster.service_url(SYSTEM_NAMESPACE, f"{RELEASE}-ui")
+    with httpx.Client(timeout=30) as http:
+        page = http.get(f"{base}/")
+        assert page.status_code == 200
+        assert "text/html" in page.headers["content-type"]
+        definitions = http.get(f"{base}/api/definitions")
+        assert definitions.status_code == 200, definitions.text
+        # No token Secret configured: the UI is read-only and says so to an action.
+        action = http.post(f"{base}/api/run/cancel", json={"workflowId": "x"})
+        assert action.status_code == 403, action.text
+        assert "actions-off" in action.text
