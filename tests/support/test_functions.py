@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 from tflow_workers.engine.catalog import Function, FunctionError
@@ -32,6 +34,16 @@ TEST_FUNCTIONS: dict[str, Function] = {
     "refuse": refuse,
     "explode": explode,
 }
+
+
+def hang_once(args: dict[str, Any]) -> Any:
+    """Hangs on its first call (and says so by creating `args["marker"]`); answers on the
+    next: the stand-in for a call in flight when its worker dies."""
+    marker = Path(args["marker"])
+    if not marker.exists():
+        marker.write_text("started")
+        time.sleep(600)
+    return {"answered": "after the first worker was lost"}
 
 
 def huge(args: dict[str, Any]) -> Any:

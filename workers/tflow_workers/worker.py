@@ -44,6 +44,7 @@ from tflow_workers.engine.catalog import (
 )
 from tflow_workers.engine.serverless_workflow import ServerlessWorkflow
 from tflow_workers.engine.sql import SqlFunctions
+from tflow_workers.heartbeats import HeartbeatInterceptor
 from tflow_workers.logs import LOG_FORMATS, configure_logging
 from tflow_workers.orchestrator.activities import OrchestratorActivities
 from tflow_workers.orchestrator.worker import OrchestratorWorkers
@@ -74,7 +75,11 @@ def build_worker(
         task_queue=task_queue,
         workflows=[ServerlessWorkflow],
         activities=[*engine.all(), *custom],
-        interceptors=[RunLogInterceptor(), *options.pop("interceptors", [])],
+        interceptors=[
+            RunLogInterceptor(),
+            HeartbeatInterceptor(),
+            *options.pop("interceptors", []),
+        ],
         graceful_shutdown_timeout=options.pop("graceful_shutdown_timeout", timedelta(seconds=20)),
         **options,
     )

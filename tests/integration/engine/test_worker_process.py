@@ -130,3 +130,76 @@ async def test_worker_process_serves_probes_metrics_and_stops_on_sigterm(
         if proc.poll() is None:
             proc.kill()
         log.close()
+
+
+async def test_a_call_whose_worker_dies_is_retried_on_another_worker(
+    temporal: TemporalServer, temporal_client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    """The worker process is killed (SIGKILL: no graceful shutdown, nothing reported) while
+    a call runs on it; the call stops heartbeating, and another worker on the task queue
+    runs it again within the heartbeat timeout, long before the call's own timeout."""
+    from test_functions import hang_once
+
+    from tflow_workers.worker import build_worker
+
+    health = free_port()
+    log = (tmp_path / "worker.log").open("w")
+    env = {
+        **os.environ,
+        "TFLOW_FUNCTIONS": "hang=test_functions:hang_once",
+        "PYTHONPATH": str(Path(__file__).parents[2] / "support"),
+    }
+    proc = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "tflow_workers.worker",
+            "--task-queue",
+            task_queue,
+            "--address",
+            temporal.address,
+            "--health-port",
+            str(health),
+        ],
+        log,
+        env,
+    )
+    marker = tmp_path / "first-call"
+    try:
+        deadline = time.monotonic() + 120
+        while (r := _get(f"http://127.0.0.1:{health}/readyz")) is None or r.status_code != 200:
+            assert proc.poll() is None, (tmp_path / "worker.log").read_text()
+            assert time.monotonic() < deadline, "the worker never became ready"
+            await asyncio.sleep(0.2)
+        document = {
+            "document": {"dsl": "1.0.0", "namespace": "t", "name": "w", "version": "1.0.0"},
+            "do": [{"slow": {"call": "hang", "with": {"marker": str(marker)}}}],
+        }
+        handle = await temporal_client.start_workflow(
+            WORKFLOW_TYPE,
+            RunInput(document=document),
+            id=f"w-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+        )
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
+            await asyncio.sleep(0.2)
+        proc.kill()
+        proc.wait(timeout=30)
+        killed_at = time.monotonic()
+        async with build_worker(temporal_client, task_queue, functions={"hang": hang_once}):
+            result = await asyncio.wait_for(handle.result(), timeout=90)
+        assert result == {"answered": "after the first worker was lost"}
+        # The heartbeat timeout (20 s), not the call's five minutes.
+        assert time.monotonic() - killed_at < 80
+        attempts = [
+            e.activity_task_started_event_attributes.attempt
+            async for e in handle.fetch_history_events()
+            if e.HasField("activity_task_started_event_attributes")
+        ]
+        assert attempts == [2]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()

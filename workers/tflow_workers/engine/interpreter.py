@@ -100,6 +100,11 @@ from tflow_workers.engine.starter import child_start_options
 from tflow_workers.engine.tasklog import PreviewBudget
 
 DEFAULT_CALL_TIMEOUT = timedelta(minutes=5)
+# How soon a call on a worker that died is noticed and handed to another worker.
+ACTIVITY_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
+# Attempts of an activity whose worker was lost, stopped or crashed (not the call's own
+# failures, which are never retried by Temporal).
+LOST_WORKER_ATTEMPTS = 5
 SEEN_EVENTS_LIMIT = 1000
 # Runs recorded before this patch upserted TflowCurrentTask at every top-level task; newer
 # runs upsert it only when a task starts to wait (see `_waiting_in`).
@@ -955,7 +960,7 @@ class DocumentInterpreter:
         arg: Any,
         ref: str,
         start_to_close: timedelta,
-        retries: int = 1,
+        retries: int = LOST_WORKER_ATTEMPTS,
         result_type: type | None = None,
     ) -> Any:
         check_payload(
@@ -967,9 +972,15 @@ class DocumentInterpreter:
             return await workflow.execute_activity(
                 name,
                 arg,
+                # The task's whole budget, every attempt included.
+                schedule_to_close_timeout=start_to_close,
                 start_to_close_timeout=start_to_close,
-                # A call's retries are the document's business (try/catch/retry); the
-                # engine's own plumbing retries transient faults itself.
+                # A worker that dies mid-call stops beating (`tflow_workers.heartbeats`)
+                # and the call goes to another worker after this, not after the timeout.
+                heartbeat_timeout=ACTIVITY_HEARTBEAT_TIMEOUT,
+                # A call's retries are the document's business (try/catch/retry): the
+                # activities raise every failure of the call itself as non-retryable, so
+                # what Temporal retries here is a lost or stopping worker.
                 retry_policy=RetryPolicy(maximum_attempts=retries),
                 result_type=result_type,
                 summary=ref,
