@@ -14,6 +14,7 @@ definition rewrites only the shard its key falls in.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -61,25 +62,36 @@ def _size(key: str, value: str) -> int:
     return len(key.encode()) + len(value.encode())
 
 
+@functools.lru_cache(maxsize=65536)
+def _key_hash(key: str) -> int:
+    # Keys are stable and every publisher pass shards them again: hashed once each.
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+
+
 def _bucket(key: str, count: int) -> int:
-    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % count
+    return _key_hash(key) % count
 
 
 def shard_files(
     files: Mapping[str, str], limit: int = SHARD_LIMIT, max_shards: int = 64
 ) -> list[dict[str, str]]:
     """``files`` spread over the fewest (a power of two) shards each under ``limit``."""
-    if any(_size(k, v) > limit for k, v in files.items()):
-        too_big = sorted(k for k, v in files.items() if _size(k, v) > limit)
+    sized = {key: _size(key, value) for key, value in files.items()}
+    if any(size > limit for size in sized.values()):
+        too_big = sorted(k for k, size in sized.items() if size > limit)
         raise PublishError(f"{', '.join(too_big)}: larger than a ConfigMap shard ({limit} bytes)")
-    count = 1
+    # Fewer shards than the total size needs cannot fit: start from there.
+    total, count = sum(sized.values()), 1
+    while count * limit < total and count <= max_shards:
+        count *= 2
+    keys = sorted(files)
     while count <= max_shards:
         shards: list[dict[str, str]] = [{} for _ in range(count)]
         sizes = [0] * count
-        for key in sorted(files):
+        for key in keys:
             index = _bucket(key, count)
             shards[index][key] = files[key]
-            sizes[index] += _size(key, files[key])
+            sizes[index] += sized[key]
         if max(sizes) <= limit:
             return shards
         count *= 2

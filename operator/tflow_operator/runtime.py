@@ -1,6 +1,11 @@
 """The operator's process-wide state, created by the startup handler and kept in kopf's
 memo: settings, the Kubernetes and Temporal clients, the publisher, and the locks that
-serialise writes to a shared worker Deployment."""
+serialise writes to a shared worker Deployment.
+
+What a task queue's definitions decide together (its owner namespace, its Temporal
+namespace, its valid members) is computed once per change of the queue's index entries,
+not per definition: with a thousand definitions on a queue, recomputing it at each of
+their reconciles made a burst quadratic."""
 
 from __future__ import annotations
 
@@ -30,6 +35,17 @@ from tflow_workers.temporal_namespaces import TemporalNamespaces
 Index = Mapping[Any, Iterable[Any]]
 
 
+@dataclass(frozen=True)
+class QueueFacts:
+    """What a task queue's definitions decide together."""
+
+    owner: str | None
+    temporal_namespace: str | None
+    # The valid, live definitions of the owner namespace that share the queue's
+    # workers, oldest first.
+    members: tuple[DefinitionInfo, ...]
+
+
 @dataclass
 class KopfIndices:
     """Typed access to the operator's kopf indices."""
@@ -40,6 +56,11 @@ class KopfIndices:
     temporal_namespaces: TemporalNamespaces = field(default_factory=TemporalNamespaces)
     # Namespace -> one tuple per Listener there: the namespaces it shares events with.
     listener_sharing: Index = field(default_factory=dict)
+    # Task queue -> (its index entries when computed, what they decide). kopf keeps an
+    # entry's object while it is unchanged, so comparing the entries is mostly identity.
+    _queues: dict[str, tuple[tuple[Any, ...], QueueFacts]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def sharing(self) -> dict[str, frozenset[str]]:
         """Namespace -> every namespace one of its Listeners shares its events with."""
@@ -76,7 +97,49 @@ class KopfIndices:
             found.extend(r for r in self.routes[key] if isinstance(r, RouteInfo))
         return found
 
+    def queue(self, task_queue: str) -> QueueFacts:
+        """The queue's owner, Temporal namespace and members, from the index as it is."""
+        store = self.definitions.get(("queue", task_queue))
+        entries = tuple(store) if store else ()
+        cached = self._queues.get(task_queue)
+        if cached is not None and cached[0] == entries:
+            return cached[1]
+        on_queue = [d for d in entries if isinstance(d, DefinitionInfo)]
+        mapping = self.temporal_namespaces
+        owner = queue_owner(on_queue, mapping)
+        temporal = queue_temporal_namespace(on_queue, mapping)
+        members = tuple(
+            sorted(
+                (
+                    d
+                    for d in on_queue
+                    if d.namespace == owner
+                    and not d.deleting
+                    and not d.issues
+                    and temporal_namespace_of(d, mapping) == temporal
+                ),
+                key=lambda d: d.order,
+            )
+        )
+        facts = QueueFacts(owner, temporal, members)
+        if entries:
+            self._queues[task_queue] = (entries, facts)
+        else:
+            self._queues.pop(task_queue, None)
+        return facts
+
     def verdict(self, info: DefinitionInfo) -> DefinitionVerdict:
+        indexed = self.definition(info.namespace, info.name)
+        if indexed is not None and indexed == info:
+            # As indexed: the queue's cached facts already count it.
+            facts = self.queue(info.task_queue)
+            return judge_with_owner(
+                info,
+                facts.owner,
+                self.router_task_queue,
+                self.temporal_namespaces,
+                facts.temporal_namespace,
+            )
         same_queue = [d for d in self.on_queue(info.task_queue) if d.uid != info.uid]
         return judge(info, same_queue, self.router_task_queue, self.temporal_namespaces)
 
@@ -87,28 +150,14 @@ class KopfIndices:
         return info, self.verdict(info)
 
     def members(self, namespace: str, task_queue: str) -> list[DefinitionInfo]:
-        """The valid, live definitions sharing the worker Deployment of a queue.
-
-        Equivalent to filtering ``on_queue`` by ``verdict(d).valid``, in one pass: all
-        of them share the queue's owner."""
+        """The valid, live definitions sharing the worker Deployment of a queue, oldest
+        first (all of them in the queue's owner namespace)."""
         if task_queue == self.router_task_queue:
             return []
-        on_queue = self.on_queue(task_queue)
-        mapping = self.temporal_namespaces
-        if queue_owner(on_queue, mapping) != namespace:
+        facts = self.queue(task_queue)
+        if facts.owner != namespace:
             return []
-        temporal = queue_temporal_namespace(on_queue, mapping)
-        return sorted(
-            (
-                d
-                for d in on_queue
-                if d.namespace == namespace
-                and not d.deleting
-                and not d.issues
-                and temporal_namespace_of(d, mapping) == temporal
-            ),
-            key=lambda d: d.order,
-        )
+        return list(facts.members)
 
     def snapshot(self) -> Snapshot:
         """Every live definition with its verdict, computed in one pass (for the
@@ -170,6 +219,9 @@ class GroupMemo:
     digest: str
     applied_at: float
     trouble: PodTrouble | None = None
+    # The members it was rendered from: the same members render the same objects, so a
+    # sibling's reconcile need not render them again to compare digests.
+    members: tuple[DefinitionInfo, ...] = ()
 
 
 @dataclass
@@ -196,10 +248,36 @@ class Runtime:
             and time.monotonic() - memo.applied_at < self.config.resync_seconds / 2
         )
 
+    def recently_rendered(
+        self, namespace: str, task_queue: str, members: tuple[DefinitionInfo, ...]
+    ) -> bool:
+        """Whether the group was applied recently from these very members."""
+        memo = self.group_memos.get((namespace, task_queue))
+        return (
+            memo is not None
+            and memo.members == members
+            and time.monotonic() - memo.applied_at < self.config.resync_seconds / 2
+        )
+
     def remember_applied(
-        self, namespace: str, task_queue: str, digest: str, trouble: PodTrouble | None = None
+        self,
+        namespace: str,
+        task_queue: str,
+        digest: str,
+        trouble: PodTrouble | None = None,
+        members: tuple[DefinitionInfo, ...] = (),
     ) -> None:
-        self.group_memos[(namespace, task_queue)] = GroupMemo(digest, time.monotonic(), trouble)
+        self.group_memos[(namespace, task_queue)] = GroupMemo(
+            digest, time.monotonic(), trouble, members
+        )
+
+    def remember_rendered(
+        self, namespace: str, task_queue: str, members: tuple[DefinitionInfo, ...]
+    ) -> None:
+        """The members rendered what was applied last (same digest)."""
+        memo = self.group_memos.get((namespace, task_queue))
+        if memo is not None:
+            memo.members = members
 
     def remembered_trouble(self, namespace: str, task_queue: str) -> PodTrouble | None:
         memo = self.group_memos.get((namespace, task_queue))

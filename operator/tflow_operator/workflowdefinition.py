@@ -196,6 +196,11 @@ async def _apply_group_now(
                     if err.status != 404:
                         raise
         return GroupResult(())
+    rendered_from = tuple(members)
+    if not force and runtime.recently_rendered(namespace, task_queue, rendered_from):
+        # Rendering a Deployment owned by a thousand definitions costs more than the
+        # rest of a reconcile: the same members give the same objects.
+        return _group_result(runtime, members, runtime.remembered_trouble(namespace, task_queue))
     settings = merge_settings(
         members, config.worker_image, runtime.indices.verdict(members[0]).temporal_namespace
     )
@@ -219,9 +224,16 @@ async def _apply_group_now(
             if err.status != 404:
                 raise
             runtime.keda_available = False
-        runtime.remember_applied(namespace, task_queue, digest, trouble)
+        runtime.remember_applied(namespace, task_queue, digest, trouble, rendered_from)
     else:
         trouble = runtime.remembered_trouble(namespace, task_queue)
+        runtime.remember_rendered(namespace, task_queue, rendered_from)
+    return _group_result(runtime, members, trouble)
+
+
+def _group_result(
+    runtime: Runtime, members: list[DefinitionInfo], trouble: PodTrouble | None
+) -> GroupResult:
     if runtime.keda_available:
         return GroupResult(tuple(members), trouble=trouble)
     return GroupResult(tuple(members), False, NO_KEDA, trouble)
