@@ -214,11 +214,49 @@ def _key_tag(kinds: tuple[str, ...]) -> Any:
 
 
 class _Model(BaseModel):
-    """Strict: unknown fields are errors."""
+    """Strict: unknown fields are errors, and so is an explicit null where the schema wants
+    a value (it allows null nowhere; `| None` in these models means "left out")."""
 
     model_config = ConfigDict(
         extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_explicit_null(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            typed = _typed_keys(cls)
+            for key, value in data.items():
+                if value is None and key in typed:
+                    raise _custom(
+                        "null_value", f"{key!r} may not be null (leave the field out instead)"
+                    )
+        return data
+
+
+# Per model class: the names and aliases of its fields that hold a typed value (not a
+# free-form `Any`, where a JSON null is data).
+_TYPED_KEYS: dict[type[BaseModel], frozenset[str]] = {}
+
+
+def _typed_keys(model: type[BaseModel]) -> frozenset[str]:
+    keys = _TYPED_KEYS.get(model)
+    if keys is None:
+        found: set[str] = set()
+        for name, info in model.model_fields.items():
+            if _admits_any(info.annotation):
+                continue
+            found.add(name)
+            if info.alias:
+                found.add(info.alias)
+        keys = _TYPED_KEYS[model] = frozenset(found)
+    return keys
+
+
+def _admits_any(annotation: Any) -> bool:
+    if annotation is Any:
+        return True
+    return any(_admits_any(arg) for arg in get_args(annotation))
 
 
 class _Loose(BaseModel):
