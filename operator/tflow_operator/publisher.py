@@ -388,19 +388,22 @@ class Publisher:
             jobs.append(self._status_job(route, verdict, changes, digest))
         if not jobs:
             return 0
-        semaphore = asyncio.Semaphore(STATUS_CONCURRENCY)
         written = 0
+        pending = iter(jobs)
 
-        async def run(job: Callable[[], Awaitable[bool]]) -> None:
+        async def worker() -> None:
+            # A few workers draining one list, not a task per route: ten thousand
+            # waiting tasks (with their contexts and closures) made the operator's
+            # peak memory.
             nonlocal written
-            async with semaphore:
+            for job in pending:
                 # A newer change is pending: its pass writes newer statuses.
                 if self._dirty.is_set():
                     return
                 if await job():
                     written += 1
 
-        await asyncio.gather(*(run(job) for job in jobs))
+        await asyncio.gather(*(worker() for _ in range(STATUS_CONCURRENCY)))
         return written
 
     def _status_job(
@@ -509,10 +512,10 @@ def _desired_hash(cm: dict[str, Any]) -> str:
 
 
 async def _bounded(limit: int, coros: list[Awaitable[None]]) -> None:
-    semaphore = asyncio.Semaphore(limit)
+    pending = iter(coros)
 
-    async def run(coro: Awaitable[None]) -> None:
-        async with semaphore:
+    async def worker() -> None:
+        for coro in pending:
             await coro
 
-    await asyncio.gather(*(run(c) for c in coros))
+    await asyncio.gather(*(worker() for _ in range(limit)))

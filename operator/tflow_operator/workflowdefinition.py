@@ -32,8 +32,10 @@ removed by the garbage collector with its last owner.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -79,6 +81,8 @@ REASON_SCHEDULE_FAILED: Final = "ScheduleFailed"
 REASON_WORKERS_FAILED: Final = "WorkersFailed"
 REASON_INVALID: Final = "InvalidDefinition"
 REASON_SECRET_NOT_FOUND: Final = "SecretNotFound"
+# Seconds between two applies of one worker group while its members keep changing.
+GROUP_PACE: Final = 2.0
 NO_KEDA: Final = "KEDA is not installed (no ScaledObject kind): the workers are not autoscaled"
 
 
@@ -173,10 +177,31 @@ async def apply_group(
     async with state.lock:
         if state.completed >= ticket and isinstance(state.result, GroupResult) and not release:
             return state.result
+        if not (release or force):
+            await _pace(runtime, namespace, task_queue)
         covered = state.requested
         result = await _apply_group_now(runtime, namespace, task_queue, release, force)
         state.completed, state.result = covered, result
         return result
+
+
+async def _pace(runtime: Runtime, namespace: str, task_queue: str) -> None:
+    """In a burst, wait until GROUP_PACE seconds after the group's previous apply, so
+    that the definitions arriving meanwhile join the next one: each apply sends the
+    Deployment with every member as an owner (hundreds of references in a large
+    group), and applying it again for every few new members cost the apiserver more
+    than the members themselves. Nothing waits when the members did not change or the
+    group was last applied longer ago than that."""
+    memo = runtime.group_memos.get((namespace, task_queue))
+    if memo is None:
+        return
+    wait = memo.applied_at + GROUP_PACE - time.monotonic()
+    if wait <= 0:
+        return
+    members = tuple(runtime.indices.members(namespace, task_queue))
+    if members and members == memo.members:
+        return
+    await asyncio.sleep(wait)
 
 
 async def _apply_group_now(
