@@ -8,11 +8,20 @@ clock inside expressions (`now`) is the workflow's.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
 
-from tflow_workers.dsl.expressions import ExpressionError, evaluate, interpolate
+from tflow_workers.dsl.expressions import (
+    CompiledExpression,
+    ExpressionError,
+    compile_expression,
+    is_expression,
+)
+from tflow_workers.dsl.jqpaths import NotPlain, follow, plain_path
 from tflow_workers.dsl.models import Export, Input, Output, Schema
 from tflow_workers.dsl.schemas import schema_errors
 from tflow_workers.engine.errors import ErrorType, Problem, WorkflowError
@@ -20,6 +29,46 @@ from tflow_workers.engine.errors import ErrorType, Problem, WorkflowError
 RUNTIME_NAME = "temporal-flow"
 RUNTIME_VERSION = "0.1.0"
 _RUNTIME = {"name": RUNTIME_NAME, "version": RUNTIME_VERSION}
+# The arguments every expression of a run may read, besides the caller's variables.
+_RUN_ARGUMENTS = ("context", "workflow", "runtime", "secret")
+
+
+class _Program:
+    """An expression as a run evaluates it: the jq program, the field path when the text
+    is a plain path (answered without jq, `tflow_workers.dsl.jqpaths`), and whether it
+    reads the clock."""
+
+    __slots__ = ("compiled", "path", "reads_clock")
+
+    def __init__(self, compiled: CompiledExpression) -> None:
+        self.compiled = compiled
+        self.path = plain_path(compiled.text)
+        # `now` is the only way an expression reads the clock; a text that does not even
+        # contain the word cannot, so it is not handed the time.
+        self.reads_clock = "now" in compiled.text
+
+
+# Programs by (expression, the names of the caller's variables), per process: a pure
+# function of its key, shared by every run and every workflow-activation thread. Looking
+# one up here skips stripping the text, checking the variable names and sorting them, which
+# `compile_expression` does on every call before its own cache; a miss still goes through
+# it, so a bad variable name or expression fails exactly as it always has.
+_PROGRAMS_LIMIT = 4096
+_programs: dict[tuple[str, tuple[str, ...]], _Program] = {}
+_programs_lock = threading.Lock()
+
+
+def _program(expression: str, variables: Mapping[str, Any]) -> _Program:
+    key = (expression, tuple(variables))
+    found = _programs.get(key)
+    if found is not None:
+        return found
+    program = _Program(compile_expression(expression, (*_RUN_ARGUMENTS, *variables)))
+    with _programs_lock:
+        if len(_programs) >= _PROGRAMS_LIMIT:
+            _programs.clear()
+        _programs[key] = program
+    return program
 
 
 def truthy(value: Any) -> bool:
@@ -32,6 +81,37 @@ def given(model: Input | Output | Export, field: str) -> bool:
     return field in model.model_fields_set
 
 
+class TaskDescriptor:
+    """`$task` of a running task. Most expressions never read it, so its JSON form (the
+    task's definition, its start time as text) is built only for those that do."""
+
+    __slots__ = ("definition", "input", "name", "reference", "started_at")
+
+    def __init__(
+        self,
+        name: str,
+        reference: str,
+        definition: Callable[[], dict[str, Any]],
+        input: Any,
+        started_at: datetime,
+    ) -> None:
+        self.name = name
+        self.reference = reference
+        self.definition = definition
+        # The raw input until the task's `input.from` has run, then the transformed one.
+        self.input = input
+        self.started_at = started_at
+
+    def value(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "reference": self.reference,
+            "definition": self.definition(),
+            "input": self.input,
+            "startedAt": {"iso8601": self.started_at.isoformat()},
+        }
+
+
 class DataFlow:
     """The runtime arguments every expression of a run sees, and the evaluation of
     expressions against them. `context` is `$context`, replaced by each `export.as`."""
@@ -41,14 +121,50 @@ class DataFlow:
         self.workflow: dict[str, Any] = {}
         self.secrets: dict[str, Any] = {}
 
-    def _variables(self, variables: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "context": self.context,
-            "workflow": self.workflow,
-            "runtime": _RUNTIME,
-            "secret": self.secrets,
-            **variables,
-        }
+    def _argument(self, name: str, variables: Mapping[str, Any]) -> Any:
+        if name in variables:
+            value = variables[name]
+            return value.value() if type(value) is TaskDescriptor else value
+        if name == "context":
+            return self.context
+        if name == "workflow":
+            return self.workflow
+        if name == "runtime":
+            return _RUNTIME
+        if name == "secret":
+            return self.secrets
+        return None
+
+    def _evaluate(self, expression: str, data: Any, variables: Mapping[str, Any]) -> Any:
+        program = _program(expression, variables)
+        if program.path is not None:
+            try:
+                return follow(program.path, data)
+            except NotPlain:
+                pass  # jq's own answer, or its own error
+        compiled = program.compiled
+        # Only the arguments the text mentions are looked up and handed to jq.
+        bound = {name: self._argument(name, variables) for name in compiled.variable_names}
+        return compiled.first(data, bound, now=workflow.now() if program.reads_clock else None)
+
+    def _interpolate(self, value: Any, data: Any, variables: Mapping[str, Any]) -> Any:
+        # Exact types first: inside the workflow sandbox every isinstance is a proxy check.
+        kind = type(value)
+        if kind is str:
+            if "${" in value and is_expression(value):
+                return self._evaluate(value, data, variables)
+            return value
+        if kind is dict:
+            return {k: self._interpolate(item, data, variables) for k, item in value.items()}
+        if kind is list:
+            return [self._interpolate(item, data, variables) for item in value]
+        if isinstance(value, str):
+            return self._evaluate(value, data, variables) if is_expression(value) else value
+        if isinstance(value, Mapping):
+            return {k: self._interpolate(item, data, variables) for k, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._interpolate(item, data, variables) for item in value]
+        return value
 
     def expr(self, expression: Any, data: Any, variables: dict[str, Any], where: str) -> Any:
         """A field that is an expression by definition (bare jq or `${ }`); any other
@@ -56,7 +172,7 @@ class DataFlow:
         if not isinstance(expression, str):
             return expression
         try:
-            return evaluate(expression, data, self._variables(variables), now=workflow.now())
+            return self._evaluate(expression, data, variables)
         except ExpressionError as err:
             raise WorkflowError(
                 Problem.model_validate({**err.to_error(), "instance": where})
@@ -65,7 +181,7 @@ class DataFlow:
     def interpolate(self, value: Any, data: Any, variables: dict[str, Any], where: str) -> Any:
         """`value` with every string that is wholly `${ }` evaluated, at any depth."""
         try:
-            return interpolate(value, data, self._variables(variables), now=workflow.now())
+            return self._interpolate(value, data, variables)
         except ExpressionError as err:
             raise WorkflowError(
                 Problem.model_validate({**err.to_error(), "instance": where})

@@ -66,7 +66,7 @@ from tflow_workers.dsl.models import (
 )
 from tflow_workers.dsl.models import RetryPolicy as RetryPolicySpec
 from tflow_workers.engine.calls import Credentials, http_request, openapi_request
-from tflow_workers.engine.dataflow import DataFlow, truthy
+from tflow_workers.engine.dataflow import DataFlow, TaskDescriptor, truthy
 from tflow_workers.engine.errors import (
     APPLICATION_ERROR_TYPE,
     ErrorType,
@@ -384,14 +384,10 @@ class DocumentInterpreter:
         if top and self._indexed and not self._current_on_wait:
             workflow.upsert_search_attributes([SA_CURRENT_TASK.value_set(name)])
         try:
-            descriptor = {
-                "name": name,
-                "reference": ref,
-                "definition": self._definition(task),
-                "input": raw_input,
-                "startedAt": {"iso8601": entry.started_at.isoformat()},
-            }
-            variables = {**scope, "task": descriptor}
+            descriptor = TaskDescriptor(
+                name, ref, lambda: self._definition(task), raw_input, entry.started_at
+            )
+            variables: dict[str, Any] = {**scope, "task": descriptor}
             if _given(task, "if_") and not truthy(
                 self._data.expr(task.if_, raw_input, variables, f"{ref}/if")
             ):
@@ -400,7 +396,7 @@ class DocumentInterpreter:
             data = self._data.input_of(task.input, raw_input, variables, ref, "task")
             self._previews.set_input(entry, data)
             variables["input"] = data
-            descriptor["input"] = data
+            descriptor.input = data
             timeout = self._timeout_of(task.timeout, f"{ref}/timeout")
             work = self._execute(kind, name, task, data, variables, ref)
             if timeout is not None:
