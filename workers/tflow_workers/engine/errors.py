@@ -119,8 +119,13 @@ class WorkflowError(Exception):
 PAYLOAD_LIMIT_BYTES = 2 * 1024 * 1024
 
 
+# One encoder for every check (`json.dumps` with options builds a new one per call). Its
+# output is ASCII (`ensure_ascii`), so its length in characters is its size in bytes.
+_SIZE_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 def payload_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), default=str).encode())
+    return len(_SIZE_ENCODER.encode(value))
 
 
 def check_payload(value: Any, what: str, instance: str | None = None) -> None:
