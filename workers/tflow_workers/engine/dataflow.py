@@ -158,6 +158,8 @@ class DataFlow:
             return {k: self._interpolate(item, data, variables) for k, item in value.items()}
         if kind is list:
             return [self._interpolate(item, data, variables) for item in value]
+        if value is None or kind is int or kind is float or kind is bool:
+            return value
         if isinstance(value, str):
             return self._evaluate(value, data, variables) if is_expression(value) else value
         if isinstance(value, Mapping):
