@@ -90,7 +90,9 @@ async def bench(runs: int, repeat: int, server_dir: Path | None) -> None:
             every.append(time.perf_counter() - t0)
         assert count == runs
 
-        runner = web.AppRunner(UiApp(client, UiSettings(namespaces=("*",))).app(), access_log=None)
+        runner = web.AppRunner(
+            UiApp(client, UiSettings(auth="none", namespaces=("*",))).app(), access_log=None
+        )
         await runner.setup()
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -20,7 +20,7 @@ from run_api_objects import ALL_VERBS, APPROVAL, bearer, definition, grant
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from tflow_cli.runapi.access import KubeAccess
+from tflow_cli.kube_access import KubeAccess
 from tflow_cli.runapi.service import RunApi
 from tflow_devstack.controlplane import ControlPlane
 from tflow_devstack.temporal import TemporalServer

@@ -12,7 +12,7 @@ import signal
 
 from aiohttp import web
 
-from tflow_cli.runapi.access import KubeAccess
+from tflow_cli.kube_access import KubeAccess
 from tflow_cli.runapi.service import RunApi
 from tflow_operator.kube import KubeClient
 from tflow_workers.connection import connect

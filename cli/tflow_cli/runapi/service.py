@@ -1,6 +1,6 @@
 """The run API: start, list, read and steer runs of WorkflowDefinitions over HTTP, for
 every namespace of the cluster, each caller reaching only what Kubernetes RBAC grants it
-(`tflow_cli.runapi.access`). The operations are `tflow_workers.run_operations`; this
+(`tflow_cli.kube_access`). The operations are `tflow_workers.run_operations`; this
 module declares the routes (the OpenAPI document at `/openapi.json` is generated from
 them), authenticates every `/v1` request before its parameters are even read, and turns
 refusals into problem bodies.
@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from pydantic.alias_generators import to_camel
 from temporalio.client import Client
 
-from tflow_cli.runapi.access import (
+from tflow_cli.kube_access import (
     VERB_LIST,
     VERB_READ,
     VERB_START,

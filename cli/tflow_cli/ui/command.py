@@ -1,13 +1,20 @@
-"""`tflow ui`: serve the web UI against $TEMPORAL_ADDRESS and the current kubeconfig."""
+"""`tflow ui`: serve the web UI against $TEMPORAL_ADDRESS and the current kubeconfig.
+
+Secure by default: every API call needs a token. On a laptop (`--auth token`, the
+default) that is a random token made at each start and printed in the page's URL
+(`http://127.0.0.1:8088/#token=...`; the page moves it into the tab's sessionStorage);
+in a cluster (`--auth kubernetes`, the chart's) callers send Kubernetes tokens, checked
+and authorised by the apiserver. `--no-auth` turns checks off, on a loopback address
+only."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import os
 import secrets
 import sys
-from pathlib import Path
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -23,15 +30,24 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ui.add_argument("--host", default=env("TFLOW_UI_HOST", "127.0.0.1"))
     ui.add_argument("--port", type=int, default=int(env("TFLOW_UI_PORT", "8088")))
     ui.add_argument(
-        "--token-file",
-        default=env("TFLOW_UI_TOKEN_FILE"),
-        help="the bearer token actions need (default $TFLOW_UI_TOKEN, else a new one printed)",
+        "--auth",
+        choices=("token", "kubernetes"),
+        default=env("TFLOW_UI_AUTH", "token"),
+        help="token: a random token made at start, printed in the URL; kubernetes: callers "
+        "send Kubernetes tokens, checked with TokenReview and SubjectAccessReview "
+        "(default $TFLOW_UI_AUTH, else token)",
+    )
+    ui.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="no token at all: anyone who reaches the port reads and steers runs; only with "
+        "a loopback --host",
     )
     ui.add_argument(
         "--read-only",
         action="store_true",
         default=env("TFLOW_UI_READ_ONLY", "") in ("1", "true"),
-        help="no actions at all, and no token made up (default $TFLOW_UI_READ_ONLY)",
+        help="no actions at all (default $TFLOW_UI_READ_ONLY)",
     )
     ui.add_argument(
         "--allow-namespace",
@@ -60,36 +76,42 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ui.set_defaults(func=cmd_ui)
 
 
-def _token(args: argparse.Namespace) -> tuple[str | None, bool]:
-    """The actions' token and whether it was made up here (then it is printed once)."""
-    if args.read_only:
-        return None, False
-    if args.token_file:
-        return Path(args.token_file).read_text().strip(), False
-    given = os.environ.get("TFLOW_UI_TOKEN")
-    if given:
-        return given, False
-    return secrets.token_urlsafe(24), True
+def loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
     if not args.address:
         raise SystemExit("tflow: no Temporal server: set TEMPORAL_ADDRESS or pass --address")
-    token, generated = _token(args)
+    if args.no_auth and not loopback(args.host):
+        raise SystemExit(
+            f"tflow: --no-auth only on a loopback address, not {args.host!r}: anyone who "
+            "reaches it could read and steer every run"
+        )
+    if args.auth == "kubernetes" and args.no_kube and not args.no_auth:
+        raise SystemExit("tflow: --auth kubernetes asks the apiserver, so not with --no-kube")
     namespaces = args.allow_namespace or [
         n.strip() for n in os.environ.get("TFLOW_UI_NAMESPACES", "*").split(",") if n.strip()
     ]
+    auth = "none" if args.no_auth else args.auth
     settings = UiSettings(
-        token=SecretStr(token) if token else None,
+        auth=auth,
+        token=SecretStr(secrets.token_urlsafe(24)) if auth == "token" else None,
+        read_only=args.read_only,
         namespaces=tuple(namespaces),
         temporal_ui=args.temporal_ui,
         codec=args.codec,
     )
-    asyncio.run(_serve(args, settings, token if generated else None))
+    asyncio.run(_serve(args, settings))
     return 0
 
 
-async def _serve(args: argparse.Namespace, settings: UiSettings, shown_token: str | None) -> None:
+async def _serve(args: argparse.Namespace, settings: UiSettings) -> None:
     from tflow_operator.kube import KubeClient
     from tflow_workers.connection import connect
 
@@ -99,10 +121,21 @@ async def _serve(args: argparse.Namespace, settings: UiSettings, shown_token: st
     runner = web.AppRunner(UiApp(client, settings, kube).app(), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port).start()
-    print(f"tflow ui: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
-    if shown_token:
-        print(f"tflow ui: actions token: {shown_token}", file=sys.stderr, flush=True)
-    elif settings.token is None:
+    url = f"http://{args.host}:{args.port}/"
+    if settings.token is not None:
+        # The fragment never reaches a server or its logs; the page keeps it for the tab.
+        url += f"#token={settings.token.get_secret_value()}"
+    print(f"tflow ui: {url}", file=sys.stderr, flush=True)
+    if settings.auth == "kubernetes":
+        print(
+            "tflow ui: sign in with a Kubernetes token "
+            "(kubectl create token <serviceaccount> -n <namespace>)",
+            file=sys.stderr,
+            flush=True,
+        )
+    elif settings.auth == "none":
+        print("tflow ui: no authentication (--no-auth)", file=sys.stderr, flush=True)
+    if settings.read_only:
         print("tflow ui: read-only, no actions", file=sys.stderr, flush=True)
     if not GRAPH_LIBRARY.exists():
         print(

@@ -20,6 +20,8 @@ class Problem(ApiModel):
     status: int
     reason: str
     detail: str
+    # On a 401: what token the sign-in box asks for.
+    sign_in: str | None = None
 
 
 class Waiting(ApiModel):

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionDescription
 from temporalio.service import RPCError, RPCStatusCode
 
 from tflow_cli.ui.models import RunView, TaskData, Waiting
@@ -253,13 +253,13 @@ async def _run_input(client: Client, payloads: list[Payload], notes: list[str]) 
 
 async def run_view(
     client: Client,
-    rule: NamespaceRule,
-    workflow_id: str,
+    described: WorkflowExecutionDescription,
     *,
     query_timeout: float = 5.0,
     temporal_ui: str | None = None,
 ) -> RunView:
-    described = await ops.own_run(client, rule, workflow_id)
+    """The run's page, for a run the caller was found to reach (`ops.own_run` and the
+    server's access check)."""
     attrs = described.typed_search_attributes
     view = RunView(
         workflow_id=described.id,

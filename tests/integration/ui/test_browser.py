@@ -1,9 +1,12 @@
 """The web UI in a real browser (Debian's Chromium, driven by Playwright) against the dev
 server and the apiserver: the order sample's WorkflowDefinition in a namespace, its
-workers in this process, one run waiting for approval. The page lists the definition and
-the run, draws the run with the waiting task highlighted, opens a task's input and output,
-refuses the approval without the token (401 on the page), sends it with the token, and
-shows the run completing on the graph. Each step's screenshot is kept in the test's
+workers in this process, one run waiting for approval. The UI checks Kubernetes tokens
+(the chart's mode): the page asks for one, and signed in with a reader's service account
+token it lists the definition and the run, draws the run with the waiting task
+highlighted, opens a task's input and output, and refuses another namespace and the
+approval (403 naming the namespace); signed in again as an operator it sends the approval
+and shows the run completing on the graph. `tflow ui`'s own token, taken from the URL it
+prints, opens a failed run's page. Each step's screenshot is kept in the test's
 temporary directory (its path is printed) and in $TFLOW_TEST_ARTIFACTS/ui when that is
 set; the README's pictures come from this test (TFLOW_UI_DOCS_IMAGES=1)."""
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,6 +29,7 @@ import pytest
 import samples
 from engine_harness import EngineHarness
 from playwright.async_api import Page, async_playwright, expect
+from run_api_objects import grant
 from temporalio.client import Client, WorkflowFailureError
 
 from tflow_cli.ui.server import GRAPH_LIBRARY
@@ -40,7 +45,6 @@ from tflow_workers.worker import build_worker
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "browser-test-token"
 ORDER = "order-workflow.yaml"
 SHIPPING = "shipping-workflow.yaml"
 
@@ -81,17 +85,26 @@ def tflow_ui(env: dict[str, str], log_path: Path, *args: str) -> Iterator[str]:
             process.wait(timeout=10)
 
 
+def printed_url(log_path: Path) -> str:
+    """The URL `tflow ui` printed (with its token in the fragment)."""
+    for _ in range(50):
+        found = re.search(r"tflow ui: (http\S+)", log_path.read_text())
+        if found:
+            return found.group(1)
+        time.sleep(0.1)
+    raise AssertionError(f"tflow ui printed no URL: {log_path.read_text()}")
+
+
 @pytest.fixture
 def ui_url(
     temporal: TemporalServer, kube: ControlPlane, namespace: str, tmp_path: Path
 ) -> Iterator[str]:
-    """The UI against the suite's servers, allowed to show and act on `namespace` only."""
+    """The UI against the suite's servers, checking callers' Kubernetes tokens."""
     env = {
         "TEMPORAL_ADDRESS": temporal.address,
         "TEMPORAL_NAMESPACE": temporal.namespace,
         "KUBECONFIG": str(kube.kubeconfig),
-        "TFLOW_UI_TOKEN": TOKEN,
-        "TFLOW_UI_NAMESPACES": namespace,
+        "TFLOW_UI_AUTH": "kubernetes",
         "TFLOW_TEMPORAL_UI_URL": temporal.ui_url,
     }
     with tflow_ui(env, tmp_path / "tflow-ui.log") as url:
@@ -168,6 +181,7 @@ class Shots:
 
 async def test_approve_an_order_from_the_page(
     crds: None,
+    kube: ControlPlane,
     namespace: str,
     kube_client: KubeClient,
     temporal_client: Client,
@@ -192,6 +206,8 @@ async def test_approve_an_order_from_the_page(
         workflow_id=f"order-{order_id}",
     )
     cleanup_runs.append(handle.id)
+    reader = grant(kube, namespace, "reader", ["get", "list"])
+    operator = grant(kube, namespace, "operator", ["get", "list", "create", "update", "delete"])
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
@@ -200,8 +216,16 @@ async def test_approve_an_order_from_the_page(
         page = await browser.new_page(viewport={"width": 1400, "height": 1000})
         shots = Shots(page, tmp_path / "screenshots")
         try:
-            # The definitions page lists the order definition of the namespace.
+            # Nothing without a token: the page asks for one, saying how to get it.
             await page.goto(ui_url)
+            sign_in = page.locator("#sign-in")
+            await expect(sign_in).to_contain_text("kubectl create token")
+            await shots.take("0-sign-in")
+            await page.fill("#sign-in-token", reader)
+            await page.click("#sign-in button[type=submit]")
+            await expect(page.locator("#who")).to_contain_text(f"{namespace}:reader")
+
+            # The definitions page lists the order definition of the namespace.
             definitions = page.locator("#definitions")
             link = definitions.get_by_role("link", name="order", exact=True)
             await expect(link).to_be_visible()
@@ -212,6 +236,10 @@ async def test_approve_an_order_from_the_page(
             await page.select_option("#namespace-filter", namespace)
             await expect(page).to_have_url(f"{ui_url}/#/?namespace={namespace}")
             await expect(definitions.get_by_role("link", name="order", exact=True)).to_be_visible()
+
+            # Another namespace, where the reader has no grant, is refused by name.
+            await page.goto(f"{ui_url}/#/runs?definition=default/order")
+            await expect(page.locator("main")).to_contain_text("not allowed in namespace 'default'")
 
             # A definition deleted from the cluster: its runs page says so.
             await page.goto(f"{ui_url}/#/runs?definition={namespace}/gone")
@@ -248,16 +276,21 @@ async def test_approve_an_order_from_the_page(
             await expect(received).to_have_attribute("open", "")
             await shots.take("3-waiting", full_page=True)
 
-            # Without the token the approval is refused, and the page says so.
+            # A reader may not send the approval, and the page says where.
             approve = page.locator('button[data-send="approve"]')
             await approve.click()
-            await expect(page.locator("#banner")).to_contain_text("401")
-            await expect(page.locator("#banner")).to_contain_text("set the token")
-            await shots.take("4-unauthorized")
+            await expect(page.locator("#banner")).to_contain_text("403")
+            await expect(page.locator("#banner")).to_contain_text(
+                f"not allowed in namespace '{namespace}'"
+            )
+            await shots.take("4-forbidden")
 
-            # With it, the approval goes through and the run completes on the graph.
-            await page.fill("#token", TOKEN)
-            await page.click("#token-form button")
+            # Signed in as an operator, the approval goes through and the run completes.
+            await page.click("#sign-out")
+            await page.fill("#sign-in-token", operator)
+            await page.click("#sign-in button[type=submit]")
+            await expect(page.locator("#who")).to_contain_text(f"{namespace}:operator")
+            await expect(review).to_have_attribute("data-state", "waiting", timeout=20_000)
             await page.fill("#signal-data", '{"by": "ops"}')
             await approve.click()
             await expect(page.locator("#banner")).to_contain_text("signal approve sent")
@@ -295,7 +328,7 @@ async def test_approve_an_order_from_the_page(
 
 async def test_a_temporal_outage_is_shown_on_the_page(tmp_path: Path) -> None:
     env = {"TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}", "KUBECONFIG": ""}
-    with tflow_ui(env, tmp_path / "tflow-ui.log", "--no-kube", "--read-only") as url:
+    with tflow_ui(env, tmp_path / "tflow-ui.log", "--no-kube", "--read-only", "--no-auth") as url:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
                 executable_path=chromium(), args=["--no-sandbox"]
@@ -310,8 +343,8 @@ async def test_a_temporal_outage_is_shown_on_the_page(tmp_path: Path) -> None:
                 await expect(main).to_contain_text("Temporal is not reachable", timeout=20_000)
                 await page.goto(f"{url}/#/")
                 await expect(main).to_contain_text("no Kubernetes configuration")
-                # Read-only: no token to ask for.
-                await expect(page.locator("#token-form")).to_be_hidden()
+                # No authentication asked for (--no-auth, on the loopback address).
+                await expect(page.locator("#sign-in")).to_have_count(0)
                 await Shots(page, tmp_path / "screenshots").take("outage")
             finally:
                 await browser.close()
@@ -342,13 +375,22 @@ async def test_a_failed_run_shows_where_and_why(
     with pytest.raises(WorkflowFailureError):
         await handle.result()
     env = {"TEMPORAL_ADDRESS": temporal.address, "TEMPORAL_NAMESPACE": temporal.namespace}
-    with tflow_ui(env, tmp_path / "tflow-ui.log", "--no-kube", "--read-only") as url:
+    log = tmp_path / "tflow-ui.log"
+    with tflow_ui(env, log, "--no-kube", "--read-only") as url:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(
                 executable_path=chromium(), args=["--no-sandbox"]
             )
             page = await browser.new_page(viewport={"width": 1400, "height": 900})
             try:
+                # Without the token `tflow ui` made, nothing is shown.
+                await page.goto(f"{url}/#/run?id={handle.id}")
+                await expect(page.locator("#sign-in")).to_contain_text("#token=")
+                # The printed URL signs the tab in, and the token leaves the address bar.
+                signed = printed_url(log)
+                assert signed.startswith(f"{url}/#token=")
+                await page.goto(signed)
+                await expect(page).to_have_url(f"{url}/#/")
                 await page.goto(f"{url}/#/run?id={handle.id}")
                 await expect(page.locator("#run-status")).to_have_text("failed")
                 check = page.locator('g.node[data-name="check"]')

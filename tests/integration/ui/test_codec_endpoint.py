@@ -67,7 +67,8 @@ async def test_the_codec_decodes_what_the_history_holds(
     sealed_run: tuple[Any, dict[str, Any], str],
 ) -> None:
     sealed, body, run_id = sealed_run
-    settings = UiSettings(codec=True, temporal_ui=TEMPORAL_UI, namespaces=("*",))
+    # Who may call the UI is test_ui_access.py's; here the codec only.
+    settings = UiSettings(auth="none", codec=True, temporal_ui=TEMPORAL_UI, namespaces=("*",))
     client = await _client(UiApp(sealed, settings))
     try:
         headers = {"X-Namespace": sealed.namespace}
@@ -109,7 +110,7 @@ async def test_the_codec_is_off_unless_asked(
     sealed_run: tuple[Any, dict[str, Any], str],
 ) -> None:
     sealed, body, _ = sealed_run
-    client = await _client(UiApp(sealed, UiSettings()))
+    client = await _client(UiApp(sealed, UiSettings(auth="none")))
     try:
         response = await client.post("/codec/decode", json=body)
         assert response.status == 404

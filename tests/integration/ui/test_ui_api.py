@@ -1,6 +1,8 @@
-"""The web UI's JSON API on the real dev server and apiserver: a run's graph matches its
-task log, runs are paged, actions need the token and obey the namespace rule, and old
-runs, deleted definitions and a Temporal outage are answered with a sentence."""
+"""The web UI's JSON API on the real dev server and apiserver, in its `token` mode (the
+one `tflow ui` starts with on a laptop): a run's graph matches its task log, runs are
+paged, reads and actions need the token and obey the UI's namespaces, and old runs,
+deleted definitions and a Temporal outage are answered with a sentence. The Kubernetes
+mode's grants are test_ui_access.py's."""
 
 from __future__ import annotations
 
@@ -37,15 +39,21 @@ async def ui(temporal_client: Client) -> AsyncIterator[UiFactory]:
     clients: list[TestClient[Any, Any]] = []
 
     async def make(
-        client: Client | None = None, kube: KubeClient | None = None, **settings: Any
+        client: Client | None = None,
+        kube: KubeClient | None = None,
+        anonymous: bool = False,
+        **settings: Any,
     ) -> TestClient[Any, Any]:
         defaults: dict[str, Any] = {
+            "auth": "token",
             "token": SecretStr(TOKEN),
             "query_timeout": 2.0,
             "namespaces": ("*",),
         }
         app = UiApp(client or temporal_client, UiSettings(**{**defaults, **settings}), kube)
-        test_client: TestClient[Any, Any] = TestClient(TestServer(app.app()))
+        # Every call of a signed-in page carries the token.
+        headers = {} if anonymous else {"Authorization": f"Bearer {TOKEN}"}
+        test_client: TestClient[Any, Any] = TestClient(TestServer(app.app()), headers=headers)
         await test_client.start_server()
         clients.append(test_client)
         return test_client
@@ -166,12 +174,12 @@ async def test_runs_of_a_definition_are_paged(
     elsewhere = await client.get("/api/runs", params={"definition": definition, "namespace": "x"})
     assert (await elsewhere.json())["runs"] == []
 
-    bad = await client.get("/api/runs", params={"definition": 'x" OR 1=1'})
+    bad = await client.get("/api/runs", params={"definition": 'default/x" OR 1=1'})
     assert bad.status == 400
     assert "quotes" in (await bad.json())["detail"]
 
 
-async def test_actions_need_the_token_and_the_namespace(
+async def test_reads_and_actions_need_the_token_and_the_namespace(
     temporal_client: Client, ui: UiFactory, task_queue: str, cleanup_runs: list[str]
 ) -> None:
     document = _doc([{"wait": {"listen": {"to": {"one": {"with": {"type": "go"}}}}}}])
@@ -189,14 +197,32 @@ async def test_actions_need_the_token_and_the_namespace(
     client = await ui(namespaces=("team-a",))
     url = "/api/run/signal"
 
-    missing = await client.post(url, params={"id": own.id, "name": "go"})
-    assert missing.status == 401
-    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
-    wrong = await client.post(
-        url, params={"id": own.id, "name": "go"}, headers={"Authorization": "Bearer nope"}
-    )
-    assert wrong.status == 401
-    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    # Without the token nothing is answered, reads included; the page is told what to ask.
+    anonymous = await ui(namespaces=("team-a",), anonymous=True)
+    for method, path, params in (
+        ("GET", "/api/config", {}),
+        ("GET", "/api/definitions", {}),
+        ("GET", "/api/runs", {}),
+        ("GET", "/api/run", {"id": own.id}),
+        ("POST", url, {"id": own.id, "name": "go"}),
+    ):
+        missing = await anonymous.request(method, path, params=params)
+        assert missing.status == 401, path
+        assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+        body = await missing.json()
+        assert body["reason"] == "missing-token"
+        assert "#token=" in body["signIn"]
+        wrong = await anonymous.request(
+            method, path, params=params, headers={"Authorization": "Bearer nope"}
+        )
+        assert wrong.status == 401, path
+    assert (await anonymous.get("/healthz")).status == 200
+    assert (await anonymous.get("/")).status == 200
+    # A namespace outside the UI's is refused by name.
+    outside = await client.get("/api/runs", params={"namespace": "team-b"})
+    assert outside.status == 403
+    assert "not allowed in namespace 'team-b'" in (await outside.json())["detail"]
+    auth = {"Content-Type": "application/json"}
     elsewhere = await client.post(url, params={"id": other.id, "name": "go"}, headers=auth)
     unknown = await client.post(url, params={"id": "no-such-run", "name": "go"}, headers=auth)
     assert elsewhere.status == unknown.status == 404
@@ -235,10 +261,10 @@ async def test_actions_need_the_token_and_the_namespace(
     again = await client.post("/api/run/cancel", params={"id": own.id}, headers=auth)
     assert again.status == 409
 
-    no_token = await ui(token=None, namespaces=("*",))
-    off = await no_token.post("/api/run/cancel", params={"id": other.id}, headers=auth)
+    read_only = await ui(read_only=True, namespaces=("*",))
+    off = await read_only.post("/api/run/cancel", params={"id": other.id}, headers=auth)
     assert off.status == 403
-    assert "without a token" in (await off.json())["detail"]
+    assert (await off.json())["reason"] == "actions-off"
 
 
 async def test_a_run_without_its_document_is_explained(

@@ -5,7 +5,8 @@
 const SVG = "http://www.w3.org/2000/svg";
 const TOKEN_KEY = "tflow-ui-token";
 // Until /api/config answers, assume the defaults of `tflow ui`.
-let config = { pollMs: 1500, actions: true, graphLibrary: true };
+const DEFAULT_CONFIG = { pollMs: 1500, actions: true, graphLibrary: true };
+let config = DEFAULT_CONFIG;
 let pollTimer = null;
 
 // ---------------------------------------------------------------- helpers
@@ -56,17 +57,42 @@ function pretty(value) {
 }
 
 class ApiError extends Error {
-  constructor(status, reason, detail) {
+  constructor(status, reason, detail, signIn) {
     super(detail);
     this.status = status;
     this.reason = reason;
+    this.signIn = signIn;
   }
 }
 
+// ---------------------------------------------------------------- the token
+
+// Kept for this browser tab only, and sent with every API call.
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
+function setToken(value) {
+  if (value) sessionStorage.setItem(TOKEN_KEY, value);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+// `tflow ui` prints its URL with the token in the fragment (#token=...), which no
+// server sees: take it into the tab's storage and out of the address bar.
+function tokenFromUrl() {
+  const match = location.hash.match(/^#token=([^&]+)/);
+  if (!match) return false;
+  setToken(decodeURIComponent(match[1]));
+  history.replaceState(null, "", `${location.pathname}${location.search}#/`);
+  return true;
+}
+
 async function api(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  if (token()) headers.Authorization = `Bearer ${token()}`;
   let response;
   try {
-    response = await fetch(path, options);
+    response = await fetch(path, { ...options, headers });
   } catch (err) {
     throw new ApiError(0, "unreachable", `the UI server is not reachable (${err.message})`);
   }
@@ -78,7 +104,7 @@ async function api(path, options = {}) {
   }
   if (!response.ok) {
     const detail = body && body.detail ? body.detail : response.statusText;
-    throw new ApiError(response.status, body && body.reason, detail);
+    throw new ApiError(response.status, body && body.reason, detail, body && body.signIn);
   }
   return body;
 }
@@ -363,19 +389,14 @@ function paintGraph(container, graph, view) {
 
 // ---------------------------------------------------------------- a run
 
-function token() {
-  return sessionStorage.getItem(TOKEN_KEY) || "";
-}
-
 async function act(workflowId, action, extra = {}, body = undefined) {
   const search = new URLSearchParams({ id: workflowId, ...extra });
   const headers = { "Content-Type": "application/json" };
-  if (token()) headers.Authorization = `Bearer ${token()}`;
   try {
     await api(`/api/run/${action}?${search}`, { method: "POST", headers, body });
     banner(`${action}${extra.name ? ` ${extra.name}` : ""} sent to ${workflowId}`, true);
   } catch (err) {
-    const hint = err.status === 401 ? " — set the token at the top of the page" : "";
+    const hint = err.status === 401 ? " — sign in again" : "";
     banner(`${err.status} ${err.reason || ""}: ${err.message}${hint}`);
   }
 }
@@ -579,6 +600,11 @@ async function showRun(main, query) {
       render(view);
       if (view.status !== "running") return;
     } catch (err) {
+      // A token that expired while the page was open: ask for a new one.
+      if (err.status === 401) {
+        showSignIn(main, err);
+        return;
+      }
       notes.replaceChildren(problem(err));
     }
     pollTimer = setTimeout(poll, config.pollMs);
@@ -586,11 +612,67 @@ async function showRun(main, query) {
   if (first.status === "running") pollTimer = setTimeout(poll, config.pollMs);
 }
 
+// ---------------------------------------------------------------- signing in
+
+function showSignIn(main, err) {
+  clearTimeout(pollTimer);
+  showSession();
+  const input = el("textarea", { id: "sign-in-token", rows: 4, autocomplete: "off",
+    spellcheck: "false", placeholder: "paste the token here" });
+  const form = el("form", { id: "sign-in", class: "sign-in" },
+    el("h2", {}, "Sign in"),
+    token() ? el("div", { class: "note problem" }, `${err.status} ${err.message}`) : null,
+    el("p", {}, "This UI needs a token for every page: ", el("code", {},
+      err.signIn || "kubectl create token <serviceaccount> -n <namespace>"), "."),
+    el("p", { class: "muted" }, "What you see and may do follows that token's grants, namespace "
+      + "by namespace. It is kept in this browser tab only and sent as Authorization: Bearer."),
+    input,
+    el("div", { class: "row" }, el("button", { type: "submit" }, "Sign in")));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = input.value.trim();
+    if (!value) return;
+    setToken(value);
+    loadConfig();
+    route();
+  });
+  main.replaceChildren(form);
+}
+
+function showSession() {
+  const who = document.getElementById("who");
+  const signOut = document.getElementById("sign-out");
+  signOut.hidden = !token();
+  if (!token()) who.textContent = "not signed in";
+  else if (config.user) who.textContent = `signed in as ${config.user}`;
+  else who.textContent = "signed in";
+}
+
+function signOut() {
+  setToken("");
+  config = DEFAULT_CONFIG;
+  route();
+}
+
+async function loadConfig() {
+  try {
+    config = await api("/api/config");
+    const actions = document.getElementById("actions");
+    if (actions && !config.actions) actions.hidden = true;
+  } catch (err) {
+    // Not signed in: the page itself asks for the token.
+    if (err.status !== 401) banner(`the UI server did not answer: ${err.message}`);
+  }
+  showSession();
+}
+
 // ---------------------------------------------------------------- routing
 
 async function route() {
   clearTimeout(pollTimer);
   banner("");
+  // The printed URL may also be pasted into a tab that is already open.
+  if (tokenFromUrl()) loadConfig();
   // Each visit renders into a container of its own: a slower, earlier visit that is
   // still loading then fills a container no longer on the page, never the current one.
   const main = el("div", { class: "view" });
@@ -601,33 +683,17 @@ async function route() {
     else if (path === "/run") await showRun(main, query);
     else await showDefinitions(main, query);
   } catch (err) {
-    main.replaceChildren(el("h2", {}, "Something is not available"), problem(err));
+    if (err.status === 401) showSignIn(main, err);
+    else if (err.status === 403) main.replaceChildren(el("h2", {}, "Not allowed"), problem(err));
+    else main.replaceChildren(el("h2", {}, "Something is not available"), problem(err));
   }
 }
 
-function showTokenState() {
-  document.getElementById("token-state").textContent = token() ? "token set" : "no token";
-}
-
 async function start() {
-  document.getElementById("token-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const input = document.getElementById("token");
-    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
-    input.value = "";
-    showTokenState();
-  });
-  showTokenState();
+  document.getElementById("sign-out").addEventListener("click", signOut);
+  showSession();
   // The page itself does not wait for the configuration (only a run's polling uses it).
-  api("/api/config").then((answer) => {
-    config = answer;
-    // A read-only UI has no actions, so no token to ask for.
-    document.getElementById("token-form").hidden = !config.actions;
-    const actions = document.getElementById("actions");
-    if (actions && !config.actions) actions.hidden = true;
-  }).catch((err) => {
-    banner(`the UI server did not answer: ${err.message}`);
-  });
+  loadConfig();
   window.addEventListener("hashchange", route);
   await route();
 }

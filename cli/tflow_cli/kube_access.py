@@ -1,5 +1,6 @@
-"""Who is calling the run API and what it may do, asked of the apiserver, and the
-WorkflowDefinitions runs are started from.
+"""Who is calling a front end of runs (the run API, the web UI) and what it may do,
+asked of the apiserver, and the WorkflowDefinitions runs are started from. One
+implementation for both, so that both draw the same namespace boundary.
 
 - Authentication: the caller's bearer token is a Kubernetes token (a service account's,
   or any the cluster's authenticators accept), checked with a TokenReview. A verdict is
@@ -11,6 +12,8 @@ WorkflowDefinitions runs are started from.
   definition (`resourceNames`); `get` (a run, its history), `update` (signal, event) and
   `delete` (cancel, terminate) are asked for the namespace. Kubernetes RBAC is thus the
   namespace rule: a caller reaches the runs of the namespaces it was granted, nothing else.
+  The run API asks on every request; the web UI, whose page polls and lists many
+  namespaces at once, keeps each answer a few seconds (`review_seconds`).
 - Definitions: read from the apiserver (`spec.workflow`, the task queue in force, the
   Ready condition, `status.version`), as `tflow_workers.run_operations.Definition`.
 """
@@ -21,7 +24,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from tflow_operator.api import API_VERSION
 from tflow_operator.api.common import GROUP
@@ -49,23 +52,27 @@ class Caller:
     extra: dict[str, list[str]] = field(default_factory=dict)
 
 
-class _Verdicts:
-    """Token verdicts for `ttl` seconds, at most `size` of them."""
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Verdicts(Generic[K, V]):
+    """Answers for `ttl` seconds, at most `size` of them (the oldest go first)."""
 
     def __init__(self, ttl: float, size: int = 10_000) -> None:
         self.ttl = ttl
         self.size = size
-        self._items: OrderedDict[str, tuple[float, Caller | None]] = OrderedDict()
+        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
 
-    def get(self, key: str) -> tuple[bool, Caller | None]:
+    def get(self, key: K) -> tuple[bool, V | None]:
         found = self._items.get(key)
         if found is None or found[0] < time.monotonic():
             self._items.pop(key, None)
             return False, None
         return True, found[1]
 
-    def put(self, key: str, caller: Caller | None) -> None:
-        self._items[key] = (time.monotonic() + self.ttl, caller)
+    def put(self, key: K, value: V) -> None:
+        self._items[key] = (time.monotonic() + self.ttl, value)
         self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
@@ -73,11 +80,19 @@ class _Verdicts:
 
 class KubeAccess:
     def __init__(
-        self, kube: KubeClient, audiences: tuple[str, ...] = (), cache_seconds: float = 30.0
+        self,
+        kube: KubeClient,
+        audiences: tuple[str, ...] = (),
+        cache_seconds: float = 30.0,
+        review_seconds: float = 0.0,
     ) -> None:
         self.kube = kube
         self.audiences = audiences
-        self._verdicts = _Verdicts(cache_seconds)
+        self._verdicts: _Verdicts[str, Caller | None] = _Verdicts(cache_seconds)
+        # Access answers by (who, verb, namespace, name); off (0) asks every time.
+        self._reviews: _Verdicts[tuple[Any, ...], bool] | None = (
+            _Verdicts(review_seconds) if review_seconds > 0 else None
+        )
 
     async def authenticate(self, token: str) -> Caller | None:
         """The caller a token stands for, or None when the cluster does not accept it."""
@@ -124,6 +139,19 @@ class KubeAccess:
         }
         if name:
             attributes["name"] = name
+        key = (
+            caller.username,
+            caller.uid,
+            caller.groups,
+            tuple(sorted((k, tuple(v)) for k, v in caller.extra.items())),
+            verb,
+            namespace,
+            name,
+        )
+        if self._reviews is not None:
+            known, answer = self._reviews.get(key)
+            if known:
+                return bool(answer)
         try:
             review = await self.kube.create(
                 {
@@ -141,7 +169,10 @@ class KubeAccess:
             )
         except KubeError as err:
             raise AccessUnavailable(f"the access review failed: {err}") from err
-        return bool((review.get("status") or {}).get("allowed"))
+        allowed = bool((review.get("status") or {}).get("allowed"))
+        if self._reviews is not None:
+            self._reviews.put(key, allowed)
+        return allowed
 
     async def definition(self, namespace: str, name: str) -> Definition | None:
         try:
