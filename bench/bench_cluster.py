@@ -16,7 +16,7 @@ kubelet, containerd and runc, the images built here, Temporal, KEDA, the chart i
    / direct >= 0.9.
 
     .venv/bin/python bench/bench_cluster.py [--keda-rounds 3] [--polling-interval 2]
-        [--cooldown 10] [--events 200] [--concurrency 16] [--rounds 2] [--workers 1]
+        [--cooldown 10] [--events 120] [--concurrency 16] [--rounds 2] [--workers 1]
         [--strict] [--results FILE]
 
 Needs root and the node's prerequisites (`make tools keda image-tools`), and no other node
@@ -193,6 +193,10 @@ async def run_input_of(client: Client, workflow_id: str) -> RunInput:
     raise RuntimeError(f"{workflow_id} has no start event")
 
 
+async def history_length(client: Client, workflow_id: str) -> int:
+    return len((await client.get_workflow_handle(workflow_id).fetch_history()).events)
+
+
 async def routed_result(client: Client, root_id: str, child_id: str) -> Any:
     """The routed run's result: the root orchestrator's run (started when the webhook
     answered 202) is awaited first, since the child exists only once it has started it;
@@ -262,13 +266,25 @@ async def wake_once(
     return wake
 
 
-async def bench_keda(
-    cluster: Cluster, client: Client, args: argparse.Namespace, verdicts: Verdicts
-) -> list[Wake]:
+def prepare_keda(cluster: Cluster) -> tuple[str, str]:
+    """The definition that wakes from zero, in a namespace of its own: applied before the
+    events part, so that its new Deployment (one replica until KEDA first scales it down)
+    is at zero by the time it is measured. Its namespace and task queue."""
     ns = f"bench-keda-{uuid.uuid4().hex[:6]}"
     task_queue = f"bench-keda-{uuid.uuid4().hex[:6]}"
     restricted_namespace(cluster, ns)
     apply(cluster, ns, definition("wake", task_queue, 0, 1))
+    return ns, task_queue
+
+
+async def bench_keda(
+    cluster: Cluster,
+    client: Client,
+    ns: str,
+    task_queue: str,
+    args: argparse.Namespace,
+    verdicts: Verdicts,
+) -> list[Wake]:
     cluster.cp.kubectl("wait", "-n", ns, "wfd/wake", "--for=condition=Ready", "--timeout=180s")
     run = RunInput(
         document=flow_document("wake"),
@@ -417,8 +433,18 @@ async def bench_events(
         async def direct_done(workflow_id: str) -> Any:
             return await client.get_workflow_handle(workflow_id).result()
 
-        # Warm the direct path too, then alternate which variant goes first.
+        # Warm both paths up, then alternate which variant goes first.
         await timed_round(direct, direct_done, args.concurrency, args.concurrency)
+        await timed_round(post, routed_done, args.concurrency, args.concurrency)
+        direct_id = await direct(0)
+        await direct_done(direct_id)
+        print(
+            "  history events per run: root orchestrator "
+            f"{await history_length(client, root_id)}, the flow's run routed "
+            f"{await history_length(client, sample)}, started directly "
+            f"{await history_length(client, direct_id)}",
+            flush=True,
+        )
         routed_rates: list[float] = []
         direct_rates: list[float] = []
         for round_ in range(args.rounds):
@@ -471,12 +497,13 @@ async def main_async(cluster: Cluster, args: argparse.Namespace) -> int:
     verdicts = Verdicts("bench_cluster.py")
     assert cluster.temporal is not None
     client = await connect(cluster.temporal.address, cluster.temporal.namespace)
+    keda = prepare_keda(cluster) if args.keda_rounds > 0 else None
     if args.events > 0 and args.rounds > 0:
         print("events end to end ...", flush=True)
         await bench_events(cluster, client, args, verdicts)
-    if args.keda_rounds > 0:
+    if keda is not None:
         print("KEDA from zero ...", flush=True)
-        await bench_keda(cluster, client, args, verdicts)
+        await bench_keda(cluster, client, *keda, args, verdicts)
     return verdicts.finish(args)
 
 
@@ -488,7 +515,7 @@ def main() -> int:
         "--polling-interval", type=int, default=2, help="KEDA's pollingInterval, seconds"
     )
     parser.add_argument("--cooldown", type=int, default=10, help="KEDA's cooldownPeriod, seconds")
-    parser.add_argument("--events", type=int, default=200, help="runs per variant per round")
+    parser.add_argument("--events", type=int, default=120, help="runs per variant per round")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2, help="rounds of both variants (0: skip)")
     parser.add_argument("--workers", type=int, default=1, help="worker pods for the events part")
