@@ -1,5 +1,6 @@
-"""`make bench`: runs every bench script with sizes that finish in about a quarter of an
-hour on a two-core machine, collects each measure's verdict (`--results`), and writes them
+"""`make bench`: runs every bench script with sizes that finish in 20-30 minutes on
+a two-core machine (the last, bench_cluster.py, starts a cluster of real pods: root, and
+no other node on the machine), collects each measure's verdict (`--results`), and writes them
 as one markdown table (`bench-results.md` by default) with the commit they came from."""
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ SCRIPTS: tuple[tuple[str, ...], ...] = (
     ("bench_interpreter.py", "--runs", "30"),
     ("bench_worker_memory.py", "--runs", "1000"),
     ("bench_operator.py",),
+    # The slowest (a whole cluster on a real node, about 5.5 minutes): last.
+    ("bench_cluster.py",),
 )
 
 
