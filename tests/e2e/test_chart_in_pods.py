@@ -1,8 +1,8 @@
 """The chart, installed with `helm install` and the image built here, runs as real pods on
 the node: the operator, the root orchestrator, the run API, the web UI and the sample
 webhook Listener pass their real probes in a namespace that enforces the `restricted` Pod
-Security Standard, with read-only root file systems; the run API checks callers' tokens
-with the real apiserver from its pod, and `helm test` passes."""
+Security Standard, with read-only root file systems; the run API and the web UI check
+callers' tokens with the real apiserver from their pods, and `helm test` passes."""
 
 from __future__ import annotations
 
@@ -113,14 +113,34 @@ def test_run_api_in_its_pod_authenticates_callers_with_the_apiserver(cluster: Cl
 
 
 def test_web_ui_in_its_pod_serves_the_page_and_the_definitions(cluster: Cluster) -> None:
+    """The UI reviews callers' tokens and grants with the real apiserver from its pod."""
+    ns = "e2e-ui"
+    cluster.cp.kubectl("create", "namespace", ns, check=False)
+    cluster.cp.kubectl("create", "serviceaccount", "viewer", "-n", ns, check=False)
+    cluster.cp.kubectl(
+        "create",
+        "rolebinding",
+        "viewer",
+        "-n",
+        ns,
+        f"--clusterrole={RELEASE}-run-api-reader",
+        f"--serviceaccount={ns}:viewer",
+        check=False,
+    )
+    token = cluster.cp.kubectl("create", "token", "viewer", "-n", ns).stdout.strip()
+    signed = {"Authorization": f"Bearer {token}"}
     base = cluster.service_url(SYSTEM_NAMESPACE, f"{RELEASE}-ui")
     with httpx.Client(timeout=30) as http:
         page = http.get(f"{base}/")
         assert page.status_code == 200
         assert "text/html" in page.headers["content-type"]
-        definitions = http.get(f"{base}/api/definitions")
+        assert http.get(f"{base}/api/definitions").status_code == 401
+        definitions = http.get(f"{base}/api/definitions", params={"namespace": ns}, headers=signed)
         assert definitions.status_code == 200, definitions.text
-        # No token Secret configured: the UI is read-only and says so to an action.
-        action = http.post(f"{base}/api/run/cancel", json={"workflowId": "x"})
-        assert action.status_code == 403, action.text
-        assert "actions-off" in action.text
+        elsewhere = http.get(
+            f"{base}/api/definitions", params={"namespace": "default"}, headers=signed
+        )
+        assert elsewhere.status_code == 403, elsewhere.text
+        # An action names a run the caller can read; an unknown one is 404, as for reads.
+        action = http.post(f"{base}/api/run/cancel", params={"id": "x"}, headers=signed)
+        assert action.status_code == 404, action.text

@@ -1,6 +1,8 @@
-"""The chart's web UI: off by default; when enabled, a Deployment running `tflow ui` with
-the token from a Secret (else read-only), a Service, and read-only access to the custom
-resources (and no Secrets) that the apiserver enforces."""
+"""The chart's web UI: off by default; when enabled, a Deployment running `tflow ui` that
+checks callers' Kubernetes tokens, a Service, read-only access to the custom resources
+(and no Secrets) plus token and access reviews, which the apiserver enforces, and the
+reader and operator ClusterRoles for callers even without the run API. The old shared
+token Secret is refused with a sentence."""
 
 from __future__ import annotations
 
@@ -28,10 +30,9 @@ def test_the_ui_is_off_by_default() -> None:
     ]
 
 
-def test_enabled_with_a_token_secret() -> None:
+def test_enabled_with_kubernetes_tokens() -> None:
     objects = render(
         "ui.enabled=true",
-        "ui.tokenSecret.name=ui-token",
         "ui.namespaces={shop,ops}",
         "ui.temporalUiUrl=https://temporal.example",
         "temporal.clientSecret=temporal-client",
@@ -42,7 +43,8 @@ def test_enabled_with_a_token_secret() -> None:
     (container,) = pod["containers"]
     assert container["command"] == ["tflow", "ui"]
     env = _env(container)
-    assert env["TFLOW_UI_TOKEN"] == {"secretKeyRef": {"name": "ui-token", "key": "token"}}
+    assert env["TFLOW_UI_AUTH"] == "kubernetes"
+    assert "TFLOW_UI_TOKEN" not in env
     assert env["TFLOW_UI_NAMESPACES"] == "shop,ops"
     assert env["TFLOW_UI_HOST"] == "0.0.0.0"
     assert env["TFLOW_TEMPORAL_UI_URL"] == "https://temporal.example"
@@ -60,18 +62,69 @@ def test_enabled_with_a_token_secret() -> None:
             "apiGroups": ["temporalflow.dev"],
             "resources": ["workflowdefinitions", "eventroutes", "listeners"],
             "verbs": ["get", "list", "watch"],
-        }
+        },
+        {
+            "apiGroups": ["authentication.k8s.io"],
+            "resources": ["tokenreviews"],
+            "verbs": ["create"],
+        },
+        {
+            "apiGroups": ["authorization.k8s.io"],
+            "resources": ["subjectaccessreviews"],
+            "verbs": ["create"],
+        },
+    ]
+    # Callers' roles come with the UI, the run API on or not.
+    reader = find(objects, "ClusterRole", "-run-api-reader")
+    assert reader["rules"][0]["resources"] == ["workflowdefinitions/runs"]
+    assert reader["rules"][0]["verbs"] == ["get", "list"]
+    operator = find(objects, "ClusterRole", "-run-api-operator")
+    assert set(operator["rules"][0]["verbs"]) >= {"update", "delete"}
+    assert not [
+        o for o in objects if o["kind"] == "Deployment" and "-run-api" in o["metadata"]["name"]
     ]
 
 
-def test_without_a_token_it_is_read_only() -> None:
+def test_defaults_and_read_only() -> None:
     (container,) = find(render("ui.enabled=true"), "Deployment", "-ui")["spec"]["template"]["spec"][
         "containers"
     ]
     env = _env(container)
-    assert env["TFLOW_UI_READ_ONLY"] == "1"
-    assert "TFLOW_UI_TOKEN" not in env
+    # Every namespace at most, RBAC deciding per caller; actions on.
+    assert env["TFLOW_UI_NAMESPACES"] == "*"
+    assert "TFLOW_UI_READ_ONLY" not in env
     assert "TFLOW_UI_CODEC" not in env
+    (container,) = find(render("ui.enabled=true", "ui.readOnly=true"), "Deployment", "-ui")["spec"][
+        "template"
+    ]["spec"]["containers"]
+    assert _env(container)["TFLOW_UI_READ_ONLY"] == "1"
+
+
+def test_the_shared_token_secret_is_refused_with_a_sentence() -> None:
+    result = helm(
+        "template",
+        "x",
+        str(CHART),
+        "--set",
+        "ui.enabled=true",
+        "--set",
+        "ui.tokenSecret.name=t",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "ui.tokenSecret is gone" in result.stderr
+    refused = helm(
+        "template",
+        "x",
+        str(CHART),
+        "--set",
+        "ui.enabled=true",
+        "--set",
+        "rbac.create=false",
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "ui.enabled needs rbac.create" in refused.stderr
 
 
 def test_schema_refuses_unknown_ui_values() -> None:
@@ -80,7 +133,7 @@ def test_schema_refuses_unknown_ui_values() -> None:
     assert "additional properties 'colour' not allowed" in result.stderr
 
 
-def test_the_apiserver_lets_the_ui_read_custom_resources_only(
+def test_the_apiserver_lets_the_ui_read_custom_resources_and_review_callers(
     kube: ControlPlane, crds: None, namespace: str
 ) -> None:
     release = f"ui-{uuid.uuid4().hex[:6]}"
@@ -113,6 +166,8 @@ def test_the_apiserver_lets_the_ui_read_custom_resources_only(
         assert can("get", "listeners.temporalflow.dev", "-n", "default") == "yes"
         assert can("list", "eventroutes.temporalflow.dev", "-A") == "yes"
         assert can("create", "workflowdefinitions.temporalflow.dev", "-n", namespace) == "no"
+        assert can("create", "tokenreviews.authentication.k8s.io") == "yes"
+        assert can("create", "subjectaccessreviews.authorization.k8s.io") == "yes"
         assert can("get", "secrets", "-n", namespace) == "no"
     finally:
         kube.kubectl("delete", "clusterrole,clusterrolebinding", name, check=False)
