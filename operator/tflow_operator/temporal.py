@@ -177,7 +177,9 @@ class TemporalGateway:
             self._last_error = _describe(error)
 
     def unavailable(self, error: BaseException) -> TemporalUnavailable:
-        if isinstance(error, TemporalUnavailable):
+        # One raised by a call (e.g. a schedule's) does not name the address; the
+        # condition's message always does.
+        if isinstance(error, TemporalUnavailable) and self.address in str(error):
             return error
         self.note_failure(error)
         return self._unavailable(_describe(error))
