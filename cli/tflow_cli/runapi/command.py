@@ -10,14 +10,7 @@ import logging
 import os
 import signal
 
-from aiohttp import web
-
-from tflow_cli.kube_access import KubeAccess
-from tflow_cli.runapi.service import RunApi
-from tflow_operator.kube import KubeClient
-from tflow_workers.connection import connect
 from tflow_workers.logs import LOG_FORMATS, configure_logging
-from tflow_workers.temporal_namespaces import TemporalNamespaces
 
 log = logging.getLogger("tflow.runapi")
 
@@ -42,6 +35,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 async def serve(args: argparse.Namespace) -> None:
+    # Imported here, not at the top: every `tflow` command builds this parser, and the
+    # server's imports (the Kubernetes client models above all) cost seconds.
+    from aiohttp import web
+
+    from tflow_cli.kube_access import KubeAccess
+    from tflow_cli.runapi.service import RunApi
+    from tflow_operator.kube import KubeClient
+    from tflow_workers.connection import connect
+    from tflow_workers.temporal_namespaces import TemporalNamespaces
+
     if not args.address:
         raise SystemExit("tflow: no Temporal server: set TEMPORAL_ADDRESS or pass --address")
     client = await connect(args.address, args.namespace, lazy=True)

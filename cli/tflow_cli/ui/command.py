@@ -15,11 +15,10 @@ import ipaddress
 import os
 import secrets
 import sys
+from typing import TYPE_CHECKING
 
-from aiohttp import web
-from pydantic import SecretStr
-
-from tflow_cli.ui.server import GRAPH_LIBRARY, UiApp, UiSettings
+if TYPE_CHECKING:
+    from tflow_cli.ui.server import UiSettings
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -98,6 +97,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     namespaces = args.allow_namespace or [
         n.strip() for n in os.environ.get("TFLOW_UI_NAMESPACES", "*").split(",") if n.strip()
     ]
+    # Imported here, not at the top: every `tflow` command builds this parser, and the
+    # server's imports (the Kubernetes client models above all) cost seconds.
+    from pydantic import SecretStr
+
+    from tflow_cli.ui.server import UiSettings
+
     auth = "none" if args.no_auth else args.auth
     settings = UiSettings(
         auth=auth,
@@ -112,6 +117,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, settings: UiSettings) -> None:
+    from aiohttp import web
+
+    from tflow_cli.ui.server import GRAPH_LIBRARY, UiApp
     from tflow_operator.kube import KubeClient
     from tflow_workers.connection import connect
 
