@@ -237,11 +237,11 @@ def listener_deployment(
         "ports": [{"name": port_name, "containerPort": port, "protocol": "TCP"}],
         "readinessProbe": {
             "httpGet": {"path": "/readyz", "port": port_name},
-            "periodSeconds": 10,
+            "periodSeconds": pods.READINESS_PERIOD_SECONDS,
         },
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": port_name},
-            "periodSeconds": 20,
+            "periodSeconds": pods.LIVENESS_PERIOD_SECONDS,
         },
         "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}},
     }

@@ -34,6 +34,11 @@ TMP_VOLUME: Final = "tmp"
 # The processes write little there (Python's and the SDK's scratch files); the limit
 # keeps a runaway writer from filling the node's disk.
 TMP_SIZE_LIMIT: Final = "64Mi"
+# A pod KEDA wakes from zero is Ready only at the first readiness probe after its process
+# is up; with a 10 s period that came up to 10 s after the worker had taken work
+# (docs/benchmarks.md). The probe is a local HTTP GET, so probing often costs little.
+READINESS_PERIOD_SECONDS: Final = 2
+LIVENESS_PERIOD_SECONDS: Final = 20
 
 # Container waiting reasons that mean the container will not start without a change
 # (a new image, a fixed config, a working process); "ContainerCreating" and

@@ -210,8 +210,8 @@ def worker_deployment(
             {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
         ],
-        "readinessProbe": _probe("/readyz", 10),
-        "livenessProbe": _probe("/livez", 20),
+        "readinessProbe": _probe("/readyz", pods.READINESS_PERIOD_SECONDS),
+        "livenessProbe": _probe("/livez", pods.LIVENESS_PERIOD_SECONDS),
         "volumeMounts": [{"name": "definitions", "mountPath": DEFINITIONS_DIR, "readOnly": True}],
     }
     if settings.resources:

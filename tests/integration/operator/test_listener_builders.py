@@ -112,7 +112,10 @@ def test_webhook_deployment() -> None:
         "TFLOW_LISTENER_KUBE_NAMESPACE": "shop",
     }
     assert c["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert c["readinessProbe"] == {
+        "httpGet": {"path": "/readyz", "port": "http"},
+        "periodSeconds": 2,
+    }
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
     assert volumes == [
         {

@@ -218,3 +218,12 @@ async def test_workload_trouble_lists_pods_only_when_short() -> None:
     assert await workload_trouble(PodLister([], status=403), short_deployment()) is None
     with pytest.raises(KubeError):
         await workload_trouble(PodLister([], status=500), short_deployment())
+
+
+def test_a_woken_worker_pod_is_ready_within_seconds_of_its_worker() -> None:
+    container = worker_pod()["containers"][0]
+    assert container["readinessProbe"] == {
+        "httpGet": {"path": "/readyz", "port": "health"},
+        "periodSeconds": 2,
+    }
+    assert container["livenessProbe"]["periodSeconds"] == 20
