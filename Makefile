@@ -169,7 +169,8 @@ test-nothing-lost: deps ## Nothing lost, nothing doubled: 1000 + 1000 events via
 
 .PHONY: record-histories
 record-histories: deps ## Re-record the sample runs' histories that the replay tests check.
-	TFLOW_RECORD_HISTORIES=1 $(VENV)/bin/pytest tests/integration/samples tests/integration/engine/test_run_visibility.py $(PYTEST_ARGS)
+	TFLOW_RECORD_HISTORIES=1 $(VENV)/bin/pytest tests/integration/samples tests/integration/engine/test_run_visibility.py \
+		tests/integration/orchestrator/test_root_orchestrator.py $(PYTEST_ARGS)
 
 ##@ Benchmarks
 

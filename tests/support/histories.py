@@ -20,12 +20,16 @@ from temporalio.worker import Replayer
 
 from tflow_devstack.tools import REPO_ROOT
 from tflow_workers.engine.serverless_workflow import ServerlessWorkflow
+from tflow_workers.orchestrator.workflow import RootOrchestratorWorkflow
 
 HISTORY_DIR = REPO_ROOT / "tests" / "data" / "histories"
 
 
 def replayer() -> Replayer:
-    return Replayer(workflows=[ServerlessWorkflow], data_converter=pydantic_data_converter)
+    return Replayer(
+        workflows=[ServerlessWorkflow, RootOrchestratorWorkflow],
+        data_converter=pydantic_data_converter,
+    )
 
 
 async def check_replay(handle: WorkflowHandle[Any, Any], name: str) -> None:

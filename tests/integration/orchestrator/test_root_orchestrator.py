@@ -24,6 +24,7 @@ from typing import IO, Any
 import httpx
 import pytest
 import yaml
+from histories import store
 from polling import eventually_async
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
@@ -138,11 +139,15 @@ class Orchestra:
         )
 
     async def decide(
-        self, event: CloudEvent, namespace: str | None = None, share_with: tuple[str, ...] = ()
+        self,
+        event: CloudEvent,
+        namespace: str | None = None,
+        share_with: tuple[str, ...] = (),
+        record: str | None = None,
     ) -> Decision:
         handle = await self.submit(event, namespace, share_with)
         decision = await handle.result()
-        await replay(handle)
+        await replay(handle, record)
         return decision
 
     def child(self, decision: Decision, workflow: str) -> WorkflowHandle[Any, Any]:
@@ -190,12 +195,16 @@ async def orch(
         yield o
 
 
-async def replay(handle: WorkflowHandle[Any, Any]) -> None:
+async def replay(handle: WorkflowHandle[Any, Any], record: str | None = None) -> None:
+    """Replay the run's history; with a name, `make record-histories` also stores it, so
+    tests/unit/test_replay_histories.py replays it on later versions of the orchestrator."""
     history = await handle.fetch_history()
     await Replayer(
         workflows=[RootOrchestratorWorkflow, ServerlessWorkflow],
         data_converter=pydantic_data_converter,
     ).replay_workflow(history)
+    if record is not None and os.environ.get("TFLOW_RECORD_HISTORIES") == "1":
+        store(record, history)
 
 
 def cloud_event(type: str, source: str = "monitoring", **data: Any) -> CloudEvent:
@@ -237,7 +246,7 @@ async def test_event_starts_the_runs_its_routes_name(orch: Orchestra) -> None:
         orch.route("docs", "documents", type="document-added"),
     )
     event = cloud_event("incident", message="disk full", severity=4)
-    decision = await orch.decide(event)
+    decision = await orch.decide(event, record="root-orchestrator-per-event")
 
     assert decision.status == "routed"
     assert decision.reason is None
@@ -648,7 +657,7 @@ async def test_the_seeds_cli_commands_drive_the_orchestrator_process(
                 )
                 assert "routed" in json.dumps(answer)
                 await handle.terminate("test done")
-                await replay(handle)
+                await replay(handle, record="root-orchestrator-long-running")
 
                 # An event a Listener of namespace team-a received: the process's JSON line
                 # for its decision carries the event, workflow and run ids and the tenant.
