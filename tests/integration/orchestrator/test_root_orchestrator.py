@@ -454,8 +454,9 @@ async def test_an_event_a_flow_emits_is_routed(orch: Orchestra) -> None:
     fulfilment = orch.client.get_workflow_handle(found[0])
     assert await fulfilment.result() == {"flow": "fulfilment", "got": {"order": "o-1"}}
     # Its orchestrator is the one the emitted event's id names.
-    root = orch.client.get_workflow_handle(found[0].split("/")[0])
-    emitted = await root.query("decision", result_type=Decision)
+    # Its result, not a query: the run may still be delivering when the child has started.
+    root = orch.client.get_workflow_handle(found[0].split("/")[0], result_type=Decision)
+    emitted = await root.result()
     assert emitted.status == "routed"
     assert emitted.event_type == "order.placed"
     await replay(root)
@@ -833,8 +834,9 @@ async def test_emitted_events_and_deliveries_stay_in_their_namespace(orch: Orche
         return bool(found)
 
     await eventually_async(pong_in_a, "the emitted event's run in its own namespace")
-    root = orch.client.get_workflow_handle(found[0].split("/")[0])
-    emitted = await root.query("decision", result_type=Decision)
+    # Its result, not a query: the run may still be delivering when the child has started.
+    root = orch.client.get_workflow_handle(found[0].split("/")[0], result_type=Decision)
+    emitted = await root.result()
     assert started_flows(emitted) == {f"{a}/pong"}
     assert not [w async for w in orch.client.list_workflows(f'TflowDefinition = "{b}/pong"')]
 

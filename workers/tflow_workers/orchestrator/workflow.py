@@ -64,6 +64,12 @@ with workflow.unsafe.imports_passed_through():
 ROUTE_TIMEOUT = timedelta(seconds=30)
 # Reading the table only fails while it is unreadable: keep trying, the event waits.
 ROUTE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+DELIVER_RETRY = RetryPolicy(maximum_attempts=5)
+# Routing and delivery run as local activities: their results are markers written with
+# the workflow task that asked for them, so an event costs two workflow tasks and no
+# activity tasks, where it cost four and two (docs/benchmarks.md). Runs that scheduled
+# them as activities before this patch replay as they ran.
+LOCAL_ROUTING_PATCH = "route-in-local-activities"
 # Well under Temporal's 2 MiB payload limit, for the events carried to the next run.
 CARRY_LIMIT_BYTES = 1024 * 1024
 # Starting a run in another Temporal namespace: retried while Temporal is unavailable.
@@ -189,24 +195,25 @@ class RootOrchestratorWorkflow:
         # Without a scope the activities get the event alone, as runs recorded before
         # namespaces did: their histories replay unchanged.
         args: list[Any] = [data] if self._scope is None else [data, self._scope]
-        result: RoutingResult = await workflow.execute_activity(
+        local = workflow.patched(LOCAL_ROUTING_PATCH)
+        result: RoutingResult = await _call(
+            local,
             ACTIVITY_ROUTE,
-            args=args,
-            start_to_close_timeout=ROUTE_TIMEOUT,
-            retry_policy=ROUTE_RETRY,
-            result_type=RoutingResult,
+            args,
+            ROUTE_RETRY,
+            RoutingResult,
             summary=f"{event.type} from {event.source}",
         )
         base = event_workflow_id(
             event.source, event.id, self._scope.namespace if self._scope else None
         )
         outcomes = list(await asyncio.gather(*(_start(t, data, base) for t in result.targets)))
-        delivered: list[str] = await workflow.execute_activity(
+        delivered: list[str] = await _call(
+            local,
             ACTIVITY_DELIVER,
-            args=args,
-            start_to_close_timeout=ROUTE_TIMEOUT,
-            retry_policy=RetryPolicy(maximum_attempts=5),
-            result_type=list,
+            args,
+            DELIVER_RETRY,
+            list,
             summary=f"deliver {event.type} to waiting runs",
         )
         decision = _decide(outcomes, result, event.type, event.source)
@@ -227,6 +234,33 @@ class RootOrchestratorWorkflow:
             },
         )
         return decision
+
+
+async def _call(
+    local: bool,
+    name: str,
+    args: list[Any],
+    retry: RetryPolicy,
+    result_type: type[Any],
+    summary: str,
+) -> Any:
+    if local:
+        return await workflow.execute_local_activity(
+            name,
+            args=args,
+            start_to_close_timeout=ROUTE_TIMEOUT,
+            retry_policy=retry,
+            result_type=result_type,
+            summary=summary,
+        )
+    return await workflow.execute_activity(
+        name,
+        args=args,
+        start_to_close_timeout=ROUTE_TIMEOUT,
+        retry_policy=retry,
+        result_type=result_type,
+        summary=summary,
+    )
 
 
 def parse_root_input(params: Any) -> tuple[RootInput | None, Decision | None]:
