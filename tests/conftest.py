@@ -61,6 +61,17 @@ def namespace(kube: ControlPlane, request: pytest.FixtureRequest) -> Iterator[st
         kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
+@pytest.fixture
+def other_namespace(kube: ControlPlane) -> Iterator[str]:
+    """A second namespace, for what must stay out of ``namespace``'s reach."""
+    name = f"other-{uuid.uuid4().hex[:8]}"
+    kube.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
 @pytest.fixture(scope="session")
 def temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TemporalServer]:
     server = TemporalServer(tmp_path_factory.mktemp("temporal"), headless=True).start()

@@ -33,16 +33,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def other_namespace(kube: ControlPlane) -> Iterator[str]:
-    name = f"other-{uuid.uuid4().hex[:8]}"
-    kube.kubectl("create", "namespace", name)
-    try:
-        yield name
-    finally:
-        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-@pytest.fixture
 async def api(
     kube: ControlPlane, crds: None, temporal_client: Client, kube_client: KubeClient
 ) -> AsyncIterator[tuple[TestClient[Any, Any], RunApi]]:

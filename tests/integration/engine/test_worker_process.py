@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,42 +39,65 @@ def _get(url: str) -> httpx.Response | None:
         return None
 
 
+@asynccontextmanager
+async def _start_worker(
+    temporal: TemporalServer,
+    task_queue: str,
+    logs: Path,
+    functions: str,
+    *flags: str,
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], int]]:
+    """`tflow-worker` serving ``task_queue`` with the test functions ``functions``, once
+    its /readyz answers, logging to ``logs``/worker.log; the process and its health port.
+    Killed on the way out."""
+    health = free_port()
+    env = {
+        **os.environ,
+        "TFLOW_FUNCTIONS": functions,
+        "PYTHONPATH": str(Path(__file__).parents[2] / "support"),
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "tflow_workers.worker",
+        "--task-queue",
+        task_queue,
+        "--address",
+        temporal.address,
+        "--health-port",
+        str(health),
+        *flags,
+    ]
+    with (logs / "worker.log").open("w") as log:
+        proc = _spawn(argv, log, env)
+        try:
+            # Generous: a busy two-core machine takes a while to import the SDKs.
+            deadline = time.monotonic() + 120
+            while (r := _get(f"http://127.0.0.1:{health}/readyz")) is None or r.status_code != 200:
+                assert proc.poll() is None, (logs / "worker.log").read_text()
+                assert time.monotonic() < deadline, "the worker never became ready"
+                await asyncio.sleep(0.2)
+            yield proc, health
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+
+
 async def test_worker_process_serves_probes_metrics_and_stops_on_sigterm(
     temporal: TemporalServer, temporal_client: Client, task_queue: str, tmp_path: Path
 ) -> None:
-    health, metrics = free_port(), free_port()
-    log = (tmp_path / "worker.log").open("w")
-    env = {
-        **os.environ,
-        "TFLOW_FUNCTIONS": "shout=test_functions:shout",
-        "PYTHONPATH": str(Path(__file__).parents[2] / "support"),
-    }
-    proc = _spawn(
-        [
-            sys.executable,
-            "-m",
-            "tflow_workers.worker",
-            "--task-queue",
-            task_queue,
-            "--address",
-            temporal.address,
-            "--health-port",
-            str(health),
-            "--metrics-port",
-            str(metrics),
-            "--log-format",
-            "json",
-        ],
-        log,
-        env,
-    )
-    try:
-        # Generous: a busy two-core machine takes a while to import the SDKs.
-        deadline = time.monotonic() + 120
-        while (r := _get(f"http://127.0.0.1:{health}/readyz")) is None or r.status_code != 200:
-            assert proc.poll() is None, (tmp_path / "worker.log").read_text()
-            assert time.monotonic() < deadline, "the worker never became ready"
-            await asyncio.sleep(0.2)
+    metrics = free_port()
+    async with _start_worker(
+        temporal,
+        task_queue,
+        tmp_path,
+        "shout=test_functions:shout",
+        "--metrics-port",
+        str(metrics),
+        "--log-format",
+        "json",
+    ) as (proc, health):
         healthz = _get(f"http://127.0.0.1:{health}/healthz")
         assert healthz is not None
         assert healthz.status_code == 200
@@ -126,10 +151,6 @@ async def test_worker_process_serves_probes_metrics_and_stops_on_sigterm(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         assert "shutting down" in (tmp_path / "worker.log").read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
 
 
 async def test_a_call_whose_worker_dies_is_retried_on_another_worker(
@@ -142,35 +163,11 @@ async def test_a_call_whose_worker_dies_is_retried_on_another_worker(
 
     from tflow_workers.worker import build_worker
 
-    health = free_port()
-    log = (tmp_path / "worker.log").open("w")
-    env = {
-        **os.environ,
-        "TFLOW_FUNCTIONS": "hang=test_functions:hang_once",
-        "PYTHONPATH": str(Path(__file__).parents[2] / "support"),
-    }
-    proc = _spawn(
-        [
-            sys.executable,
-            "-m",
-            "tflow_workers.worker",
-            "--task-queue",
-            task_queue,
-            "--address",
-            temporal.address,
-            "--health-port",
-            str(health),
-        ],
-        log,
-        env,
-    )
     marker = tmp_path / "first-call"
-    try:
-        deadline = time.monotonic() + 120
-        while (r := _get(f"http://127.0.0.1:{health}/readyz")) is None or r.status_code != 200:
-            assert proc.poll() is None, (tmp_path / "worker.log").read_text()
-            assert time.monotonic() < deadline, "the worker never became ready"
-            await asyncio.sleep(0.2)
+    async with _start_worker(temporal, task_queue, tmp_path, "hang=test_functions:hang_once") as (
+        proc,
+        _,
+    ):
         document = {
             "document": {"dsl": "1.0.0", "namespace": "t", "name": "w", "version": "1.0.0"},
             "do": [{"slow": {"call": "hang", "with": {"marker": str(marker)}}}],
@@ -199,7 +196,3 @@ async def test_a_call_whose_worker_dies_is_retried_on_another_worker(
             if e.HasField("activity_task_started_event_attributes")
         ]
         assert attempts == [2]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()

@@ -51,16 +51,6 @@ def system_namespace(kube: ControlPlane) -> Iterator[str]:
 
 
 @pytest.fixture
-def other_namespace(kube: ControlPlane) -> Iterator[str]:
-    name = f"other-{uuid.uuid4().hex[:8]}"
-    kube.kubectl("create", "namespace", name)
-    try:
-        yield name
-    finally:
-        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
-
-
-@pytest.fixture
 async def as_operator(
     kube: ControlPlane, system_namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[KubeClient]:

@@ -7,8 +7,7 @@ event, cancel or terminate."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
@@ -30,16 +29,6 @@ WAITING = {
     "document": {"dsl": "1.0.0", "namespace": "test", "name": "wait", "version": "1.0.0"},
     "do": [{"hold": {"listen": {"to": {"one": {"with": {"type": "go"}}}}}}],
 }
-
-
-@pytest.fixture
-def other_namespace(kube: ControlPlane) -> Iterator[str]:
-    name = f"other-{uuid.uuid4().hex[:8]}"
-    kube.kubectl("create", "namespace", name)
-    try:
-        yield name
-    finally:
-        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 class CountingKube:
