@@ -83,22 +83,29 @@ def test_helm_test_passes(cluster: Cluster) -> None:
     assert "Phase:          Succeeded" in result.stdout, result.stdout
 
 
-def test_run_api_in_its_pod_authenticates_callers_with_the_apiserver(cluster: Cluster) -> None:
-    """TokenReview and SubjectAccessReview from inside the pod, with the chart's RBAC."""
-    ns = "e2e-run-api"
-    cluster.cp.kubectl("create", "namespace", ns, check=False)
-    cluster.cp.kubectl("create", "serviceaccount", "reader", "-n", ns, check=False)
-    cluster.cp.kubectl(
+def reader_token(cluster: Cluster, namespace: str) -> str:
+    """A token of a service account bound to the chart's run API reader role in
+    ``namespace`` (made if missing: the tests may run again on a kept cluster)."""
+    kubectl = cluster.cp.kubectl
+    kubectl("create", "namespace", namespace, check=False)
+    kubectl("create", "serviceaccount", "reader", "-n", namespace, check=False)
+    kubectl(
         "create",
         "rolebinding",
         "reader",
         "-n",
-        ns,
+        namespace,
         f"--clusterrole={RELEASE}-run-api-reader",
-        f"--serviceaccount={ns}:reader",
+        f"--serviceaccount={namespace}:reader",
         check=False,
     )
-    token = cluster.cp.kubectl("create", "token", "reader", "-n", ns).stdout.strip()
+    return kubectl("create", "token", "reader", "-n", namespace).stdout.strip()
+
+
+def test_run_api_in_its_pod_authenticates_callers_with_the_apiserver(cluster: Cluster) -> None:
+    """TokenReview and SubjectAccessReview from inside the pod, with the chart's RBAC."""
+    ns = "e2e-run-api"
+    token = reader_token(cluster, ns)
     base = cluster.service_url(SYSTEM_NAMESPACE, f"{RELEASE}-run-api")
     run = f"{base}/v1/namespaces/{ns}/runs/no-such-run"
     with httpx.Client(timeout=30) as http:
@@ -115,19 +122,7 @@ def test_run_api_in_its_pod_authenticates_callers_with_the_apiserver(cluster: Cl
 def test_web_ui_in_its_pod_serves_the_page_and_the_definitions(cluster: Cluster) -> None:
     """The UI reviews callers' tokens and grants with the real apiserver from its pod."""
     ns = "e2e-ui"
-    cluster.cp.kubectl("create", "namespace", ns, check=False)
-    cluster.cp.kubectl("create", "serviceaccount", "viewer", "-n", ns, check=False)
-    cluster.cp.kubectl(
-        "create",
-        "rolebinding",
-        "viewer",
-        "-n",
-        ns,
-        f"--clusterrole={RELEASE}-run-api-reader",
-        f"--serviceaccount={ns}:viewer",
-        check=False,
-    )
-    token = cluster.cp.kubectl("create", "token", "viewer", "-n", ns).stdout.strip()
+    token = reader_token(cluster, ns)
     signed = {"Authorization": f"Bearer {token}"}
     base = cluster.service_url(SYSTEM_NAMESPACE, f"{RELEASE}-ui")
     with httpx.Client(timeout=30) as http:
