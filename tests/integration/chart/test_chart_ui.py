@@ -85,46 +85,31 @@ def test_enabled_with_kubernetes_tokens() -> None:
     ]
 
 
+def _ui_env(*values: str) -> dict[str, Any]:
+    pod = find(render("ui.enabled=true", *values), "Deployment", "-ui")["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    return _env(container)
+
+
 def test_defaults_and_read_only() -> None:
-    (container,) = find(render("ui.enabled=true"), "Deployment", "-ui")["spec"]["template"]["spec"][
-        "containers"
-    ]
-    env = _env(container)
+    env = _ui_env()
     # Every namespace at most, RBAC deciding per caller; actions on.
     assert env["TFLOW_UI_NAMESPACES"] == "*"
     assert "TFLOW_UI_READ_ONLY" not in env
     assert "TFLOW_UI_CODEC" not in env
-    (container,) = find(render("ui.enabled=true", "ui.readOnly=true"), "Deployment", "-ui")["spec"][
-        "template"
-    ]["spec"]["containers"]
-    assert _env(container)["TFLOW_UI_READ_ONLY"] == "1"
+    assert _ui_env("ui.readOnly=true")["TFLOW_UI_READ_ONLY"] == "1"
+
+
+def _refusal(*values: str) -> str:
+    args = [a for v in values for a in ("--set", v)]
+    result = helm("template", "x", str(CHART), "--set", "ui.enabled=true", *args, check=False)
+    assert result.returncode != 0
+    return str(result.stderr)
 
 
 def test_the_shared_token_secret_is_refused_with_a_sentence() -> None:
-    result = helm(
-        "template",
-        "x",
-        str(CHART),
-        "--set",
-        "ui.enabled=true",
-        "--set",
-        "ui.tokenSecret.name=t",
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "ui.tokenSecret is gone" in result.stderr
-    refused = helm(
-        "template",
-        "x",
-        str(CHART),
-        "--set",
-        "ui.enabled=true",
-        "--set",
-        "rbac.create=false",
-        check=False,
-    )
-    assert refused.returncode != 0
-    assert "ui.enabled needs rbac.create" in refused.stderr
+    assert "ui.tokenSecret is gone" in _refusal("ui.tokenSecret.name=t")
+    assert "ui.enabled needs rbac.create" in _refusal("rbac.create=false")
 
 
 def test_schema_refuses_unknown_ui_values() -> None:
