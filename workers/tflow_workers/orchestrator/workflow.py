@@ -244,23 +244,17 @@ async def _call(
     result_type: type[Any],
     summary: str,
 ) -> Any:
+    """The route or delivery activity: local in runs begun after LOCAL_ROUTING_PATCH."""
+    options: dict[str, Any] = {
+        "args": args,
+        "start_to_close_timeout": ROUTE_TIMEOUT,
+        "retry_policy": retry,
+        "result_type": result_type,
+        "summary": summary,
+    }
     if local:
-        return await workflow.execute_local_activity(
-            name,
-            args=args,
-            start_to_close_timeout=ROUTE_TIMEOUT,
-            retry_policy=retry,
-            result_type=result_type,
-            summary=summary,
-        )
-    return await workflow.execute_activity(
-        name,
-        args=args,
-        start_to_close_timeout=ROUTE_TIMEOUT,
-        retry_policy=retry,
-        result_type=result_type,
-        summary=summary,
-    )
+        return await workflow.execute_local_activity(name, **options)
+    return await workflow.execute_activity(name, **options)
 
 
 def parse_root_input(params: Any) -> tuple[RootInput | None, Decision | None]:
