@@ -18,6 +18,7 @@ from tflow_devstack.tools import REPO_ROOT
 from tflow_workers.dsl.models import named_tasks
 from tflow_workers.dsl.yamlio import load_yaml, load_yaml_all
 from tflow_workers.engine import plan
+from tflow_workers.engine.model import WORKFLOW_TYPE
 
 
 def _samples() -> list[tuple[str, dict[str, Any]]]:
@@ -45,8 +46,12 @@ def _ctk() -> list[tuple[str, dict[str, Any]]]:
 def _histories() -> list[tuple[str, dict[str, Any]]]:
     found = []
     for path in sorted(HISTORY_DIR.glob("*.json")):
-        started = json.loads(path.read_text())["events"][0]
-        payload = started["workflowExecutionStartedEventAttributes"]["input"]["payloads"][0]
+        started = json.loads(path.read_text())["events"][0][
+            "workflowExecutionStartedEventAttributes"
+        ]
+        if started["workflowType"]["name"] != WORKFLOW_TYPE:
+            continue  # the root orchestrator's runs carry events, not documents
+        payload = started["input"]["payloads"][0]
         found.append((path.stem, json.loads(base64.b64decode(payload["data"]))["document"]))
     return found
 
