@@ -32,10 +32,11 @@ def replayer() -> Replayer:
     )
 
 
-async def check_replay(handle: WorkflowHandle[Any, Any], name: str) -> None:
+async def check_replay(handle: WorkflowHandle[Any, Any], name: str | None = None) -> None:
+    """Replay the run's history; with a name, `make record-histories` also stores it."""
     history = await handle.fetch_history()
     await replayer().replay_workflow(history)
-    if os.environ.get("TFLOW_RECORD_HISTORIES") == "1":
+    if name is not None and os.environ.get("TFLOW_RECORD_HISTORIES") == "1":
         store(name, history)
 
 

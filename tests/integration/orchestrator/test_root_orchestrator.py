@@ -24,13 +24,11 @@ from typing import IO, Any
 import httpx
 import pytest
 import yaml
-from histories import store
+from histories import check_replay
 from polling import eventually_async
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.worker import Replayer
 
 from tflow_devstack.process import free_port
 from tflow_devstack.temporal import TemporalServer
@@ -46,12 +44,10 @@ from tflow_workers.cloudevents import (
 from tflow_workers.connection import connect
 from tflow_workers.engine.activities import EngineActivities
 from tflow_workers.engine.model import SA_NAMESPACE, DefinitionRef, RunInput
-from tflow_workers.engine.serverless_workflow import ServerlessWorkflow
 from tflow_workers.engine.starter import start_run
 from tflow_workers.orchestrator.activities import OrchestratorActivities
 from tflow_workers.orchestrator.model import Decision, RecentDecisions
 from tflow_workers.orchestrator.worker import build_orchestrator_worker
-from tflow_workers.orchestrator.workflow import RootOrchestratorWorkflow
 from tflow_workers.routing import CompiledRoute, RoutingTable
 from tflow_workers.worker import build_worker
 
@@ -147,7 +143,7 @@ class Orchestra:
     ) -> Decision:
         handle = await self.submit(event, namespace, share_with)
         decision = await handle.result()
-        await replay(handle, record)
+        await check_replay(handle, record)
         return decision
 
     def child(self, decision: Decision, workflow: str) -> WorkflowHandle[Any, Any]:
@@ -193,18 +189,6 @@ async def orch(
 ) -> AsyncIterator[Orchestra]:
     async with orchestra(temporal_client, tmp_path, task_queue) as o:
         yield o
-
-
-async def replay(handle: WorkflowHandle[Any, Any], record: str | None = None) -> None:
-    """Replay the run's history; with a name, `make record-histories` also stores it, so
-    tests/unit/test_replay_histories.py replays it on later versions of the orchestrator."""
-    history = await handle.fetch_history()
-    await Replayer(
-        workflows=[RootOrchestratorWorkflow, ServerlessWorkflow],
-        data_converter=pydantic_data_converter,
-    ).replay_workflow(history)
-    if record is not None and os.environ.get("TFLOW_RECORD_HISTORIES") == "1":
-        store(record, history)
 
 
 def cloud_event(type: str, source: str = "monitoring", **data: Any) -> CloudEvent:
@@ -289,8 +273,8 @@ async def test_event_starts_the_runs_its_routes_name(orch: Orchestra) -> None:
     # A low-severity incident skips the audit route's filter.
     quiet = await orch.decide(cloud_event("incident", message="blip", severity=1))
     assert [m.workflow for m in quiet.matches] == ["incident"]
-    await replay(incident)
-    await replay(audit)
+    await check_replay(incident)
+    await check_replay(audit)
 
 
 async def test_runs_outlive_the_orchestrator(orch: Orchestra) -> None:
@@ -304,7 +288,7 @@ async def test_runs_outlive_the_orchestrator(orch: Orchestra) -> None:
     assert (await child.describe()).status == WorkflowExecutionStatus.RUNNING
     await child.signal("ok", {"by": "me"})
     await child.result()
-    await replay(child)
+    await check_replay(child)
 
 
 async def test_the_same_event_twice_starts_one_run(orch: Orchestra) -> None:
@@ -331,7 +315,7 @@ async def test_the_same_event_twice_starts_one_run(orch: Orchestra) -> None:
     runs = [w async for w in orch.client.list_workflows(f'WorkflowId = "{child.id}"')]
     assert len(runs) == 1
     await seed.terminate("test done")
-    await replay(seed)
+    await check_replay(seed)
 
 
 async def test_unroutable_and_invalid_events_complete_with_the_reason(orch: Orchestra) -> None:
@@ -360,7 +344,7 @@ async def test_unroutable_and_invalid_events_complete_with_the_reason(orch: Orch
         )
         decision: Decision = await handle.result()
         assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
-        await replay(handle)
+        await check_replay(handle)
         return decision
 
     no_id = await run(RootInput(event={"specversion": "1.0", "type": "page", "source": "x"}))
@@ -459,7 +443,7 @@ async def test_an_event_a_flow_emits_is_routed(orch: Orchestra) -> None:
     emitted = await root.result()
     assert emitted.status == "routed"
     assert emitted.event_type == "order.placed"
-    await replay(root)
+    await check_replay(root)
 
 
 # ---- long-running form ---------------------------------------------------------------------
@@ -539,7 +523,7 @@ async def test_long_running_form_routes_each_signalled_event(orch: Orchestra) ->
     assert latest is not None
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
     await handle.terminate("test done")
-    await replay(handle)
+    await check_replay(handle)
 
 
 def _get(url: str) -> httpx.Response | None:
@@ -658,7 +642,7 @@ async def test_the_seeds_cli_commands_drive_the_orchestrator_process(
                 )
                 assert "routed" in json.dumps(answer)
                 await handle.terminate("test done")
-                await replay(handle, record="root-orchestrator-long-running")
+                await check_replay(handle, "root-orchestrator-long-running")
 
                 # An event a Listener of namespace team-a received: the process's JSON line
                 # for its decision carries the event, workflow and run ids and the tenant.
@@ -728,7 +712,7 @@ async def test_long_running_form_continues_as_new_without_losing_an_event(
         assert len(runs) > 1
         await handle.terminate("test done")
         for run in runs:
-            await replay(client.get_workflow_handle(workflow_id, run_id=run.run_id))
+            await check_replay(client.get_workflow_handle(workflow_id, run_id=run.run_id))
 
 
 async def test_an_event_reaches_runs_waiting_for_it(orch: Orchestra) -> None:
