@@ -133,7 +133,7 @@ async def raw_round(client: Client, events: int, concurrency: int) -> tuple[floa
         event = CloudEvent(id=body["id"], source=body["source"], type=body["eventType"])
         await client.start_workflow(
             ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
-            RootInput(event=event.as_data()),
+            RootInput(event=event.as_data(), local_routing=True),
             id=event_workflow_id(event.source, event.id),
             task_queue=TASK_QUEUE,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -60,6 +60,7 @@ class HandOff:
                     event=event.as_data(),
                     namespace=self.namespace,
                     share_with=list(self.share_with),
+                    local_routing=True,
                 ),
                 id=workflow_id,
                 task_queue=self.task_queue,

@@ -64,6 +64,11 @@ class RootInput(BaseModel):
     # routed to every route as before namespaces were boundaries.
     namespace: str | None = None
     share_with: list[str] = Field(default_factory=list)
+    # Route and deliver as local activities (their results are markers in the workflow
+    # task that asked for them). Runs whose input lacks it use activities, as they did
+    # before: they replay unchanged. The project's starters and the long-running form's
+    # next run set it; a bare event or `{}` sent by hand does not.
+    local_routing: bool = False
 
 
 class EventFormatError(ValueError):

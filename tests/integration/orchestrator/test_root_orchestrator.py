@@ -26,6 +26,7 @@ import pytest
 import yaml
 from histories import check_replay
 from polling import eventually_async
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -122,12 +123,21 @@ class Orchestra:
         (self.definitions_dir / f"{namespace}.{name}.yaml").write_text(yaml.safe_dump(manifest))
 
     async def submit(
-        self, event: CloudEvent, namespace: str | None = None, share_with: tuple[str, ...] = ()
+        self,
+        event: CloudEvent,
+        namespace: str | None = None,
+        share_with: tuple[str, ...] = (),
+        local_routing: bool = True,
     ) -> WorkflowHandle[Any, Decision]:
         """What a listener does (tflow_listeners.handoff)."""
         return await self.client.start_workflow(
             ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
-            RootInput(event=event.as_data(), namespace=namespace, share_with=list(share_with)),
+            RootInput(
+                event=event.as_data(),
+                namespace=namespace,
+                share_with=list(share_with),
+                local_routing=local_routing,
+            ),
             id=event_workflow_id(event.source, event.id, namespace),
             task_queue=self.router_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
@@ -711,8 +721,44 @@ async def test_long_running_form_continues_as_new_without_losing_an_event(
         runs = [w async for w in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
         assert len(runs) > 1
         await handle.terminate("test done")
+        kinds = set()
         for run in runs:
-            await check_replay(client.get_workflow_handle(workflow_id, run_id=run.run_id))
+            run_handle = client.get_workflow_handle(workflow_id, run_id=run.run_id)
+            await check_replay(run_handle)
+            kinds.add(await routing_kind(run_handle))
+        # Started by hand with `{}`: the first run routes with activities, the runs it
+        # continues as new with local ones.
+        assert kinds == {"activities", "local"}
+
+
+async def routing_kind(handle: WorkflowHandle[Any, Any]) -> str:
+    """How a root run routed its events, read from its history."""
+    history = await handle.fetch_history()
+    kinds = set()
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            kinds.add("activities")
+        elif e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            assert e.marker_recorded_event_attributes.marker_name == "core_local_activity"
+            kinds.add("local")
+    (kind,) = kinds
+    return kind
+
+
+async def test_the_input_decides_whether_routing_runs_in_local_activities(
+    orch: Orchestra,
+) -> None:
+    """A listener's runs route in local activities; a run whose input does not ask for it
+    (every run begun before local routing existed) uses activities, and both replay."""
+    orch.define("incident")
+    orch.publish_routes(orch.route("incidents", "incident", type="incident"))
+    for local, kind in ((True, "local"), (False, "activities")):
+        handle = await orch.submit(cloud_event("incident"), local_routing=local)
+        decision = await handle.result()
+        assert decision.status == "routed"
+        assert [m.status for m in decision.matches] == ["started"]
+        await check_replay(handle)
+        assert await routing_kind(handle) == kind
 
 
 async def test_an_event_reaches_runs_waiting_for_it(orch: Orchestra) -> None:

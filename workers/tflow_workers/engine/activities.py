@@ -318,7 +318,7 @@ class EngineActivities:
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await self.client.start_workflow(
                 ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
-                event if namespace is None else RootInput(event=event, namespace=namespace),
+                RootInput(event=event, namespace=namespace, local_routing=True),
                 id=event_workflow_id(str(event["source"]), str(event["id"]), namespace),
                 task_queue=self.router_task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -65,11 +65,13 @@ ROUTE_TIMEOUT = timedelta(seconds=30)
 # Reading the table only fails while it is unreadable: keep trying, the event waits.
 ROUTE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 DELIVER_RETRY = RetryPolicy(maximum_attempts=5)
-# Routing and delivery run as local activities: their results are markers written with
-# the workflow task that asked for them, so an event costs two workflow tasks and no
-# activity tasks, where it cost four and two (docs/benchmarks.md). Runs that scheduled
-# them as activities before this patch replay as they ran.
-LOCAL_ROUTING_PATCH = "route-in-local-activities"
+# With `RootInput.local_routing`, routing and delivery run as local activities: an event
+# costs two workflow tasks and no activity tasks, where it cost four and two
+# (docs/benchmarks.md). The input, not `workflow.patched`, says which: a patch marker
+# comes with a core-originated search attribute upsert, and a replay of a run with the
+# marker, that upsert and the route's local activity marker in one workflow task failed
+# as nondeterministic, rarely and not reproducibly. The input is fixed for the run, so
+# both kinds of run replay as they ran.
 # Well under Temporal's 2 MiB payload limit, for the events carried to the next run.
 CARRY_LIMIT_BYTES = 1024 * 1024
 # Starting a run in another Temporal namespace: retried while Temporal is unavailable.
@@ -98,6 +100,7 @@ class RootOrchestratorWorkflow:
         # Where this run's events come from. Every event it routes has it, the ones
         # signalled later too: a signal must not be a way around a tenant's boundary.
         self._scope: EventScope | None = None
+        self._local_routing = False
 
     @workflow.run
     async def run(self, params: Any = None) -> Decision:
@@ -105,6 +108,7 @@ class RootOrchestratorWorkflow:
         if root is None:
             return self._remember(problem or Decision(status="invalid"))
         self._routed += root.routed
+        self._local_routing = root.local_routing
         if root.namespace is not None:
             self._scope = EventScope(namespace=root.namespace, share_with=root.share_with)
         # Carried over from the previous run first: they were signalled earlier.
@@ -133,6 +137,7 @@ class RootOrchestratorWorkflow:
                 routed=self._routed,
                 namespace=scope.namespace if scope else None,
                 share_with=scope.share_with if scope else [],
+                local_routing=True,
             )
         )
 
@@ -195,7 +200,7 @@ class RootOrchestratorWorkflow:
         # Without a scope the activities get the event alone, as runs recorded before
         # namespaces did: their histories replay unchanged.
         args: list[Any] = [data] if self._scope is None else [data, self._scope]
-        local = workflow.patched(LOCAL_ROUTING_PATCH)
+        local = self._local_routing
         result: RoutingResult = await _call(
             local,
             ACTIVITY_ROUTE,
@@ -244,7 +249,7 @@ async def _call(
     result_type: type[Any],
     summary: str,
 ) -> Any:
-    """The route or delivery activity: local in runs begun after LOCAL_ROUTING_PATCH."""
+    """The route or delivery activity: local in runs whose input asks for it."""
     options: dict[str, Any] = {
         "args": args,
         "start_to_close_timeout": ROUTE_TIMEOUT,
