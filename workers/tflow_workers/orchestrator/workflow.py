@@ -212,15 +212,32 @@ class RootOrchestratorWorkflow:
         base = event_workflow_id(
             event.source, event.id, self._scope.namespace if self._scope else None
         )
-        outcomes = list(await asyncio.gather(*(_start(t, data, base) for t in result.targets)))
-        delivered: list[str] = await _call(
-            local,
-            ACTIVITY_DELIVER,
-            args,
-            DELIVER_RETRY,
-            list,
-            summary=f"deliver {event.type} to waiting runs",
-        )
+
+        async def deliver() -> list[str]:
+            delivered: list[str] = await _call(
+                local,
+                ACTIVITY_DELIVER,
+                args,
+                DELIVER_RETRY,
+                list,
+                summary=f"deliver {event.type} to waiting runs",
+            )
+            return delivered
+
+        async def start_all() -> list[MatchOutcome]:
+            return list(await asyncio.gather(*(_start(t, data, base) for t in result.targets)))
+
+        if local:
+            # Delivered first, in the workflow task of the route, so the run can complete
+            # as soon as its children have started: a workflow task held open by a local
+            # activity after the starts is often refused (UnhandledCommand) because a
+            # child completed meanwhile, and the run is replayed to complete it. A run
+            # this event starts is not waiting for it yet, so it is not delivered to.
+            delivered = await deliver()
+            outcomes = await start_all()
+        else:
+            outcomes = await start_all()
+            delivered = await deliver()
         decision = _decide(outcomes, result, event.type, event.source)
         if delivered and decision.status == "unroutable" and not outcomes:
             decision = decision.model_copy(update={"status": "routed", "reason": None})
