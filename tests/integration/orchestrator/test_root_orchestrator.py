@@ -721,18 +721,20 @@ async def test_long_running_form_continues_as_new_without_losing_an_event(
         runs = [w async for w in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
         assert len(runs) > 1
         await handle.terminate("test done")
-        kinds = set()
+        kinds: dict[str, str | None] = {}
         for run in runs:
             run_handle = client.get_workflow_handle(workflow_id, run_id=run.run_id)
             await check_replay(run_handle)
-            kinds.add(await routing_kind(run_handle))
+            kinds[run.run_id] = await routing_kind(run_handle)
         # Started by hand with `{}`: the first run routes with activities, the runs it
-        # continues as new with local ones.
-        assert kinds == {"activities", "local"}
+        # continues as new with local ones (the last may have had no event to route).
+        first = min(runs, key=lambda r: r.start_time)
+        assert kinds.pop(first.run_id) == "activities"
+        assert set(kinds.values()) - {None} == {"local"}
 
 
-async def routing_kind(handle: WorkflowHandle[Any, Any]) -> str:
-    """How a root run routed its events, read from its history."""
+async def routing_kind(handle: WorkflowHandle[Any, Any]) -> str | None:
+    """How a root run routed its events, read from its history (None: it routed none)."""
     history = await handle.fetch_history()
     kinds = set()
     for e in history.events:
@@ -741,8 +743,8 @@ async def routing_kind(handle: WorkflowHandle[Any, Any]) -> str:
         elif e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
             assert e.marker_recorded_event_attributes.marker_name == "core_local_activity"
             kinds.add("local")
-    (kind,) = kinds
-    return kind
+    assert len(kinds) <= 1, kinds
+    return next(iter(kinds), None)
 
 
 async def test_the_input_decides_whether_routing_runs_in_local_activities(
