@@ -42,7 +42,10 @@ from tflow_workers.dsl.expressions import (
     ExpressionError,
     compile_expression,
     compile_expressions,
+    strip_expression,
 )
+from tflow_workers.dsl.jqpaths import NotPlain
+from tflow_workers.dsl.jqplain import PlainProgram, plain_program
 
 TABLE_FORMAT = 1
 ROUTING_INDEX = "routing-index.json"
@@ -186,9 +189,11 @@ class _Entry:
 
     __slots__ = (
         "filter",
+        "filter_plain",
         "from_namespaces",
         "id",
         "input",
+        "input_plain",
         "namespace",
         "rank",
         "route",
@@ -196,7 +201,13 @@ class _Entry:
         "target",
     )
 
-    def __init__(self, route: CompiledRoute, rank: int, programs: dict[str, _Program]) -> None:
+    def __init__(
+        self,
+        route: CompiledRoute,
+        rank: int,
+        programs: dict[str, _Program],
+        plain: dict[str, PlainProgram | None],
+    ) -> None:
         self.route = route
         self.rank = rank
         self.id = route.id
@@ -206,6 +217,9 @@ class _Entry:
         self.source = route.source
         self.filter = programs[route.filter] if route.filter is not None else None
         self.input = programs[route.input] if route.input else None
+        # The same program answered in Python when it is that simple (dsl.jqplain).
+        self.filter_plain = plain.get(route.filter) if route.filter is not None else None
+        self.input_plain = plain.get(route.input) if route.input else None
 
 
 @dataclass
@@ -242,9 +256,14 @@ class Router:
         expressions = [r.filter for r in routes if r.filter is not None]
         expressions += [r.input for r in routes if r.input]
         programs = compile_expressions(expressions)
+        plain = {
+            expression: plain_program(strip_expression(expression))
+            for expression, program in programs.items()
+            if isinstance(program, CompiledExpression)
+        }
         for rank, i in enumerate(order):
             route = routes[i]
-            entry = _Entry(route, rank, programs)
+            entry = _Entry(route, rank, programs, plain)
             for program in (entry.filter, entry.input):
                 if isinstance(program, ExpressionCompileError):
                     self.problems.append(f"route {entry.id}: {program}")
@@ -321,10 +340,12 @@ class Router:
             if entry.source is not None and entry.source != source:
                 continue
             try:
-                if entry.filter is not None and not _truthy(_run(entry, entry.filter, serialised)):
+                if entry.filter is not None and not _truthy(
+                    _run(entry, entry.filter, entry.filter_plain, serialised)
+                ):
                     continue
                 mapped = (
-                    _run(entry, entry.input, serialised)
+                    _run(entry, entry.input, entry.input_plain, serialised)
                     if entry.input is not None
                     else event.get("data")
                 )
@@ -370,9 +391,16 @@ def _truthy(value: Any) -> bool:
     return value is not None and value is not False
 
 
-def _run(entry: _Entry, program: _Program, event: _Serialised) -> Any:
+def _run(entry: _Entry, program: _Program, plain: PlainProgram | None, event: _Serialised) -> Any:
     if isinstance(program, ExpressionCompileError):
         raise RouteError(f"route {entry.id}: {program}")
+    # Answered in Python only for an event jq could be given at all (JSON text), so an
+    # event it refuses fails the same way either way.
+    if plain is not None and event.json() is not None:
+        try:
+            return plain.first(event.event)
+        except NotPlain:
+            pass
     try:
         text = event.json()
         return program.first(event.event) if text is None else program.first_json(text)

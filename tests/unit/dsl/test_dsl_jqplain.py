@@ -1,0 +1,205 @@
+"""Route filters and mappings answered in Python give what jq gives, or defer to jq."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tflow_workers.dsl.expressions import ExpressionError, compile_expression
+from tflow_workers.dsl.jqpaths import NotPlain
+from tflow_workers.dsl.jqplain import plain_program
+from tflow_workers.routing import CompiledRoute, RouteError, Router, RoutingTable
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**60), max_value=2**60),
+    st.sampled_from([0, 1, -1, 2**53, -(2**53), 2**53 + 1, 5, 100]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.5, 1.0, -0.0, 99.99999999999999, 100.00000000000001, 1e300]),
+    st.text(max_size=6),
+    st.sampled_from(["", "a", "b", "high", "é", "\U0001f600", "A", "ab"]),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=6,
+)
+LITERALS = st.sampled_from(
+    [
+        "null",
+        "true",
+        "false",
+        "0",
+        "1",
+        "-1",
+        "5",
+        "100",
+        "-5",
+        "9007199254740992",
+        '""',
+        '"a"',
+        '"high"',
+        '"\\u00e9"',
+        '"b\\n"',
+        '"\\ud83d\\ude00"',
+    ]
+)
+OPERATORS = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
+PATHS = st.sampled_from([".", ".data", ".data.x", ".data.x.y", ".missing"])
+
+
+def jq_answer(text: str, data: Any) -> tuple[str, Any]:
+    """What the router's jq path gives: the first output for the event's JSON text."""
+    try:
+        return "value", compile_expression(text).first_json(json.dumps(data))
+    except ExpressionError as err:
+        return "error", str(err)
+
+
+def plain_answer(text: str, data: Any) -> tuple[str, Any] | None:
+    program = plain_program(text)
+    assert program is not None, text
+    try:
+        return "value", program.first(data)
+    except NotPlain:
+        return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(path=PATHS, op=OPERATORS, literal=LITERALS, value=VALUES)
+def test_comparisons_match_jq(path: str, op: str, literal: str, value: Any) -> None:
+    text = f"{path} {op} {literal}"
+    for data in ({"data": {"x": value}}, {"data": value}, value):
+        got = plain_answer(text, data)
+        if got is not None:
+            assert repr(got) == repr(jq_answer(text, data)), (text, data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    members=st.lists(
+        st.tuples(
+            st.sampled_from(["uri", "n", "_k", '"a b"', '"é"', "x1"]),
+            st.one_of(PATHS, LITERALS),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    value=VALUES,
+)
+def test_objects_match_jq(members: list[tuple[str, str]], value: Any) -> None:
+    text = "{" + ", ".join(f"{key}: {item}" for key, item in members) + "}"
+    for data in ({"data": {"x": value}}, {"data": value}, value):
+        got = plain_answer(text, data)
+        if got is not None:
+            assert repr(got) == repr(jq_answer(text, data)), (text, data)
+
+
+@pytest.mark.parametrize(
+    ("text", "data", "expected"),
+    [
+        ('.data.severity == "high"', {"data": {"severity": "high"}}, True),
+        (".data.size > 100", {"data": {"size": 150}}, True),
+        (".data.size > 100", {"data": {"size": 100.0}}, False),
+        (".data.flag == 1", {"data": {"flag": True}}, False),  # true is not 1 in jq
+        (".data.n < 5", {"data": {"n": None}}, True),  # null sorts first
+        (".data.n < 5", {"data": {"n": "4"}}, False),  # strings after numbers
+        (".data.n > 5", {"data": {"n": [1]}}, True),  # arrays after numbers
+        (
+            '{uri: .data.documentUri, n: 5, "k k": "v"}',
+            {"data": {"documentUri": "s3://x"}},
+            {"uri": "s3://x", "n": 5, "k k": "v"},
+        ),
+        ("{a: .x, a: .y}", {"x": 1, "y": 2}, {"a": 2}),
+        ("{whole: .}", {"n": 1.0}, {"whole": {"n": 1}}),
+    ],
+)
+def test_examples(text: str, data: Any, expected: Any) -> None:
+    assert plain_answer(text, data) == ("value", expected)
+    assert jq_answer(text, data) == ("value", expected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ".a == 1 and .b == 2",
+        ".a == 1.5",
+        ".a == 1e3",
+        '.a == "\\(.b)"',
+        ".a == 90071992547409930",
+        "1 == .a",
+        ".a | length > 1",
+        ".a[0] == 1",
+        ".a == [1]",
+        "{}",
+        "{a: .x,}",
+        "{a: .x | length}",
+        "{if: 1}",
+        "{(.k): 1}",
+        "{a}",
+        "{a: .x} | .a",
+        "{a: .x} + {b: 1}",
+        '.a == "\\ud800"',
+    ],
+)
+def test_other_shapes_are_left_to_jq(text: str) -> None:
+    assert plain_program(text) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"data": "text"}, {"data": [1]}, {"data": {"size": float("nan")}}, {"data": {"size": 2**60}}],
+    ids=repr,
+)
+def test_what_python_cannot_answer_goes_to_jq(data: Any) -> None:
+    program = plain_program(".data.size > 5")
+    assert program is not None
+    with pytest.raises(NotPlain):
+        program.first(data)
+
+
+def test_router_answers_and_fails_the_same_either_way() -> None:
+    """Routes whose jq Python answers match, map and fail exactly as jq makes them."""
+    routes = [
+        CompiledRoute(
+            namespace="ns",
+            name="big",
+            type="upload",
+            filter="${ .data.size > 100 }",
+            input='${ {uri: .data.uri, kind: "pdf"} }',
+            workflow="big",
+            task_queue="q",
+        ),
+        CompiledRoute(
+            namespace="ns",
+            name="any",
+            type="upload",
+            filter="${ .data.size >= 0 or .data.size == null }",  # only jq answers this
+            workflow="any",
+            task_queue="q",
+        ),
+    ]
+    router = Router(RoutingTable(routes=routes))
+    big = {"type": "upload", "source": "s", "data": {"size": 150, "uri": "s3://b"}}
+    # Same priority: by route id.
+    assert [(m.route.name, m.input) for m in router.match(big)] == [
+        ("any", big["data"]),
+        ("big", {"uri": "s3://b", "kind": "pdf"}),
+    ]
+    small = {"type": "upload", "source": "s", "data": {"size": 1}}
+    assert [m.route.name for m in router.match(small)] == ["any"]
+    # Indexing a string: jq's own error, through the same RouteError as before.
+    odd = {"type": "upload", "source": "s", "data": "text"}
+    expected = jq_answer(".data.size > 100", odd)
+    assert expected[0] == "error"
+    with pytest.raises(RouteError) as raised:
+        router.match(odd)
+    failed = {str(raised.value)}
+    tolerant = {m.error for m in router.match(odd, tolerant=True) if m.error}
+    assert failed <= tolerant
+    assert any(expected[1] in error for error in tolerant), (expected, tolerant)
