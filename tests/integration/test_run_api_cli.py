@@ -6,6 +6,8 @@ problem on stderr."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -21,6 +23,7 @@ from engine_harness import EngineHarness
 from polling import eventually, eventually_async
 from run_api_objects import ALL_VERBS, definition, grant
 
+from tflow_cli.main import main
 from tflow_devstack.controlplane import ControlPlane
 from tflow_devstack.process import free_port
 from tflow_devstack.temporal import TemporalServer
@@ -73,31 +76,45 @@ def run_api(
         log.close()
 
 
+def _argv(url: str, token_file: Path, args: tuple[str, ...]) -> list[str]:
+    return ["api", "--url", url, "--token-file", str(token_file), *args]
+
+
+def _answer(code: int, stdout: str, stderr: str) -> tuple[int, Any, str]:
+    out = stdout if code == 0 else stderr
+    try:
+        return code, json.loads(out), stderr
+    except ValueError:
+        return code, None, stderr
+
+
 async def api(url: str, token_file: Path, *args: str) -> tuple[int, Any, str]:
-    """`tflow api ...` in a subprocess (the test's worker keeps its event loop)."""
+    """`tflow api ...`: the CLI's `main` in a thread of this process (the test's worker
+    keeps its event loop), its output captured. A process per call cost about a second of
+    start-up each, most of this test's time; `api_process` runs the real entry point."""
+
+    def run() -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(_argv(url, token_file, args))
+        return code, out.getvalue(), err.getvalue()
+
+    # stdout and stderr are the process's: the test runs one command at a time.
+    code, stdout, stderr = await asyncio.to_thread(run)
+    return _answer(code, stdout, stderr)
+
+
+async def api_process(url: str, token_file: Path, *args: str) -> tuple[int, Any, str]:
+    """`tflow api ...` as a process, as a person runs it."""
     result = await asyncio.to_thread(
         subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "tflow_cli",
-            "api",
-            "--url",
-            url,
-            "--token-file",
-            str(token_file),
-            *args,
-        ],
+        [sys.executable, "-m", "tflow_cli", *_argv(url, token_file, args)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    out = result.stdout if result.returncode == 0 else result.stderr
-    try:
-        return result.returncode, json.loads(out), result.stderr
-    except ValueError:
-        return result.returncode, None, result.stderr
+    return _answer(result.returncode, result.stdout, result.stderr)
 
 
 async def test_tflow_api_against_the_run_api_process(
@@ -113,7 +130,7 @@ async def test_tflow_api_against_the_run_api_process(
     ref = f"{namespace}/approval"
     key = uuid.uuid4().hex[:10]
 
-    code, first, _ = await api(
+    code, first, _ = await api_process(
         run_api, token_file, "start", ref, "--input", '{"orderId": "1"}', "--id", key
     )
     assert code == 0
@@ -187,5 +204,5 @@ async def test_tflow_api_against_the_run_api_process(
     assert (code, problem["status"], problem["reason"]) == (1, 400, "invalid-input")
     forged = tmp_path / "forged"
     forged.write_text("not-a-token")
-    code, problem, _ = await api(run_api, forged, "runs", ref)
+    code, problem, _ = await api_process(run_api, forged, "runs", ref)
     assert (code, problem["status"]) == (1, 401)
