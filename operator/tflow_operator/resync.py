@@ -95,6 +95,7 @@ class Resyncer:
         """One pass over every WorkflowDefinition and Listener."""
         seen: set[str] = set()
         await self._each("WorkflowDefinition", resync_definition, seen)
+        self.runtime.stats_population = len(seen)
         await self._each("Listener", resync_listener, seen)
         # Forget the statistics clock of objects that are gone.
         for uid in set(self.runtime.stats_at) - seen:

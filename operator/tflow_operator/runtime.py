@@ -235,7 +235,12 @@ class Runtime:
     group_memos: dict[tuple[str, str], GroupMemo] = field(default_factory=dict)
     keda_available: bool = True
     stats_at: dict[str, float] = field(default_factory=dict)
-    stats_next: float = 0.0
+    # Run-statistics refreshes left in the operator-wide budget (a token bucket that
+    # fills at stats_rate, up to one statistics period's worth), and when it was filled.
+    stats_tokens: float | None = None
+    stats_filled_at: float = 0.0
+    # How many definitions the last resync pass saw (tflow_operator.resync).
+    stats_population: int = 0
 
     def group(self, namespace: str, task_queue: str) -> GroupState:
         return self.groups.setdefault((namespace, task_queue), GroupState())
@@ -286,15 +291,30 @@ class Runtime:
     def forget_applied(self, namespace: str, task_queue: str) -> None:
         self.group_memos.pop((namespace, task_queue), None)
 
-    def stats_due(self, uid: str) -> bool:
+    def stats_due(self, uid: str, now: float | None = None) -> bool:
         """Whether to refresh a definition's run statistics now: not more often than
-        ``stats_seconds`` per definition, nor ``stats_rate`` per second in all."""
-        now = time.monotonic()
+        ``stats_seconds`` per definition, nor ``stats_rate`` per second in all.
+
+        The budget is a bucket of one statistics period's worth of refreshes, not a
+        minimum gap between two: with a gap, a pass that reaches the definitions in the
+        same order every time gave the one after a refreshed one none, ever. With more
+        definitions than a period's budget, each one's interval stretches to
+        population / rate, so the ones refreshed lately leave the budget to the rest."""
+        now = time.monotonic() if now is None else now
+        config = self.config
+        capacity = max(1.0, config.stats_rate * config.stats_seconds)
+        interval = max(config.stats_seconds, self.stats_population / config.stats_rate)
         last = self.stats_at.get(uid)
-        if last is not None and now - last < self.config.stats_seconds * 0.9:
+        if last is not None and now - last < interval * 0.9:
             return False
-        if now < self.stats_next:
+        if self.stats_tokens is None:
+            self.stats_tokens = capacity
+        else:
+            refill = (now - self.stats_filled_at) * config.stats_rate
+            self.stats_tokens = min(capacity, self.stats_tokens + refill)
+        self.stats_filled_at = now
+        if self.stats_tokens < 1.0:
             return False
-        self.stats_next = max(now, self.stats_next) + 1.0 / self.config.stats_rate
+        self.stats_tokens -= 1.0
         self.stats_at[uid] = now
         return True

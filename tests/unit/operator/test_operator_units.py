@@ -621,3 +621,26 @@ def test_run_statistics_are_paced() -> None:
     runtime = fake_runtime(KopfIndices(), Config(stats_seconds=60, stats_rate=0.001))
     assert runtime.stats_due("a")
     assert not runtime.stats_due("b")  # over the operator-wide rate
+
+
+def test_run_statistics_reach_every_definition() -> None:
+    """Definitions reached back to back in every pass all get their statistics (a
+    minimum gap between refreshes gave the second of two none, pass after pass), and with
+    more definitions than a period's budget each pass refreshes others, within the rate."""
+    runtime = fake_runtime(KopfIndices(), Config(stats_seconds=5, stats_rate=20))
+    for now in (100.0, 105.0, 110.0):
+        assert [runtime.stats_due(uid, now) for uid in ("a", "b")] == [True, True]
+
+    runtime = fake_runtime(KopfIndices(), Config(stats_seconds=30, stats_rate=20))
+    uids = [f"d{i}" for i in range(1000)]
+    refreshed: dict[str, int] = {}
+    now = 0.0
+    for _ in range(6):  # a pass every 30 s, in the same order each time
+        due = [uid for uid in uids if runtime.stats_due(uid, now)]
+        assert len(due) <= 600  # one period at 20/s
+        for uid in due:
+            refreshed[uid] = refreshed.get(uid, 0) + 1
+        runtime.stats_population = len(uids)
+        now += 30.0
+    assert set(refreshed) == set(uids)
+    assert sum(refreshed.values()) <= 20 * 30 * 6
