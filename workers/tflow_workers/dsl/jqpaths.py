@@ -39,6 +39,12 @@ def plain_path(text: str) -> tuple[str, ...] | None:
 
 def follow(path: tuple[str, ...], data: Any) -> Any:
     """What jq outputs for the plain `path` on `data`; `NotPlain` when only jq can say."""
+    return as_jq(walk(path, data))
+
+
+def walk(path: tuple[str, ...], data: Any) -> Any:
+    """The value at the plain `path` in `data`, as it is (not as jq would output it);
+    `NotPlain` where jq would report an error (indexing a non-object)."""
     value = data
     for name in path:
         # Exact types: the workflow sandbox routes every isinstance through a proxy check,
@@ -50,19 +56,24 @@ def follow(path: tuple[str, ...], data: Any) -> Any:
             return None
         else:
             raise NotPlain
-    return as_jq(value)
+    return value
+
+
+def check_text(value: str) -> str:
+    """`value` when jq reads it as Python does (no lone surrogates), else `NotPlain`."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise NotPlain from None
+    return value
 
 
 def as_jq(value: Any) -> Any:
     """`value` as it comes back out of jq (see the module docstring)."""
     kind = type(value)
     if kind is str:
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise NotPlain from None
-        return value
+        return check_text(value)
     if value is None or kind is bool:
         return value
     if kind is int:

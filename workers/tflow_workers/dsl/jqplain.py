@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
-from tflow_workers.dsl.jqpaths import NotPlain, as_jq, plain_path
+from tflow_workers.dsl.jqpaths import NotPlain, as_jq, check_text, plain_path, walk
 
 _EXACT_INT: Final = 2**53
 _PATH: Final = r"\.|(?:\.[A-Za-z_][A-Za-z0-9_]*)+"
@@ -96,7 +96,7 @@ def plain_program(text: str) -> PlainProgram | None:
             return None
         compare = _OPERATORS[found["op"]]
         key = _sort_key(literal)
-        return PlainProgram(lambda data: compare(_compare(_sort_key(_walk(path, data)), key)))
+        return PlainProgram(lambda data: compare(_compare(_sort_key(walk(path, data)), key)))
     found = _OBJECT.match(text)
     if found is None:
         return None
@@ -106,7 +106,7 @@ def plain_program(text: str) -> PlainProgram | None:
 
     def build(data: Any) -> Any:
         return {
-            key: (as_jq(_walk(value, data)) if type(value) is tuple else value)
+            key: (as_jq(walk(value, data)) if type(value) is tuple else value)
             for key, value in members
         }
 
@@ -127,14 +127,12 @@ def _path(text: str) -> tuple[str, ...]:
 
 
 def _literal(text: str) -> Any:
-    if text.startswith('"'):
-        value = json.loads(text)
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: jq reads it otherwise
-            return _NO_LITERAL
-        return value
     value = json.loads(text)
+    if type(value) is str:
+        try:
+            return check_text(value)
+        except NotPlain:  # a lone surrogate: jq reads it otherwise
+            return _NO_LITERAL
     if type(value) is int and not -_EXACT_INT <= value <= _EXACT_INT:
         return _NO_LITERAL
     return value
@@ -171,20 +169,6 @@ def _members(body: str) -> list[tuple[str, Any]] | None:
     return members
 
 
-def _walk(path: tuple[str, ...], data: Any) -> Any:
-    """The value at `path`, not converted; `NotPlain` where jq would report an error."""
-    value = data
-    for name in path:
-        kind = type(value)
-        if kind is dict:
-            value = value.get(name)
-        elif value is None:
-            return None
-        else:
-            raise NotPlain
-    return value
-
-
 def _sort_key(value: Any) -> tuple[int, Any]:
     """jq's kind of `value` and what orders it within the kind (None for containers, which
     are only ever compared here with a literal of another kind)."""
@@ -202,12 +186,7 @@ def _sort_key(value: Any) -> tuple[int, Any]:
             raise NotPlain
         return (_NUMBER, value)
     if kind is str:
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise NotPlain from None
-        return (_STRING_KIND, value)
+        return (_STRING_KIND, check_text(value))
     if kind is list or kind is tuple:
         return (_ARRAY, None)
     if kind is dict:
