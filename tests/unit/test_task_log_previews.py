@@ -45,6 +45,22 @@ def test_the_budget_lets_the_oldest_previews_go() -> None:
     assert [e.input is not None for e in entries] == [False, False, False, True, True]
 
 
+def test_the_same_value_twice_in_a_row_is_previewed_once() -> None:
+    budget = PreviewBudget()
+    first, second, third = entry("a"), entry("b"), entry("c")
+    data = {"n": [1, 2]}
+    budget.set_output(first, data)
+    budget.set_input(second, data)  # the next task's input: the same object
+    assert second.input is first.output
+    equal = {"n": [1, 2]}
+    budget.set_input(third, equal)  # equal, not the same: previewed again
+    assert third.input is not None
+    assert third.input is not first.output
+    assert third.input.text == '{"n":[1,2]}'
+    # Each is charged, as each entry holds it.
+    assert budget.size == 3 * (ENTRY_COST + len('{"n":[1,2]}'))
+
+
 def test_entries_without_previews_are_written_and_read_as_before() -> None:
     plain = entry()
     dumped = json.loads(plain.model_dump_json())

@@ -117,6 +117,11 @@ class PreviewBudget:
         self.budget = budget
         self._held: deque[tuple[TaskLogEntry, str, int]] = deque()
         self.size = 0
+        # The value previewed last and its preview: a task's output is usually the very
+        # object the next task takes as input (or a parent's, or its last child's), so
+        # its preview is made once. Identity, not equality, and only the last one: the
+        # object cannot have changed between two consecutive previews of the run.
+        self._last: tuple[Any, DataPreview] | None = None
 
     def set_input(self, entry: TaskLogEntry, value: Any) -> None:
         self._set(entry, "input", value)
@@ -125,7 +130,12 @@ class PreviewBudget:
         self._set(entry, "output", value)
 
     def _set(self, entry: TaskLogEntry, field: str, value: Any) -> None:
-        shown = preview(value)
+        last = self._last
+        if last is not None and last[0] is value:
+            shown = last[1]
+        else:
+            shown = preview(value)
+            self._last = (value, shown)
         setattr(entry, field, shown)
         cost = ENTRY_COST + len(shown.text)
         self._held.append((entry, field, cost))
