@@ -35,8 +35,13 @@ CONCURRENCY: Final = 8
 
 
 async def resync_definition(runtime: Runtime, body: Mapping[str, Any]) -> None:
-    """Reconcile one WorkflowDefinition outside kopf and write its status if changed."""
+    """Reconcile one WorkflowDefinition outside kopf and write its status if changed;
+    not one its change handler reconciled within the resync period (in a burst of
+    changes, the pass would repeat what the handlers just did)."""
     meta = body.get("metadata") or {}
+    handled = runtime.handled_at.get(str(meta.get("uid")))
+    if handled is not None and time.monotonic() - handled < runtime.config.resync_seconds:
+        return
     patch = kopf.Patch()
     try:
         await workflowdefinition.reconcile(runtime, kopf.Body(body), patch, timer=True)  # type: ignore[arg-type]
@@ -100,6 +105,8 @@ class Resyncer:
         # Forget the statistics clock of objects that are gone.
         for uid in set(self.runtime.stats_at) - seen:
             self.runtime.stats_at.pop(uid, None)
+        for uid in set(self.runtime.handled_at) - seen:
+            self.runtime.handled_at.pop(uid, None)
         self.passes += 1
 
     async def _each(

@@ -241,6 +241,9 @@ class Runtime:
     stats_filled_at: float = 0.0
     # How many definitions the last resync pass saw (tflow_operator.resync).
     stats_population: int = 0
+    # When a change handler last reconciled each definition (by uid): the resync pass
+    # leaves those reconciled within its period alone.
+    handled_at: dict[str, float] = field(default_factory=dict)
 
     def group(self, namespace: str, task_queue: str) -> GroupState:
         return self.groups.setdefault((namespace, task_queue), GroupState())
