@@ -11,6 +11,7 @@ import dataclasses
 import gzip
 import json
 import random
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,7 +20,7 @@ import pytest
 import yaml
 from temporalio.api.enums.v1 import IndexedValueType
 
-from tflow_operator import rbac
+from tflow_operator import rbac, resync, workflowdefinition
 from tflow_operator.conditions import make_condition, merge_conditions, status_changes
 from tflow_operator.config import Config, ConfigError
 from tflow_operator.configmaps import (
@@ -621,6 +622,24 @@ def test_run_statistics_are_paced() -> None:
     runtime = fake_runtime(KopfIndices(), Config(stats_seconds=60, stats_rate=0.001))
     assert runtime.stats_due("a")
     assert not runtime.stats_due("b")  # over the operator-wide rate
+
+
+async def test_resync_leaves_a_definition_its_handler_just_reconciled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reconciled: list[str] = []
+
+    async def reconcile(runtime: Runtime, body: Any, patch: Any, **_: Any) -> None:
+        reconciled.append(body["metadata"]["uid"])
+
+    monkeypatch.setattr(workflowdefinition, "reconcile", reconcile)
+    runtime = fake_runtime(KopfIndices(), Config(resync_seconds=30))
+    runtime.handled_at["fresh"] = time.monotonic()
+    runtime.handled_at["stale"] = time.monotonic() - 31
+    for uid in ("fresh", "stale", "never"):
+        body = {"metadata": {"uid": uid, "namespace": "ns", "name": uid}}
+        await resync.resync_definition(runtime, body)
+    assert reconciled == ["stale", "never"]
 
 
 def test_run_statistics_reach_every_definition() -> None:
