@@ -102,11 +102,10 @@ class Resyncer:
         await self._each("WorkflowDefinition", resync_definition, seen)
         self.runtime.stats_population = len(seen)
         await self._each("Listener", resync_listener, seen)
-        # Forget the statistics clock of objects that are gone.
-        for uid in set(self.runtime.stats_at) - seen:
-            self.runtime.stats_at.pop(uid, None)
-        for uid in set(self.runtime.handled_at) - seen:
-            self.runtime.handled_at.pop(uid, None)
+        # Forget the statistics and handler clocks of objects that are gone.
+        for clock in (self.runtime.stats_at, self.runtime.handled_at):
+            for uid in set(clock) - seen:
+                del clock[uid]
         self.passes += 1
 
     async def _each(

@@ -151,8 +151,8 @@ def _members(body: str) -> list[tuple[str, Any]] | None:
         key = found["key"]
         if key in _KEYWORDS:
             return None
-        name = json.loads(key) if key.startswith('"') else key
-        if type(name) is not str or _literal(json.dumps(name)) is _NO_LITERAL:
+        name = _literal(key) if key.startswith('"') else key
+        if name is _NO_LITERAL:
             return None
         value_text = found["value"]
         if value_text.startswith("."):
