@@ -369,7 +369,7 @@ class Publisher:
         verdicts: dict[Key, RouteVerdict],
         table_hash: str,
     ) -> int:
-        jobs: list[Callable[[], Awaitable[bool]]] = []
+        jobs: list[tuple[Key, Callable[[], Awaitable[bool]]]] = []
         for route in routes:
             verdict = verdicts.get(route.key)
             if verdict is None or route.deleting:
@@ -385,26 +385,31 @@ class Publisher:
             digest = _status_digest(changes)
             if self._written.get(route.key, ("", 0.0))[0] == digest:
                 continue  # written already; the watch has not brought it back yet
-            jobs.append(self._status_job(route, verdict, changes, digest))
+            jobs.append((route.key, self._status_job(route, verdict, changes, digest)))
         if not jobs:
             return 0
-        written = 0
+        written: list[Key] = []
         pending = iter(jobs)
 
         async def worker() -> None:
             # A few workers draining one list, not a task per route: ten thousand
             # waiting tasks (with their contexts and closures) made the operator's
             # peak memory.
-            nonlocal written
-            for job in pending:
+            for key, job in pending:
                 # A newer change is pending: its pass writes newer statuses.
                 if self._dirty.is_set():
                     return
                 if await job():
-                    written += 1
+                    written.append(key)
 
         await asyncio.gather(*(worker() for _ in range(STATUS_CONCURRENCY)))
-        return written
+        if written:
+            # Which routes, so an unexpected write (a restart should make none) can be
+            # traced; a few names are enough when thousands change at once.
+            names = [f"{namespace}/{name}" for namespace, name in written[:5]]
+            more = f" and {len(written) - len(names)} more" if len(written) > len(names) else ""
+            log.info("route statuses written: %d (%s%s)", len(written), ", ".join(names), more)
+        return len(written)
 
     def _status_job(
         self, route: RouteInfo, verdict: RouteVerdict, changes: dict[str, Any], digest: str

@@ -213,7 +213,13 @@ def test_temporal_errors_and_retries_are_counted_when_temporal_is_gone(
             return now if retried >= 1 and errors >= 1 else None
 
         eventually(counted, timeout=60, what="Temporal errors and retried reconciles")
-        ready = condition(get(kube, "wfd", "stranded", namespace), "Ready")
+        # The reconcile is counted when the handler returns; kopf writes its status
+        # patch just after, so the condition may lag the metric by a moment.
+        ready = eventually(
+            lambda: condition(get(kube, "wfd", "stranded", namespace), "Ready") or None,
+            timeout=30,
+            what="the definition's Ready condition",
+        )
         assert ready.get("reason") == "TemporalUnavailable", ready
     finally:
         operator.stop()

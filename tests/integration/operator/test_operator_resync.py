@@ -143,10 +143,18 @@ def test_restart_does_no_duplicate_work(
     time.sleep(2 * RESYNC_SECONDS + 1)
     before = _versions(kube, namespace, system, name)
     assert all(before.values()), before
+    route_before = get(kube, "eventroute", "drift", namespace)
 
     operator.restart()
     # Resume handlers, the first publish and a couple of timer periods.
     time.sleep(3 * RESYNC_SECONDS + 2)
     after = _versions(kube, namespace, system, name)
-    assert after == before
+    if after != before:
+        route_after = get(kube, "eventroute", "drift", namespace)
+        restarted = operator.log_text().rsplit("===== start", 1)[-1]
+        raise AssertionError(
+            f"{after} != {before}\nroute before: {json.dumps(route_before)}\n"
+            f"route after: {json.dumps(route_after)}\noperator log since the restart:\n"
+            f"{restarted[-6000:]}"
+        )
     assert operator.alive()

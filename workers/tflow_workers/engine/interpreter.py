@@ -826,11 +826,17 @@ class DocumentInterpreter:
         )
         if self._indexed and listening:
             workflow.upsert_search_attributes([SA_LISTENING.value_set(listening)])
+        evicted = False
         try:
             await workflow.wait_condition(step)
+        except GeneratorExit:
+            # The worker evicted the run from its cache and is closing its coroutines:
+            # the workflow can be asked nothing any more (a replay rebuilds the state).
+            evicted = True
+            raise
         finally:
             self._phase = was
-            if self._indexed and listening:
+            if self._indexed and listening and not evicted:
                 workflow.upsert_search_attributes([SA_LISTENING.value_unset()])
         if task.listen.read == "envelope":
             return progress.consumed
