@@ -180,8 +180,28 @@ class Match:
     error: str = ""
 
 
-# A route's filter or mapping: compiled, or the error it did not compile with.
-_Program = CompiledExpression | ExpressionCompileError
+class _Deferred:
+    """The jq program of an expression answered in Python (dsl.jqplain), compiled only
+    when an event needs jq itself (odd data): those shapes always compile, and compiling
+    thousands of them would be most of a table's load."""
+
+    __slots__ = ("expression", "program")
+
+    def __init__(self, expression: str) -> None:
+        self.expression = expression
+        self.program: CompiledExpression | ExpressionCompileError | None = None
+
+    def compiled(self) -> CompiledExpression | ExpressionCompileError:
+        if self.program is None:
+            try:
+                self.program = compile_expression(self.expression)
+            except ExpressionCompileError as error:
+                self.program = error
+        return self.program
+
+
+# A route's filter or mapping: compiled, the error it did not compile with, or deferred.
+_Program = CompiledExpression | ExpressionCompileError | _Deferred
 
 
 class _Entry:
@@ -255,12 +275,16 @@ class Router:
         # As matching reads them: a filter whenever set, a mapping only when not empty.
         expressions = [r.filter for r in routes if r.filter is not None]
         expressions += [r.input for r in routes if r.input]
-        programs = compile_expressions(expressions)
         plain = {
             expression: plain_program(strip_expression(expression))
-            for expression, program in programs.items()
-            if isinstance(program, CompiledExpression)
+            for expression in dict.fromkeys(expressions)
         }
+        programs: dict[str, _Program] = {
+            expression: _Deferred(expression)
+            for expression, answered in plain.items()
+            if answered is not None
+        }
+        programs.update(compile_expressions(e for e, answered in plain.items() if answered is None))
         for rank, i in enumerate(order):
             route = routes[i]
             entry = _Entry(route, rank, programs, plain)
@@ -401,6 +425,10 @@ def _run(entry: _Entry, program: _Program, plain: PlainProgram | None, event: _S
             return plain.first(event.event)
         except NotPlain:
             pass
+    if isinstance(program, _Deferred):
+        program = program.compiled()
+        if isinstance(program, ExpressionCompileError):
+            raise RouteError(f"route {entry.id}: {program}")
     try:
         text = event.json()
         return program.first(event.event) if text is None else program.first_json(text)

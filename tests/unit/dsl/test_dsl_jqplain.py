@@ -100,6 +100,55 @@ def test_objects_match_jq(members: list[tuple[str, str]], value: Any) -> None:
             assert repr(got) == repr(jq_answer(text, data)), (text, data)
 
 
+HEADS = st.one_of(
+    PATHS,
+    st.builds(
+        lambda path, alternative: f"({path} // {alternative})",
+        PATHS,
+        st.sampled_from(["[]", "[ ]", '""', "0", "false", "null", '"x"']),
+    ),
+)
+STEPS = st.sampled_from(
+    [
+        "not",
+        'endswith(".pdf")',
+        'endswith("")',
+        'startswith("a")',
+        'startswith("\u00e9")',
+        'index("a")',
+        'index("t1")',
+        'index("")',
+        'index("\u00e9")',
+    ]
+)
+STRINGS = st.sampled_from(["a", "t1", "x.pdf", "é", "\udc00", "ab.pdf", ""])
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    head=HEADS,
+    steps=st.lists(STEPS, max_size=3),
+    comparison=st.one_of(st.none(), st.tuples(OPERATORS, LITERALS)),
+    value=st.one_of(VALUES, STRINGS, st.lists(STRINGS, max_size=4)),
+)
+def test_pipelines_match_jq(
+    head: str, steps: list[str], comparison: tuple[str, str] | None, value: Any
+) -> None:
+    text = " | ".join([head, *steps])
+    if comparison is not None:
+        text += f" {comparison[0]} {comparison[1]}"
+    if plain_program(text) is None:
+        # Only a bare path (no step, no comparison, no `//`) is left to jq.
+        assert not steps, text
+        assert comparison is None, text
+        assert not head.startswith("("), text
+        return
+    for data in ({"data": {"x": value}}, {"data": value}, value):
+        got = plain_answer(text, data)
+        if got is not None:
+            assert repr(got) == repr(jq_answer(text, data)), (text, data)
+
+
 @pytest.mark.parametrize(
     ("text", "data", "expected"),
     [
@@ -117,6 +166,13 @@ def test_objects_match_jq(members: list[tuple[str, str]], value: Any) -> None:
         ),
         ("{a: .x, a: .y}", {"x": 1, "y": 2}, {"a": 2}),
         ("{whole: .}", {"n": 1.0}, {"whole": {"n": 1}}),
+        ('.data.key | endswith(".3.pdf") | not', {"data": {"key": "a.3.pdf"}}, False),
+        ('.data.key | endswith(".3.pdf") | not', {"data": {"key": "a.4.pdf"}}, True),
+        ('(.data.tags // []) | index("t1") == null', {"data": {}}, True),
+        ('(.data.tags // []) | index("t1") == null', {"data": {"tags": ["t0", "t1"]}}, False),
+        ('.data.name | startswith("inv-")', {"data": {"name": "inv-7"}}, True),
+        ('.data.name | index("-")', {"data": {"name": "inv-7"}}, 3),
+        ("(.data.n // 0) > 5", {"data": {"n": None}}, False),
     ],
 )
 def test_examples(text: str, data: Any, expected: Any) -> None:
@@ -134,6 +190,12 @@ def test_examples(text: str, data: Any, expected: Any) -> None:
         ".a == 90071992547409930",
         "1 == .a",
         ".a | length > 1",
+        ".a | not | length",
+        ".a | endswith(.b)",
+        '.a | test("x")',
+        ".a // []",
+        '.a | endswith("x") and .b',
+        ".a | not,",
         ".a[0] == 1",
         ".a == [1]",
         "{}",
@@ -203,3 +265,43 @@ def test_router_answers_and_fails_the_same_either_way() -> None:
     tolerant = {m.error for m in router.match(odd, tolerant=True) if m.error}
     assert failed <= tolerant
     assert any(expected[1] in error for error in tolerant), (expected, tolerant)
+
+
+def test_router_compiles_jq_for_python_answered_routes_only_when_an_event_needs_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A table's load compiles only the jq Python cannot answer; an odd event still gets
+    jq's own answer for the others, compiled then."""
+    import tflow_workers.routing as routing
+
+    compiled: list[str] = []
+    original = routing.compile_expressions
+
+    def recording(expressions: Any) -> Any:
+        expressions = list(expressions)
+        compiled.extend(expressions)
+        return original(expressions)
+
+    monkeypatch.setattr(routing, "compile_expressions", recording)
+    plain_filter = '${ .data.key | endswith(".pdf") | not }'
+    jq_filter = "${ .data.size >= 0 or .data.size == null }"
+    routes = [
+        CompiledRoute(
+            namespace="ns",
+            name=name,
+            type="upload",
+            filter=expression,
+            workflow=name,
+            task_queue="q",
+        )
+        for name, expression in (("plain", plain_filter), ("jq", jq_filter))
+    ]
+    router = Router(RoutingTable(routes=routes))
+    assert compiled == [jq_filter]
+    event = {"type": "upload", "source": "s", "data": {"key": "a.txt", "size": 1}}
+    assert sorted(m.route.name for m in router.match(event)) == ["jq", "plain"]
+    odd = {"type": "upload", "source": "s", "data": {"key": 7}}
+    expected = jq_answer(plain_filter[3:-2], odd)
+    assert expected[0] == "error"
+    errors = {m.error for m in router.match(odd, tolerant=True) if m.error}
+    assert any(expected[1] in error for error in errors), (expected, errors)

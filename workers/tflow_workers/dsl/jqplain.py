@@ -2,12 +2,16 @@
 
 Most routes compare one field of the event with a constant (`${ .data.severity == "high" }`,
 `${ .data.size > 100 }`) or build the flow's input from fields and constants
-(`${ {uri: .data.documentUri, kind: "pdf"} }`). jq answers each only after parsing the
+(`${ {uri: .data.documentUri, kind: "pdf"} }`), or tests a string field
+(`${ .data.key | endswith(".pdf") | not }`). jq answers each only after parsing the
 event's JSON text again, which is most of a route's matching cost. This module
-recognises those two shapes:
+recognises these shapes:
 
-* a comparison `PATH OP LITERAL`: OP one of `==`, `!=`, `<`, `<=`, `>`, `>=`; LITERAL
-  `null`, `true`, `false`, an integer within +-2**53 or a string without interpolation;
+* a pipeline `HEAD | STEP | ... OP LITERAL`, with at least one step or the comparison:
+  HEAD a plain path or `(PATH // ALTERNATIVE)`; each STEP one of `endswith(STRING)`,
+  `startswith(STRING)`, `index(STRING)` (of an array, or of an ASCII string) and `not`;
+  OP one of `==`, `!=`, `<`, `<=`, `>`, `>=` and LITERAL `null`, `true`, `false`, an
+  integer within +-2**53 or a string without interpolation (ALTERNATIVE also `[]`);
 * an object `{key: VALUE, ...}`: keys plain names or strings, each VALUE a plain path or
   such a literal;
 
@@ -30,12 +34,17 @@ from typing import Any, Final
 from tflow_workers.dsl.jqpaths import NotPlain, as_jq, check_text, plain_path, walk
 
 _EXACT_INT: Final = 2**53
-_PATH: Final = r"\.|(?:\.[A-Za-z_][A-Za-z0-9_]*)+"
+# Longest first: unanchored, `\.` alone would stop a longer path at its first dot.
+_PATH: Final = r"(?:\.[A-Za-z_][A-Za-z0-9_]*)+|\."
 _STRING: Final = r'"(?:[^"\\]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
 _LITERAL: Final = rf"null|true|false|-?(?:0|[1-9][0-9]*)|{_STRING}"
-_COMPARISON: Final = re.compile(
-    rf"^\s*(?P<path>{_PATH})\s*(?P<op>==|!=|<=|>=|<|>)\s*(?P<literal>{_LITERAL})\s*$"
+_HEAD: Final = re.compile(
+    rf"\s*(?:(?P<path>{_PATH})|\(\s*(?P<either>{_PATH})\s*//\s*(?P<alternative>{_LITERAL}|\[\s*\])\s*\))"
 )
+_STEP: Final = re.compile(
+    rf"\s*\|\s*(?:(?P<function>endswith|startswith|index)\s*\(\s*(?P<argument>{_STRING})\s*\)|(?P<not>not)\b)"
+)
+_COMPARISON: Final = re.compile(rf"\s*(?P<op>==|!=|<=|>=|<|>)\s*(?P<literal>{_LITERAL})\s*$")
 _OBJECT: Final = re.compile(r"^\s*\{(?P<body>.*)\}\s*$", re.DOTALL)
 _MEMBER: Final = re.compile(
     rf"\s*(?P<key>[A-Za-z_][A-Za-z0-9_]*|{_STRING})\s*:\s*(?P<value>{_PATH}|{_LITERAL})\s*(?:,|$)"
@@ -88,15 +97,9 @@ class PlainProgram:
 def plain_program(text: str) -> PlainProgram | None:
     """A Python evaluator for `text` (without `${ }`), or None when it is not one of the
     shapes in the module docstring."""
-    found = _COMPARISON.match(text)
-    if found is not None:
-        path = _path(found["path"])
-        literal = _literal(found["literal"])
-        if literal is _NO_LITERAL:
-            return None
-        compare = _OPERATORS[found["op"]]
-        key = _sort_key(literal)
-        return PlainProgram(lambda data: compare(_compare(_sort_key(walk(path, data)), key)))
+    pipeline = _pipeline(text)
+    if pipeline is not None:
+        return pipeline
     found = _OBJECT.match(text)
     if found is None:
         return None
@@ -115,6 +118,116 @@ def plain_program(text: str) -> PlainProgram | None:
 
 class _NoLiteral:
     pass
+
+
+def _pipeline(text: str) -> PlainProgram | None:
+    head = _HEAD.match(text)
+    if head is None:
+        return None
+    steps: list[Callable[[Any], Any]] = []
+    position = head.end()
+    while (step := _STEP.match(text, position)) is not None:
+        if step["not"]:
+            steps.append(_not)
+        else:
+            argument = _literal(step["argument"])
+            if argument is _NO_LITERAL:
+                return None
+            steps.append(_STEP_FUNCTIONS[step["function"]](argument))
+        position = step.end()
+    comparison = _COMPARISON.match(text, position)
+    if comparison is None:
+        if text[position:].strip() or not (steps or head["either"]):
+            return None
+    else:
+        literal = _literal(comparison["literal"])
+        if literal is _NO_LITERAL:
+            return None
+        steps.append(_comparison(_OPERATORS[comparison["op"]], _sort_key(literal)))
+    if head["path"] is not None:
+        path = _path(head["path"])
+
+        def start(data: Any) -> Any:
+            return walk(path, data)
+
+    else:
+        either = _path(head["either"])
+        alternative_text = head["alternative"]
+        empty_array = alternative_text.startswith("[")
+        alternative = None if empty_array else _literal(alternative_text)
+        if alternative is _NO_LITERAL:
+            return None
+
+        def start(data: Any) -> Any:
+            value = walk(either, data)
+            if value is not None and value is not False:
+                return value
+            # A fresh list each time: the caller may keep what it gets.
+            return [] if empty_array else alternative
+
+    if not steps:
+        return PlainProgram(lambda data: as_jq(start(data)))
+
+    def run(data: Any) -> Any:
+        value = start(data)
+        for step in steps:
+            value = step(value)
+        return value
+
+    return PlainProgram(run)
+
+
+def _not(value: Any) -> bool:
+    return value is None or value is False
+
+
+def _comparison(compare: Callable[[int], bool], key: tuple[int, Any]) -> Callable[[Any], bool]:
+    return lambda value: compare(_compare(_sort_key(value), key))
+
+
+def _endswith(suffix: str) -> Callable[[Any], bool]:
+    def step(value: Any) -> bool:
+        if type(value) is not str:  # jq reports an error in its own words
+            raise NotPlain
+        return check_text(value).endswith(suffix)
+
+    return step
+
+
+def _startswith(prefix: str) -> Callable[[Any], bool]:
+    def step(value: Any) -> bool:
+        if type(value) is not str:
+            raise NotPlain
+        return check_text(value).startswith(prefix)
+
+    return step
+
+
+def _index(needle: str) -> Callable[[Any], int | None]:
+    def step(value: Any) -> int | None:
+        kind = type(value)
+        if value is None:
+            return None
+        if kind is list:
+            for position, item in enumerate(value):
+                if type(item) is str and check_text(item) == needle:
+                    return position
+            return None
+        # jq counts a string's offsets in bytes or code points depending on its version;
+        # in ASCII they agree. An empty needle is also left to jq.
+        if kind is str and value.isascii() and needle.isascii() and needle:
+            found = value.find(needle)
+            return None if found < 0 else found
+        raise NotPlain
+
+    return step
+
+
+_STEP_FUNCTIONS: Final[dict[str, Callable[[str], Callable[[Any], Any]]]] = {
+    "endswith": _endswith,
+    "startswith": _startswith,
+    "index": _index,
+}
 
 
 _NO_LITERAL: Final = _NoLiteral()
