@@ -10,13 +10,13 @@ from typing import Any
 
 from tflow_cli.output import excerpt, task_log
 from tflow_workers.engine.model import DataPreview, ResumeState, RunStatus, TaskLogEntry
-from tflow_workers.engine.tasklog import ENTRY_COST, PreviewBudget, preview
+from tflow_workers.engine.tasklog import ENTRY_COST, LogRecord, PreviewBudget, preview
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def entry(name: str = "t") -> TaskLogEntry:
-    return TaskLogEntry(name=name, reference=f"/do/0/{name}", kind="set", started_at=NOW)
+def entry(name: str = "t") -> LogRecord:
+    return LogRecord(name, f"/do/0/{name}", "set", NOW)
 
 
 def test_a_preview_is_compact_json_cut_at_the_limit() -> None:
@@ -62,20 +62,24 @@ def test_the_same_value_twice_in_a_row_is_previewed_once() -> None:
 
 
 def test_entries_without_previews_are_written_and_read_as_before() -> None:
-    plain = entry()
+    plain = entry().entry()
     dumped = json.loads(plain.model_dump_json())
     assert "input" not in dumped
     assert "output" not in dumped
     # What the continue-as-new input carries: no preview fields at all.
     shown = entry()
     PreviewBudget().set_output(shown, {"a": 1})
-    state = ResumeState(
-        next_task=1,
-        started_at=NOW,
-        log=[shown.model_copy(update={"input": None, "output": None})],
-    )
-    assert "output" not in json.loads(state.model_dump_json())["log"][0]
-    assert json.loads(shown.model_dump_json())["output"] == {"text": '{"a":1}', "truncated": False}
+    state = ResumeState(next_task=1, started_at=NOW, log=[shown.entry(previews=False)])
+    carried = json.loads(state.model_dump_json())["log"][0]
+    assert "output" not in carried
+    assert json.loads(shown.entry().model_dump_json())["output"] == {
+        "text": '{"a":1}',
+        "truncated": False,
+    }
+    # A continued run reads the entry back as the record it was, previews and all.
+    back = LogRecord.of(shown.entry())
+    assert back.entry() == shown.entry()
+    assert LogRecord.of(TaskLogEntry.model_validate(carried)).output is None
 
 
 def test_older_and_newer_workers_answers_parse() -> None:
@@ -96,7 +100,7 @@ def test_the_cli_task_log_shows_one_line_of_each_preview() -> None:
     out = io.StringIO()
     shown = entry("prepare")
     PreviewBudget().set_output(shown, {"n": 2})
-    task_log([shown.model_dump(mode="json", exclude_none=True)], out)
+    task_log([shown.entry().model_dump(mode="json", exclude_none=True)], out)
     header, row = out.getvalue().splitlines()
     assert header.split() == ["TASK", "KIND", "OUTCOME", "TOOK", "INPUT", "OUTPUT", "ERROR"]
     assert row.split() == ["prepare", "set", "running", "-", "-", '{"n":2}']

@@ -125,7 +125,9 @@ _SIZE_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 def payload_size(value: Any) -> int:
-    return len(_SIZE_ENCODER.encode(value))
+    # `iterencode(..., True)` is what `encode` runs, without its `isinstance` checks
+    # (proxied in the workflow sandbox).
+    return len("".join(_SIZE_ENCODER.iterencode(value, True)))
 
 
 def check_payload(value: Any, what: str, instance: str | None = None) -> None:

@@ -93,11 +93,11 @@ from tflow_workers.engine.model import (
     RunInput,
     RunPhase,
     RunStatus,
-    TaskLogEntry,
+    TaskOutcome,
 )
 from tflow_workers.engine.plan import PreparedDocument, prepare
 from tflow_workers.engine.starter import child_start_options
-from tflow_workers.engine.tasklog import PreviewBudget
+from tflow_workers.engine.tasklog import LogRecord, PreviewBudget
 
 DEFAULT_CALL_TIMEOUT = timedelta(minutes=5)
 # How soon a call on a worker that died is noticed and handed to another worker.
@@ -149,7 +149,7 @@ class DocumentInterpreter:
         self._use = Use()
         self._data = DataFlow()
         self._events: list[dict[str, Any]] = []
-        self._log: list[TaskLogEntry] = []
+        self._log: list[LogRecord] = []
         self._log_dropped = 0
         self._previews = PreviewBudget()
         self._phase: RunPhase = "pending"
@@ -180,7 +180,7 @@ class DocumentInterpreter:
             if resume.loop_index is not None:
                 self._resume_loop = (resume.loop_index, resume.loop_data)
             self._data.context = dict(resume.context)
-            self._log = list(resume.log)
+            self._log = [LogRecord.of(entry) for entry in resume.log]
             self._log_dropped = resume.log_dropped
             self._events = list(resume.pending_events) + self._events
             self._workflow_input = resume.workflow_input
@@ -256,7 +256,7 @@ class DocumentInterpreter:
         return RunStatus(
             phase=self._phase,
             current_task=self._current,
-            log=self._log,
+            log=[record.entry() for record in self._log],
             log_dropped=self._log_dropped,
             output=self._output,
             error=self._error,
@@ -361,7 +361,7 @@ class DocumentInterpreter:
             workflow_input=self._workflow_input,
             # Without the data previews: they are for people reading this run, and the
             # continue-as-new input stays what older workers read during an upgrade.
-            log=[e.model_copy(update={"input": None, "output": None}) for e in self._log],
+            log=[record.entry(previews=False) for record in self._log],
             log_dropped=self._log_dropped,
             pending_events=self._events,
         )
@@ -992,8 +992,8 @@ class DocumentInterpreter:
 
     # ---- task log ---------------------------------------------------------------------
 
-    def _log_start(self, name: str, ref: str, kind: str) -> TaskLogEntry:
-        entry = TaskLogEntry(name=name, reference=ref, kind=kind, started_at=workflow.now())
+    def _log_start(self, name: str, ref: str, kind: str) -> LogRecord:
+        entry = LogRecord(name, ref, kind, workflow.now())
         self._log.append(entry)
         if len(self._log) > TASK_LOG_LIMIT:
             # Keep running entries; drop the oldest finished one.
@@ -1004,7 +1004,9 @@ class DocumentInterpreter:
                     break
         return entry
 
-    def _log_end(self, entry: TaskLogEntry, outcome: Any, error: Problem | None = None) -> None:
+    def _log_end(
+        self, entry: LogRecord, outcome: TaskOutcome, error: Problem | None = None
+    ) -> None:
         entry.ended_at = workflow.now()
         entry.outcome = outcome
         entry.error = error

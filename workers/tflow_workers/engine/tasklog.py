@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from tflow_workers.engine.model import DataPreview, TaskLogEntry
+from tflow_workers.engine.errors import Problem
+from tflow_workers.engine.model import DataPreview, TaskLogEntry, TaskOutcome
 
 PREVIEW_LIMIT = 4096
 PREVIEW_BUDGET = 64 * 1024
@@ -81,18 +83,30 @@ def _surely_small(value: Any, limit: int) -> bool:
     return True
 
 
-def preview(value: Any, limit: int = PREVIEW_LIMIT) -> DataPreview:
+class Preview(NamedTuple):
+    """A preview as a run holds it; a `DataPreview` only when the log is read."""
+
+    text: str
+    truncated: bool = False
+
+
+_NOT_JSON = Preview("<not JSON>", True)
+
+
+def preview(value: Any, limit: int = PREVIEW_LIMIT) -> Preview:
     """`value` as compact JSON, at most `limit` characters."""
     if _surely_small(value, limit):
         # Most task data is small: the C encoder does it at once, and cutting its text
         # gives what the piecewise encoding below would (same encoder, same options).
+        # `iterencode(..., True)` is what `encode` runs, without its two `isinstance`
+        # checks, which the workflow sandbox routes through a proxy.
         try:
-            text = _ENCODER.encode(value)
+            text = "".join(_ENCODER.iterencode(value, True))
         except (ValueError, RecursionError):
-            return DataPreview(text="<not JSON>", truncated=True)
+            return _NOT_JSON
         if len(text) > limit:
-            return DataPreview(text=text[:limit], truncated=True)
-        return DataPreview(text=text)
+            return Preview(text[:limit], True)
+        return Preview(text)
     parts: list[str] = []
     size = 0
     try:
@@ -100,10 +114,69 @@ def preview(value: Any, limit: int = PREVIEW_LIMIT) -> DataPreview:
             parts.append(chunk)
             size += len(chunk)
             if size > limit:
-                return DataPreview(text="".join(parts)[:limit], truncated=True)
+                return Preview("".join(parts)[:limit], True)
     except (ValueError, RecursionError):
-        return DataPreview(text="<not JSON>", truncated=True)
-    return DataPreview(text="".join(parts))
+        return _NOT_JSON
+    return Preview("".join(parts))
+
+
+class LogRecord:
+    """A task log entry as a run keeps it: plain attributes, set as the task goes, and
+    made a `TaskLogEntry` only when the log is read (the status query, continue-as-new).
+    A validated model per task, with its previews and assignments, cost about twenty
+    times as much, on every task of every run, for a log that is mostly never read."""
+
+    __slots__ = (
+        "ended_at",
+        "error",
+        "input",
+        "kind",
+        "name",
+        "outcome",
+        "output",
+        "reference",
+        "started_at",
+    )
+
+    def __init__(self, name: str, reference: str, kind: str, started_at: datetime) -> None:
+        self.name = name
+        self.reference = reference
+        self.kind = kind
+        self.started_at = started_at
+        self.ended_at: datetime | None = None
+        self.outcome: TaskOutcome = "running"
+        self.error: Problem | None = None
+        self.input: Preview | None = None
+        self.output: Preview | None = None
+
+    @classmethod
+    def of(cls, entry: TaskLogEntry) -> LogRecord:
+        """The record of an entry a continued run carried over."""
+        record = cls(entry.name, entry.reference, entry.kind, entry.started_at)
+        record.ended_at = entry.ended_at
+        record.outcome = entry.outcome
+        record.error = entry.error
+        if entry.input is not None:
+            record.input = Preview(entry.input.text, entry.input.truncated)
+        if entry.output is not None:
+            record.output = Preview(entry.output.text, entry.output.truncated)
+        return record
+
+    def entry(self, previews: bool = True) -> TaskLogEntry:
+        """The entry readers get; without the previews for the continue-as-new input."""
+        shown_input = self.input if previews else None
+        shown_output = self.output if previews else None
+        return TaskLogEntry(
+            name=self.name,
+            reference=self.reference,
+            kind=self.kind,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            outcome=self.outcome,
+            error=self.error,
+            input=None if shown_input is None else DataPreview(**shown_input._asdict()),
+            output=None if shown_output is None else DataPreview(**shown_output._asdict()),
+        )
 
 
 class PreviewBudget:
@@ -115,21 +188,21 @@ class PreviewBudget:
 
     def __init__(self, budget: int = PREVIEW_BUDGET) -> None:
         self.budget = budget
-        self._held: deque[tuple[TaskLogEntry, str, int]] = deque()
+        self._held: deque[tuple[LogRecord, str, int]] = deque()
         self.size = 0
         # The value previewed last and its preview: a task's output is usually the very
         # object the next task takes as input (or a parent's, or its last child's), so
         # its preview is made once. Identity, not equality, and only the last one: the
         # object cannot have changed between two consecutive previews of the run.
-        self._last: tuple[Any, DataPreview] | None = None
+        self._last: tuple[Any, Preview] | None = None
 
-    def set_input(self, entry: TaskLogEntry, value: Any) -> None:
+    def set_input(self, entry: LogRecord, value: Any) -> None:
         self._set(entry, "input", value)
 
-    def set_output(self, entry: TaskLogEntry, value: Any) -> None:
+    def set_output(self, entry: LogRecord, value: Any) -> None:
         self._set(entry, "output", value)
 
-    def _set(self, entry: TaskLogEntry, field: str, value: Any) -> None:
+    def _set(self, entry: LogRecord, field: str, value: Any) -> None:
         last = self._last
         if last is not None and last[0] is value:
             shown = last[1]
