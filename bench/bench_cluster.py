@@ -13,7 +13,10 @@ kubelet, containerd and runc, the images built here, Temporal, KEDA, the chart i
    `start_workflow` on the same task queue, served by the same worker pods (minReplicas =
    maxReplicas = `--workers`, so no scaling is measured). Completions per second from the
    first send to the last completion, variants alternating over `--rounds`. Target: routed
-   / direct >= 0.9.
+   / direct >= 0.9. Per variant it also prints the CPU each part used per run: the
+   Temporal server (its process), the flow's worker pods, the root orchestrator pod and
+   the Listener pod (each pod's processes, found by the pod's cgroup), which says where a
+   routed event costs more than a direct start.
 
     .venv/bin/python bench/bench_cluster.py [--keda-rounds 3] [--polling-interval 2]
         [--cooldown 10] [--events 120] [--concurrency 16] [--rounds 2] [--workers 1]
@@ -44,13 +47,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 import yaml
-from bench.common import Verdicts, add_verdict_arguments, median, print_table, stop_on_sigterm
+from bench.common import (
+    Verdicts,
+    add_verdict_arguments,
+    median,
+    print_table,
+    process_cpu_seconds,
+    stop_on_sigterm,
+)
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from tflow_devstack import stack
-from tflow_devstack.cluster import Cluster
+from tflow_devstack.cluster import SYSTEM_NAMESPACE, Cluster
+from tflow_operator.listener_children import selector_labels as listener_selector_labels
 from tflow_operator.naming import worker_selector
 from tflow_workers.cloudevents import event_workflow_id
 from tflow_workers.connection import connect
@@ -120,8 +131,12 @@ def restricted_namespace(cluster: Cluster, name: str) -> None:
     cluster.cp.kubectl("label", "--overwrite", "namespace", name, *stack.RESTRICTED_LABELS)
 
 
+def labels_of(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in labels.items())
+
+
 def selector(task_queue: str) -> str:
-    return ",".join(f"{k}={v}" for k, v in worker_selector(task_queue).items())
+    return labels_of(worker_selector(task_queue))
 
 
 def worker_pods(cluster: Cluster, namespace: str, task_queue: str) -> list[dict[str, Any]]:
@@ -339,6 +354,40 @@ async def bench_keda(
 # ---- events end to end ---------------------------------------------------------------------
 
 
+# The parts whose CPU a round of the events bench splits, in the order printed.
+PARTS = ("Temporal server", "flow workers", "root orchestrator", "listener")
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used so far by each part: the Temporal server's process, and each pod's
+    processes (found on the node by their cgroup path, which names the pod's uid: the
+    kubelet's cgroupfs driver). A process that exited is no longer counted, so a part's
+    pods must outlive the rounds measured (they do: fixed replicas, nothing restarts)."""
+
+    server_pid: int
+    pods: dict[str, tuple[str, ...]]  # part -> pod uids
+
+    def read(self) -> dict[str, float]:
+        used = dict.fromkeys(PARTS, 0.0)
+        used["Temporal server"] = process_cpu_seconds(self.server_pid)
+        markers = {f"pod{uid}": part for part, uids in self.pods.items() for uid in uids}
+        for cgroup in Path("/proc").glob("[0-9]*/cgroup"):
+            try:
+                text = cgroup.read_text()
+                part = next((p for marker, p in markers.items() if marker in text), None)
+                if part is not None:
+                    used[part] += process_cpu_seconds(int(cgroup.parent.name))
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                continue  # exited meanwhile
+        return used
+
+
+def pod_uids(cluster: Cluster, namespace: str, labels: str) -> tuple[str, ...]:
+    out = cluster.cp.kubectl("get", "pods", "-n", namespace, "-l", labels, "-o", "json").stdout
+    return tuple(str(p["metadata"]["uid"]) for p in json.loads(out)["items"])
+
+
 async def timed_round(
     send: Callable[[int], Awaitable[str]],
     wait: Callable[[str], Coroutine[Any, Any, Any]],
@@ -445,14 +494,33 @@ async def bench_events(
             f"{await history_length(client, direct_id)}",
             flush=True,
         )
+        assert cluster.temporal is not None
+        assert cluster.temporal.process is not None
+        server_pid = cluster.temporal.process.pid
+        assert server_pid is not None
+        meter = CpuMeter(
+            server_pid,
+            {
+                "flow workers": pod_uids(cluster, ns, selector(task_queue)),
+                "root orchestrator": pod_uids(
+                    cluster, SYSTEM_NAMESPACE, "app.kubernetes.io/component=root-orchestrator"
+                ),
+                "listener": pod_uids(cluster, ns, labels_of(listener_selector_labels("events"))),
+            },
+        )
         routed_rates: list[float] = []
         direct_rates: list[float] = []
+        cpu: dict[str, dict[str, float]] = {"direct": {}, "routed": {}}
         for round_ in range(args.rounds):
             order = [("direct", direct, direct_done), ("routed", post, routed_done)]
             if round_ % 2:
                 order.reverse()
             for name, send, done in order:
+                before = meter.read()
                 rate, sent = await timed_round(send, done, args.events, args.concurrency)
+                after = meter.read()
+                for part in PARTS:
+                    cpu[name][part] = cpu[name].get(part, 0.0) + after[part] - before[part]
                 (direct_rates if name == "direct" else routed_rates).append(rate)
                 print(
                     f"  round {round_ + 1} {name}: {rate:.1f} completions/s "
@@ -481,6 +549,19 @@ async def bench_events(
                 " ".join(f"{r:.1f}" for r in routed_rates),
             ],
             ["ratio", f"{median(ratios):.2f}", " ".join(f"{r:.2f}" for r in ratios)],
+        ],
+    )
+    runs = args.events * args.rounds
+    print(f"\nCPU per run, ms (over all rounds; {runs} runs per variant):")
+    print_table(
+        ["variant", *PARTS, "all"],
+        [
+            [
+                name,
+                *(f"{cpu[name][part] * 1000 / runs:.1f}" for part in PARTS),
+                f"{sum(cpu[name].values()) * 1000 / runs:.1f}",
+            ]
+            for name in ("direct", "routed")
         ],
     )
     verdicts.check(
