@@ -33,7 +33,9 @@ from typing import Any, TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
+    Verdicts,
     add_server_dir_argument,
+    add_verdict_arguments,
     dev_server,
     memory_mb,
     print_table,
@@ -250,7 +252,7 @@ async def measure(client: Client, address: str, variant: str, args: argparse.Nam
     return Result(variant, idle, loaded, after, started, waited, finished, slow_tasks(log))
 
 
-def report(results: list[Result], runs: int) -> bool:
+def report(results: list[Result], runs: int, verdicts: Verdicts) -> None:
     print(f"\nWorker process memory (MB), {runs} open runs (peak: VmHWM over the whole test):")
     print_table(
         [
@@ -282,12 +284,12 @@ def report(results: list[Result], runs: int) -> bool:
         ],
     )
     peak = results[0].after["VmHWM"]
-    ok = peak < TARGET_PEAK_MB
-    print(
-        f"\ninterpreter worker peak {peak:.0f} MB (target < {TARGET_PEAK_MB} MB): "
-        f"{'PASS' if ok else 'FAIL'}"
+    verdicts.check(
+        f"interpreter worker peak RSS, {runs} open runs",
+        f"{peak:.0f} MB",
+        f"< {TARGET_PEAK_MB} MB",
+        peak < TARGET_PEAK_MB,
     )
-    return ok
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -301,9 +303,10 @@ async def main_async(args: argparse.Namespace) -> int:
         args.logs = Path(logs)
         client = await connect(server.address, server.namespace)
         results = [await measure(client, server.address, v, args) for v in variants]
-    ok = report(results, args.runs)
+    verdicts = Verdicts("bench_worker_memory.py")
+    report(results, args.runs, verdicts)
     print(f"(measured in {time.monotonic() - began:.0f} s)")
-    return 0 if ok or not args.strict else 1
+    return verdicts.finish(args)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -315,7 +318,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds to reach waiting")
     p.add_argument("--skip-handwritten", action="store_true", help="no hand-written baseline")
     add_server_dir_argument(p)
-    p.add_argument("--strict", action="store_true", help="exit 1 when the peak misses the target")
+    add_verdict_arguments(p)
     return p
 
 
