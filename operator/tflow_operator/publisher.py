@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from tflow_operator import metrics
@@ -105,9 +105,8 @@ class Publisher:
         self._listed = False
         self._fingerprints: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         self._task: asyncio.Task[None] | None = None
-        # Route statuses written but maybe not yet seen back through the watch:
-        # (namespace, name) -> (digest of the status written, when).
-        self._written: dict[Key, tuple[str, float]] = {}
+        # Route statuses written but maybe not yet seen back through the watch.
+        self._written: dict[Key, _Written] = {}
         self.passes = 0
         self.last_pass_seconds = 0.0
         self.routing_hash = ""
@@ -228,7 +227,7 @@ class Publisher:
         if full or not self._listed:
             await self._list_stored()
             horizon = time.monotonic() - self.config.resync_seconds
-            self._written = {k: v for k, v in self._written.items() if v[1] > horizon}
+            self._written = {k: v for k, v in self._written.items() if v.at > horizon}
         snapshot = self.indices.snapshot()
         valid = snapshot.valid()
         routes = self.indices.all_routes()
@@ -377,13 +376,20 @@ class Publisher:
             if _status_in_step(route, verdict):
                 self._written.pop(route.key, None)
                 continue
+            last = self._written.get(route.key)
+            if last is not None and last.uid == route.uid:
+                # The watch has not brought the last write back yet (in a burst kopf's
+                # index lags the apiserver by many passes): judge what was written, or
+                # every pass with a new table hash would rewrite every such route.
+                route = replace(route, status=last.status)
+                if _status_in_step(route, verdict):
+                    continue
             desired = route_status(route, verdict, table_hash)
             changes = status_changes(route.status, desired)
             if not changes:
-                self._written.pop(route.key, None)
                 continue
             digest = _status_digest(changes)
-            if self._written.get(route.key, ("", 0.0))[0] == digest:
+            if last is not None and last.digest == digest:
                 continue  # written already; the watch has not brought it back yet
             jobs.append((route.key, self._status_job(route, verdict, changes, digest)))
         if not jobs:
@@ -423,7 +429,9 @@ class Publisher:
                 if err.status == 404:
                     return False
                 raise
-            self._written[route.key] = (digest, time.monotonic())
+            self._written[route.key] = _Written(
+                route.uid, digest, time.monotonic(), {**route.status, **changes}
+            )
             previous = _ready_reason(route.status)
             if not verdict.ready and previous != verdict.reason:
                 await post_event(
@@ -432,6 +440,17 @@ class Publisher:
             return True
 
         return job
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A route status this publisher wrote: for the route with this uid, the digest of the
+    change, when, and the whole status as it then stood."""
+
+    uid: str
+    digest: str
+    at: float
+    status: dict[str, Any]
 
 
 def route_status(route: RouteInfo, verdict: RouteVerdict, table_hash: str) -> dict[str, Any]:

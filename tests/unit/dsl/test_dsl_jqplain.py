@@ -273,9 +273,9 @@ def test_router_compiles_jq_for_python_answered_routes_only_when_an_event_needs_
     """A table's load compiles only the jq Python cannot answer; an odd event still gets
     jq's own answer for the others, compiled then."""
     import tflow_workers.routing as routing
+    from tflow_workers.dsl.expressions import compile_expressions as original
 
     compiled: list[str] = []
-    original = routing.compile_expressions
 
     def recording(expressions: Any) -> Any:
         expressions = list(expressions)

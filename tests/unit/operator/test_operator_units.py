@@ -41,6 +41,7 @@ from tflow_operator.model import (
     REASON_RESERVED_TASK_QUEUE,
     REASON_TASK_QUEUE_CONFLICT,
     DefinitionInfo,
+    RouteInfo,
     definition_info,
     judge,
     route_info,
@@ -449,6 +450,39 @@ async def test_a_table_too_large_keeps_the_stored_one_and_still_publishes_defini
     (ready,) = kube.statuses["r00000"]["conditions"]
     assert (ready["status"], ready["reason"]) == ("False", "RoutingTableTooLarge")
     assert "0123456789ab" in ready["message"]
+
+
+async def test_a_route_status_not_yet_seen_back_is_not_written_again() -> None:
+    """In a burst kopf's index shows a route's status late, often after several more
+    passes with new table hashes: those passes judge what was written, and write no
+    route again (before, each one rewrote every such route with its new hash)."""
+    good = info("good")
+    first = route_info(route_body("r1", "good"))
+    routes: dict[tuple[str, str], list[RouteInfo]] = {first.key: [first]}
+    indices = KopfIndices(
+        definitions={("name", "ns", "good"): [good], ("queue", good.task_queue): [good]},
+        routes=routes,
+        router_task_queue="router",
+    )
+    kube = RecordingKube([])
+    publisher = Publisher(CONFIG, cast(KubeClient, kube), indices)
+    await publisher.publish(full=True)
+    written = kube.statuses["r1"]
+    assert written["conditions"][0]["status"] == "True"
+    table_hash = written["routingTableHash"]
+    # A new route changes the table's hash; the index still shows r1 without a status.
+    second = route_info(route_body("r2", "good", match={"type": "u"}))
+    routes[second.key] = [second]
+    kube.statuses.clear()
+    report = await publisher.publish()
+    assert report.routing_hash != table_hash
+    assert list(kube.statuses) == ["r2"]
+    # Once the index shows what was written, nothing is written either.
+    routes[first.key] = [route_info({**route_body("r1", "good"), "status": written})]
+    routes[("ns", "r3")] = [route_info(route_body("r3", "good", match={"type": "v"}))]
+    kube.statuses.clear()
+    await publisher.publish()
+    assert list(kube.statuses) == ["r3"]
 
 
 def test_conditions_keep_their_transition_time() -> None:
