@@ -175,7 +175,7 @@ record-histories: deps ## Re-record the sample runs' histories that the replay t
 ##@ Benchmarks
 
 .PHONY: bench
-bench: deps ## Every benchmark against its target; writes bench-results.md (about 20-30 minutes; the last needs root).
+bench: deps ## Every benchmark against its target; writes bench-results.md (about 16 minutes idle, more when busy; the last needs root).
 	$(PY) bench/report.py
 
 ##@ Images

@@ -469,7 +469,7 @@ async def main_async(args: argparse.Namespace) -> int:
             Variant("hand", "hand-written", hand_start, hand_exec),
         ]
         bench = Bench(client, server_pid)
-        verdicts = Verdicts("bench_interpreter")
+        verdicts = Verdicts("bench_interpreter.py")
         started = time.monotonic()
         async with interp_worker, hand_worker:
             print(f"warm-up: {args.warmup} sequential runs and one batch per variant")

@@ -1,4 +1,4 @@
-"""`make bench`: runs every bench script with sizes that finish in 20-30 minutes on
+"""`make bench`: runs every bench script with sizes that finish in about 16 minutes on
 a two-core machine (the last, bench_cluster.py, starts a cluster of real pods: root, and
 no other node on the machine), collects each measure's verdict (`--results`), and writes them
 as one markdown table (`bench-results.md` by default) with the commit they came from."""
