@@ -510,7 +510,7 @@ async def bench_events(
         )
         routed_rates: list[float] = []
         direct_rates: list[float] = []
-        cpu: dict[str, dict[str, float]] = {"direct": {}, "routed": {}}
+        cpu = {name: dict.fromkeys(PARTS, 0.0) for name in ("direct", "routed")}
         for round_ in range(args.rounds):
             order = [("direct", direct, direct_done), ("routed", post, routed_done)]
             if round_ % 2:
@@ -520,7 +520,7 @@ async def bench_events(
                 rate, sent = await timed_round(send, done, args.events, args.concurrency)
                 after = meter.read()
                 for part in PARTS:
-                    cpu[name][part] = cpu[name].get(part, 0.0) + after[part] - before[part]
+                    cpu[name][part] += after[part] - before[part]
                 (direct_rates if name == "direct" else routed_rates).append(rate)
                 print(
                     f"  round {round_ + 1} {name}: {rate:.1f} completions/s "

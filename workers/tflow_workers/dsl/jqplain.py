@@ -185,22 +185,18 @@ def _comparison(compare: Callable[[int], bool], key: tuple[int, Any]) -> Callabl
     return lambda value: compare(_compare(_sort_key(value), key))
 
 
-def _endswith(suffix: str) -> Callable[[Any], bool]:
-    def step(value: Any) -> bool:
-        if type(value) is not str:  # jq reports an error in its own words
-            raise NotPlain
-        return check_text(value).endswith(suffix)
+def _string_test(test: Callable[[str, str], bool]) -> Callable[[str], Callable[[Any], bool]]:
+    """`endswith(s)` or `startswith(s)`, as `test` (`str.endswith`, `str.startswith`)."""
 
-    return step
+    def with_argument(argument: str) -> Callable[[Any], bool]:
+        def step(value: Any) -> bool:
+            if type(value) is not str:  # jq reports an error in its own words
+                raise NotPlain
+            return test(check_text(value), argument)
 
+        return step
 
-def _startswith(prefix: str) -> Callable[[Any], bool]:
-    def step(value: Any) -> bool:
-        if type(value) is not str:
-            raise NotPlain
-        return check_text(value).startswith(prefix)
-
-    return step
+    return with_argument
 
 
 def _index(needle: str) -> Callable[[Any], int | None]:
@@ -224,8 +220,8 @@ def _index(needle: str) -> Callable[[Any], int | None]:
 
 
 _STEP_FUNCTIONS: Final[dict[str, Callable[[str], Callable[[Any], Any]]]] = {
-    "endswith": _endswith,
-    "startswith": _startswith,
+    "endswith": _string_test(str.endswith),
+    "startswith": _string_test(str.startswith),
     "index": _index,
 }
 
