@@ -1,8 +1,9 @@
 """The operator's Kubernetes client for its children: server-side apply, create, get, list
-(whole, by pages, or metadata only), delete and status patches of the kinds it manages,
-on the official async client (``kubernetes-asyncio``).
+(whole, by pages, or metadata only), watch, delete and status patches of the kinds it
+manages, on the official async client (``kubernetes-asyncio``).
 
-kopf watches and dispatches; this client writes. Server-side apply with one field manager
+kopf watches and dispatches the kinds with change handlers; this client writes, and
+watches EventRoutes (which need none). Server-side apply with one field manager
 makes every reconcile idempotent and restores hand edits of the fields the operator owns.
 
 Credentials have one source, :func:`load_configuration`, which kopf's login handler uses
@@ -38,6 +39,7 @@ from kubernetes_asyncio.config import (
     load_kube_config,
 )
 from kubernetes_asyncio.config.kube_config import KubeConfigLoader
+from kubernetes_asyncio.watch import Watch
 
 FIELD_MANAGER: Final = "temporal-flow-operator"
 SERVICE_ACCOUNT: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -332,6 +334,32 @@ class KubeClient:
     ) -> AsyncIterator[builtins.list[dict[str, Any]]]:
         """Every matching object, a page at a time (``limit`` per request), so that a
         periodic pass over thousands of objects never holds them all at once."""
+        async for items, _version in self._pages(
+            api_version, kind, namespace, label_selector, limit
+        ):
+            yield items
+
+    async def list_at(
+        self, api_version: str, kind: str, limit: int = 500
+    ) -> tuple[builtins.list[dict[str, Any]], str]:
+        """Every object of a kind in every namespace, and the resourceVersion the list was
+        read at: a :meth:`watch` from there misses no change and repeats none."""
+        found: builtins.list[dict[str, Any]] = []
+        version = ""
+        async for items, page_version in self._pages(api_version, kind, None, None, limit):
+            found.extend(items)
+            # Later pages are read from the first page's snapshot.
+            version = version or page_version
+        return found, version
+
+    async def _pages(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        label_selector: str | None,
+        limit: int,
+    ) -> AsyncIterator[tuple[builtins.list[dict[str, Any]], str]]:
         token: str | None = None
         while True:
             query: dict[str, Any] = {"limit": limit}
@@ -342,10 +370,59 @@ class KubeClient:
             body = await self._request(
                 "GET", resource_path(api_version, kind, namespace), query=query
             )
-            yield list(body.get("items") or [])
-            token = (body.get("metadata") or {}).get("continue")
+            meta = body.get("metadata") or {}
+            yield list(body.get("items") or []), str(meta.get("resourceVersion") or "")
+            token = meta.get("continue")
             if not token:
                 return
+
+    async def watch(
+        self, api_version: str, kind: str, resource_version: str, timeout_seconds: int = 300
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The changes to every object of a kind after ``resource_version``, as the
+        apiserver's watch events (``type`` ADDED, MODIFIED, DELETED or BOOKMARK, ``object``
+        the object as a dict), until the apiserver ends the watch after about
+        ``timeout_seconds``. KubeError 410 when that version is too old to watch from
+        (list again); other failures are not retried here, the caller lists again.
+
+        The library's ``Watch`` reads the stream (line framing, bookmarks, error events);
+        it is handed a request through this client's connection, not a generated API
+        method, since the operator's kinds are addressed by path."""
+        path = resource_path(api_version, kind, None)
+        api = await self._client()
+
+        async def open_stream(**kwargs: Any) -> Any:
+            query = [
+                ("watch", "true"),
+                ("allowWatchBookmarks", "true"),
+                ("timeoutSeconds", str(timeout_seconds)),
+            ]
+            if kwargs.get("resource_version"):
+                query.append(("resourceVersion", str(kwargs["resource_version"])))
+            return await api.call_api(
+                path,
+                "GET",
+                query_params=query,
+                header_params={"Accept": _JSON},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=timeout_seconds + 30,
+            )
+
+        stream = Watch()
+        try:
+            async for event in stream.stream(
+                open_stream, resource_version=resource_version, timeout_seconds=timeout_seconds
+            ):
+                yield {"type": event["type"], "object": event["raw_object"]}
+        except ApiException as err:
+            if err.status == 401:
+                await self._reconnect(api)
+            raise KubeError(err.status, _message(err)) from None
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise KubeUnreachable(f"watch {path}: {err!r}") from err
+        finally:
+            await stream.close()
 
     async def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
         """Delete in the background; False when it was already gone."""

@@ -31,11 +31,12 @@ from typing import Any, Final
 
 import kopf
 
-from tflow_operator import eventroute as _eventroute  # noqa: F401  (registers handlers)
-from tflow_operator import listener as _listener  # noqa: F401
+from tflow_operator import listener as _listener  # noqa: F401  (registers handlers)
 from tflow_operator import workflowdefinition as _workflowdefinition  # noqa: F401
 from tflow_operator.config import SERVICE_ACCOUNT_NAMESPACE_FILE, Config
+from tflow_operator.eventroute import RouteWatch
 from tflow_operator.kube import KubeClient, load_configuration
+from tflow_operator.model import RouteInfo
 from tflow_operator.naming import FINALIZER
 from tflow_operator.publisher import Publisher
 from tflow_operator.resync import Resyncer
@@ -140,7 +141,7 @@ class QuietSuccess(logging.Filter):
     minute with a thousand objects); failures still log."""
 
     PATTERN: Final = re.compile(
-        r"^Handler '(definition_changed|route_changed|listener_deployment_changed)'"
+        r"^Handler '(definition_changed|listener_deployment_changed)'"
         r" succeeded\.$"
     )
 
@@ -243,10 +244,11 @@ async def startup(
         config.temporal_namespace,
         namespaces=config.temporal_namespaces.all(),
     )
+    routes: dict[tuple[str, str], RouteInfo] = {}
     indices = KopfIndices(
         # kopf hands every handler the indices, by the index functions' names.
         definitions=kwargs["tflow_definitions"],
-        routes=kwargs["tflow_routes"],
+        routes=routes,
         listener_sharing=kwargs["tflow_listener_sharing"],
         router_task_queue=config.router_task_queue,
         temporal_namespaces=config.temporal_namespaces,
@@ -255,6 +257,8 @@ async def startup(
     memo.runtime = Runtime(config, kube, gateway, indices, publisher)
     memo.connect_task = asyncio.create_task(_connect_later(gateway))
     publisher.start()
+    memo.route_watch = RouteWatch(kube, publisher, routes)
+    memo.route_watch.start()
     memo.resyncer = Resyncer(memo.runtime)
     memo.resyncer.start()
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -273,6 +277,9 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     resyncer = getattr(memo, "resyncer", None)
     if isinstance(resyncer, Resyncer):
         await resyncer.stop()
+    route_watch = getattr(memo, "route_watch", None)
+    if isinstance(route_watch, RouteWatch):
+        await route_watch.stop()
     runtime = getattr(memo, "runtime", None)
     if isinstance(runtime, Runtime):
         await runtime.publisher.stop()

@@ -101,6 +101,7 @@ class Publisher:
         self.indices = indices
         self._dirty = asyncio.Event()
         self._indexed = asyncio.Event()
+        self._routes_listed = asyncio.Event()
         self._known: dict[Key, str] = {}  # (namespace, name) -> stored content hash
         self._listed = False
         self._fingerprints: dict[tuple[str, str, str], tuple[Any, ...]] = {}
@@ -122,16 +123,33 @@ class Publisher:
         self._dirty.set()
 
     def observe(self, kind: str, body_key: tuple[str, str], fingerprint: tuple[Any, ...]) -> None:
-        """An object event: recompile only when what the publisher reads changed (not on
-        a status or annotation update)."""
+        """A kopf event of a definition or Listener: recompile only when what the
+        publisher reads changed (not on a status or annotation update)."""
         self.mark_indexed()
+        self._note(kind, body_key, fingerprint)
+
+    def forget(self, kind: str, body_key: tuple[str, str]) -> None:
+        self.mark_indexed()
+        self._drop(kind, body_key)
+
+    def observe_route(self, key: Key, fingerprint: tuple[Any, ...]) -> None:
+        """A route seen by the route watch (which says nothing of kopf's indices)."""
+        self._note("er", key, fingerprint)
+
+    def forget_route(self, key: Key) -> None:
+        self._drop("er", key)
+
+    def routes_listed(self) -> None:
+        """The route watch holds every route."""
+        self._routes_listed.set()
+
+    def _note(self, kind: str, body_key: tuple[str, str], fingerprint: tuple[Any, ...]) -> None:
         key = (kind, *body_key)
         if self._fingerprints.get(key) != fingerprint:
             self._fingerprints[key] = fingerprint
             self.poke()
 
-    def forget(self, kind: str, body_key: tuple[str, str]) -> None:
-        self.mark_indexed()
+    def _drop(self, kind: str, body_key: tuple[str, str]) -> None:
         self._fingerprints.pop((kind, *body_key), None)
         self.poke()
 
@@ -148,20 +166,19 @@ class Publisher:
             self._task = None
 
     async def _wait_until_indexed(self) -> None:
-        """Publishing from half-filled indices would write a partial table: wait until a
-        handler ran (kopf calls none before every index is filled), unless there are no
-        objects at all (then no handler will ever run)."""
+        """Publishing from half-filled indices would write a partial table (and tell
+        routes their definitions are missing): wait until the route watch has listed
+        every route, and until a definition or Listener handler ran (kopf calls none
+        before every index is filled) unless there are no definitions (then none may
+        ever run, and every route is judged without one anyway)."""
+        await self._routes_listed.wait()
         while not self._indexed.is_set():
             try:
-                empty = True
-                for plural in ("WorkflowDefinition", "EventRoute"):
-                    if await self.kube.list_metadata(API_VERSION, plural):
-                        empty = False
-                if empty:
+                if not await self.kube.list_metadata(API_VERSION, "WorkflowDefinition"):
                     self._indexed.set()
                     break
             except KubeError as err:
-                log.warning("cannot list the custom resources yet: %s", err)
+                log.warning("cannot list the WorkflowDefinitions yet: %s", err)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._indexed.wait(), 2.0)
 
@@ -378,8 +395,8 @@ class Publisher:
                 continue
             last = self._written.get(route.key)
             if last is not None and last.uid == route.uid:
-                # The watch has not brought the last write back yet (in a burst kopf's
-                # index lags the apiserver by many passes): judge what was written, or
+                # The watch has not brought the last write back yet (in a burst it can
+                # lag the apiserver by several passes): judge what was written, or
                 # every pass with a new table hash would rewrite every such route.
                 route = replace(route, status=last.status)
                 if _status_in_step(route, verdict):

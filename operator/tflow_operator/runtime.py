@@ -48,10 +48,13 @@ class QueueFacts:
 
 @dataclass
 class KopfIndices:
-    """Typed access to the operator's kopf indices."""
+    """Typed access to what the operator knows of its objects: kopf's indices of the
+    definitions and Listeners, and the EventRoutes its own watch keeps
+    (``tflow_operator.eventroute``)."""
 
     definitions: Index = field(default_factory=dict)
-    routes: Index = field(default_factory=dict)
+    # (namespace, name) -> the route, as RouteWatch.routes holds it.
+    routes: Mapping[tuple[str, str], RouteInfo] = field(default_factory=dict)
     router_task_queue: str = ""
     temporal_namespaces: TemporalNamespaces = field(default_factory=TemporalNamespaces)
     # Namespace -> one tuple per Listener there: the namespaces it shares events with.
@@ -92,10 +95,7 @@ class KopfIndices:
         return found
 
     def all_routes(self) -> list[RouteInfo]:
-        found: list[RouteInfo] = []
-        for key in list(self.routes):
-            found.extend(r for r in self.routes[key] if isinstance(r, RouteInfo))
-        return found
+        return list(self.routes.values())
 
     def queue(self, task_queue: str) -> QueueFacts:
         """The queue's owner, Temporal namespace and members, from the index as it is."""

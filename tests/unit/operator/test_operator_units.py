@@ -417,7 +417,7 @@ def big_route_indices() -> KopfIndices:
     ]
     return KopfIndices(
         definitions={("name", "ns", "good"): [good], ("queue", good.task_queue): [good]},
-        routes={r.key: [r] for r in routes},
+        routes={r.key: r for r in routes},
         router_task_queue="router",
     )
 
@@ -453,12 +453,12 @@ async def test_a_table_too_large_keeps_the_stored_one_and_still_publishes_defini
 
 
 async def test_a_route_status_not_yet_seen_back_is_not_written_again() -> None:
-    """In a burst kopf's index shows a route's status late, often after several more
-    passes with new table hashes: those passes judge what was written, and write no
+    """In a burst the route watch can bring a written status back late, after several
+    more passes with new table hashes: those passes judge what was written, and write no
     route again (before, each one rewrote every such route with its new hash)."""
     good = info("good")
     first = route_info(route_body("r1", "good"))
-    routes: dict[tuple[str, str], list[RouteInfo]] = {first.key: [first]}
+    routes: dict[tuple[str, str], RouteInfo] = {first.key: first}
     indices = KopfIndices(
         definitions={("name", "ns", "good"): [good], ("queue", good.task_queue): [good]},
         routes=routes,
@@ -472,14 +472,14 @@ async def test_a_route_status_not_yet_seen_back_is_not_written_again() -> None:
     table_hash = written["routingTableHash"]
     # A new route changes the table's hash; the index still shows r1 without a status.
     second = route_info(route_body("r2", "good", match={"type": "u"}))
-    routes[second.key] = [second]
+    routes[second.key] = second
     kube.statuses.clear()
     report = await publisher.publish()
     assert report.routing_hash != table_hash
     assert list(kube.statuses) == ["r2"]
-    # Once the index shows what was written, nothing is written either.
-    routes[first.key] = [route_info({**route_body("r1", "good"), "status": written})]
-    routes[("ns", "r3")] = [route_info(route_body("r3", "good", match={"type": "v"}))]
+    # Once the watch shows what was written, nothing is written either.
+    routes[first.key] = route_info({**route_body("r1", "good"), "status": written})
+    routes[("ns", "r3")] = route_info(route_body("r3", "good", match={"type": "v"}))
     kube.statuses.clear()
     await publisher.publish()
     assert list(kube.statuses) == ["r3"]
@@ -697,3 +697,33 @@ def test_run_statistics_reach_every_definition() -> None:
         now += 30.0
     assert set(refreshed) == set(uids)
     assert sum(refreshed.values()) <= 20 * 30 * 6
+
+
+async def test_the_first_pass_waits_for_the_route_list_and_the_definition_index() -> None:
+    """A pass before the route watch has listed would find no routes, and one before
+    kopf filled its definition index would tell every route its definition is missing:
+    the publisher waits for both (the fake lists no definitions only once told to)."""
+    good = info("good")
+    route = route_info(route_body("r1", "good"))
+    indices = KopfIndices(
+        definitions={("name", "ns", "good"): [good], ("queue", good.task_queue): [good]},
+        routes={route.key: route},
+        router_task_queue="router",
+    )
+    kube = RecordingKube([])
+    publisher = Publisher(CONFIG, cast(KubeClient, kube), indices)
+    publisher.start()
+    try:
+        await asyncio.sleep(0.2)
+        publisher.mark_indexed()  # kopf ran a definition handler: its index is full
+        await asyncio.sleep(0.2)
+        assert kube.log == [] and kube.statuses == {}  # the routes are not listed yet
+        publisher.routes_listed()
+        for _ in range(100):
+            if kube.statuses:
+                break
+            await asyncio.sleep(0.05)
+        (ready,) = kube.statuses["r1"]["conditions"]
+        assert ready["status"] == "True"
+    finally:
+        await publisher.stop()
