@@ -50,6 +50,20 @@ DIGEST_PREFIX: Final = "sha256:"
 LAST_APPLIED: Final = "kubectl.kubernetes.io/last-applied-configuration"
 
 
+class StatusProgressStorage(kopf.StatusProgressStorage):
+    """kopf's progress storage in ``status.kopf.progress``, without a deep copy of every
+    essence it is asked to clean: kopf strips the progress fields from the old and new
+    essence of each event by copying the whole essence first (the spec with its workflow
+    document, twice per event), but the essences :class:`DigestDiffBaseStorage` builds
+    hold no status, so there is nothing to strip, and neither kopf nor these handlers
+    change them."""
+
+    def clear(self, *, essence: Any) -> Any:
+        if isinstance(essence, dict) and "status" not in essence:
+            return essence
+        return super().clear(essence=essence)
+
+
 class DigestDiffBaseStorage(kopf.StatusDiffBaseStorage):
     """kopf's "last handled configuration", kept in the status as a digest instead of a
     JSON copy.
@@ -151,7 +165,7 @@ class QuietSuccess(logging.Filter):
 
 def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.StatusProgressStorage(
+    settings.persistence.progress_storage = StatusProgressStorage(
         name="kopf", field="status.kopf.progress"
     )
     settings.persistence.diffbase_storage = DigestDiffBaseStorage()
