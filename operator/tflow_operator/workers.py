@@ -3,8 +3,11 @@
 Every valid WorkflowDefinition on a task queue shares that queue's Deployment: it runs
 the same generic interpreter whatever the document, so one pool of workers serves them
 all, and KEDA scales it on the queue's backlog. Each of those definitions is an owner of
-the Deployment and of the ScaledObject, so the garbage collector removes them with the
-last definition.
+the Deployment, so the garbage collector removes it with the last definition; the
+ScaledObject and TriggerAuthentication are owned by the Deployment and go with it. (They
+used to carry every definition as an owner too: with a thousand definitions on a queue,
+each apply of such an object cost the apiserver over 100 ms of CPU, and a burst applies
+a group many times.)
 
 When definitions on one queue ask for different worker settings, they are merged:
 
@@ -259,15 +262,31 @@ def worker_deployment(
     }
 
 
+def deployment_owner(deployment: dict[str, Any]) -> dict[str, Any]:
+    """The owner reference to a worker Deployment as the apiserver returned it. Without
+    ``blockOwnerDeletion``, which would need ``update`` on ``deployments/finalizers``
+    where OwnerReferencesPermissionEnforcement is on, and which nothing here needs: the
+    Deployment's deletion need not wait for its KEDA objects."""
+    meta = deployment["metadata"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+    }
+
+
 def worker_scaled_object(
     namespace: str,
     task_queue: str,
-    members: Sequence[DefinitionInfo],
     settings: WorkerSettings,
     config: Config,
+    owner: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The KEDA ScaledObject scaling the queue's Deployment on its backlog; it refers to
-    ``worker_trigger_authentication`` when the operator has a Temporal client Secret."""
+    ``worker_trigger_authentication`` when the operator has a Temporal client Secret.
+    ``owner``: the Deployment's reference (:func:`deployment_owner`)."""
     name = worker_deployment_name(task_queue)
     auth = keda.trigger_authentication_name(name) if config.temporal_client_secret else None
     return keda.scaled_object_for_workers(
@@ -283,7 +302,7 @@ def worker_scaled_object(
         activation_backlog=settings.activation_backlog,
         timing=keda.Timing(config.worker_polling_seconds, config.worker_cooldown_seconds),
         authentication_ref=auth,
-        owner_references=[d.owner_reference() for d in sorted(members, key=lambda d: d.order)],
+        owner_references=[owner] if owner else [],
         labels={**common_labels(COMPONENT_WORKER), TASK_QUEUE_LABEL: task_queue},
     )
 
@@ -291,8 +310,8 @@ def worker_scaled_object(
 def worker_trigger_authentication(
     namespace: str,
     task_queue: str,
-    members: Sequence[DefinitionInfo],
     config: Config,
+    owner: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """KEDA's credentials for the queue's ScaledObject: the same Temporal client Secret
     (of the same namespace) the worker pods load, so the scaler reaches a Temporal that
@@ -304,6 +323,6 @@ def worker_trigger_authentication(
         keda.trigger_authentication_name(name),
         namespace,
         config.temporal_client_secret,
-        owner_references=[d.owner_reference() for d in sorted(members, key=lambda d: d.order)],
+        owner_references=[owner] if owner else [],
         labels={**common_labels(COMPONENT_WORKER), TASK_QUEUE_LABEL: task_queue},
     )

@@ -282,9 +282,9 @@ async def test_worker_scaling_reads_the_backlog_through_mutual_tls(
             target_backlog=5,
             activation_backlog=0,
         )
-        auth = worker_trigger_authentication(namespace, task_queue, [], config)
+        auth = worker_trigger_authentication(namespace, task_queue, config)
         assert auth is not None
-        scaled = worker_scaled_object(namespace, task_queue, [], settings, config)
+        scaled = worker_scaled_object(namespace, task_queue, settings, config)
         name = scaled["metadata"]["name"]
         await kube_client.apply(
             deployment(name, namespace, ["tflow-worker", "--task-queue", task_queue])

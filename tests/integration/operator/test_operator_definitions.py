@@ -146,7 +146,10 @@ def test_definition_gets_workers_published_and_status(
     assert trigger["metadata"]["endpoint"] == operator.env["TEMPORAL_ADDRESS"]
     assert trigger["metadata"]["targetQueueSize"] == "7"
     assert trigger["metadata"]["activationTargetQueueSize"] == "2"
-    assert [o["uid"] for o in scaled["metadata"]["ownerReferences"]] == [wfd["metadata"]["uid"]]
+    # Owned by the Deployment, which the definitions own.
+    assert [(o["kind"], o["uid"]) for o in scaled["metadata"]["ownerReferences"]] == [
+        ("Deployment", deployment["metadata"]["uid"])
+    ]
 
     key = f"{namespace}.greet.yaml"
 
@@ -292,7 +295,7 @@ def test_shared_workers_are_collected_with_the_last_definition(
         return sorted(o["name"] for o in (obj or {}).get("metadata", {}).get("ownerReferences", []))
 
     eventually(lambda: owners("deployment") == ["one", "two"])
-    eventually(lambda: owners("scaledobject") == ["one", "two"])
+    assert owners("scaledobject") == [deployment_name]
     scaled = get(kube, "scaledobject", deployment_name, namespace)
     assert scaled is not None
     # Merged: the largest bounds; the oldest definition's image.

@@ -56,7 +56,7 @@ from tflow_operator.workers import (
     worker_deployment,
     worker_scaled_object,
 )
-from tflow_operator.workflowdefinition import apply_group
+from tflow_operator.workflowdefinition import GROUP_PACE, MAX_GROUP_PACE, apply_group, group_pace
 
 REPO = Path(__file__).resolve().parents[3]
 WORKFLOW: dict[str, Any] = {
@@ -610,7 +610,8 @@ class FakeKube:
     async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(0.01)
         self.applied.append(obj)
-        return obj
+        # As the apiserver answers: the object with its uid.
+        return {**obj, "metadata": {**obj["metadata"], "uid": f"uid-{obj['metadata']['name']}"}}
 
 
 def fake_runtime(indices: KopfIndices, config: Config = CONFIG) -> Runtime:
@@ -625,7 +626,7 @@ async def test_keda_reads_the_workers_temporal_client_secret() -> None:
         router_task_queue="router",
     )
     settings = merge_settings(members, CONFIG.worker_image)
-    (plain,) = worker_scaled_object("ns", "q", members, settings, CONFIG)["spec"]["triggers"]
+    (plain,) = worker_scaled_object("ns", "q", settings, CONFIG)["spec"]["triggers"]
     assert "authenticationRef" not in plain
 
     config = dataclasses.replace(CONFIG, temporal_client_secret="temporal-client")
@@ -635,6 +636,14 @@ async def test_keda_reads_the_workers_temporal_client_secret() -> None:
     auth, scaled = applied["TriggerAuthentication"], applied["ScaledObject"]
     assert scaled["spec"]["triggers"][0]["authenticationRef"] == {"name": auth["metadata"]["name"]}
     assert auth["metadata"]["namespace"] == "ns"
+    # Both owned by the Deployment alone (it goes with its last definition, they with it).
+    deployment = applied["Deployment"]
+    (owner,) = scaled["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"]) == (
+        "Deployment",
+        deployment["metadata"]["name"],
+        f"uid-{deployment['metadata']['name']}",
+    )
     assert auth["metadata"]["ownerReferences"] == scaled["metadata"]["ownerReferences"]
     # The same Secret, the same keys the worker pods load with envFrom.
     assert {(r["parameter"], r["name"], r["key"]) for r in auth["spec"]["secretTargetRef"]} == {
@@ -643,6 +652,13 @@ async def test_keda_reads_the_workers_temporal_client_secret() -> None:
         ("key", "temporal-client", "TEMPORAL_TLS_CLIENT_KEY_DATA"),
         ("ca", "temporal-client", "TEMPORAL_TLS_SERVER_CA_CERT_DATA"),
     }
+
+
+def test_a_large_group_is_applied_less_often_in_a_burst() -> None:
+    # Each apply's cost to the apiserver grows with the owner references.
+    assert group_pace(1) == group_pace(400) == GROUP_PACE
+    assert group_pace(1000) == 5.0
+    assert group_pace(1_000_000) == MAX_GROUP_PACE
 
 
 async def test_concurrent_applies_of_one_worker_group_are_coalesced() -> None:

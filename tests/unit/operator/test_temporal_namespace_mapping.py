@@ -121,7 +121,7 @@ def test_worker_pods_and_keda_poll_the_definitions_temporal_namespace() -> None:
     assert json.loads(env["TFLOW_TEMPORAL_NAMESPACES"]) == {
         "team-b": ["tenant-b", "tenant-b-batch"]
     }
-    scaled = worker_scaled_object("team-b", "q", members, settings, CONFIG)
+    scaled = worker_scaled_object("team-b", "q", settings, CONFIG)
     (trigger,) = scaled["spec"]["triggers"]
     assert trigger["metadata"]["namespace"] == "tenant-b-batch"
 
