@@ -17,9 +17,13 @@ apiserver, and the bench's own CPU, as much as the operator does at 10,000).
 Baseline, in the same run and before the operator starts: the time for the apiserver to
 merely accept the same 2N objects the same way (no operator running). The ratio is
 (apply + converge) / baseline. For each N it also prints the CPU seconds each server
-process and the operator used from the first apply to all Ready: on a shared two-core
-machine, who used the CPU says who set the pace. ``--profile FILE`` runs the operator
-under cProfile (``TFLOW_PROFILE``) and prints where it spent its time.
+process and the operator used from the first apply to all Ready (on a shared two-core
+machine, who used the CPU says who set the pace), and the apiserver's requests in that
+time by verb and resource with the time it spent serving them (its own metrics).
+``--profile FILE`` runs the operator under cProfile (``TFLOW_PROFILE``) and prints where
+it spent its time; ``--owner-cost`` first prints what one apply of a Deployment with 10
+to 1000 owner references costs the apiserver (a worker group's apply), against a small
+object's.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio import watch as k8s_watch
 from operator_harness import install_keda_crds, start_operator
+from prometheus_client.parser import text_string_to_metric_families
 
 from tflow_devstack.controlplane import ControlPlane
 from tflow_devstack.temporal import TemporalServer
@@ -236,6 +241,122 @@ async def converge(
         await asyncio.gather(*watches, return_exceptions=True)
 
 
+RequestKey = tuple[str, str]
+
+
+async def apiserver_requests(api: k8s.ApiClient) -> dict[RequestKey, tuple[float, float]]:
+    """(verb, resource[/subresource]) -> (requests served, seconds spent serving them),
+    from the apiserver's own metrics; watches left out (they last as long as they are
+    open)."""
+    response = await api.call_api(
+        "/metrics", "GET", auth_settings=["BearerToken"], _preload_content=False
+    )
+    text = await response.text()
+    counts: dict[RequestKey, float] = {}
+    seconds: dict[RequestKey, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name not in (
+                "apiserver_request_total",
+                "apiserver_request_duration_seconds_sum",
+            ):
+                continue
+            labels = sample.labels
+            if labels.get("verb") in ("WATCH", "CONNECT"):
+                continue
+            resource = labels.get("resource", "")
+            if labels.get("subresource"):
+                resource += "/" + labels["subresource"]
+            key = (labels.get("verb", ""), resource)
+            into = counts if sample.name == "apiserver_request_total" else seconds
+            into[key] = into.get(key, 0.0) + sample.value
+    return {key: (counts.get(key, 0.0), seconds.get(key, 0.0)) for key in counts}
+
+
+def print_requests(
+    n: int,
+    before: dict[RequestKey, tuple[float, float]],
+    after: dict[RequestKey, tuple[float, float]],
+) -> None:
+    """What the apiserver served between two readings, the costliest first."""
+    delta = {
+        key: (count - before.get(key, (0.0, 0.0))[0], spent - before.get(key, (0.0, 0.0))[1])
+        for key, (count, spent) in after.items()
+    }
+    top = sorted(delta.items(), key=lambda item: item[1][1], reverse=True)[:10]
+    print(f"N={n}: the apiserver's requests until all Ready (by time spent serving them):")
+    print_table(
+        ["verb resource", "requests", "seconds", "ms each"],
+        [
+            [f"{verb} {resource}", f"{count:.0f}", f"{spent:.1f}", f"{1000 * spent / count:.1f}"]
+            for (verb, resource), (count, spent) in top
+            if count
+        ],
+    )
+
+
+async def owner_cost(cp: ControlPlane, kube: KubeClient, apiserver: int) -> None:
+    """``--owner-cost``: the apiserver's CPU per server-side apply of a Deployment owned
+    by K objects (what a worker group costs it each time it is applied), against a small
+    ConfigMap's. Each size is applied 20 times, alternating K and K-1 owners, as a group
+    that keeps growing."""
+    namespace = "owner-cost"
+    kubectl_namespace(cp, "create", namespace)
+    owners = []
+    for i in range(1000):
+        cm = await kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": f"owner-{i}", "namespace": namespace},
+                "data": {"i": str(i)},
+            }
+        )
+        meta = cm["metadata"]
+        owners.append(
+            {"apiVersion": "v1", "kind": "ConfigMap", "name": meta["name"], "uid": meta["uid"]}
+        )
+
+    def deployment(k: int) -> dict[str, Any]:
+        labels = {"app": "owner-cost"}
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "owned", "namespace": namespace, "ownerReferences": owners[:k]},
+            "spec": {
+                "replicas": 0,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "c", "image": "example.invalid/none"}]},
+                },
+            },
+        }
+
+    rows = []
+    for k in (10, 100, 500, 1000):
+        await kube.apply(deployment(k - 1))
+        before = process_cpu_seconds(apiserver)
+        for attempt in range(20):
+            await kube.apply(deployment(k - attempt % 2))
+        rows.append(
+            [f"Deployment, {k} owners", f"{(process_cpu_seconds(apiserver) - before) * 50:.1f} ms"]
+        )
+    before = process_cpu_seconds(apiserver)
+    for i in range(100):
+        await kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": f"owner-{i}", "namespace": namespace},
+                "data": {"i": f"{i}-again"},
+            }
+        )
+    rows.append(["ConfigMap, no owner", f"{(process_cpu_seconds(apiserver) - before) * 10:.1f} ms"])
+    print_table(["server-side apply", "apiserver CPU per apply"], rows)
+    kubectl_namespace(cp, "delete", namespace)
+
+
 async def run(args: argparse.Namespace) -> list[Row]:
     stop_on_sigterm()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -255,6 +376,11 @@ async def run(args: argparse.Namespace) -> list[Row]:
         try:
             cp.apply_crds(REPO_ROOT / "crds")
             install_keda_crds(cp)
+            if args.owner_cost:
+                apiserver = next(
+                    p.proc.pid for p in cp.processes if p.name == "kube-apiserver" and p.proc
+                )
+                await owner_cost(cp, kube, apiserver)
             baselines = {n: await baseline(cp, kube, n, args.queues) for n in sizes}
             print("baselines:", {n: f"{s:.2f}s" for n, s in baselines.items()}, flush=True)
             operator = start_operator(
@@ -273,8 +399,10 @@ async def run(args: argparse.Namespace) -> list[Row]:
             processes["operator"] = operator.pid
             for n in sizes:
                 cpu_before = {k: process_cpu_seconds(pid) for k, pid in processes.items()}
+                requests_before = await apiserver_requests(api)
                 applied, seconds = await converge(cp, kube, api, n, args.queues, args.timeout)
                 cpu = {k: process_cpu_seconds(pid) - cpu_before[k] for k, pid in processes.items()}
+                print_requests(n, requests_before, await apiserver_requests(api))
                 print(
                     f"N={n}: CPU s until all Ready: "
                     + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()),
@@ -311,6 +439,11 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--workdir", help="keep the servers' state and logs here")
     parser.add_argument("--profile", help="run the operator under cProfile, statistics here")
+    parser.add_argument(
+        "--owner-cost",
+        action="store_true",
+        help="first print the apiserver's CPU per apply of a Deployment with many owners",
+    )
     add_verdict_arguments(parser)
     args = parser.parse_args()
     args.profile = Path(args.profile).resolve() if args.profile else None
