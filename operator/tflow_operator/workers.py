@@ -6,7 +6,7 @@ all, and KEDA scales it on the queue's backlog. Each of those definitions is an 
 the Deployment, so the garbage collector removes it with the last definition; the
 ScaledObject and TriggerAuthentication are owned by the Deployment and go with it. (They
 used to carry every definition as an owner too: with a thousand definitions on a queue,
-each apply of such an object cost the apiserver over 100 ms of CPU, and a burst applies
+each apply of such an object cost the apiserver about 170 ms of CPU, and a burst applies
 a group many times.)
 
 When definitions on one queue ask for different worker settings, they are merged:

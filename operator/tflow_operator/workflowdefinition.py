@@ -192,10 +192,10 @@ async def apply_group(
 def group_pace(members: int) -> float:
     """Seconds between two applies of a group of this many members while they keep
     changing: GROUP_PACE, longer for a large group, since the apiserver's cost of an
-    apply grows with the owner references (about 0.13 ms of its CPU per reference here:
-    130 ms for a Deployment owned by a thousand definitions, against 3.5 ms for a small
-    object), so a group applied every two seconds in a burst kept a core of the
-    apiserver busy. Capped, so a change waits at most MAX_GROUP_PACE."""
+    apply grows with the owner references (``bench/bench_operator.py --owner-cost``: about
+    170 ms of its CPU for a Deployment owned by a thousand objects, against 5 ms for a
+    small ConfigMap), so a large group applied every two seconds in a burst kept a core
+    of the apiserver busy. Capped, so a change waits at most MAX_GROUP_PACE."""
     return min(MAX_GROUP_PACE, max(GROUP_PACE, members * PACE_PER_MEMBER))
 
 
