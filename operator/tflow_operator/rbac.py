@@ -2,9 +2,10 @@
 
 The ClusterRole grants exactly what the operator does, nothing more:
 
-* kopf (standalone, all namespaces) lists and watches the three custom resources,
-  patches them (the finalizer of scheduled definitions) and their status (conditions,
-  its bookkeeping), the resync loop lists them a page at a time, and kopf watches
+* kopf (standalone, all namespaces) lists and watches WorkflowDefinitions and Listeners,
+  the operator's own watch EventRoutes; they patch them (the finalizer of scheduled
+  definitions) and their status (conditions, kopf's bookkeeping), the resync loop lists
+  them a page at a time, and kopf watches
   CustomResourceDefinitions to notice its kinds appearing; in cluster-wide mode it does
   not need namespaces;
 * ``update`` on ``<kind>/finalizers`` lets it set ``blockOwnerDeletion`` on the owner
