@@ -20,13 +20,13 @@ status only when it changes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any, Final, Protocol
 
 from tflow_operator.api.common import API_VERSION
 from tflow_operator.kube import KubeClient, KubeError
 from tflow_operator.model import RouteInfo, route_info
+from tflow_operator.runtime import Background
 
 KIND: Final = "EventRoute"
 
@@ -61,17 +61,13 @@ class RouteWatch:
         self.timeout_seconds = timeout_seconds
         self.routes: dict[Key, RouteInfo] = {} if routes is None else routes
         self.lists = 0
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("tflow-route-watch")
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="tflow-route-watch")
+        self._background.start(self.run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
 
     async def run(self) -> None:
         failures = 0

@@ -55,7 +55,7 @@ from tflow_operator.naming import (
     ROUTING_CONFIGMAP,
     ROUTING_HASH,
 )
-from tflow_operator.runtime import KopfIndices
+from tflow_operator.runtime import Background, KopfIndices
 from tflow_operator.workers import MAX_NAMESPACE_SHARDS
 
 log = logging.getLogger("tflow.operator.publisher")
@@ -105,7 +105,7 @@ class Publisher:
         self._known: dict[Key, str] = {}  # (namespace, name) -> stored content hash
         self._listed = False
         self._fingerprints: dict[tuple[str, str, str], tuple[Any, ...]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("tflow-publisher")
         # Route statuses written but maybe not yet seen back through the watch.
         self._written: dict[Key, _Written] = {}
         self.passes = 0
@@ -156,14 +156,10 @@ class Publisher:
     # ----------------------------------------------------------------- loop
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="tflow-publisher")
+        self._background.start(self.run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
 
     async def _wait_until_indexed(self) -> None:
         """Publishing from half-filled indices would write a partial table (and tell

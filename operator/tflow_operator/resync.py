@@ -16,7 +16,6 @@ blocks deletion while the operator is down; the loop costs one paged list per pe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,7 +26,7 @@ import kopf
 from tflow_operator import listener, metrics, workflowdefinition
 from tflow_operator.api.common import API_VERSION
 from tflow_operator.kube import KubeError
-from tflow_operator.runtime import Runtime
+from tflow_operator.runtime import Background, Runtime
 
 log = logging.getLogger("tflow.operator.resync")
 
@@ -70,16 +69,13 @@ class Resyncer:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.passes = 0
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("tflow-resync")
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="tflow-resync")
+        self._background.start(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._background.stop()
 
     async def _loop(self) -> None:
         period = self.runtime.config.resync_seconds

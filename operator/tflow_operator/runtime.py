@@ -10,8 +10,9 @@ their reconciles made a burst quadratic."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,26 @@ from tflow_workers.temporal_namespaces import TemporalNamespaces
 
 # A kopf index (``kopf.Index``) as KopfIndices reads it: key -> the values stored under it.
 Index = Mapping[Any, Iterable[Any]]
+
+
+class Background:
+    """One named task the operator runs beside kopf's handlers (the publisher, the
+    resync loop, the route watch): started once, cancelled and awaited when the operator
+    stops."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, work: Coroutine[Any, Any, None]) -> None:
+        self._task = asyncio.create_task(work, name=self.name)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 @dataclass(frozen=True)
