@@ -79,18 +79,18 @@ class RouteWatch:
                     version = await self.follow(version)
             except asyncio.CancelledError:
                 raise
-            except KubeError as err:
-                if err.status == 410:
+            except Exception as err:
+                if isinstance(err, KubeError) and err.status == 410:
                     log.info("EventRoutes: the watch's resourceVersion is too old, listing again")
                     continue
                 failures += 1
                 delay = min(30.0, 0.5 * 2**failures)
-                log.warning("EventRoutes: watch failed (list again in %.1fs): %s", delay, err)
-                await asyncio.sleep(delay)
-            except Exception:
-                failures += 1
-                delay = min(30.0, 0.5 * 2**failures)
-                log.exception("EventRoutes: watch failed (list again in %.1fs)", delay)
+                log.warning(
+                    "EventRoutes: watch failed (list again in %.1fs): %s",
+                    delay,
+                    err,
+                    exc_info=not isinstance(err, KubeError),
+                )
                 await asyncio.sleep(delay)
 
     async def relist(self) -> str:
@@ -111,10 +111,10 @@ class RouteWatch:
         go on from."""
         async for event in self.kube.watch(API_VERSION, KIND, version, self.timeout_seconds):
             body = event["object"]
-            version = str((body.get("metadata") or {}).get("resourceVersion") or version)
+            meta = body.get("metadata") or {}
+            version = str(meta.get("resourceVersion") or version)
             kind = event["type"]
             if kind == "DELETED":
-                meta = body.get("metadata") or {}
                 self._drop((str(meta.get("namespace")), str(meta.get("name"))))
             elif kind in ("ADDED", "MODIFIED"):
                 self._put(body)

@@ -282,11 +282,11 @@ def worker_scaled_object(
     task_queue: str,
     settings: WorkerSettings,
     config: Config,
-    owner: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The KEDA ScaledObject scaling the queue's Deployment on its backlog; it refers to
     ``worker_trigger_authentication`` when the operator has a Temporal client Secret.
-    ``owner``: the Deployment's reference (:func:`deployment_owner`)."""
+    Without an owner: the Deployment owns it (:func:`deployment_owner`), and its uid is
+    known only once the Deployment is applied."""
     name = worker_deployment_name(task_queue)
     auth = keda.trigger_authentication_name(name) if config.temporal_client_secret else None
     return keda.scaled_object_for_workers(
@@ -302,7 +302,7 @@ def worker_scaled_object(
         activation_backlog=settings.activation_backlog,
         timing=keda.Timing(config.worker_polling_seconds, config.worker_cooldown_seconds),
         authentication_ref=auth,
-        owner_references=[owner] if owner else [],
+        owner_references=[],
         labels={**common_labels(COMPONENT_WORKER), TASK_QUEUE_LABEL: task_queue},
     )
 
@@ -311,7 +311,6 @@ def worker_trigger_authentication(
     namespace: str,
     task_queue: str,
     config: Config,
-    owner: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """KEDA's credentials for the queue's ScaledObject: the same Temporal client Secret
     (of the same namespace) the worker pods load, so the scaler reaches a Temporal that
@@ -323,6 +322,6 @@ def worker_trigger_authentication(
         keda.trigger_authentication_name(name),
         namespace,
         config.temporal_client_secret,
-        owner_references=[owner] if owner else [],
+        owner_references=[],
         labels={**common_labels(COMPONENT_WORKER), TASK_QUEUE_LABEL: task_queue},
     )

@@ -207,7 +207,7 @@ async def _pace(runtime: Runtime, namespace: str, task_queue: str) -> None:
     than the members themselves. Nothing waits when the members did not change or the
     group was last applied longer ago than that."""
     memo = runtime.group_memos.get((namespace, task_queue))
-    if memo is None:
+    if memo is None or time.monotonic() - memo.applied_at >= MAX_GROUP_PACE:
         return
     members = tuple(runtime.indices.members(namespace, task_queue))
     if members and members == memo.members:
@@ -251,10 +251,11 @@ async def _apply_group_now(
         # The apply answers with the Deployment's status: no extra read while it is
         # healthy (see tflow_operator.pods.workload_trouble).
         trouble = await workload_trouble(kube, applied)
-        # Owned by the Deployment (its uid is known now), not by every member.
-        owner = deployment_owner(applied)
-        scaled = worker_scaled_object(namespace, task_queue, settings, config, owner)
-        auth = worker_trigger_authentication(namespace, task_queue, config, owner)
+        # Owned by the Deployment (its uid is known only now), not by every member.
+        owners = [deployment_owner(applied)]
+        for child in (scaled, auth):
+            if child is not None:
+                child["metadata"]["ownerReferences"] = owners
         try:
             # The credentials first: a ScaledObject whose authenticationRef is missing
             # fails KEDA's first poll.
