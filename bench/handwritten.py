@@ -18,6 +18,7 @@ from bench.workloads import (
     OVERFLOW_LIMIT,
     increment,
     plan,
+    step_name,
 )
 from pydantic import BaseModel
 from temporalio import workflow
@@ -27,8 +28,13 @@ HANDWRITTEN_STEPS = "HandwrittenSteps"
 HANDWRITTEN_APPROVAL = "HandwrittenApproval"
 
 # What the interpreter uses for a `call` with no timeout and no try/retry.
+# What the interpreter gives every call it schedules (`tflow_workers.engine.interpreter`):
+# the timeouts, the heartbeat timeout, the attempts for a lost worker, and the task's
+# reference as the activity's summary in the Temporal UI. The baseline schedules the
+# same commands, so the comparison is of the walk, not of the options.
 CALL_TIMEOUT = timedelta(minutes=5)
-CALL_RETRY = RetryPolicy(maximum_attempts=1)
+CALL_HEARTBEAT = timedelta(seconds=20)
+CALL_RETRY = RetryPolicy(maximum_attempts=5)
 
 
 class StepsInput(BaseModel):
@@ -47,9 +53,12 @@ class HandwrittenSteps:
                 data = await workflow.execute_activity(
                     COUNTER_FUNCTION,
                     {"state": data, "by": increment(index)},
+                    schedule_to_close_timeout=CALL_TIMEOUT,
                     start_to_close_timeout=CALL_TIMEOUT,
+                    heartbeat_timeout=CALL_HEARTBEAT,
                     retry_policy=CALL_RETRY,
                     result_type=dict,
+                    summary=f"/do/{index}/{step_name(index, kind)}",
                 )
             elif kind == "set":
                 if set_ordinal % 2 == 0:

@@ -10,13 +10,21 @@ from typing import Any
 
 from tflow_cli.output import excerpt, task_log
 from tflow_workers.engine.model import DataPreview, ResumeState, RunStatus, TaskLogEntry
-from tflow_workers.engine.tasklog import ENTRY_COST, LogRecord, PreviewBudget, preview
+from tflow_workers.engine.tasklog import (
+    ENTRY_COST,
+    LogRecord,
+    PreviewBudget,
+    at_ns,
+    ns_of,
+    preview,
+    preview_of_json,
+)
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def entry(name: str = "t") -> LogRecord:
-    return LogRecord(name, f"/do/0/{name}", "set", NOW)
+    return LogRecord(name, f"/do/0/{name}", "set", ns_of(NOW))
 
 
 def test_a_preview_is_compact_json_cut_at_the_limit() -> None:
@@ -80,6 +88,34 @@ def test_entries_without_previews_are_written_and_read_as_before() -> None:
     back = LogRecord.of(shown.entry())
     assert back.entry() == shown.entry()
     assert LogRecord.of(TaskLogEntry.model_validate(carried)).output is None
+
+
+def test_a_record_keeps_the_workflow_clock_and_reads_as_datetimes() -> None:
+    # What `workflow.now()` gives for a workflow time, to the microsecond, both ways.
+    moment = datetime(2026, 12, 7, 1, 2, 3, 456789, tzinfo=UTC)
+    assert at_ns(ns_of(moment)) == moment
+    assert ns_of(moment.replace(tzinfo=None)) == ns_of(moment)
+    record = entry()
+    record.ended_ns = ns_of(moment)
+    written = record.entry()
+    assert (written.started_at, written.ended_at) == (NOW, moment)
+    assert LogRecord.of(written).entry() == written
+
+
+def test_a_preview_from_json_text_reads_as_one_encoded_here() -> None:
+    value = {"name": "caf\u00e9", "n": [1, 2.5, None, True]}
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    assert preview_of_json(text.encode()) == preview(value)
+    long = {"items": list(range(3000))}
+    text = json.dumps(long, separators=(",", ":"))
+    assert preview_of_json(text.encode(), 100) == preview(long, 100)
+    # Cut inside a character of four bytes: that character is dropped, never garbled.
+    wide = "\U0001f600" * 50
+    cut = preview_of_json(json.dumps(wide, ensure_ascii=False).encode(), 10)
+    assert cut.truncated
+    assert cut.text == ('"' + wide)[:10]
+    huge = preview_of_json(json.dumps(wide * 100, ensure_ascii=False).encode(), 10)
+    assert huge.truncated and huge.text == ('"' + wide)[:10]
 
 
 def test_older_and_newer_workers_answers_parse() -> None:

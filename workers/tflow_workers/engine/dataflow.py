@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
@@ -25,6 +24,7 @@ from tflow_workers.dsl.jqpaths import NotPlain, follow, plain_path
 from tflow_workers.dsl.models import Export, Input, Output, Schema
 from tflow_workers.dsl.schemas import schema_errors
 from tflow_workers.engine.errors import ErrorType, Problem, WorkflowError
+from tflow_workers.engine.tasklog import at_ns
 
 RUNTIME_NAME = "temporal-flow"
 RUNTIME_VERSION = "0.1.0"
@@ -71,6 +71,22 @@ def _program(expression: str, variables: Mapping[str, Any]) -> _Program:
     return program
 
 
+# Whether a string holding `${` is wholly an expression, by text: a document's strings
+# are interpolated on every run, and the answer is a pure function of the text.
+_wrapped_texts: dict[str, bool] = {}
+
+
+def _wrapped(text: str) -> bool:
+    found = _wrapped_texts.get(text)
+    if found is None:
+        found = is_expression(text)
+        with _programs_lock:
+            if len(_wrapped_texts) >= _PROGRAMS_LIMIT:
+                _wrapped_texts.clear()
+            _wrapped_texts[text] = found
+    return found
+
+
 def truthy(value: Any) -> bool:
     return value is not None and value is not False
 
@@ -85,7 +101,7 @@ class TaskDescriptor:
     """`$task` of a running task. Most expressions never read it, so its JSON form (the
     task's definition, its start time as text) is built only for those that do."""
 
-    __slots__ = ("definition", "input", "name", "reference", "started_at")
+    __slots__ = ("definition", "input", "name", "reference", "started_ns")
 
     def __init__(
         self,
@@ -93,14 +109,14 @@ class TaskDescriptor:
         reference: str,
         definition: Callable[[], dict[str, Any]],
         input: Any,
-        started_at: datetime,
+        started_ns: int,
     ) -> None:
         self.name = name
         self.reference = reference
         self.definition = definition
         # The raw input until the task's `input.from` has run, then the transformed one.
         self.input = input
-        self.started_at = started_at
+        self.started_ns = started_ns
 
     def value(self) -> dict[str, Any]:
         return {
@@ -108,7 +124,7 @@ class TaskDescriptor:
             "reference": self.reference,
             "definition": self.definition(),
             "input": self.input,
-            "startedAt": {"iso8601": self.started_at.isoformat()},
+            "startedAt": {"iso8601": at_ns(self.started_ns).isoformat()},
         }
 
 
@@ -151,7 +167,7 @@ class DataFlow:
         # Exact types first: inside the workflow sandbox every isinstance is a proxy check.
         kind = type(value)
         if kind is str:
-            if "${" in value and is_expression(value):
+            if "${" in value and _wrapped(value):
                 return self._evaluate(value, data, variables)
             return value
         if kind is dict:

@@ -131,7 +131,11 @@ def payload_size(value: Any) -> int:
 
 
 def check_payload(value: Any, what: str, instance: str | None = None) -> None:
-    size = payload_size(value)
+    check_payload_size(payload_size(value), what, instance)
+
+
+def check_payload_size(size: int, what: str, instance: str | None = None) -> None:
+    """Fault when `size` bytes of a payload named `what` are over Temporal's limit."""
     if size > PAYLOAD_LIMIT_BYTES:
         raise WorkflowError.of(
             ErrorType.RUNTIME,

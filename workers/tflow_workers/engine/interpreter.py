@@ -29,6 +29,7 @@ from typing import Any, Final
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
+from temporalio.converter import PayloadConverter
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 from tflow_workers.dsl.durations import parse_duration
@@ -73,6 +74,7 @@ from tflow_workers.engine.errors import (
     Problem,
     WorkflowError,
     check_payload,
+    check_payload_size,
     same_error_type,
 )
 from tflow_workers.engine.events import Consumption, event_from_signal, matches_filter
@@ -120,6 +122,8 @@ PATCH_FILTER_REGEX = "tflow-event-filter-regex"
 PATCH_CHILD_ATTRIBUTES = "tflow-child-search-attributes"
 # Waiting kinds: a run can sit in these for long, so they are what TflowCurrentTask shows.
 WAITING_KINDS = frozenset({"wait", "listen", "run"})
+# The metadata encoding of a payload whose data is JSON text (the payload converter's).
+JSON_ENCODING = b"json/plain"
 
 
 class _End(Exception):
@@ -168,6 +172,8 @@ class DocumentInterpreter:
         self._resume_loop: tuple[int, Any] | None = None
         # Ids of the events received, oldest first, to drop a redelivered one.
         self._seen_events: dict[str, None] = {}
+        # The workflow's payload converter, looked up once per run.
+        self._converter: PayloadConverter | None = None
 
     # ---- what the workflow class delegates to -----------------------------------------
 
@@ -350,7 +356,7 @@ class DocumentInterpreter:
         for entry in self._log:
             if entry.outcome == "running":
                 entry.outcome = "continued"
-                entry.ended_at = workflow.now()
+                entry.ended_ns = workflow.time_ns()
         return ResumeState(
             next_task=next_task,
             data=data,
@@ -385,7 +391,7 @@ class DocumentInterpreter:
             workflow.upsert_search_attributes([SA_CURRENT_TASK.value_set(name)])
         try:
             descriptor = TaskDescriptor(
-                name, ref, lambda: self._definition(task), raw_input, entry.started_at
+                name, ref, lambda: self._definition(task), raw_input, entry.started_ns
             )
             variables: dict[str, Any] = {**scope, "task": descriptor}
             if _given(task, "if_") and not truthy(
@@ -398,11 +404,16 @@ class DocumentInterpreter:
             variables["input"] = data
             descriptor.input = data
             timeout = self._timeout_of(task.timeout, f"{ref}/timeout")
-            work = self._execute(kind, name, task, data, variables, ref)
-            if timeout is not None:
-                output, then = await self._with_timeout(work, timeout, ref, f"task {name!r}")
+            if kind == "call" and timeout is None:
+                # Most tasks are calls: awaited here directly, their result resumes two
+                # coroutines fewer than through `_execute` and the handler table.
+                output, then = await self._call(task, data, variables, ref), None
             else:
-                output, then = await work
+                work = self._execute(kind, name, task, data, variables, ref)
+                if timeout is not None:
+                    output, then = await self._with_timeout(work, timeout, ref, f"task {name!r}")
+                else:
+                    output, then = await work
             output = self._data.output_of(task.output, output, variables, ref, "task")
             self._data.export(task.export, output, variables, ref)
             self._previews.set_output(entry, output)
@@ -863,6 +874,29 @@ class DocumentInterpreter:
 
     async def _call(self, task: TaskBase, data: Any, variables: dict[str, Any], ref: str) -> Any:
         timeout = self._timeout_of(task.timeout, f"{ref}/timeout") or DEFAULT_CALL_TIMEOUT
+        # Exact type first: the common case, and in the sandbox isinstance is a proxy check.
+        if type(task) is not CallFunction:
+            return await self._call_protocol(task, data, variables, ref, timeout)
+        args = self._data.interpolate(task.with_ or {}, data, variables, f"{ref}/with")
+        function = (self._use.functions or {}).get(task.call)
+        if function is not None:
+            # A function declared in the document is a task of its own, run with the
+            # call's arguments as its input.
+            output, _ = await self._run_task(
+                task.call, function, args, self._scope(variables), f"/use/functions/{task.call}"
+            )
+            return output
+        return await self._activity(task.call, args, ref, timeout)
+
+    async def _call_protocol(
+        self,
+        task: TaskBase,
+        data: Any,
+        variables: dict[str, Any],
+        ref: str,
+        budget: timedelta,
+    ) -> Any:
+        """An HTTP or OpenAPI call, within `budget` (its activity's timeouts)."""
 
         def interpolate(value: Any, where: str) -> Any:
             return self._data.interpolate(value, data, variables, where)
@@ -873,30 +907,19 @@ class DocumentInterpreter:
             )
             if isinstance(task, CallHTTP):
                 request = http_request(task.with_, data, interpolate, credentials, ref)
-                return await self._activity(ACTIVITY_HTTP, request, ref, timeout)
+                return await self._activity(ACTIVITY_HTTP, request, ref, budget)
             return await self._activity(
                 ACTIVITY_OPENAPI,
                 openapi_request(task.with_, interpolate, credentials, ref),
                 ref,
-                timeout,
+                budget,
             )
-        if not isinstance(task, CallFunction):
-            # The validator refuses the other protocols by name before a run starts.
-            raise WorkflowError.of(
-                ErrorType.CONFIGURATION,
-                f"{task.KIND.partition(':')[2]!r} calls are not supported",
-                instance=f"{ref}/call",
-            )
-        args = interpolate(task.with_ or {}, f"{ref}/with")
-        function = (self._use.functions or {}).get(task.call)
-        if function is not None:
-            # A function declared in the document is a task of its own, run with the
-            # call's arguments as its input.
-            output, _ = await self._run_task(
-                task.call, function, args, self._scope(variables), f"/use/functions/{task.call}"
-            )
-            return output
-        return await self._activity(task.call, args, ref, timeout)
+        # The validator refuses the other protocols by name before a run starts.
+        raise WorkflowError.of(
+            ErrorType.CONFIGURATION,
+            f"{task.KIND.partition(':')[2]!r} calls are not supported",
+            instance=f"{ref}/call",
+        )
 
     async def _run(self, task: RunTask, data: Any, variables: dict[str, Any], ref: str) -> Any:
         spec = task.run
@@ -965,15 +988,18 @@ class DocumentInterpreter:
         retries: int = LOST_WORKER_ATTEMPTS,
         result_type: type | None = None,
     ) -> Any:
-        check_payload(
-            arg.model_dump(mode="json") if hasattr(arg, "model_dump") else arg,
-            f"the input of {name!r}",
-            ref,
-        )
+        # Encoded here, once, rather than by the SDK: the payload's own size is checked
+        # (not an estimate from a second encoding), and the result comes back as its JSON
+        # text too, which the task log previews instead of encoding the value again.
+        converter = self._converter
+        if converter is None:
+            converter = self._converter = workflow.payload_converter()
+        payload = converter.to_payloads([arg])[0]
+        check_payload_size(len(payload.data), f"the input of {name!r}", ref)
         try:
-            return await workflow.execute_activity(
+            raw: RawValue = await workflow.execute_activity(
                 name,
-                arg,
+                RawValue(payload),
                 # The task's whole budget, every attempt included.
                 schedule_to_close_timeout=start_to_close,
                 start_to_close_timeout=start_to_close,
@@ -983,17 +1009,21 @@ class DocumentInterpreter:
                 # A call's retries are the document's business (try/catch/retry): the
                 # activities raise every failure of the call itself as non-retryable, so
                 # what Temporal retries here is a lost or stopping worker.
-                retry_policy=RetryPolicy(maximum_attempts=retries),
-                result_type=result_type,
+                retry_policy=_retry_policy(retries),
+                result_type=RawValue,
                 summary=ref,
             )
         except ActivityError as err:
             raise _from_failure(err, ref) from None
+        result = converter.from_payload(raw.payload, result_type)
+        if raw.payload.metadata.get("encoding") == JSON_ENCODING:
+            self._previews.encoded(result, raw.payload.data)
+        return result
 
     # ---- task log ---------------------------------------------------------------------
 
     def _log_start(self, name: str, ref: str, kind: str) -> LogRecord:
-        entry = LogRecord(name, ref, kind, workflow.now())
+        entry = LogRecord(name, ref, kind, workflow.time_ns())
         self._log.append(entry)
         if len(self._log) > TASK_LOG_LIMIT:
             # Keep running entries; drop the oldest finished one.
@@ -1007,7 +1037,7 @@ class DocumentInterpreter:
     def _log_end(
         self, entry: LogRecord, outcome: TaskOutcome, error: Problem | None = None
     ) -> None:
-        entry.ended_at = workflow.now()
+        entry.ended_ns = workflow.time_ns()
         entry.outcome = outcome
         entry.error = error
 
@@ -1039,6 +1069,17 @@ if set(TASK_HANDLERS) != set(TASK_KINDS):
         f"task kinds without a handler: {sorted(set(TASK_KINDS) - set(TASK_HANDLERS))}; "
         f"handlers without a kind: {sorted(set(TASK_HANDLERS) - set(TASK_KINDS))}"
     )
+
+
+# One policy per number of attempts: the SDK only reads it.
+_RETRY_POLICIES: dict[int, RetryPolicy] = {}
+
+
+def _retry_policy(attempts: int) -> RetryPolicy:
+    policy = _RETRY_POLICIES.get(attempts)
+    if policy is None:
+        policy = _RETRY_POLICIES[attempts] = RetryPolicy(maximum_attempts=attempts)
+    return policy
 
 
 def _from_failure(err: ActivityError | ChildWorkflowError, ref: str) -> WorkflowError:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from tflow_workers.engine.errors import Problem
@@ -120,14 +120,44 @@ def preview(value: Any, limit: int = PREVIEW_LIMIT) -> Preview:
     return Preview("".join(parts))
 
 
+def preview_of_json(data: bytes, limit: int = PREVIEW_LIMIT) -> Preview:
+    """The preview of a value from compact JSON that already encodes it (an activity's
+    result payload), without encoding the value again. UTF-8 takes at most four bytes a
+    character, so only the first `4 * limit` bytes are ever decoded; a character cut at
+    that edge is dropped."""
+    if len(data) > 4 * limit:
+        return Preview(data[: 4 * limit].decode("utf-8", "ignore")[:limit], True)
+    text = data.decode("utf-8", "replace")
+    if len(text) > limit:
+        return Preview(text[:limit], True)
+    return Preview(text)
+
+
+def at_ns(ns: int) -> datetime:
+    """The workflow time `ns` (`workflow.time_ns()`) as `workflow.now()` gives it."""
+    return datetime.fromtimestamp(ns / 1e9, UTC)
+
+
+def ns_of(moment: datetime) -> int:
+    """`moment` as workflow clock nanoseconds (a naive one is taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MICROSECOND * 1000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 class LogRecord:
     """A task log entry as a run keeps it: plain attributes, set as the task goes, and
     made a `TaskLogEntry` only when the log is read (the status query, continue-as-new).
     A validated model per task, with its previews and assignments, cost about twenty
-    times as much, on every task of every run, for a log that is mostly never read."""
+    times as much, on every task of every run, for a log that is mostly never read.
+    Times are kept as the workflow clock's nanoseconds, and made datetimes when read."""
 
     __slots__ = (
-        "ended_at",
+        "ended_ns",
         "error",
         "input",
         "kind",
@@ -135,25 +165,33 @@ class LogRecord:
         "outcome",
         "output",
         "reference",
-        "started_at",
+        "started_ns",
     )
 
-    def __init__(self, name: str, reference: str, kind: str, started_at: datetime) -> None:
+    def __init__(self, name: str, reference: str, kind: str, started_ns: int) -> None:
         self.name = name
         self.reference = reference
         self.kind = kind
-        self.started_at = started_at
-        self.ended_at: datetime | None = None
+        self.started_ns = started_ns
+        self.ended_ns: int | None = None
         self.outcome: TaskOutcome = "running"
         self.error: Problem | None = None
         self.input: Preview | None = None
         self.output: Preview | None = None
 
+    @property
+    def started_at(self) -> datetime:
+        return at_ns(self.started_ns)
+
+    @property
+    def ended_at(self) -> datetime | None:
+        return None if self.ended_ns is None else at_ns(self.ended_ns)
+
     @classmethod
     def of(cls, entry: TaskLogEntry) -> LogRecord:
         """The record of an entry a continued run carried over."""
-        record = cls(entry.name, entry.reference, entry.kind, entry.started_at)
-        record.ended_at = entry.ended_at
+        record = cls(entry.name, entry.reference, entry.kind, ns_of(entry.started_at))
+        record.ended_ns = None if entry.ended_at is None else ns_of(entry.ended_at)
         record.outcome = entry.outcome
         record.error = entry.error
         if entry.input is not None:
@@ -195,6 +233,12 @@ class PreviewBudget:
         # its preview is made once. Identity, not equality, and only the last one: the
         # object cannot have changed between two consecutive previews of the run.
         self._last: tuple[Any, Preview] | None = None
+
+    def encoded(self, value: Any, data: bytes) -> None:
+        """`value` was just decoded from the compact JSON `data`: previewing it (as the
+        output of its task, then the input of the next) reads that text instead of
+        encoding the value again."""
+        self._last = (value, preview_of_json(data))
 
     def set_input(self, entry: LogRecord, value: Any) -> None:
         self._set(entry, "input", value)
