@@ -115,7 +115,8 @@ def test_a_preview_from_json_text_reads_as_one_encoded_here() -> None:
     assert cut.truncated
     assert cut.text == ('"' + wide)[:10]
     huge = preview_of_json(json.dumps(wide * 100, ensure_ascii=False).encode(), 10)
-    assert huge.truncated and huge.text == ('"' + wide)[:10]
+    assert huge.truncated
+    assert huge.text == ('"' + wide)[:10]
 
 
 def test_older_and_newer_workers_answers_parse() -> None:
