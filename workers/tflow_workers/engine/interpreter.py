@@ -1015,7 +1015,9 @@ class DocumentInterpreter:
             )
         except ActivityError as err:
             raise _from_failure(err, ref) from None
-        result = converter.from_payload(raw.payload, result_type)
+        # `None` decodes the JSON as it is, as the SDK does for an activity with no type.
+        hints = None if result_type is None else [result_type]
+        result: Any = converter.from_payloads([raw.payload], hints)[0]
         if raw.payload.metadata.get("encoding") == JSON_ENCODING:
             self._previews.encoded(result, raw.payload.data)
         return result
