@@ -18,6 +18,7 @@ from tflow_workers.dsl.models import TaskBase, WorkflowDocument
 from tflow_workers.dsl.validate import check_document
 
 CACHE_SIZE = 256
+_DIGEST = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 _prepared: OrderedDict[str, PreparedDocument] = OrderedDict()
 # Workflow activations run on several threads of the worker.
 _lock = threading.Lock()
@@ -46,9 +47,9 @@ class PreparedDocument:
 
 def prepare(document: dict[str, Any]) -> PreparedDocument:
     """The validated, loaded `document`, from the cache when a run of it came before."""
-    digest = hashlib.sha256(
-        json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
-    ).hexdigest()
+    # `iterencode(..., True)` is what `json.dumps` runs, without building an encoder per
+    # call: the same text, so the same digest.
+    digest = hashlib.sha256("".join(_DIGEST.iterencode(document, True)).encode()).hexdigest()
     with _lock:
         prepared = _prepared.get(digest)
         if prepared is not None:
