@@ -6,8 +6,7 @@ hand-edited worker Deployment, ScaledObject, Temporal Schedule or listener child
 back; ``lastRun``, ``nextRun`` and ``running`` are refreshed from Temporal (as often as
 ``TFLOW_STATS_SECONDS`` and ``TFLOW_STATS_RATE`` allow); a Temporal outage and its end
 show in ``Ready``. A status is written only when it changed, and only if the object is
-still at the version that was read (a change handler may have written a newer one). A
-pass waits while the change handlers are busy with a burst (see ``QUIET_SECONDS``).
+still at the version that was read (a change handler may have written a newer one).
 
 One loop rather than a kopf timer per object: kopf keeps a task per timer and puts a
 finalizer on every object that has one, which costs an extra write per object and
@@ -32,15 +31,6 @@ from tflow_operator.runtime import Background, Runtime
 log = logging.getLogger("tflow.operator.resync")
 
 CONCURRENCY: Final = 8
-# A pass waits while change handlers are busy (one reconciled a definition within the
-# last QUIET_SECONDS), for at most MAX_DEFER_PERIODS resync periods. In a burst (a
-# GitOps sync of thousands of definitions) a pass would reconcile again, and give their
-# first run statistics in a second status write, objects the handlers have just done,
-# competing with the handlers for the apiserver and delaying the rest; drift repair and
-# statistics can wait for the burst to end. The bound keeps them coming under a
-# never-ending stream of changes.
-QUIET_SECONDS: Final = 5.0
-MAX_DEFER_PERIODS: Final = 10
 
 
 async def resync_definition(runtime: Runtime, body: Mapping[str, Any]) -> None:
@@ -93,7 +83,6 @@ class Resyncer:
             # The change handlers reconcile every object when the operator starts; the
             # first pass can wait a period.
             await asyncio.sleep(period)
-            await self.until_quiet(period * MAX_DEFER_PERIODS, min(QUIET_SECONDS, period))
             started = time.monotonic()
             try:
                 await self.run_once()
@@ -102,21 +91,6 @@ class Resyncer:
             except Exception:
                 log.exception("resync pass failed; the next one is in %ss", period)
             log.debug("resync pass took %.1fs", time.monotonic() - started)
-
-    async def until_quiet(self, limit: float, quiet: float = QUIET_SECONDS) -> float:
-        """Wait until no change handler has run for `quiet` seconds, at most `limit`;
-        return how long it waited."""
-        waited = 0.0
-        while waited < limit:
-            busy_for = quiet - (time.monotonic() - self.runtime.last_handled)
-            if busy_for <= 0:
-                break
-            pause = min(busy_for, limit - waited)
-            await asyncio.sleep(pause)
-            waited += pause
-        if waited:
-            log.debug("resync pass deferred %.1fs while change handlers were busy", waited)
-        return waited
 
     async def run_once(self) -> None:
         """One pass over every WorkflowDefinition and Listener."""

@@ -265,9 +265,6 @@ class Runtime:
     # When a change handler last reconciled each definition (by uid): the resync pass
     # leaves those reconciled within its period alone.
     handled_at: dict[str, float] = field(default_factory=dict)
-    # When any change handler last reconciled a definition: the resync loop waits for a
-    # quiet moment (`tflow_operator.resync`).
-    last_handled: float = 0.0
 
     def group(self, namespace: str, task_queue: str) -> GroupState:
         return self.groups.setdefault((namespace, task_queue), GroupState())

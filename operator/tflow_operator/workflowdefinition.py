@@ -548,9 +548,7 @@ async def definition_reconcile(
     runtime = runtime_of(memo)
     runtime.publisher.mark_indexed()
     await reconcile(runtime, body, patch, retry=retry)
-    runtime.handled_at[str(body.get("metadata", {}).get("uid"))] = runtime.last_handled = (
-        time.monotonic()
-    )
+    runtime.handled_at[str(body.get("metadata", {}).get("uid"))] = time.monotonic()
 
 
 def _needs_finalizer(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:

@@ -706,34 +706,6 @@ async def test_resync_leaves_a_definition_its_handler_just_reconciled(
     assert reconciled == ["stale", "never"]
 
 
-async def test_a_resync_pass_waits_for_the_handlers_to_be_quiet() -> None:
-    runtime = fake_runtime(KopfIndices(), Config(resync_seconds=30))
-    resyncer = resync.Resyncer(runtime)
-    # No handler has run: no wait.
-    assert await resyncer.until_quiet(limit=5, quiet=0.2) == 0
-    # A handler ran just now: the pass waits until `quiet` has passed since.
-    runtime.last_handled = time.monotonic()
-    waited = await resyncer.until_quiet(limit=5, quiet=0.2)
-    assert 0.1 < waited <= 0.25
-    assert time.monotonic() - runtime.last_handled >= 0.2
-    # Handlers that keep running hold it back only as long as the limit.
-    stop = asyncio.Event()
-
-    async def busy() -> None:
-        while not stop.is_set():
-            runtime.last_handled = time.monotonic()
-            await asyncio.sleep(0.02)
-
-    runtime.last_handled = time.monotonic()
-    task = asyncio.create_task(busy())
-    started = time.monotonic()
-    waited = await resyncer.until_quiet(limit=0.5, quiet=0.2)
-    stop.set()
-    await task
-    assert 0.5 <= waited < 0.6
-    assert time.monotonic() - started < 1.0
-
-
 def test_run_statistics_reach_every_definition() -> None:
     """Definitions reached back to back in every pass all get their statistics (a
     minimum gap between refreshes gave the second of two none, pass after pass), and with
