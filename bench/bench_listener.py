@@ -55,6 +55,7 @@ from tflow_devstack.moto import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
 from tflow_devstack.process import ManagedProcess, free_port
 from tflow_devstack.tools import REPO_ROOT
 from tflow_workers.cloudevents import (
+    ROOT_MEMO,
     ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
     CloudEvent,
     RootInput,
@@ -137,6 +138,7 @@ async def raw_round(client: Client, events: int, concurrency: int) -> tuple[floa
             id=event_workflow_id(event.source, event.id),
             task_queue=TASK_QUEUE,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            memo=ROOT_MEMO,
         )
 
     return await run_concurrently(events, concurrency, start)

@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 
 from tflow_workers.cloudevents import (
     DEFAULT_ROUTER_TASK_QUEUE,
+    ROOT_MEMO,
     ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
     CloudEvent,
     RootInput,
@@ -68,6 +69,7 @@ class HandOff:
                 # finished is still the same event.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=attributes,
+                memo=ROOT_MEMO,
             )
         except WorkflowAlreadyStartedError:
             log.info(

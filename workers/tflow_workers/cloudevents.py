@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -69,6 +71,16 @@ class RootInput(BaseModel):
     # before: they replay unchanged. The project's starters and the long-running form's
     # next run set it; a bare event or `{}` sent by hand does not.
     local_routing: bool = False
+
+
+# The memo every starter in the project gives a root run: the run starts its flow runs
+# with a local activity each (`tflow.start-run`), so it completes in the workflow task
+# that routed the event; without it (runs begun before, or started by hand) they are
+# child workflows, whose start costs the server a second workflow task per event. A memo
+# rather than a `RootInput` field, so that an orchestrator older than its listeners
+# (during an upgrade) reads the input as before and starts children.
+LOCAL_STARTS_MEMO = "tflowLocalStarts"
+ROOT_MEMO: Final[Mapping[str, bool]] = MappingProxyType({LOCAL_STARTS_MEMO: True})
 
 
 class EventFormatError(ValueError):

@@ -36,6 +36,7 @@ from tflow_devstack.temporal import TemporalServer
 from tflow_devstack.tools import venv_binary
 from tflow_listeners.handoff import HandOff
 from tflow_workers.cloudevents import (
+    ROOT_MEMO,
     ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
     CloudEvent,
     RootInput,
@@ -128,6 +129,7 @@ class Orchestra:
         namespace: str | None = None,
         share_with: tuple[str, ...] = (),
         local_routing: bool = True,
+        local_starts: bool = True,
     ) -> WorkflowHandle[Any, Decision]:
         """What a listener does (tflow_listeners.handoff)."""
         return await self.client.start_workflow(
@@ -142,6 +144,7 @@ class Orchestra:
             task_queue=self.router_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             result_type=Decision,
+            memo=ROOT_MEMO if local_starts else None,
         )
 
     async def decide(
@@ -755,12 +758,74 @@ async def test_the_input_decides_whether_routing_runs_in_local_activities(
     orch.define("incident")
     orch.publish_routes(orch.route("incidents", "incident", type="incident"))
     for local, kind in ((True, "local"), (False, "activities")):
-        handle = await orch.submit(cloud_event("incident"), local_routing=local)
+        # Runs begun before local routing had no local starts either.
+        handle = await orch.submit(cloud_event("incident"), local_routing=local, local_starts=local)
         decision = await handle.result()
         assert decision.status == "routed"
         assert [m.status for m in decision.matches] == ["started"]
         await check_replay(handle)
         assert await routing_kind(handle) == kind
+
+
+async def test_the_memo_decides_whether_flow_runs_start_as_children(orch: Orchestra) -> None:
+    """A listener's root run starts its flow runs with a local activity each and completes
+    in the workflow task that routed the event; a run without the memo (every run begun
+    before it existed, or started by hand) starts them as children. Both replay, and the
+    runs they start are the same but for the parent."""
+    orch.define("incident")
+    orch.define("audit", queue=1)
+    orch.publish_routes(
+        orch.route("incidents", "incident", type="incident"),
+        orch.route("audit-all", "audit", queue=1, type="incident"),
+    )
+    for local_starts in (True, False):
+        event = cloud_event("incident", message=f"local starts: {local_starts}")
+        handle = await orch.submit(event, local_starts=local_starts)
+        decision = await handle.result()
+        assert sorted((m.workflow, m.status) for m in decision.matches) == [
+            ("audit", "started"),
+            ("incident", "started"),
+        ]
+        await check_replay(handle)
+        kinds = [e.event_type for e in (await handle.fetch_history()).events]
+        started_children = kinds.count(EventType.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED)
+        tasks = kinds.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)
+        if local_starts:
+            assert (started_children, tasks) == (0, 1)
+        else:
+            assert (started_children, tasks) == (2, 2)
+        base = event_workflow_id(event.source, event.id)
+        for match in decision.matches:
+            assert match.child_workflow_id == f"{base}/{orch.namespace}/{match.workflow}"
+            run = orch.child(decision, match.workflow)
+            described = await run.describe()
+            assert match.child_run_id == described.run_id
+            assert (described.parent_id is None) is local_starts
+            assert await described.memo() == {
+                "definition": f"{orch.namespace}/{match.workflow}",
+                "version": "2",
+            }
+            assert (await run.result())["got"] == {"message": f"local starts: {local_starts}"}
+            await check_replay(run)
+    # A repeated event finds its runs started, by either form.
+    again = cloud_event("incident", message="twice")
+    first = await (await orch.submit(again)).result()
+    seed_id = f"seed-{uuid.uuid4().hex[:8]}"
+    seed = await orch.client.start_workflow(
+        ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
+        RootInput(local_routing=True),
+        id=seed_id,
+        task_queue=orch.router_queue,
+        memo=ROOT_MEMO,
+    )
+    await seed.signal("trigger", again.as_data())
+    second = (await routed(seed, 1)).decisions[-1]
+    assert [m.status for m in second.matches] == ["duplicate", "duplicate"]
+    assert [m.child_workflow_id for m in second.matches] == [
+        m.child_workflow_id for m in first.matches
+    ]
+    await seed.terminate("test done")
+    await check_replay(seed)
 
 
 async def test_an_event_reaches_runs_waiting_for_it(orch: Orchestra) -> None:

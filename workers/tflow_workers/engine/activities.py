@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from tflow_workers.cloudevents import (
     DEFAULT_ROUTER_TASK_QUEUE,
+    ROOT_MEMO,
     ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
     RootInput,
     event_workflow_id,
@@ -327,6 +328,7 @@ class EngineActivities:
                     if namespace is None
                     else TypedSearchAttributes([SearchAttributePair(SA_NAMESPACE, namespace)])
                 ),
+                memo=ROOT_MEMO,
             )
 
     @activity.defn(name=ACTIVITY_RESOLVE)

@@ -34,6 +34,8 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from tflow_workers.cloudevents import (
+        LOCAL_STARTS_MEMO,
+        ROOT_MEMO,
         ROOT_ORCHESTRATOR_WORKFLOW_TYPE,
         EventFormatError,
         RootInput,
@@ -101,6 +103,9 @@ class RootOrchestratorWorkflow:
         # signalled later too: a signal must not be a way around a tenant's boundary.
         self._scope: EventScope | None = None
         self._local_routing = False
+        # Whether flow runs are started by local activities (the run's memo says so)
+        # rather than as children; fixed for the run, so it replays as it ran.
+        self._local_starts = False
 
     @workflow.run
     async def run(self, params: Any = None) -> Decision:
@@ -109,6 +114,7 @@ class RootOrchestratorWorkflow:
             return self._remember(problem or Decision(status="invalid"))
         self._routed += root.routed
         self._local_routing = root.local_routing
+        self._local_starts = workflow.memo_value(LOCAL_STARTS_MEMO, False, type_hint=bool)
         if root.namespace is not None:
             self._scope = EventScope(namespace=root.namespace, share_with=root.share_with)
         # Carried over from the previous run first: they were signalled earlier.
@@ -138,7 +144,8 @@ class RootOrchestratorWorkflow:
                 namespace=scope.namespace if scope else None,
                 share_with=scope.share_with if scope else [],
                 local_routing=True,
-            )
+            ),
+            memo=ROOT_MEMO if self._local_starts else None,
         )
 
     @workflow.signal(name=SIGNAL_TRIGGER)
@@ -225,7 +232,10 @@ class RootOrchestratorWorkflow:
             return delivered
 
         async def start_all() -> list[MatchOutcome]:
-            return list(await asyncio.gather(*(_start(t, data, base) for t in result.targets)))
+            local_starts = self._local_starts
+            return list(
+                await asyncio.gather(*(_start(t, data, base, local_starts) for t in result.targets))
+            )
 
         if local:
             # Delivered first, in the workflow task of the route, so the run can complete
@@ -311,7 +321,9 @@ def _identity(raw: dict[str, Any]) -> dict[str, str | None]:
     }
 
 
-async def _start(target: RouteTarget, event: dict[str, Any], base: str) -> MatchOutcome:
+async def _start(
+    target: RouteTarget, event: dict[str, Any], base: str, local_starts: bool = False
+) -> MatchOutcome:
     outcome = MatchOutcome(
         route=target.route,
         workflow=target.workflow,
@@ -326,8 +338,10 @@ async def _start(target: RouteTarget, event: dict[str, Any], base: str) -> Match
         document=target.document, input=target.input, definition=target.definition, event=event
     )
     child_id = f"{base}/{target.namespace}/{target.workflow}"
+    if local_starts:
+        return await _start_by_activity(target, run, child_id, outcome, local=True)
     if target.temporal_namespace and target.temporal_namespace != workflow.info().namespace:
-        return await _start_elsewhere(target, run, child_id, outcome)
+        return await _start_by_activity(target, run, child_id, outcome)
     try:
         handle = await workflow.start_child_workflow(
             WORKFLOW_TYPE,
@@ -353,32 +367,46 @@ async def _start(target: RouteTarget, event: dict[str, Any], base: str) -> Match
     )
 
 
-async def _start_elsewhere(
-    target: RouteTarget, run: RunInput, run_id: str, outcome: MatchOutcome
+async def _start_by_activity(
+    target: RouteTarget, run: RunInput, run_id: str, outcome: MatchOutcome, local: bool = False
 ) -> MatchOutcome:
-    """Start a run in another Temporal namespace. A child workflow cannot cross
-    namespaces, so an activity starts it with a client of that namespace; the run has the
-    id, search attributes and memo a child would have, and no parent."""
+    """Start a run with the activity `tflow.start-run`: the run has the id, search
+    attributes and memo a child would have, and no parent (an abandoned child outlives
+    its parent anyway). Used for a run in another Temporal namespace, which a child
+    cannot cross into, and, as a local activity, for every run of a root run whose memo
+    asks for it. A local start retried after the worker was lost finds its run started
+    and reports it as `duplicate`."""
+    namespace = target.temporal_namespace or workflow.info().namespace
+    request = StartRequest(
+        temporal_namespace=namespace, workflow_id=run_id, task_queue=target.task_queue, run=run
+    )
+    summary = f"start {target.namespace}/{target.workflow} in {namespace}"
     try:
-        started: StartedRun = await workflow.execute_activity(
-            ACTIVITY_START_RUN,
-            StartRequest(
-                temporal_namespace=str(target.temporal_namespace),
-                workflow_id=run_id,
-                task_queue=target.task_queue,
-                run=run,
-            ),
-            start_to_close_timeout=START_TIMEOUT,
-            retry_policy=START_RETRY,
-            result_type=StartedRun,
-            summary=f"start {target.namespace}/{target.workflow} in {target.temporal_namespace}",
-        )
+        started: StartedRun
+        if local:
+            started = await workflow.execute_local_activity(
+                ACTIVITY_START_RUN,
+                request,
+                start_to_close_timeout=START_TIMEOUT,
+                retry_policy=START_RETRY,
+                result_type=StartedRun,
+                summary=summary,
+            )
+        else:
+            started = await workflow.execute_activity(
+                ACTIVITY_START_RUN,
+                request,
+                start_to_close_timeout=START_TIMEOUT,
+                retry_policy=START_RETRY,
+                result_type=StartedRun,
+                summary=summary,
+            )
     except ActivityError as err:
         cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
         return outcome.model_copy(
             update={
                 "error": f"route {target.route}: could not start the run in Temporal namespace "
-                f"{target.temporal_namespace}: {cause}"
+                f"{namespace}: {cause}"
             }
         )
     return outcome.model_copy(
