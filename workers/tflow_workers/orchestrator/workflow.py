@@ -275,11 +275,13 @@ async def _call(
     retry: RetryPolicy,
     result_type: type[Any],
     summary: str,
+    start_to_close: timedelta = ROUTE_TIMEOUT,
 ) -> Any:
-    """The route or delivery activity: local in runs whose input asks for it."""
+    """An activity of the orchestrator, local when `local` (the run's input or memo asks
+    for it)."""
     options: dict[str, Any] = {
         "args": args,
-        "start_to_close_timeout": ROUTE_TIMEOUT,
+        "start_to_close_timeout": start_to_close,
         "retry_policy": retry,
         "result_type": result_type,
         "summary": summary,
@@ -382,25 +384,9 @@ async def _start_by_activity(
     )
     summary = f"start {target.namespace}/{target.workflow} in {namespace}"
     try:
-        started: StartedRun
-        if local:
-            started = await workflow.execute_local_activity(
-                ACTIVITY_START_RUN,
-                request,
-                start_to_close_timeout=START_TIMEOUT,
-                retry_policy=START_RETRY,
-                result_type=StartedRun,
-                summary=summary,
-            )
-        else:
-            started = await workflow.execute_activity(
-                ACTIVITY_START_RUN,
-                request,
-                start_to_close_timeout=START_TIMEOUT,
-                retry_policy=START_RETRY,
-                result_type=StartedRun,
-                summary=summary,
-            )
+        started: StartedRun = await _call(
+            local, ACTIVITY_START_RUN, [request], START_RETRY, StartedRun, summary, START_TIMEOUT
+        )
     except ActivityError as err:
         cause = err.cause.message if isinstance(err.cause, ApplicationError) else str(err)
         return outcome.model_copy(
