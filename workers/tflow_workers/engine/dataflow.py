@@ -8,6 +8,7 @@ clock inside expressions (`now`) is the workflow's.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -71,20 +72,11 @@ def _program(expression: str, variables: Mapping[str, Any]) -> _Program:
     return program
 
 
-# Whether a string holding `${` is wholly an expression, by text: a document's strings
-# are interpolated on every run, and the answer is a pure function of the text.
-_wrapped_texts: dict[str, bool] = {}
-
-
+@functools.lru_cache(maxsize=_PROGRAMS_LIMIT)
 def _wrapped(text: str) -> bool:
-    found = _wrapped_texts.get(text)
-    if found is None:
-        found = is_expression(text)
-        with _programs_lock:
-            if len(_wrapped_texts) >= _PROGRAMS_LIMIT:
-                _wrapped_texts.clear()
-            _wrapped_texts[text] = found
-    return found
+    """Whether a string holding `${` is wholly an expression: a document's strings are
+    interpolated on every run, and the answer is a pure function of the text."""
+    return is_expression(text)
 
 
 def truthy(value: Any) -> bool:

@@ -20,6 +20,7 @@ module-level state is limited to caches of pure functions.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -1073,15 +1074,10 @@ if set(TASK_HANDLERS) != set(TASK_KINDS):
     )
 
 
-# One policy per number of attempts: the SDK only reads it.
-_RETRY_POLICIES: dict[int, RetryPolicy] = {}
-
-
+@functools.cache
 def _retry_policy(attempts: int) -> RetryPolicy:
-    policy = _RETRY_POLICIES.get(attempts)
-    if policy is None:
-        policy = _RETRY_POLICIES[attempts] = RetryPolicy(maximum_attempts=attempts)
-    return policy
+    """One policy per number of attempts, shared: the SDK only reads it."""
+    return RetryPolicy(maximum_attempts=attempts)
 
 
 def _from_failure(err: ActivityError | ChildWorkflowError, ref: str) -> WorkflowError:
