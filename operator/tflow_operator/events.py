@@ -1,11 +1,15 @@
 """Kubernetes Events about the operator's objects (``kubectl describe`` shows them).
 
 Events are posted on transitions only (a definition becoming invalid, a route losing its
-target), never on every resync, so a broken object does not flood the namespace.
+target), never on every resync, so a broken object does not flood the namespace. A
+transition that two reconciles can see at once (a change handler and the resync pass
+reading the same not-yet-updated status) is posted under a name derived from what it says,
+so the second post finds the first and adds nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Mapping
@@ -34,8 +38,15 @@ def involved(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def event_body(
-    ref: Mapping[str, Any], event_type: str, reason: str, message: str
+    ref: Mapping[str, Any], event_type: str, reason: str, message: str, key: str | None = None
 ) -> dict[str, Any]:
+    """An Event; with ``key``, its name is derived from the object's uid, the reason and the
+    key, so that posting the same fact twice names the same Event."""
+    if key is None:
+        suffix = uuid.uuid4().hex[:12]
+    else:
+        fact = "\0".join((str(ref.get("uid")), reason, key))
+        suffix = hashlib.sha256(fact.encode()).hexdigest()[:12]
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if len(message) > MAX_EVENT_MESSAGE:
         message = message[: MAX_EVENT_MESSAGE - 3] + "..."
@@ -43,7 +54,7 @@ def event_body(
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {
-            "name": f"{ref['name']}.{uuid.uuid4().hex[:12]}",
+            "name": f"{ref['name']}.{suffix}",
             "namespace": ref["namespace"],
         },
         "involvedObject": {k: v for k, v in ref.items() if v is not None},
@@ -60,13 +71,21 @@ def event_body(
 
 
 async def post_event(
-    kube: KubeClient, ref: Mapping[str, Any], event_type: str, reason: str, message: str
+    kube: KubeClient,
+    ref: Mapping[str, Any],
+    event_type: str,
+    reason: str,
+    message: str,
+    key: str | None = None,
 ) -> None:
-    """Post an Event; a failure is logged, never raised (events are best effort)."""
-    body = event_body(ref, event_type, reason, message)
+    """Post an Event; a failure is logged, never raised (events are best effort). With
+    ``key``, an Event already posted for the same object, reason and key is left as it is."""
+    body = event_body(ref, event_type, reason, message, key)
     try:
         await kube.create(body)
     except (KubeError, OSError) as err:
+        if key is not None and isinstance(err, KubeError) and err.status == 409:
+            return  # the same fact, posted by a reconcile that raced this one
         if isinstance(err, KubeError) and err.status == 403 and "terminat" in str(err):
             return  # the namespace is being deleted: nobody will read it
         where = f"{ref.get('namespace')}/{ref.get('name')}"

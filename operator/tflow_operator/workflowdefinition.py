@@ -429,7 +429,16 @@ async def reconcile(
             "False",
             valid.message,
         ):
-            await post_event(runtime.kube, involved(body), "Warning", REASON_INVALID, valid.message)
+            # Keyed by generation and message: the change handler and the resync pass may
+            # both see the old status and both post; the second finds the first.
+            await post_event(
+                runtime.kube,
+                involved(body),
+                "Warning",
+                REASON_INVALID,
+                valid.message,
+                key=f"{generation}\0{valid.message}",
+            )
         ready = make_condition(
             "Ready", False, verdict.reason, "not valid: see the Valid condition", generation
         )
@@ -547,8 +556,12 @@ async def definition_reconcile(
 ) -> None:
     runtime = runtime_of(memo)
     runtime.publisher.mark_indexed()
+    uid = str(body.get("metadata", {}).get("uid"))
+    # Marked before as well as after: a resync pass reaching this object while its handler
+    # runs would reconcile the status the handler is about to replace.
+    runtime.handled_at[uid] = time.monotonic()
     await reconcile(runtime, body, patch, retry=retry)
-    runtime.handled_at[str(body.get("metadata", {}).get("uid"))] = time.monotonic()
+    runtime.handled_at[uid] = time.monotonic()
 
 
 def _needs_finalizer(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:

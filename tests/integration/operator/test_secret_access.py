@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from operator_harness import token_kubeconfig
+from polling import eventually_async
 
 from tflow_devstack.controlplane import ControlPlane
 from tflow_operator import rbac
@@ -67,12 +68,23 @@ async def as_operator(
 
 
 async def status_of(client: KubeClient, namespace: str, name: str) -> int:
-    """The apiserver's answer to the operator reading one Secret: 200, or its error."""
+    """The apiserver's answer to the operator reading one Secret: 200, 404, or its error."""
     try:
-        await client.get("v1", "Secret", namespace, name)
+        found = await client.get("v1", "Secret", namespace, name)
     except KubeError as err:
         return err.status
-    return 200
+    return 404 if found is None else 200
+
+
+async def granted(client: KubeClient, namespace: str, name: str, answer: int = 200) -> None:
+    """Wait until reading this Secret gets ``answer`` (404 for one that does not exist): the
+    apiserver's authorizer learns of a new RoleBinding from its own watch, a moment after
+    the write was answered."""
+
+    async def readable() -> bool:
+        return await status_of(client, namespace, name) == answer
+
+    await eventually_async(readable, f"the operator reading Secret {namespace}/{name}")
 
 
 async def test_the_operator_role_reads_no_secret_until_a_namespace_allows_it(
@@ -103,7 +115,7 @@ async def test_the_operator_role_reads_no_secret_until_a_namespace_allows_it(
 
     # The namespace's owner binds the operator's secrets role: that namespace only, get only.
     apply(kube, rbac.secrets_role_binding(namespace, system_namespace))
-    assert await status_of(as_operator, namespace, "hook") == 200
+    await granted(as_operator, namespace, "hook")
     assert await status_of(as_operator, other_namespace, "hook") == 403
     with pytest.raises(KubeError) as listed:
         await as_operator.list("v1", "Secret", namespace)
@@ -139,7 +151,7 @@ async def test_a_role_limited_to_resource_names_allows_exactly_those(
         "subjects": [{"kind": "ServiceAccount", "name": rbac.NAME, "namespace": system_namespace}],
     }
     apply(kube, role, binding)
-    assert await status_of(as_operator, namespace, "named") == 200
+    await granted(as_operator, namespace, "named")
     assert await status_of(as_operator, namespace, "unrelated") == 403
 
 
@@ -166,6 +178,7 @@ async def test_the_operator_checks_secrets_where_allowed_and_says_so_where_not(
     allowed reading Secrets it is held back (SecretNotFound); where not, it is rolled out
     (the kubelet mounts Secrets itself) and its status says the check was skipped."""
     apply(kube, rbac.secrets_role_binding(namespace, system_namespace))
+    await granted(as_operator, namespace, "absent", answer=404)
     apply(kube, listener("hook", namespace, "absent"), listener("hook", other_namespace, "absent"))
     config = Config(listener_image="registry.example/listener:test")
 
