@@ -15,7 +15,9 @@ recognises these shapes:
 * an object `{key: VALUE, ...}`: keys plain names or strings, each VALUE a plain path or
   such a literal;
 
-with PATH a plain path (`dsl.jqpaths`). Comparisons follow jq's order of kinds (null <
+with PATH a plain path (`dsl.jqpaths`); any other text in the grammar of `dsl.jqterms`
+(sums, nested objects, `tostring`) is answered by that module's evaluator. Comparisons
+follow jq's order of kinds (null <
 false < true < numbers < strings < arrays < objects), numbers by value, strings by code
 point (jq compares their UTF-8 bytes, which orders the same). Whatever is not exactly
 answerable here (indexing a non-object, an integer beyond +-2**53, NaN, odd types) raises
@@ -26,12 +28,19 @@ same as before. Written here because no kept library evaluates jq without the jq
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable
 from typing import Any, Final
 
 from tflow_workers.dsl.jqpaths import NotPlain, as_jq, check_text, plain_path, walk
+from tflow_workers.dsl.jqterms import (
+    KEYWORDS,
+    OPERATORS,
+    compare_keys,
+    negation,
+    sort_key,
+    term_program,
+)
 
 _EXACT_INT: Final = 2**53
 # Longest first: unanchored, `\.` alone would stop a longer path at its first dot.
@@ -49,39 +58,6 @@ _OBJECT: Final = re.compile(r"^\s*\{(?P<body>.*)\}\s*$", re.DOTALL)
 _MEMBER: Final = re.compile(
     rf"\s*(?P<key>[A-Za-z_][A-Za-z0-9_]*|{_STRING})\s*:\s*(?P<value>{_PATH}|{_LITERAL})\s*(?:,|$)"
 )
-# Names jq reads as keywords: as a bare object key they are left to jq.
-_KEYWORDS: Final = frozenset(
-    [
-        "and",
-        "or",
-        "not",
-        "if",
-        "then",
-        "elif",
-        "else",
-        "end",
-        "as",
-        "def",
-        "reduce",
-        "foreach",
-        "try",
-        "catch",
-        "label",
-        "import",
-        "include",
-        "__loc__",
-    ]
-)
-# jq's order of kinds.
-_NULL, _FALSE, _TRUE, _NUMBER, _STRING_KIND, _ARRAY, _OBJECT_KIND = range(7)
-_OPERATORS: Final[dict[str, Callable[[int], bool]]] = {
-    "==": lambda c: c == 0,
-    "!=": lambda c: c != 0,
-    "<": lambda c: c < 0,
-    "<=": lambda c: c <= 0,
-    ">": lambda c: c > 0,
-    ">=": lambda c: c >= 0,
-}
 
 
 class PlainProgram:
@@ -101,11 +77,10 @@ def plain_program(text: str) -> PlainProgram | None:
     if pipeline is not None:
         return pipeline
     found = _OBJECT.match(text)
-    if found is None:
-        return None
-    members = _members(found["body"])
+    members = None if found is None else _members(found["body"])
     if members is None:
-        return None
+        evaluate = term_program(text)
+        return None if evaluate is None else PlainProgram(evaluate)
 
     def build(data: Any) -> Any:
         return {
@@ -128,7 +103,7 @@ def _pipeline(text: str) -> PlainProgram | None:
     position = head.end()
     while (step := _STEP.match(text, position)) is not None:
         if step["not"]:
-            steps.append(_not)
+            steps.append(negation)
         else:
             argument = _literal(step["argument"])
             if argument is _NO_LITERAL:
@@ -143,7 +118,7 @@ def _pipeline(text: str) -> PlainProgram | None:
         literal = _literal(comparison["literal"])
         if literal is _NO_LITERAL:
             return None
-        steps.append(_comparison(_OPERATORS[comparison["op"]], _sort_key(literal)))
+        steps.append(_comparison(OPERATORS[comparison["op"]], sort_key(literal)))
     if head["path"] is not None:
         path = _path(head["path"])
 
@@ -177,12 +152,8 @@ def _pipeline(text: str) -> PlainProgram | None:
     return PlainProgram(run)
 
 
-def _not(value: Any) -> bool:
-    return value is None or value is False
-
-
 def _comparison(compare: Callable[[int], bool], key: tuple[int, Any]) -> Callable[[Any], bool]:
-    return lambda value: compare(_compare(_sort_key(value), key))
+    return lambda value: compare(compare_keys(sort_key(value), key))
 
 
 def _string_test(test: Callable[[str, str], bool]) -> Callable[[str], Callable[[Any], bool]]:
@@ -258,7 +229,7 @@ def _members(body: str) -> list[tuple[str, Any]] | None:
         if found is None or found.end() == position:
             return None
         key = found["key"]
-        if key in _KEYWORDS:
+        if key in KEYWORDS:
             return None
         name = _literal(key) if key.startswith('"') else key
         if name is _NO_LITERAL:
@@ -276,37 +247,3 @@ def _members(body: str) -> list[tuple[str, Any]] | None:
     if body.rstrip().endswith(","):
         return None
     return members
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    """jq's kind of `value` and what orders it within the kind (None for containers, which
-    are only ever compared here with a literal of another kind)."""
-    kind = type(value)
-    if value is None:
-        return (_NULL, None)
-    if kind is bool:
-        return (_TRUE, None) if value else (_FALSE, None)
-    if kind is int:
-        if not -_EXACT_INT <= value <= _EXACT_INT:
-            raise NotPlain
-        return (_NUMBER, value)
-    if kind is float:
-        if not math.isfinite(value):
-            raise NotPlain
-        return (_NUMBER, value)
-    if kind is str:
-        return (_STRING_KIND, check_text(value))
-    if kind is list or kind is tuple:
-        return (_ARRAY, None)
-    if kind is dict:
-        return (_OBJECT_KIND, None)
-    raise NotPlain
-
-
-def _compare(left: tuple[int, Any], right: tuple[int, Any]) -> int:
-    if left[0] != right[0]:
-        return -1 if left[0] < right[0] else 1
-    a, b = left[1], right[1]
-    if a is None or a == b:
-        return 0
-    return -1 if a < b else 1

@@ -22,6 +22,7 @@ from tflow_workers.dsl.expressions import (
     is_expression,
 )
 from tflow_workers.dsl.jqpaths import NotPlain, follow, plain_path
+from tflow_workers.dsl.jqplain import plain_program
 from tflow_workers.dsl.models import Export, Input, Output, Schema
 from tflow_workers.dsl.schemas import schema_errors
 from tflow_workers.engine.errors import ErrorType, Problem, WorkflowError
@@ -39,11 +40,14 @@ class _Program:
     is a plain path (answered without jq, `tflow_workers.dsl.jqpaths`), and whether it
     reads the clock."""
 
-    __slots__ = ("compiled", "path", "reads_clock")
+    __slots__ = ("compiled", "path", "plain", "reads_clock")
 
     def __init__(self, compiled: CompiledExpression) -> None:
         self.compiled = compiled
         self.path = plain_path(compiled.text)
+        # Sums, comparisons and objects of paths are answered in Python (`dsl.jqplain`);
+        # the text never names a variable or the clock, or it would not be taken.
+        self.plain = None if self.path is not None else plain_program(compiled.text)
         # `now` is the only way an expression reads the clock; a text that does not even
         # contain the word cannot, so it is not handed the time.
         self.reads_clock = "now" in compiled.text
@@ -150,6 +154,11 @@ class DataFlow:
                 return follow(program.path, data)
             except NotPlain:
                 pass  # jq's own answer, or its own error
+        elif program.plain is not None:
+            try:
+                return program.plain.first(data)
+            except NotPlain:
+                pass
         compiled = program.compiled
         # Only the arguments the text mentions are looked up and handed to jq.
         bound = {name: self._argument(name, variables) for name in compiled.variable_names}

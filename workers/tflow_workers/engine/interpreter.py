@@ -326,8 +326,10 @@ class DocumentInterpreter:
         index = start
         entries = named_tasks(tasks)
         names = [name for name, _ in entries]
+        # Looked up once: the method asks the run's live state each time it is called.
+        suggested = workflow.info().is_continue_as_new_suggested if top else None
         while index < len(entries):
-            if top and index > start and workflow.info().is_continue_as_new_suggested():
+            if suggested is not None and index > start and suggested():
                 raise _ContinueAsNew(self._resume_state(index, data))
             name, task = entries[index]
             if top:
@@ -404,7 +406,9 @@ class DocumentInterpreter:
             self._previews.set_input(entry, data)
             variables["input"] = data
             descriptor.input = data
-            timeout = self._timeout_of(task.timeout, f"{ref}/timeout")
+            timeout = (
+                None if task.timeout is None else self._timeout_of(task.timeout, f"{ref}/timeout")
+            )
             if kind == "call" and timeout is None:
                 # Most tasks are calls: awaited here directly, their result resumes two
                 # coroutines fewer than through `_execute` and the handler table.
@@ -874,7 +878,9 @@ class DocumentInterpreter:
         return event
 
     async def _call(self, task: TaskBase, data: Any, variables: dict[str, Any], ref: str) -> Any:
-        timeout = self._timeout_of(task.timeout, f"{ref}/timeout") or DEFAULT_CALL_TIMEOUT
+        timeout = (
+            None if task.timeout is None else self._timeout_of(task.timeout, f"{ref}/timeout")
+        ) or DEFAULT_CALL_TIMEOUT
         # Exact type first: the common case, and in the sandbox isinstance is a proxy check.
         if type(task) is not CallFunction:
             return await self._call_protocol(task, data, variables, ref, timeout)
