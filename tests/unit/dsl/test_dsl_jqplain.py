@@ -183,7 +183,7 @@ def test_examples(text: str, data: Any, expected: Any) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        ".a == 1 and .b == 2",
+        ".a * 2 == 1",
         ".a == 1.5",
         ".a == 1e3",
         '.a == "\\(.b)"',
@@ -280,7 +280,7 @@ def test_router_compiles_jq_for_python_answered_routes_only_when_an_event_needs_
 
     monkeypatch.setattr(routing, "compile_expressions", recording)
     plain_filter = '${ .data.key | endswith(".pdf") | not }'
-    jq_filter = "${ .data.size >= 0 or .data.size == null }"
+    jq_filter = "${ .data.size * 2 >= 0 }"
     routes = [
         CompiledRoute(
             namespace="ns",

@@ -36,7 +36,7 @@ VALUES = st.recursive(
 )
 LEAVES = st.sampled_from(
     [".", ".a", ".b", ".n", ".s", ".a.b", ".missing", "null", "true", "false", "0", "1", "-3",
-     "9007199254740992", '""', '"x"', '"\\u00e9"', "{}", "tostring", "not"]
+     "9007199254740992", '""', '"x"', '"\\u00e9"', "{}", "tostring", "not", "- 2"]
 )  # fmt: skip
 OPERATORS = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
 
@@ -45,6 +45,10 @@ def expressions() -> st.SearchStrategy[str]:
     def grow(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         return st.one_of(
             st.builds(lambda a, b: f"{a} + {b}", inner, inner),
+            st.builds(lambda a, b: f"({a} - {b})", inner, inner),
+            st.builds(lambda a, b: f"({a} and {b})", inner, inner),
+            st.builds(lambda a, b: f"({a} or {b})", inner, inner),
+            st.builds(lambda a, b: f"({a} // {b})", inner, inner),
             st.builds(lambda a, b: f"({a} | {b})", inner, inner),
             st.builds(lambda a, op, b: f"({a} {op} {b})", inner, OPERATORS, inner),
             st.builds(lambda a: f"({a} | tostring)", inner),
@@ -99,6 +103,10 @@ def test_generated_expressions_match_jq(text: str, data: Any) -> None:
         ("{a: .x} + {b: 1}", {"x": 0}, {"a": 0, "b": 1}),
         ('{"a b": .x, c: {d: 1}}', {"x": True}, {"a b": True, "c": {"d": 1}}),
         (".x | not", {"x": 0}, False),
+        (".a - 1 > 0 and .b == \"x\"", {"a": 2, "b": "x"}, True),
+        (".a or .b", {"a": None, "b": 0}, True),
+        (".a // .b // 3", {"a": False, "b": None}, 3),
+        (".a - -1", {"a": 1}, 2),
     ],
 )  # fmt: skip
 def test_the_shapes_workflows_use(text: str, data: Any, expected: Any) -> None:
@@ -116,6 +124,9 @@ def test_the_shapes_workflows_use(text: str, data: Any, expected: Any) -> None:
         (".a | tostring", {"a": [1]}),  # jq's JSON text
         (".a < .b", {"a": [1], "b": [2]}),  # containers compare member by member
         (".a.b", {"a": 3}),  # indexing a number
+        (".a.b // 1", {"a": 3}),  # jq's `//` hides that error: jq says what comes out
+        (".a - .b", {"a": [1, 2], "b": [2]}),  # arrays: a set difference
+        (".a - 1", {"a": None}),  # jq's error
     ],
 )
 def test_what_only_jq_can_say_is_left_to_jq(text: str, data: Any) -> None:
@@ -126,14 +137,14 @@ def test_what_only_jq_can_say_is_left_to_jq(text: str, data: Any) -> None:
     "text",
     [
         "",
-        ".a - 1",
         ".a * 2",
         ".[0]",
         ".a?",
         "$input",
         "$input + 1",
         "now",
-        ".a // 1",
+        "-.a",
+        ".a - [1]",
         "{a: .x | tostring}",
         "{if: 1}",
         "{a}",

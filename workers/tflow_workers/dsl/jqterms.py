@@ -1,29 +1,36 @@
-"""Small jq expressions of paths, literals, `+`, comparisons, objects and `tostring`,
-answered in Python exactly as jq answers them.
+"""Small jq expressions of paths, literals, `+`, `-`, comparisons, `and`, `or`, `//`,
+objects and `tostring`, answered in Python exactly as jq answers them.
 
-A workflow's `set`, `switch` and `with` fields are mostly arithmetic and object building
-over the task's data: `${ .checkpoints + 1 }`, `${ . + {total: (.total + .count)} }`,
-`${ .count > 1000000 }`, `${ "item-" + (.n | tostring) }`. jq answers each only after the
-data is encoded to JSON and parsed again, which costs the interpreter more than the
-expression itself. This module parses such a text into a tree once and evaluates it on
-the data as it is. The grammar it takes is a strict subset of jq's, with jq's precedence:
+A workflow's `set`, `switch`, `if` and `with` fields are mostly arithmetic, conditions and
+object building over the task's data: `${ .checkpoints + 1 }`, `${ . + {total: (.total +
+.count)} }`, `${ .count > 1000000 and .ready }`, `${ "item-" + (.n | tostring) }`. jq
+answers each only after the data is encoded to JSON and parsed again, which costs the
+interpreter more than the expression itself. This module parses such a text into a tree
+once and evaluates it on the data as it is. The grammar it takes is a strict subset of
+jq's, with jq's precedence:
 
-    pipe     := compare ("|" compare)*
-    compare  := sum (("==" | "!=" | "<" | "<=" | ">" | ">=") sum)?
-    sum      := term ("+" term)*
-    term     := PATH | "." | LITERAL | "(" pipe ")" | object | "tostring" | "not"
-    object   := "{" [member ("," member)*] "}"
-    member   := (NAME | STRING) ":" term
+    pipe         := alternative ("|" alternative)*
+    alternative  := disjunction ("//" alternative)?
+    disjunction  := conjunction ("or" conjunction)*
+    conjunction  := compare ("and" compare)*
+    compare      := sum (("==" | "!=" | "<" | "<=" | ">" | ">=") sum)?
+    sum          := term (("+" | "-") term)*
+    term         := PATH | "." | LITERAL | "-" NUMBER | "(" pipe ")" | object
+                  | "tostring" | "not"
+    object       := "{" [member ("," member)*] "}"
+    member       := (NAME | STRING) ":" term
 
 PATH is a plain path (`dsl.jqpaths`), LITERAL `null`, `true`, `false`, an integer within
 +-2**53 or a string without interpolation. jq allows more in an object's values (`a: .x |
 f`), and this parser then says no, which only means jq answers. Evaluation follows jq:
 `+` adds numbers, joins strings and arrays, merges objects (the right one's keys win, the
-left one's order stays) and returns the other side when one is null; comparisons follow
-`dsl.jqplain`. Whatever jq answers with an error, or with a value this module cannot
-reproduce exactly (a number beyond +-2**53, `tostring` of a fraction or a container),
-raises `NotPlain`, and the caller runs jq instead. Written here because no kept library
-evaluates jq without the jq engine.
+left one's order stays) and returns the other side when one is null; `-` subtracts
+numbers; `and`, `or` and `//` look at the left side first; comparisons follow jq's order
+of kinds. Whatever jq answers with an error, or with a value this module cannot reproduce
+exactly (a number beyond +-2**53, `tostring` of a float or a container, an array
+difference, the left side of `//` failing, which jq hides), raises `NotPlain`, and the
+caller runs jq instead. Written here because no kept library evaluates jq without the jq
+engine.
 """
 
 from __future__ import annotations
@@ -41,9 +48,9 @@ _TOKEN: Final = re.compile(
     r"""\s*(?:
         (?P<path>(?:\.[A-Za-z_][A-Za-z0-9_]*)+|\.(?![.\[A-Za-z_"0-9]))
       | (?P<string>"(?:[^"\\]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")
-      | (?P<number>-?(?:0|[1-9][0-9]*)(?![.eE0-9]))
+      | (?P<number>(?:0|[1-9][0-9]*)(?![.eE0-9]))
       | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-      | (?P<op>==|!=|<=|>=|<|>|\+|\||\(|\)|\{|\}|,|:)
+      | (?P<op>//|==|!=|<=|>=|<|>|\+|-|\||\(|\)|\{|\}|,|:)
     )""",
     re.VERBOSE,
 )
@@ -134,10 +141,34 @@ class _Parser:
         if not self._take(op):
             raise _Refused
 
+    def _take_name(self, name: str) -> bool:
+        if self._peek() == ("name", name):
+            self.position += 1
+            return True
+        return False
+
     def pipe(self) -> Evaluator:
-        left = self.compare()
+        left = self.alternative()
         while self._take("|"):
-            left = _piped(left, self.compare())
+            left = _piped(left, self.alternative())
+        return left
+
+    def alternative(self) -> Evaluator:
+        left = self.disjunction()
+        if self._take("//"):
+            return _alternative(left, self.alternative())  # right-associative, as in jq
+        return left
+
+    def disjunction(self) -> Evaluator:
+        left = self.conjunction()
+        while self._take_name("or"):
+            left = _or(left, self.conjunction())
+        return left
+
+    def conjunction(self) -> Evaluator:
+        left = self.compare()
+        while self._take_name("and"):
+            left = _and(left, self.compare())
         return left
 
     def compare(self) -> Evaluator:
@@ -154,9 +185,13 @@ class _Parser:
 
     def sum(self) -> Evaluator:
         left = self.term()
-        while self._take("+"):
-            left = _plus(left, self.term())
-        return left
+        while True:
+            if self._take("+"):
+                left = _plus(left, self.term())
+            elif self._take("-"):
+                left = _minus(left, self.term())
+            else:
+                return left
 
     def term(self) -> Evaluator:
         token = self._peek()
@@ -176,6 +211,13 @@ class _Parser:
             if text == "not":
                 return negation
             raise _Refused
+        if text == "-":
+            # Only a negative number: jq's unary minus of anything else is left to jq.
+            token = self._peek()
+            if token is None or token[0] != "number":
+                raise _Refused
+            self.position += 1
+            return _constant(-_literal(token[1]))
         if text == "(":
             inner = self.pipe()
             self._expect(")")
@@ -275,6 +317,38 @@ def _add(a: Any, b: Any) -> Any:
     if kind is dict:
         return {**a, **b}
     raise NotPlain
+
+
+def _subtract(a: Any, b: Any) -> Any:
+    """jq's `a - b` for numbers; arrays (a set difference) and errors go to jq."""
+    if not (_number(a) and _number(b)):
+        raise NotPlain
+    return _add(a, -b)
+
+
+def _minus(left: Evaluator, right: Evaluator) -> Evaluator:
+    return lambda data: _subtract(left(data), right(data))
+
+
+def _truthy(value: Any) -> bool:
+    return value is not None and value is not False
+
+
+def _alternative(left: Evaluator, right: Evaluator) -> Evaluator:
+    # jq's `a // b` also hides errors of `a`: a `NotPlain` from it goes to jq, which says.
+    def either(data: Any) -> Any:
+        value = left(data)
+        return value if _truthy(value) else right(data)
+
+    return either
+
+
+def _and(left: Evaluator, right: Evaluator) -> Evaluator:
+    return lambda data: _truthy(left(data)) and _truthy(right(data))
+
+
+def _or(left: Evaluator, right: Evaluator) -> Evaluator:
+    return lambda data: _truthy(left(data)) or _truthy(right(data))
 
 
 def _plus(left: Evaluator, right: Evaluator) -> Evaluator:
