@@ -406,9 +406,7 @@ class DocumentInterpreter:
             self._previews.set_input(entry, data)
             variables["input"] = data
             descriptor.input = data
-            timeout = (
-                None if task.timeout is None else self._timeout_of(task.timeout, f"{ref}/timeout")
-            )
+            timeout = self._task_timeout(task, ref)
             if kind == "call" and timeout is None:
                 # Most tasks are calls: awaited here directly, their result resumes two
                 # coroutines fewer than through `_execute` and the handler table.
@@ -545,6 +543,10 @@ class DocumentInterpreter:
             return parse_duration(value)
         except ValueError as err:
             raise WorkflowError.of(ErrorType.CONFIGURATION, str(err), instance=where) from None
+
+    def _task_timeout(self, task: TaskBase, ref: str) -> timedelta | None:
+        # Most tasks have none: their pointer text is then never built.
+        return None if task.timeout is None else self._timeout_of(task.timeout, f"{ref}/timeout")
 
     def _timeout_of(self, spec: str | Timeout | None, where: str) -> timedelta | None:
         if spec is None:
@@ -878,9 +880,7 @@ class DocumentInterpreter:
         return event
 
     async def _call(self, task: TaskBase, data: Any, variables: dict[str, Any], ref: str) -> Any:
-        timeout = (
-            None if task.timeout is None else self._timeout_of(task.timeout, f"{ref}/timeout")
-        ) or DEFAULT_CALL_TIMEOUT
+        timeout = self._task_timeout(task, ref) or DEFAULT_CALL_TIMEOUT
         # Exact type first: the common case, and in the sandbox isinstance is a proxy check.
         if type(task) is not CallFunction:
             return await self._call_protocol(task, data, variables, ref, timeout)
