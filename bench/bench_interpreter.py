@@ -308,7 +308,6 @@ BREAKDOWN: list[tuple[str, str, str]] = [
     ("plan.py", "prepare", "document cache lookup at run start"),
     ("dataflow.py", "_evaluate", "expressions (if/when/set/with/transforms)"),
     ("jqpaths.py", "follow", "  of which plain paths, without jq"),
-    ("jqterms.py", "answer", "  of which sums/comparisons/objects, without jq"),
     ("expressions.py", "_run", "  of which JSON-encoding data + variables for jq"),
     ("expressions.py", "first", "  of which jq parse + run + decode"),
     ("_workflow_instance.py", "workflow_upsert_search_attributes", "search-attribute upserts"),

@@ -45,7 +45,7 @@ from tflow_workers.dsl.expressions import (
     strip_expression,
 )
 from tflow_workers.dsl.jqpaths import NotPlain
-from tflow_workers.dsl.jqplain import PlainProgram, plain_program
+from tflow_workers.dsl.jqterms import Evaluator, term_program
 
 TABLE_FORMAT = 1
 ROUTING_INDEX = "routing-index.json"
@@ -181,7 +181,7 @@ class Match:
 
 
 class _Deferred:
-    """The jq program of an expression answered in Python (dsl.jqplain), compiled only
+    """The jq program of an expression answered in Python (dsl.jqterms), compiled only
     when an event needs jq itself (odd data): those shapes always compile, and compiling
     thousands of them would be most of a table's load."""
 
@@ -226,7 +226,7 @@ class _Entry:
         route: CompiledRoute,
         rank: int,
         programs: dict[str, _Program],
-        plain: dict[str, PlainProgram | None],
+        plain: dict[str, Evaluator | None],
     ) -> None:
         self.route = route
         self.rank = rank
@@ -237,7 +237,7 @@ class _Entry:
         self.source = route.source
         self.filter = programs[route.filter] if route.filter is not None else None
         self.input = programs[route.input] if route.input else None
-        # The same program answered in Python when it is that simple (dsl.jqplain).
+        # The same program answered in Python when it is that simple (dsl.jqterms).
         self.filter_plain = plain.get(route.filter) if route.filter is not None else None
         self.input_plain = plain.get(route.input) if route.input else None
 
@@ -276,7 +276,7 @@ class Router:
         expressions = [r.filter for r in routes if r.filter is not None]
         expressions += [r.input for r in routes if r.input]
         plain = {
-            expression: plain_program(strip_expression(expression))
+            expression: term_program(strip_expression(expression))
             for expression in dict.fromkeys(expressions)
         }
         programs: dict[str, _Program] = {
@@ -415,14 +415,14 @@ def _truthy(value: Any) -> bool:
     return value is not None and value is not False
 
 
-def _run(entry: _Entry, program: _Program, plain: PlainProgram | None, event: _Serialised) -> Any:
+def _run(entry: _Entry, program: _Program, plain: Evaluator | None, event: _Serialised) -> Any:
     if isinstance(program, ExpressionCompileError):
         raise RouteError(f"route {entry.id}: {program}")
     # Answered in Python only for an event jq could be given at all (JSON text), so an
     # event it refuses fails the same way either way.
     if plain is not None and event.json() is not None:
         try:
-            return plain.first(event.event)
+            return plain(event.event)
         except NotPlain:
             pass
     if isinstance(program, _Deferred):

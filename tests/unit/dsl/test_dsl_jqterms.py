@@ -1,7 +1,7 @@
-"""Sums, comparisons, objects and `tostring` answered in Python (dsl.jqterms) give what
-jq gives for the same data, or defer to jq: never a different value, never a value where
-jq reports an error. Expressions are generated from the module's grammar and checked
-against the jq program the interpreter runs."""
+"""Sums, comparisons, objects, string tests and `tostring` answered in Python
+(dsl.jqterms) give what jq gives for the same data, or defer to jq: never a different
+value, never a value where jq reports an error. Expressions are generated from the
+module's grammar and checked against the jq program the interpreter runs."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jq_answers import python_answer
 
 from tflow_workers.dsl.expressions import ExpressionError, compile_expression
-from tflow_workers.dsl.jqpaths import NotPlain
 from tflow_workers.dsl.jqterms import term_program
 from tflow_workers.engine.dataflow import DataFlow
 
@@ -36,7 +36,8 @@ VALUES = st.recursive(
 )
 LEAVES = st.sampled_from(
     [".", ".a", ".b", ".n", ".s", ".a.b", ".missing", "null", "true", "false", "0", "1", "-3",
-     "9007199254740992", '""', '"x"', '"\\u00e9"', "{}", "tostring", "not", "- 2"]
+     "9007199254740992", '""', '"x"', '"\\u00e9"', "{}", "[]", "tostring", "not", "- 2",
+     'endswith("a")', 'startswith("")', 'index("a")', 'index("é")']
 )  # fmt: skip
 OPERATORS = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
 
@@ -69,19 +70,10 @@ def jq(text: str, data: Any) -> tuple[str, Any]:
         return "error", None
 
 
-def python(text: str, data: Any) -> tuple[str, Any] | None:
-    evaluate = term_program(text)
-    assert evaluate is not None, text
-    try:
-        return "value", evaluate(data)
-    except NotPlain:
-        return None
-
-
 @settings(max_examples=1500, deadline=None)
 @given(text=expressions(), data=VALUES)
 def test_generated_expressions_match_jq(text: str, data: Any) -> None:
-    got = python(text, data)
+    got = python_answer(text, data)
     if got is not None:
         assert repr(got) == repr(jq(text, data)), (text, data)
 
@@ -110,7 +102,7 @@ def test_generated_expressions_match_jq(text: str, data: Any) -> None:
     ],
 )  # fmt: skip
 def test_the_shapes_workflows_use(text: str, data: Any, expected: Any) -> None:
-    assert python(text, data) == ("value", expected)
+    assert python_answer(text, data) == ("value", expected)
     assert jq(text, data) == ("value", expected)
 
 
@@ -130,7 +122,7 @@ def test_the_shapes_workflows_use(text: str, data: Any, expected: Any) -> None:
     ],
 )
 def test_what_only_jq_can_say_is_left_to_jq(text: str, data: Any) -> None:
-    assert python(text, data) is None
+    assert python_answer(text, data) is None
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,15 @@
 """Small jq expressions of paths, literals, `+`, `-`, comparisons, `and`, `or`, `//`,
-objects and `tostring`, answered in Python exactly as jq answers them.
+objects, string tests and `tostring`, answered in Python exactly as jq answers them.
 
-A workflow's `set`, `switch`, `if` and `with` fields are mostly arithmetic, conditions and
-object building over the task's data: `${ .checkpoints + 1 }`, `${ . + {total: (.total +
-.count)} }`, `${ .count > 1000000 and .ready }`, `${ "item-" + (.n | tostring) }`. jq
-answers each only after the data is encoded to JSON and parsed again, which costs the
-interpreter more than the expression itself. This module parses such a text into a tree
-once and evaluates it on the data as it is. The grammar it takes is a strict subset of
-jq's, with jq's precedence:
+Route filters and mappings, and a workflow's `set`, `switch`, `if` and `with` fields, are
+mostly comparisons, conditions, arithmetic and object building over the data:
+`${ .data.severity == "high" }`, `${ .data.key | endswith(".pdf") | not }`,
+`${ {uri: .data.documentUri, kind: "pdf"} }`, `${ .checkpoints + 1 }`,
+`${ . + {total: (.total + .count)} }`, `${ "item-" + (.n | tostring) }`. jq answers each
+only after the data is encoded to JSON and parsed again, which costs more than the
+expression itself. This module parses such a text into a tree of closures once and
+evaluates it on the data as it is. The grammar it takes is a strict subset of jq's, with
+jq's precedence:
 
     pipe         := alternative ("|" alternative)*
     alternative  := disjunction ("//" alternative)?
@@ -15,8 +17,8 @@ jq's, with jq's precedence:
     conjunction  := compare ("and" compare)*
     compare      := sum (("==" | "!=" | "<" | "<=" | ">" | ">=") sum)?
     sum          := term (("+" | "-") term)*
-    term         := PATH | "." | LITERAL | "-" NUMBER | "(" pipe ")" | object
-                  | "tostring" | "not"
+    term         := PATH | "." | LITERAL | "-" NUMBER | "[" "]" | "(" pipe ")" | object
+                  | "tostring" | "not" | ("endswith" | "startswith" | "index") "(" STRING ")"
     object       := "{" [member ("," member)*] "}"
     member       := (NAME | STRING) ":" term
 
@@ -26,11 +28,14 @@ f`), and this parser then says no, which only means jq answers. Evaluation follo
 `+` adds numbers, joins strings and arrays, merges objects (the right one's keys win, the
 left one's order stays) and returns the other side when one is null; `-` subtracts
 numbers; `and`, `or` and `//` look at the left side first; comparisons follow jq's order
-of kinds. Whatever jq answers with an error, or with a value this module cannot reproduce
-exactly (a number beyond +-2**53, `tostring` of a float or a container, an array
-difference, the left side of `//` failing, which jq hides), raises `NotPlain`, and the
-caller runs jq instead. Written here because no kept library evaluates jq without the jq
-engine.
+of kinds (null < false < true < numbers < strings < arrays < objects), numbers by value,
+strings by code point (jq compares their UTF-8 bytes, which orders the same);
+`index(s)` finds `s` in an array of strings, or in an ASCII string. Whatever jq answers
+with an error, or with a value this module cannot reproduce exactly (a number beyond
++-2**53, NaN, `tostring` of a float or a container, an array difference, containers
+compared with each other, the left side of `//` failing, which jq hides), raises
+`NotPlain`, and the caller runs jq instead, so errors read as jq writes them. Written
+here because no kept library evaluates jq without the jq engine.
 """
 
 from __future__ import annotations
@@ -50,12 +55,12 @@ _TOKEN: Final = re.compile(
       | (?P<string>"(?:[^"\\]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")
       | (?P<number>(?:0|[1-9][0-9]*)(?![.eE0-9]))
       | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
-      | (?P<op>//|==|!=|<=|>=|<|>|\+|-|\||\(|\)|\{|\}|,|:)
+      | (?P<op>//|==|!=|<=|>=|<|>|\+|-|\||\(|\)|\{|\}|\[|\]|,|:)
     )""",
     re.VERBOSE,
 )
-# Names jq reads as keywords: as a bare object key they are left to jq (`dsl.jqplain` too).
-KEYWORDS: Final = frozenset(
+# Names jq reads as keywords: as a bare object key they are left to jq.
+_KEYWORDS: Final = frozenset(
     [
         "and",
         "or",
@@ -98,11 +103,7 @@ def term_program(text: str) -> Evaluator | None:
             return None
     except _Refused:
         return None
-
-    def answer(data: Any) -> Any:
-        return as_jq(evaluate(data))
-
-    return answer
+    return parser.output(evaluate)
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -126,6 +127,35 @@ class _Parser:
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.tokens = tokens
         self.position = 0
+        # The literals' evaluators with their values, so that a comparison with one
+        # orders the literal once, here, not at each evaluation.
+        self.constants: dict[Evaluator, Any] = {}
+        # Evaluators whose answers jq outputs unchanged (booleans, an index, null).
+        self.shaped: set[Evaluator] = set()
+        # The plain paths' evaluators with their fields.
+        self.paths: dict[Evaluator, tuple[str, ...]] = {}
+
+    def _constant(self, value: Any) -> Evaluator:
+        def constant(data: Any) -> Any:
+            return value
+
+        self.constants[constant] = value
+        # A literal is read within jq's exact range (`_literal`): jq outputs it as is.
+        self.shaped.add(constant)
+        return constant
+
+    def output(self, evaluate: Evaluator) -> Evaluator:
+        """`evaluate`, giving what jq outputs."""
+        if evaluate in self.shaped:
+            return evaluate
+        path = self.paths.get(evaluate)
+        if path is not None:
+            return lambda data: as_jq(walk(path, data))
+        return lambda data: as_jq(evaluate(data))
+
+    def _shaped(self, evaluate: Evaluator) -> Evaluator:
+        self.shaped.add(evaluate)
+        return evaluate
 
     def _peek(self) -> tuple[str, str] | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -150,25 +180,32 @@ class _Parser:
     def pipe(self) -> Evaluator:
         left = self.alternative()
         while self._take("|"):
-            left = _piped(left, self.alternative())
+            right = self.alternative()
+            left = _piped(left, right)
+            if right in self.shaped:
+                self.shaped.add(left)
         return left
 
     def alternative(self) -> Evaluator:
         left = self.disjunction()
         if self._take("//"):
-            return _alternative(left, self.alternative())  # right-associative, as in jq
+            right = self.alternative()  # right-associative, as in jq
+            either = _alternative(left, right)
+            if left in self.shaped and right in self.shaped:
+                self.shaped.add(either)
+            return either
         return left
 
     def disjunction(self) -> Evaluator:
         left = self.conjunction()
         while self._take_name("or"):
-            left = _or(left, self.conjunction())
+            left = self._shaped(_or(left, self.conjunction()))
         return left
 
     def conjunction(self) -> Evaluator:
         left = self.compare()
         while self._take_name("and"):
-            left = _and(left, self.compare())
+            left = self._shaped(_and(left, self.compare()))
         return left
 
     def compare(self) -> Evaluator:
@@ -180,7 +217,10 @@ class _Parser:
             after = self._peek()
             if after is not None and after[0] == "op" and after[1] in _COMPARISONS:
                 raise _Refused  # jq's comparisons do not chain
-            return _comparison(token[1], left, right)
+            test = _OPERATORS[token[1]]
+            if right in self.constants:
+                return self._shaped(_against(test, left, _sort_key(self.constants[right])))
+            return self._shaped(_comparison(test, left, right))
         return left
 
     def sum(self) -> Evaluator:
@@ -202,22 +242,37 @@ class _Parser:
         if kind == "path":
             path = plain_path(text)
             assert path is not None  # the token pattern admits only plain paths
-            return _at(path)
+            at = _at(path)
+            self.paths[at] = path
+            return at
         if kind in ("string", "number") or (kind == "name" and text in ("null", "true", "false")):
-            return _constant(_literal(text))
+            return self._constant(_literal(text))
         if kind == "name":
             if text == "tostring":
                 return _tostring
             if text == "not":
-                return negation
-            raise _Refused
+                return self._shaped(_negation)
+            function = _STRING_FUNCTIONS.get(text)
+            if function is None:
+                raise _Refused
+            self._expect("(")
+            token = self._peek()
+            if token is None or token[0] != "string":
+                raise _Refused  # an argument computed from the data: jq's business
+            self.position += 1
+            self._expect(")")
+            return self._shaped(function(_literal(token[1])))
         if text == "-":
             # Only a negative number: jq's unary minus of anything else is left to jq.
             token = self._peek()
             if token is None or token[0] != "number":
                 raise _Refused
             self.position += 1
-            return _constant(-_literal(token[1]))
+            return self._constant(-_literal(token[1]))
+        if text == "[":
+            # Only the empty array (`(.tags // [])`); building arrays is left to jq.
+            self._expect("]")
+            return self._shaped(_empty_array)
         if text == "(":
             inner = self.pipe()
             self._expect(")")
@@ -229,13 +284,13 @@ class _Parser:
     def _object(self) -> Evaluator:
         members: list[tuple[str, Evaluator]] = []
         if self._take("}"):
-            return lambda data: {}
+            return self._shaped(lambda data: {})
         while True:
             token = self._peek()
             if token is None:
                 raise _Refused
             kind, text = token
-            if kind == "name" and text not in KEYWORDS:
+            if kind == "name" and text not in _KEYWORDS:
                 key = text
             elif kind == "string":
                 key = _literal(text)
@@ -243,11 +298,13 @@ class _Parser:
                 raise _Refused
             self.position += 1
             self._expect(":")
-            members.append((key, self.term()))
+            value = self.term()
+            # Each member as jq outputs it, so the object needs no second walk.
+            members.append((key, self.output(value)))
             if self._take("}"):
                 break
             self._expect(",")
-        return _built(members)
+        return self._shaped(_built(members))
 
 
 def _literal(text: str) -> Any:
@@ -271,8 +328,9 @@ def _at(path: tuple[str, ...]) -> Evaluator:
     return lambda data: walk(path, data)
 
 
-def _constant(value: Any) -> Evaluator:
-    return lambda data: value
+def _empty_array(data: Any) -> list[Any]:
+    # A fresh list each time: the caller may keep what it gets.
+    return []
 
 
 def _piped(left: Evaluator, right: Evaluator) -> Evaluator:
@@ -357,7 +415,7 @@ def _plus(left: Evaluator, right: Evaluator) -> Evaluator:
     return lambda data: _add(left(data), right(data))
 
 
-def sort_key(value: Any) -> tuple[int, Any]:
+def _sort_key(value: Any) -> tuple[int, Any]:
     """jq's kind of `value` and what orders it within its kind (None for containers)."""
     kind = type(value)
     if value is None:
@@ -382,11 +440,11 @@ def sort_key(value: Any) -> tuple[int, Any]:
 
 
 def _ordering(a: Any, b: Any) -> int:
-    return compare_keys(sort_key(a), sort_key(b))
+    return _compare_keys(_sort_key(a), _sort_key(b))
 
 
-def compare_keys(left: tuple[int, Any], right: tuple[int, Any]) -> int:
-    """jq's order of two values by their `sort_key`s: -1, 0 or 1."""
+def _compare_keys(left: tuple[int, Any], right: tuple[int, Any]) -> int:
+    """jq's order of two values by their `_sort_key`s: -1, 0 or 1."""
     if left[0] != right[0]:
         return -1 if left[0] < right[0] else 1
     if left[0] in (_ARRAY, _OBJECT_KIND):
@@ -397,8 +455,8 @@ def compare_keys(left: tuple[int, Any], right: tuple[int, Any]) -> int:
     return -1 if x < y else 1
 
 
-# Each comparison operator as a test of `compare_keys`'s answer.
-OPERATORS: Final[dict[str, Callable[[int], bool]]] = {
+# Each comparison operator as a test of `_compare_keys`'s answer.
+_OPERATORS: Final[dict[str, Callable[[int], bool]]] = {
     "==": lambda c: c == 0,
     "!=": lambda c: c != 0,
     "<": lambda c: c < 0,
@@ -408,12 +466,16 @@ OPERATORS: Final[dict[str, Callable[[int], bool]]] = {
 }
 
 
-def _comparison(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
-    test = OPERATORS[op]
+def _comparison(test: Callable[[int], bool], left: Evaluator, right: Evaluator) -> Evaluator:
     return lambda data: test(_ordering(left(data), right(data)))
 
 
-def negation(value: Any) -> bool:
+def _against(test: Callable[[int], bool], left: Evaluator, key: tuple[int, Any]) -> Evaluator:
+    """A comparison with a literal, whose `_sort_key` is `key`."""
+    return lambda data: test(_compare_keys(_sort_key(left(data)), key))
+
+
+def _negation(value: Any) -> bool:
     """jq's `not`."""
     return value is None or value is False
 
@@ -432,3 +494,44 @@ def _tostring(value: Any) -> str:
     # arithmetic makes it a double, and it writes doubles its own way. Containers: jq's
     # escaping decides.
     raise NotPlain
+
+
+def _string_test(test: Callable[[str, str], bool]) -> Callable[[str], Evaluator]:
+    """`endswith(s)` or `startswith(s)`, as `test` (`str.endswith`, `str.startswith`)."""
+
+    def with_argument(argument: str) -> Evaluator:
+        def step(value: Any) -> bool:
+            if type(value) is not str:  # jq reports an error in its own words
+                raise NotPlain
+            return test(check_text(value), argument)
+
+        return step
+
+    return with_argument
+
+
+def _index(needle: str) -> Evaluator:
+    def step(value: Any) -> int | None:
+        kind = type(value)
+        if value is None:
+            return None
+        if kind is list:
+            for position, item in enumerate(value):
+                if type(item) is str and check_text(item) == needle:
+                    return position
+            return None
+        # jq counts a string's offsets in bytes or code points depending on its version;
+        # in ASCII they agree. An empty needle is also left to jq.
+        if kind is str and value.isascii() and needle.isascii() and needle:
+            found = value.find(needle)
+            return None if found < 0 else found
+        raise NotPlain
+
+    return step
+
+
+_STRING_FUNCTIONS: Final[dict[str, Callable[[str], Evaluator]]] = {
+    "endswith": _string_test(str.endswith),
+    "startswith": _string_test(str.startswith),
+    "index": _index,
+}

@@ -22,7 +22,7 @@ from tflow_workers.dsl.expressions import (
     is_expression,
 )
 from tflow_workers.dsl.jqpaths import NotPlain, follow, plain_path
-from tflow_workers.dsl.jqplain import plain_program
+from tflow_workers.dsl.jqterms import term_program
 from tflow_workers.dsl.models import Export, Input, Output, Schema
 from tflow_workers.dsl.schemas import schema_errors
 from tflow_workers.engine.errors import ErrorType, Problem, WorkflowError
@@ -45,9 +45,9 @@ class _Program:
     def __init__(self, compiled: CompiledExpression) -> None:
         self.compiled = compiled
         self.path = plain_path(compiled.text)
-        # Sums, comparisons and objects of paths are answered in Python (`dsl.jqplain`);
+        # Sums, comparisons and objects of paths are answered in Python (`dsl.jqterms`);
         # the text never names a variable or the clock, or it would not be taken.
-        self.plain = None if self.path is not None else plain_program(compiled.text)
+        self.plain = None if self.path is not None else term_program(compiled.text)
         # `now` is the only way an expression reads the clock; a text that does not even
         # contain the word cannot, so it is not handed the time.
         self.reads_clock = "now" in compiled.text
@@ -156,7 +156,7 @@ class DataFlow:
                 pass  # jq's own answer, or its own error
         elif program.plain is not None:
             try:
-                return program.plain.first(data)
+                return program.plain(data)
             except NotPlain:
                 pass
         compiled = program.compiled

@@ -1,4 +1,5 @@
-"""Route filters and mappings answered in Python give what jq gives, or defer to jq."""
+"""Route filters and mappings (comparisons, string tests, `(PATH // [])`, objects of paths)
+answered in Python (dsl.jqterms) give what jq gives, or defer to jq."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jq_answers import python_answer
 
 from tflow_workers.dsl.expressions import ExpressionError, compile_expression
 from tflow_workers.dsl.jqpaths import NotPlain
-from tflow_workers.dsl.jqplain import plain_program
+from tflow_workers.dsl.jqterms import term_program
 from tflow_workers.routing import CompiledRoute, RouteError, Router, RoutingTable
 
 SCALARS = st.one_of(
@@ -61,21 +63,12 @@ def jq_answer(text: str, data: Any) -> tuple[str, Any]:
         return "error", str(err)
 
 
-def plain_answer(text: str, data: Any) -> tuple[str, Any] | None:
-    program = plain_program(text)
-    assert program is not None, text
-    try:
-        return "value", program.first(data)
-    except NotPlain:
-        return None
-
-
 @settings(max_examples=400, deadline=None)
 @given(path=PATHS, op=OPERATORS, literal=LITERALS, value=VALUES)
 def test_comparisons_match_jq(path: str, op: str, literal: str, value: Any) -> None:
     text = f"{path} {op} {literal}"
     for data in ({"data": {"x": value}}, {"data": value}, value):
-        got = plain_answer(text, data)
+        got = python_answer(text, data)
         if got is not None:
             assert repr(got) == repr(jq_answer(text, data)), (text, data)
 
@@ -95,7 +88,7 @@ def test_comparisons_match_jq(path: str, op: str, literal: str, value: Any) -> N
 def test_objects_match_jq(members: list[tuple[str, str]], value: Any) -> None:
     text = "{" + ", ".join(f"{key}: {item}" for key, item in members) + "}"
     for data in ({"data": {"x": value}}, {"data": value}, value):
-        got = plain_answer(text, data)
+        got = python_answer(text, data)
         if got is not None:
             assert repr(got) == repr(jq_answer(text, data)), (text, data)
 
@@ -137,14 +130,8 @@ def test_pipelines_match_jq(
     text = " | ".join([head, *steps])
     if comparison is not None:
         text += f" {comparison[0]} {comparison[1]}"
-    if plain_program(text) is None:
-        # Only a bare path (no step, no comparison, no `//`) is left to jq.
-        assert not steps, text
-        assert comparison is None, text
-        assert not head.startswith("("), text
-        return
     for data in ({"data": {"x": value}}, {"data": value}, value):
-        got = plain_answer(text, data)
+        got = python_answer(text, data)
         if got is not None:
             assert repr(got) == repr(jq_answer(text, data)), (text, data)
 
@@ -173,10 +160,18 @@ def test_pipelines_match_jq(
         ('.data.name | startswith("inv-")', {"data": {"name": "inv-7"}}, True),
         ('.data.name | index("-")', {"data": {"name": "inv-7"}}, 3),
         ("(.data.n // 0) > 5", {"data": {"n": None}}, False),
+        (".data.tags // []", {"data": {"tags": None}}, []),
+        ('.data.key | endswith(".pdf") and .data.ok', {"data": {"key": "a.txt"}}, False),
+        ('.data | (.key | endswith(".pdf")) and .ok', {"data": {"key": "a.pdf", "ok": 1}}, True),
+        (
+            '{tags: (.data.tags // []), first: (.data.tags // [] | index("a"))}',
+            {"data": {}},
+            {"tags": [], "first": None},
+        ),
     ],
 )
 def test_examples(text: str, data: Any, expected: Any) -> None:
-    assert plain_answer(text, data) == ("value", expected)
+    assert python_answer(text, data) == ("value", expected)
     assert jq_answer(text, data) == ("value", expected)
 
 
@@ -192,8 +187,11 @@ def test_examples(text: str, data: Any, expected: Any) -> None:
         ".a | not | length",
         ".a | endswith(.b)",
         '.a | test("x")',
-        ".a // []",
-        '.a | endswith("x") and .b',
+        ".a // [1]",
+        ".a | [.b]",
+        ".a[]",
+        ". []",
+        'endswith("x"; "y")',
         ".a | not,",
         ".a[0] == 1",
         ".a == [1]",
@@ -206,7 +204,7 @@ def test_examples(text: str, data: Any, expected: Any) -> None:
     ],
 )
 def test_other_shapes_are_left_to_jq(text: str) -> None:
-    assert plain_program(text) is None
+    assert term_program(text) is None
 
 
 @pytest.mark.parametrize(
@@ -215,10 +213,10 @@ def test_other_shapes_are_left_to_jq(text: str) -> None:
     ids=repr,
 )
 def test_what_python_cannot_answer_goes_to_jq(data: Any) -> None:
-    program = plain_program(".data.size > 5")
-    assert program is not None
+    evaluate = term_program(".data.size > 5")
+    assert evaluate is not None
     with pytest.raises(NotPlain):
-        program.first(data)
+        evaluate(data)
 
 
 def test_router_answers_and_fails_the_same_either_way() -> None:
