@@ -84,7 +84,13 @@ SIGNAL_SOURCE = "root-orchestrator"
 _ROOT_INPUT_FIELDS = frozenset(RootInput.model_fields)
 
 
-@workflow.defn(name=ROOT_ORCHESTRATOR_WORKFLOW_TYPE)
+# Outside Temporal's sandbox: every event is a new run, so a new workflow instance, and the
+# sandbox's per-instance setup (this module run again in a fresh namespace, its imports
+# checked) was about a third of the orchestrator's CPU per event (docs/benchmarks.md,
+# *Real pods*). This module reads no clock, randomness or environment except through
+# `workflow`, and does no I/O; the replay tests over recorded histories guard its
+# determinism, as they guard the interpreter's.
+@workflow.defn(name=ROOT_ORCHESTRATOR_WORKFLOW_TYPE, sandboxed=False)
 class RootOrchestratorWorkflow:
     """See the module docstring. The input is a `RootInput`; it is decoded here rather than
     by the SDK so that a malformed one completes as `invalid` instead of failing the
