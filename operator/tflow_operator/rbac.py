@@ -85,7 +85,8 @@ RULES: Final[list[dict[str, Any]]] = [
     {
         "apiGroups": [""],
         "resources": ["configmaps"],
-        "verbs": ["get", "list", "create", "patch", "delete"],
+        # update: the published ConfigMaps are replaced (KubeClient.replace).
+        "verbs": ["get", "list", "create", "update", "patch", "delete"],
     },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["services"], "verbs": WRITE},

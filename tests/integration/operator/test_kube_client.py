@@ -237,3 +237,40 @@ async def test_a_401_logs_in_again_once(
         assert refused.value.status == 401
     finally:
         await client.close()
+
+
+async def test_replace_creates_then_writes_the_whole_object(
+    kube: ControlPlane, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
+    client = KubeClient.from_env()
+
+    def configmap(data: dict[str, str], labels: dict[str, str]) -> dict[str, Any]:
+        meta = {"name": "published", "namespace": namespace, "labels": labels}
+        return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}
+
+    try:
+        created = await client.replace(configmap({"a": "1", "b": "2"}, {"v": "1"}))
+        assert created["data"] == {"a": "1", "b": "2"}
+        # A key and a label another writer added go with the next replace, and so does
+        # a key the new body leaves out: the object is what the operator wrote.
+        kube.kubectl("label", "configmap", "published", "-n", namespace, "extra=yes")
+        kube.kubectl(
+            "patch", "configmap", "published", "-n", namespace, "--type=merge",
+            "-p", '{"data": {"hand": "edit"}}',
+        )  # fmt: skip
+        replaced = await client.replace(configmap({"a": "1", "c": "3"}, {"v": "2"}))
+        stored = await client.get("v1", "ConfigMap", namespace, "published")
+        assert stored is not None
+        assert stored["data"] == replaced["data"] == {"a": "1", "c": "3"}
+        assert stored["metadata"]["labels"] == {"v": "2"}
+        assert stored["metadata"]["uid"] == created["metadata"]["uid"]
+
+        # In a namespace that does not exist, the apiserver's 404 reaches the caller.
+        gone = configmap({}, {})
+        gone["metadata"]["namespace"] = f"{namespace}-gone"
+        with pytest.raises(KubeError) as missing:
+            await client.replace(gone)
+        assert missing.value.status == 404
+    finally:
+        await client.close()

@@ -388,7 +388,7 @@ class RecordingKube:
             for name in self.stored
         ]
 
-    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+    async def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
         await asyncio.sleep(0)
         self.log.append(("write", obj["metadata"]["name"]))
         return obj
