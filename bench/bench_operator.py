@@ -21,7 +21,8 @@ process and the operator used from the first apply to all Ready (on a shared two
 machine, who used the CPU says who set the pace), and the apiserver's requests in that
 time by verb and resource with the time it spent serving them (its own metrics).
 ``--profile FILE`` runs the operator under cProfile (``TFLOW_PROFILE``) and prints where
-it spent its time; ``--owner-cost`` first prints what one apply of a Deployment with 10
+it spent its time, ``--apiserver-profile FILE`` takes a CPU profile of the apiserver during
+the last size's burst; ``--owner-cost`` first prints what one apply of a Deployment with 10
 to 1000 owner references costs the apiserver (a worker group's apply), against a small
 object's, and what one write of a large ConfigMap costs it, applied or replaced.
 """
@@ -246,6 +247,25 @@ async def converge(
 
 RequestKey = tuple[str, str]
 
+PROFILE_DELAY = 15.0
+PROFILE_SECONDS = 30
+
+
+async def apiserver_profile(api: k8s.ApiClient, path: Path) -> None:
+    """``--apiserver-profile``: a CPU profile of the apiserver, PROFILE_SECONDS long,
+    from PROFILE_DELAY seconds into the burst (its own /debug/pprof, served only because
+    the bench starts its control plane with profiling on)."""
+    await asyncio.sleep(PROFILE_DELAY)
+    response = await api.call_api(
+        "/debug/pprof/profile",
+        "GET",
+        query_params=[("seconds", str(PROFILE_SECONDS))],
+        auth_settings=["BearerToken"],
+        _preload_content=False,
+    )
+    await asyncio.to_thread(path.write_bytes, await response.read())
+    print(f"apiserver CPU profile written: {path} (go tool pprof -top -cum {path})", flush=True)
+
 
 async def apiserver_requests(api: k8s.ApiClient) -> dict[RequestKey, tuple[float, float]]:
     """(verb, resource[/subresource]) -> (requests served, seconds spent serving them),
@@ -398,7 +418,10 @@ async def run(args: argparse.Namespace) -> list[Row]:
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="tflow-bench-operator-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
-        cp = ControlPlane(workdir / "controlplane").start()
+        apiserver_profile_path: Path | None = args.apiserver_profile
+        cp = ControlPlane(
+            workdir / "controlplane", profiling=apiserver_profile_path is not None
+        ).start()
         temporal = TemporalServer(workdir / "temporal", headless=True).start()
         operator = None
         os.environ["KUBECONFIG"] = str(cp.kubeconfig)
@@ -436,7 +459,14 @@ async def run(args: argparse.Namespace) -> list[Row]:
             for n in sizes:
                 cpu_before = {k: process_cpu_seconds(pid) for k, pid in processes.items()}
                 requests_before = await apiserver_requests(api)
+                profiling = (
+                    asyncio.create_task(apiserver_profile(api, apiserver_profile_path))
+                    if apiserver_profile_path is not None and n == sizes[-1]
+                    else None
+                )
                 applied, seconds = await converge(cp, kube, api, n, args.queues, args.timeout)
+                if profiling is not None:
+                    await profiling
                 cpu = {k: process_cpu_seconds(pid) - cpu_before[k] for k, pid in processes.items()}
                 print_requests(n, requests_before, await apiserver_requests(api))
                 print(
@@ -480,6 +510,12 @@ def main() -> int:
         action="store_true",
         help="first print the apiserver's CPU per write of what the operator writes: a worker "
         "Deployment with many owners, a large ConfigMap (apply or replace)",
+    )
+    parser.add_argument(
+        "--apiserver-profile",
+        type=Path,
+        help=f"write a {PROFILE_SECONDS} s CPU profile of the apiserver, from "
+        f"{PROFILE_DELAY:.0f} s into the last size's burst, here (read it with `go tool pprof`)",
     )
     add_verdict_arguments(parser)
     args = parser.parse_args()

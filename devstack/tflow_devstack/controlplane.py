@@ -95,6 +95,9 @@ class ControlPlane:
     apiserver_port: int = field(default_factory=free_port)
     # The address the apiserver serves on and advertises when a node runs (None: loopback).
     node_ip: str | None = None
+    # The apiserver serves /debug/pprof (bench_operator.py --apiserver-profile); off
+    # otherwise, as a production apiserver should be.
+    profiling: bool = False
     processes: list[ManagedProcess] = field(default_factory=list)
 
     @property
@@ -215,7 +218,7 @@ class ControlPlane:
                 f"--proxy-client-cert-file={self._front_proxy.cert}",
                 f"--proxy-client-key-file={self._front_proxy.key}",
                 "--allow-privileged=true",
-                "--profiling=false",
+                f"--profiling={'true' if self.profiling else 'false'}",
                 "--v=0",
             ],
             logs / "kube-apiserver.log",
