@@ -75,7 +75,7 @@ _IDEMPOTENT: Final = frozenset({"GET", "PATCH", "PUT", "DELETE"})
 FieldValidation = Literal["Ignore", "Warn", "Strict"]
 # The operator builds every body it writes from its own typed code and reads no warning
 # header, so unknown fields would be dropped unnoticed under the apiserver's default
-# (Warn) as well; what Warn adds is a second, strict parse of each body, about a quarter
+# (Warn) as well; what Warn adds is a second, strict parse of each body, about a fifth
 # of the apiserver's CPU for a large apply (bench_operator.py --owner-cost).
 _OPERATOR_VALIDATION: Final[FieldValidation] = "Ignore"
 
@@ -293,10 +293,10 @@ class KubeClient:
         resourceVersion, so the last writer wins and fields this body lacks are removed.
 
         For large objects only the operator writes (the published ConfigMaps). The
-        apiserver parses an apply's body as YAML, twice, and merges it field by field into
-        the managed fields; a PUT's body is JSON and replaces the object. For a 766 KB
-        ConfigMap of 2000 keys a PUT costs the apiserver about a third of the CPU an apply
-        does (bench_operator.py --owner-cost)."""
+        apiserver parses an apply's body as YAML (twice under the default validation) and
+        merges it field by field into the managed fields; a PUT's body is JSON and replaces
+        the object. For a 770 KB ConfigMap of 2000 keys a PUT costs the apiserver less than
+        half the CPU of an apply (bench_operator.py --owner-cost)."""
         meta = obj["metadata"]
         api_version, kind, namespace = obj["apiVersion"], obj["kind"], meta.get("namespace")
         path = resource_path(api_version, kind, namespace, meta["name"])

@@ -361,7 +361,7 @@ class Publisher:
         key = _key(cm)
         try:
             # Replaced, not applied: these are the largest objects the operator writes,
-            # it alone writes them, and a replace costs the apiserver a third of an apply.
+            # it alone writes them, and a replace costs the apiserver less than half an apply.
             await self.kube.replace(cm)
         except KubeError as err:
             if err.status == 404:  # the namespace is gone (or not there yet)
