@@ -21,10 +21,12 @@ process and the operator used from the first apply to all Ready (on a shared two
 machine, who used the CPU says who set the pace), and the apiserver's requests in that
 time by verb and resource with the time it spent serving them (its own metrics).
 ``--profile FILE`` runs the operator under cProfile (``TFLOW_PROFILE``) and prints where
-it spent its time, ``--apiserver-profile FILE`` takes a CPU profile of the apiserver during
-the last size's burst; ``--owner-cost`` first prints what one apply of a Deployment with 10
-to 1000 owner references costs the apiserver (a worker group's apply), against a small
-object's, and what one write of a large ConfigMap costs it, applied or replaced.
+it spent its time; ``--memory-profile FILE`` traces its allocations
+(``TFLOW_MEMORY_PROFILE``) and prints where the memory was at the largest traced size;
+``--apiserver-profile FILE`` takes a CPU profile of the apiserver during the last size's
+burst; ``--owner-cost`` first prints what one apply of a Deployment with 10 to 1000 owner
+references costs the apiserver (a worker group's apply), against a small object's, and
+what one write of a large ConfigMap costs it, applied or replaced.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import pstats
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +69,7 @@ from tflow_operator.kube import KubeClient
 
 TARGET_RATIO = 1.3
 TARGET_PEAK_MB = 300.0
+MB = 1024 * 1024
 DEFAULT_SIZES = "1000,10000"
 CONCURRENCY = 16
 API = "temporalflow.dev/v1alpha1"
@@ -448,7 +452,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
                 temporal.address,
                 temporal.namespace,
                 resync_seconds=args.resync,
-                extra_env={"TFLOW_PROFILE": str(profile)} if profile else None,
+                extra_env=operator_env(profile, args.memory_profile),
             )
             assert operator.pid is not None
             rows = []
@@ -493,6 +497,35 @@ async def run(args: argparse.Namespace) -> list[Row]:
             cp.stop()
 
 
+def operator_env(profile: Path | None, memory_profile: Path | None) -> dict[str, str]:
+    env = {}
+    if profile is not None:
+        env["TFLOW_PROFILE"] = str(profile)
+    if memory_profile is not None:
+        env["TFLOW_MEMORY_PROFILE"] = str(memory_profile)
+    return env
+
+
+def print_memory(path: Path, top: int = 25) -> None:
+    """The largest allocation sites of the kept snapshot: by file, by line, and the call
+    paths of the largest lines. The tracer's own snapshots are left out."""
+    snapshot = tracemalloc.Snapshot.load(str(path)).filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__)]
+    )
+    total = sum(s.size for s in snapshot.statistics("filename"))
+    print(f"\noperator memory traced at the kept snapshot: {total / MB:.1f} MB")
+    for group in ("filename", "lineno"):
+        stats = snapshot.statistics(group)[:top]
+        print_table(
+            [f"by {group}", "MB", "blocks"],
+            [[str(s.traceback[0]), f"{s.size / MB:.1f}", str(s.count)] for s in stats],
+        )
+    for stat in snapshot.statistics("traceback")[:5]:
+        print(f"\n{stat.size / MB:.1f} MB in {stat.count} blocks from:")
+        for line in stat.traceback.format(most_recent_first=True):
+            print(f"  {line}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -505,6 +538,13 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800.0)
     parser.add_argument("--workdir", help="keep the servers' state and logs here")
     parser.add_argument("--profile", help="run the operator under cProfile, statistics here")
+    parser.add_argument(
+        "--memory-profile",
+        type=Path,
+        help="trace the operator's allocations; the snapshot at the largest traced size goes "
+        "here and its largest sites are printed (tracing slows and grows the operator, so "
+        "the verdicts of such a run say nothing)",
+    )
     parser.add_argument(
         "--owner-cost",
         action="store_true",
@@ -527,6 +567,8 @@ def main() -> int:
             stats = pstats.Stats(str(args.profile))
             stats.sort_stats("tottime").print_stats(40)
             stats.sort_stats("cumulative").print_stats(60)
+        if args.memory_profile is not None and args.memory_profile.exists():
+            print_memory(args.memory_profile)
     print()
     print_table(
         ["N (each kind)", "baseline accept", "apply", "all Ready", "ratio", "operator peak RSS"],

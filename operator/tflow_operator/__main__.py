@@ -10,7 +10,9 @@ standby answers only its liveness endpoint and its metrics.
 
 With ``TFLOW_PROFILE=<file>`` the whole run is profiled with cProfile and the statistics
 are written to that file when the operator stops (for ``bench/bench_operator.py
---profile``; read them with ``python -m pstats``).
+--profile``; read them with ``python -m pstats``). With ``TFLOW_MEMORY_PROFILE=<file>``
+allocations are traced (``tracemalloc``) and the snapshot taken at the largest traced size
+is written there (for ``bench/bench_operator.py --memory-profile``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import cProfile
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import threading
+import tracemalloc
+from collections.abc import Callable, Sequence
 
 import kopf
 from aiohttp import web
@@ -34,6 +38,11 @@ from tflow_operator.kube import KubeClient
 from tflow_workers.logs import LOG_FORMATS, use_json
 
 log = logging.getLogger("tflow_operator")
+
+# Frames kept per traced allocation: enough to see which library's caller allocated.
+MEMORY_FRAMES = 8
+# A new snapshot replaces the kept one once the traced size has grown by this much.
+MEMORY_STEP = 1.05
 
 
 async def _standby_health(port: int) -> web.AppRunner:
@@ -103,6 +112,37 @@ async def _lead(config: Config, liveness: str | None) -> int:
     return 0
 
 
+def _trace_memory(path: str) -> Callable[[], None]:
+    """Trace allocations and keep a snapshot near the largest traced size, checked every
+    second; the returned function writes it to `path`. A snapshot is only taken when the
+    size has grown by MEMORY_STEP since the kept one, so a burst costs a few dozen, not
+    one a second. Tracing makes the operator slower and larger: a diagnostic only."""
+    tracemalloc.start(MEMORY_FRAMES)
+    kept: list[tracemalloc.Snapshot] = []
+    largest = 0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal largest
+        while not done.wait(1.0):
+            current, _ = tracemalloc.get_traced_memory()
+            if current > largest * MEMORY_STEP:
+                largest = current
+                kept[:] = [tracemalloc.take_snapshot()]
+
+    watcher = threading.Thread(target=watch, name="memory-trace", daemon=True)
+    watcher.start()
+
+    def finish() -> None:
+        done.set()
+        watcher.join()
+        if kept:
+            kept[0].dump(path)
+        tracemalloc.stop()
+
+    return finish
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tflow_operator", description=__doc__)
     parser.add_argument("--verbose", action="store_true", help="debug logging")
@@ -129,6 +169,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     profiler = cProfile.Profile() if profile_path else None
     if profiler is not None:
         profiler.enable()
+    memory_path = os.environ.get("TFLOW_MEMORY_PROFILE")
+    finish_memory = _trace_memory(memory_path) if memory_path else None
     try:
         # As kopf.run: an operator task cancelled on the way out is a stop, not a crash.
         with contextlib.suppress(asyncio.CancelledError):
@@ -140,6 +182,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         if profiler is not None and profile_path:
             profiler.disable()
             profiler.dump_stats(profile_path)
+        if finish_memory is not None:
+            finish_memory()
 
 
 if __name__ == "__main__":

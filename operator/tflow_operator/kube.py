@@ -72,6 +72,12 @@ _METADATA_LIST: Final = "application/json;as=PartialObjectMetadataList;g=meta.k8
 # which the apiserver answers before doing anything.
 _IDEMPOTENT: Final = frozenset({"GET", "PATCH", "PUT", "DELETE"})
 
+# Connections to the apiserver per pool (the operator's client, and kopf's session in
+# tflow_operator.main). Past a few dozen requests in flight the apiserver on a small
+# control plane does not go faster, while every TLS connection costs the operator its
+# buffers; a request beyond the limit waits for a free connection.
+APISERVER_CONNECTIONS: Final = 32
+
 FieldValidation = Literal["Ignore", "Warn", "Strict"]
 # The operator builds every body it writes from its own typed code and reads no warning
 # header, so unknown fields would be dropped unnoticed under the apiserver's default
@@ -209,7 +215,9 @@ class KubeClient:
     async def _client(self) -> ApiClient:
         async with self._connecting:
             if self._api is None:
-                self._api = ApiClient(configuration=await self._configure())
+                configuration = await self._configure()
+                configuration.connection_pool_maxsize = APISERVER_CONNECTIONS
+                self._api = ApiClient(configuration=configuration)
             return self._api
 
     async def _reconnect(self, stale: ApiClient) -> None:

@@ -1,7 +1,7 @@
 """The operator's Kubernetes client (tflow_operator.kube) on kubernetes-asyncio: the
 in-cluster service account reached by KUBERNETES_SERVICE_HOST/PORT (no DNS), shared with
-kopf's login; a client certificate from an exec plugin; retries of 429 and 5xx with
-back-off, and a new login after a 401."""
+kopf's login (a session with a bounded pool); a client certificate from an exec plugin;
+retries of 429 and 5xx with back-off, and a new login after a 401."""
 
 from __future__ import annotations
 
@@ -19,7 +19,13 @@ from operator_harness import exec_kubeconfig, exec_plugin
 
 from tflow_devstack.controlplane import ControlPlane
 from tflow_operator import main
-from tflow_operator.kube import KubeClient, KubeError, RetryDelays, load_configuration
+from tflow_operator.kube import (
+    APISERVER_CONNECTIONS,
+    KubeClient,
+    KubeError,
+    RetryDelays,
+    load_configuration,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -77,6 +83,43 @@ async def test_in_cluster_account_by_service_host_and_port(
     assert info.server == f"https://{kube.host}:{kube.apiserver_port}"
     assert info.token == (account / "token").read_text()
     assert info.scheme == "Bearer"
+
+
+async def test_kopf_session_is_bounded_and_authenticated(
+    kube: ControlPlane, namespace: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kopf's own session opens a connection per request in flight without a limit; the
+    login handler's session verifies the apiserver with the same CA, carries the same
+    token, and holds at most APISERVER_CONNECTIONS connections, as the client's pool."""
+    account = service_account(kube, tmp_path / "serviceaccount", namespace)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", kube.host)
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(kube.apiserver_port))
+    monkeypatch.setattr(main, "load_configuration", functools.partial(load_configuration, account))
+    context = main.bounded_session(await main.connection_info(trust_env=False))
+    session = context.aiohttp_session
+    try:
+        assert context.server == f"https://{kube.host}:{kube.apiserver_port}"
+        assert session.connector is not None
+        assert session.connector.limit == APISERVER_CONNECTIONS
+        kube.kubectl("create", "configmap", "by-kopf", "-n", namespace, "--from-literal=a=1")
+        path = f"{context.server}/api/v1/namespaces/{namespace}/configmaps/by-kopf"
+        async with session.get(path) as response:
+            assert response.status == 200, await response.text()
+            assert (await response.json())["data"] == {"a": "1"}
+        # The reader may not list Secrets: the request went as the account, not anonymous.
+        async with session.get(f"{context.server}/api/v1/namespaces/{namespace}/secrets") as denied:
+            assert denied.status == 403
+            assert f"system:serviceaccount:{namespace}:reader" in await denied.text()
+    finally:
+        await session.close()
+
+    client = KubeClient(functools.partial(load_configuration, account))
+    try:
+        assert await client.get("v1", "ConfigMap", namespace, "by-kopf") is not None
+        api = await client._client()
+        assert api.configuration.connection_pool_maxsize == APISERVER_CONNECTIONS
+    finally:
+        await client.close()
 
 
 async def test_client_certificate_from_an_exec_plugin(
