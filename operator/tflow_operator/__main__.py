@@ -12,7 +12,8 @@ With ``TFLOW_PROFILE=<file>`` the whole run is profiled with cProfile and the st
 are written to that file when the operator stops (for ``bench/bench_operator.py
 --profile``; read them with ``python -m pstats``). With ``TFLOW_MEMORY_PROFILE=<file>``
 allocations are traced (``tracemalloc``) and the snapshot taken at the largest traced size
-is written there (for ``bench/bench_operator.py --memory-profile``).
+is written there (for ``bench/bench_operator.py --memory-profile``). The C allocator is
+set up first (:mod:`tflow_operator.allocator`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections.abc import Callable, Sequence
 import kopf
 from aiohttp import web
 
-from tflow_operator import leader, metrics
+from tflow_operator import allocator, leader, metrics
 from tflow_operator import main as _handlers  # noqa: F401  (registers every handler)
 from tflow_operator.config import Config
 from tflow_operator.kube import KubeClient
@@ -144,6 +145,8 @@ def _trace_memory(path: str) -> Callable[[], None]:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
+    # Before any thread that allocates exists (the Temporal client's, the executor's).
+    tuned = allocator.tune(os.environ)
     parser = argparse.ArgumentParser(prog="python -m tflow_operator", description=__doc__)
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     parser.add_argument("--quiet", action="store_true", help="warnings and errors only")
@@ -164,6 +167,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         # In JSON, the object a line is about is a field of its own.
         log_refkey="object" if log_format else None,
     )
+    if tuned:
+        log.info("allocator: %s", ", ".join(f"{k}={v}" for k, v in tuned.items()))
     liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None
     profile_path = os.environ.get("TFLOW_PROFILE")
     profiler = cProfile.Profile() if profile_path else None
