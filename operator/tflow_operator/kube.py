@@ -73,9 +73,10 @@ _METADATA_LIST: Final = "application/json;as=PartialObjectMetadataList;g=meta.k8
 _IDEMPOTENT: Final = frozenset({"GET", "PATCH", "PUT", "DELETE"})
 
 # Connections to the apiserver per pool (the operator's client, and kopf's session in
-# tflow_operator.main). Past a few dozen requests in flight the apiserver on a small
-# control plane does not go faster, while every TLS connection costs the operator its
-# buffers; a request beyond the limit waits for a free connection.
+# tflow_operator.main). Every TLS connection holds its buffers in the operator; without a
+# limit a burst of thousands of objects held hundreds. A request beyond the limit waits
+# for a free connection: in bench_operator.py that cost pace at N=1000 and none seen at
+# 3000 or 10,000 (docs/benchmarks.md, *Connections to the apiserver*).
 APISERVER_CONNECTIONS: Final = 32
 
 FieldValidation = Literal["Ignore", "Warn", "Strict"]

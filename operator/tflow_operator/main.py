@@ -216,9 +216,7 @@ def bounded_session(info: kopf.ConnectionInfo) -> kopf.AiohttpSession:
     """kopf's session for `info`, as kopf would build it but with a bounded pool: kopf's
     own has no limit, and in a burst of thousands of objects each handler's patch opened
     a TLS connection of its own (the operator held about 400 sockets at N=3000, each
-    with its buffers) for no gain in pace: the apiserver does not serve hundreds of
-    requests at once any faster than dozens. kopf closes the session when it logs in
-    again (a 401)."""
+    with its buffers). kopf closes the session when it logs in again (a 401)."""
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=APISERVER_CONNECTIONS, ssl=info.as_ssl_context()),
         headers=info.as_http_headers(),
