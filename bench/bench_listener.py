@@ -144,17 +144,20 @@ async def raw_round(client: Client, events: int, concurrency: int) -> tuple[floa
     return await run_concurrently(events, concurrency, lambda i: raw_start(client, tag, i))
 
 
+async def webhook_post(http: httpx.AsyncClient, url: str, tag: str, i: int) -> None:
+    """One event through the webhook listener, accepted (202) or an error."""
+    response = await http.post(url, json=plain_event(tag, i))
+    if response.status_code != 202:
+        raise RuntimeError(f"webhook answered {response.status_code}: {response.text}")
+
+
 async def webhook_round(url: str, events: int, concurrency: int) -> tuple[float, list[float]]:
     tag = uuid.uuid4().hex[:8]
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-
-        async def post(i: int) -> None:
-            response = await http.post(url, json=plain_event(tag, i))
-            if response.status_code != 202:
-                raise RuntimeError(f"webhook answered {response.status_code}: {response.text}")
-
-        return await run_concurrently(events, concurrency, post)
+        return await run_concurrently(
+            events, concurrency, lambda i: webhook_post(http, url, tag, i)
+        )
 
 
 async def one_at_a_time(client: Client, url: str, events: int) -> tuple[list[float], list[float]]:
@@ -166,14 +169,11 @@ async def one_at_a_time(client: Client, url: str, events: int) -> tuple[list[flo
     raw: list[float] = []
     hook: list[float] = []
     async with httpx.AsyncClient(timeout=60) as http:
-
-        async def post(i: int) -> None:
-            response = await http.post(url, json=plain_event(hook_tag, i))
-            if response.status_code != 202:
-                raise RuntimeError(f"webhook answered {response.status_code}: {response.text}")
-
         for i in range(events):
-            pair = [(raw, raw_start(client, raw_tag, i)), (hook, post(i))]
+            pair = [
+                (raw, raw_start(client, raw_tag, i)),
+                (hook, webhook_post(http, url, hook_tag, i)),
+            ]
             for latencies, call in pair if i % 2 == 0 else reversed(pair):
                 started = time.perf_counter()
                 await call
