@@ -18,8 +18,9 @@ Baseline, in the same run and before the operator starts: the time for the apise
 merely accept the same 2N objects the same way (no operator running). The ratio is
 (apply + converge) / baseline. For each N it also prints the CPU seconds each server
 process and the operator used from the first apply to all Ready (on a shared two-core
-machine, who used the CPU says who set the pace), and the apiserver's requests in that
-time by verb and resource with the time it spent serving them (its own metrics).
+machine, who used the CPU says who set the pace), the operator's open sockets at most
+(sampled once a second: its connections to the apiserver), and the apiserver's requests
+in that time by verb and resource with the time it spent serving them (its own metrics).
 ``--profile FILE`` runs the operator under cProfile (``TFLOW_PROFILE``) and prints where
 it spent its time; ``--memory-profile FILE`` traces its allocations
 (``TFLOW_MEMORY_PROFILE``) and prints where the memory was at the largest traced size;
@@ -249,6 +250,23 @@ async def converge(
         await asyncio.gather(*watches, return_exceptions=True)
 
 
+def open_sockets(pid: int) -> int:
+    """The process's open sockets (its TCP connections, listeners and pipes to itself)."""
+    count = 0
+    for fd in os.scandir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):  # closed since the listing
+            count += os.readlink(fd.path).startswith("socket:")
+    return count
+
+
+async def peak_sockets(pid: int, peak: list[int]) -> None:
+    """Sample the operator's open sockets once a second into ``peak[0]`` until cancelled:
+    each connection to the apiserver is one (and holds its TLS buffers)."""
+    while True:
+        peak[0] = max(peak[0], await asyncio.to_thread(open_sockets, pid))
+        await asyncio.sleep(1.0)
+
+
 RequestKey = tuple[str, str]
 
 PROFILE_DELAY = 15.0
@@ -468,7 +486,12 @@ async def run(args: argparse.Namespace) -> list[Row]:
                     if apiserver_profile_path is not None and n == sizes[-1]
                     else None
                 )
-                applied, seconds = await converge(cp, kube, api, n, args.queues, args.timeout)
+                sockets = [0]
+                sampling = asyncio.create_task(peak_sockets(operator.pid, sockets))
+                try:
+                    applied, seconds = await converge(cp, kube, api, n, args.queues, args.timeout)
+                finally:
+                    sampling.cancel()
                 if profiling is not None:
                     await profiling
                 cpu = {k: process_cpu_seconds(pid) - cpu_before[k] for k, pid in processes.items()}
@@ -482,7 +505,8 @@ async def run(args: argparse.Namespace) -> list[Row]:
                 rows.append(Row(n, baselines[n], applied, seconds, peak))
                 print(
                     f"N={n}: applied in {applied:.2f}s, all Ready after {seconds:.2f}s, "
-                    f"operator peak RSS {peak:.0f} MB",
+                    f"operator peak RSS {peak:.0f} MB, open sockets at most {sockets[0]} "
+                    "(sampled once a second)",
                     flush=True,
                 )
             return rows
