@@ -19,9 +19,11 @@ from kopf's memo (the runtime main.py's startup handler puts there).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import kopf
@@ -57,10 +59,25 @@ class SecretsMissingError(kopf.TemporaryError):
     """A referenced Secret (or key) is missing; retried until it appears."""
 
 
+class KedaReleasingError(kopf.TemporaryError):
+    """A pruned KEDA object is still held by its finalizer; retried until it is gone."""
+
+
+# How long one reconcile waits for KEDA to let go of a ScaledObject it was asked to
+# delete: until its finalizer has run, KEDA may still scale the Deployment (to zero),
+# undoing the replica count the Listener's spec gives back.
+KEDA_RELEASE_SECONDS: Final = 10.0
+KEDA_RELEASE_POLL_SECONDS: Final = 0.25
+KEDA_RELEASE_RETRY_SECONDS: Final = 5.0
+
+
 @dataclass
 class Outcome:
     status: dict[str, Any]
     missing: list[str]
+    # KEDA objects deleted but not yet gone: the Deployment's replica count is applied
+    # again once they are (the handler retries while this is not empty).
+    releasing: list[str] = field(default_factory=list)
 
 
 async def _missing_secrets(kube: KubeClient, namespace: str, spec: ListenerSpec) -> list[str]:
@@ -85,9 +102,15 @@ def _controlled_by(obj: Mapping[str, Any] | None, uid: str) -> bool:
 
 async def _prune(
     kube: KubeClient, namespace: str, uid: str, keep: Sequence[Mapping[str, Any]], name: str
-) -> None:
-    """Delete children this Listener no longer needs (type or scaling changed)."""
+) -> list[str]:
+    """Delete children this Listener no longer needs (type or scaling changed).
+
+    Returns the KEDA objects still held by their finalizer: those deleted here are waited
+    for (up to KEDA_RELEASE_SECONDS), those already terminating are not.
+    """
     wanted = {(c["apiVersion"], c["kind"]) for c in keep}
+    waiting: list[tuple[str, str]] = []
+    releasing: list[str] = []
     for api_version, kind in (
         ("v1", "Service"),
         (keda.API_VERSION, "ScaledObject"),
@@ -101,9 +124,30 @@ async def _prune(
             if err.status == 404:  # the kind itself is unknown: KEDA is not installed
                 continue
             raise
-        if _controlled_by(current, uid):
-            log.info("deleting %s %s/%s: no longer needed", kind, namespace, child_name(name))
-            await kube.delete(api_version, kind, namespace, child_name(name))
+        if not _controlled_by(current, uid):
+            continue
+        assert current is not None
+        if current["metadata"].get("deletionTimestamp"):
+            releasing.append(f"{kind} {namespace}/{child_name(name)}")
+            continue
+        log.info("deleting %s %s/%s: no longer needed", kind, namespace, child_name(name))
+        await kube.delete(api_version, kind, namespace, child_name(name))
+        if api_version == keda.API_VERSION:
+            waiting.append((api_version, kind))
+    deadline = time.monotonic() + KEDA_RELEASE_SECONDS
+    while waiting:
+        waiting = [
+            (api_version, kind)
+            for api_version, kind in waiting
+            if await kube.get(api_version, kind, namespace, child_name(name)) is not None
+        ]
+        if not waiting or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(KEDA_RELEASE_POLL_SECONDS)
+    releasing += [f"{kind} {namespace}/{child_name(name)}" for _, kind in waiting]
+    if releasing:
+        log.warning("KEDA has not released %s yet: will apply again", ", ".join(releasing))
+    return releasing
 
 
 @metrics.reconciler("Listener")
@@ -157,7 +201,7 @@ async def reconcile_listener(kube: KubeClient, body: Mapping[str, Any], config: 
     children = listener_children(name, namespace, uid, spec, config)
     # Children no longer wanted go first: when spec.scaling was dropped, KEDA must stop
     # scaling the Deployment before the replica count it gets back from spec is applied.
-    await _prune(kube, namespace, uid, children, name)
+    releasing = await _prune(kube, namespace, uid, children, name)
     deployment: dict[str, Any] | None = None
     for child in children:
         try:
@@ -188,20 +232,33 @@ async def reconcile_listener(kube: KubeClient, body: Mapping[str, Any], config: 
             generation,
         )
     status = await write(condition, {"readyReplicas": ready_replicas, "endpoint": endpoint})
-    return Outcome(status, [])
+    return Outcome(status, [], releasing)
 
 
 # --------------------------------------------------------------------------- kopf wiring
 
 
+def retry_error(outcome: Outcome, config: Config) -> kopf.TemporaryError | None:
+    """What the spec handler raises to run again: while a Secret is missing, or while KEDA
+    still holds an object it was asked to delete (the replica count is applied again)."""
+    if outcome.missing:
+        return SecretsMissingError(
+            f"waiting for {', '.join(outcome.missing)}", delay=min(30.0, config.resync_seconds)
+        )
+    if outcome.releasing:
+        return KedaReleasingError(
+            f"waiting for KEDA to release {', '.join(outcome.releasing)}",
+            delay=KEDA_RELEASE_RETRY_SECONDS,
+        )
+    return None
+
+
 async def _run(body: Mapping[str, Any], memo: Any, retry: bool) -> None:
     runtime = runtime_of(memo)
     outcome = await reconcile_listener(runtime.kube, body, runtime.config)
-    if outcome.missing and retry:
-        raise SecretsMissingError(
-            f"waiting for {', '.join(outcome.missing)}",
-            delay=min(30.0, runtime.config.resync_seconds),
-        )
+    error = retry_error(outcome, runtime.config) if retry else None
+    if error is not None:
+        raise error
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)

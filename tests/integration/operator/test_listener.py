@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from tflow_operator import listener
 from tflow_operator.api.common import API_VERSION
 from tflow_operator.config import Config
-from tflow_operator.kube import KubeClient
+from tflow_operator.kube import KubeClient, KubeError
 from tflow_operator.listener import reconcile_listener
 from tflow_operator.listener_children import child_name
 
@@ -208,11 +210,112 @@ async def test_sqs_listener_with_scaling_gets_an_accepted_scaled_object(
     spec.pop("scaling")
     spec["replicas"] = 2
     body = await create_listener(kube_client, namespace, "docs", spec)
-    await reconcile_listener(kube_client, body, CONFIG)
-    # Deleted (a running KEDA holds a ScaledObject until its finalizer has run).
-    await gone(
-        kube_client, [(KEDA, "ScaledObject"), (KEDA, "TriggerAuthentication")], namespace, name
+    outcome = await reconcile_listener(kube_client, body, CONFIG)
+    # A running KEDA holds a ScaledObject until its finalizer has run; the reconcile waits
+    # for that, and the handler retries as below while it is still held.
+    deadline = time.monotonic() + 60
+    while outcome.releasing and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+        outcome = await reconcile_listener(
+            kube_client, await fetch(kube_client, namespace, "docs"), CONFIG
+        )
+    assert outcome.releasing == []
+    for kind in ("ScaledObject", "TriggerAuthentication"):
+        assert await kube_client.get(KEDA, kind, namespace, name) is None
+    deployment = await kube_client.get("apps/v1", "Deployment", namespace, name)
+    assert deployment is not None
+    assert deployment["spec"]["replicas"] == 2
+
+
+HOLD = "tests.temporalflow.dev/hold"
+
+
+async def set_finalizers(
+    kube: KubeClient, path: str, change: Callable[[list[str]], list[str]]
+) -> None:
+    """Change an object's finalizers with a JSON patch guarded by its resourceVersion (a
+    running KEDA may add its own concurrently)."""
+    while True:
+        current = await kube._request("GET", path)
+        patch = [
+            {
+                "op": "test",
+                "path": "/metadata/resourceVersion",
+                "value": current["metadata"]["resourceVersion"],
+            },
+            {
+                "op": "add",
+                "path": "/metadata/finalizers",
+                "value": change(current["metadata"].get("finalizers") or []),
+            },
+        ]
+        try:
+            await kube._request(
+                "PATCH", path, body=patch, content_type="application/json-patch+json"
+            )
+            return
+        except KubeError as err:
+            if err.status not in (409, 422):
+                raise
+
+
+async def test_replica_count_comes_back_once_keda_releases_the_scaled_object(
+    keda_crds: None,
+    kube_client: KubeClient,
+    namespace: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The test plays KEDA: its finalizer holds the ScaledObject after the operator
+    deleted it, and it scales the Deployment to zero meanwhile (as KEDA's scale loop may
+    until its finalizer runs). The reconcile reports the object as releasing, and the
+    first reconcile after it is gone gives the Deployment its replica count back."""
+    monkeypatch.setattr(listener, "KEDA_RELEASE_SECONDS", 0.5)
+    await secret(
+        kube_client, namespace, "aws", {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}
     )
+    spec: dict[str, Any] = {
+        "type": "sqs",
+        "sqs": {
+            "queueUrl": "https://sqs.eu-west-1.amazonaws.com/123456789012/held",
+            "region": "eu-west-1",
+            "credentialsSecretRef": {"name": "aws"},
+        },
+        "scaling": {"minReplicas": 0, "maxReplicas": 4},
+    }
+    await reconcile_listener(
+        kube_client, await create_listener(kube_client, namespace, "held", spec), CONFIG
+    )
+    name = child_name("held")
+    scaled_path = f"/apis/{KEDA}/namespaces/{namespace}/scaledobjects/{name}"
+    await set_finalizers(kube_client, scaled_path, lambda f: [*f, HOLD])
+
+    spec.pop("scaling")
+    spec["replicas"] = 2
+    body = await create_listener(kube_client, namespace, "held", spec)
+    outcome = await reconcile_listener(kube_client, body, CONFIG)
+    assert outcome.releasing == [f"ScaledObject {namespace}/{name}"]
+    # Asked for again, a terminating object is reported without a second wait.
+    again = await reconcile_listener(
+        kube_client, await fetch(kube_client, namespace, "held"), CONFIG
+    )
+    assert again.releasing == outcome.releasing
+
+    await kube_client._request(
+        "PATCH",
+        f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale",
+        body={"spec": {"replicas": 0}},
+        content_type="application/merge-patch+json",
+    )
+    await set_finalizers(kube_client, scaled_path, lambda f: [x for x in f if x != HOLD])
+    await gone(kube_client, [(KEDA, "ScaledObject")], namespace, name)
+
+    deployment = await kube_client.get("apps/v1", "Deployment", namespace, name)
+    assert deployment is not None
+    assert deployment["spec"]["replicas"] == 0  # what the stand-in KEDA left
+    outcome = await reconcile_listener(
+        kube_client, await fetch(kube_client, namespace, "held"), CONFIG
+    )
+    assert outcome.releasing == []
     deployment = await kube_client.get("apps/v1", "Deployment", namespace, name)
     assert deployment is not None
     assert deployment["spec"]["replicas"] == 2

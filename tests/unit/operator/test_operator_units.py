@@ -36,6 +36,13 @@ from tflow_operator.configmaps import (
 )
 from tflow_operator.kube import KubeClient
 from tflow_operator.leader import LEASE_NAME
+from tflow_operator.listener import (
+    KEDA_RELEASE_RETRY_SECONDS,
+    KedaReleasingError,
+    Outcome,
+    SecretsMissingError,
+    retry_error,
+)
 from tflow_operator.main import DigestDiffBaseStorage, StatusProgressStorage
 from tflow_operator.model import (
     REASON_RESERVED_TASK_QUEUE,
@@ -758,3 +765,14 @@ async def test_the_first_pass_waits_for_the_route_list_and_the_definition_index(
         assert ready["status"] == "True"
     finally:
         await publisher.stop()
+
+
+def test_the_listener_spec_handler_runs_again_while_secrets_are_missing_or_keda_holds_on() -> None:
+    assert retry_error(Outcome({}, []), CONFIG) is None
+    missing = retry_error(Outcome({}, ["Secret ns/aws"]), CONFIG)
+    assert isinstance(missing, SecretsMissingError)
+    assert "Secret ns/aws" in str(missing)
+    held = retry_error(Outcome({}, [], ["ScaledObject ns/x"]), CONFIG)
+    assert isinstance(held, KedaReleasingError)
+    assert "ScaledObject ns/x" in str(held)
+    assert held.delay == KEDA_RELEASE_RETRY_SECONDS
