@@ -4,8 +4,11 @@
    RootOrchestratorWorkflow was started), against raw `start_workflow` calls for the
    same runs (same arguments, same concurrency) from a client in this process, on the
    same dev server. Throughput, p50/p99 latency and the ratio (target: the listener keeps
-   80% or more of raw). The listener is a real process (`python -m tflow_listeners
-   webhook`); rounds alternate raw and webhook so drift hits both.
+   97% or more of raw), and the CPU per event of this process (the client side), the
+   listener and the server. The listener is a real process (`python -m tflow_listeners
+   webhook`); rounds alternate raw and webhook so drift hits both. Everything shares the
+   machine's cores, so the posts go through aiohttp's client, which costs a fifth of
+   httpx's per post.
 2. Memory: the listener process's peak RSS (VmHWM) after that load (target: < 150 MB).
 3. Route matching: `tflow_workers.routing.Router` over 10,000 generated routes (mixed
    types, sources, jq filters and input mappings), time per event (target: < 1 ms),
@@ -37,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import aiohttp
 import httpx
 from bench.common import (
     Verdicts,
@@ -47,6 +51,7 @@ from bench.common import (
     memory_mb,
     percentile,
     print_table,
+    process_cpu_seconds,
 )
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
@@ -89,6 +94,9 @@ class Sample:
     events: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    # CPU seconds used during the variant's rounds, by process: this bench (the client:
+    # Temporal's SDK for raw starts, aiohttp's for posts), the listener, the Temporal server.
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def throughput(self) -> float:
@@ -144,17 +152,28 @@ async def raw_round(client: Client, events: int, concurrency: int) -> tuple[floa
     return await run_concurrently(events, concurrency, lambda i: raw_start(client, tag, i))
 
 
-async def webhook_post(http: httpx.AsyncClient, url: str, tag: str, i: int) -> None:
+async def webhook_post(http: aiohttp.ClientSession, url: str, tag: str, i: int) -> None:
     """One event through the webhook listener, accepted (202) or an error."""
-    response = await http.post(url, json=plain_event(tag, i))
-    if response.status_code != 202:
-        raise RuntimeError(f"webhook answered {response.status_code}: {response.text}")
+    async with http.post(url, json=plain_event(tag, i)) as response:
+        if response.status != 202:
+            raise RuntimeError(f"webhook answered {response.status}: {await response.text()}")
+        await response.read()
+
+
+def http_session(connections: int) -> aiohttp.ClientSession:
+    """The load generator's client. It shares the machine's two cores with the listener
+    and the Temporal server, so it should cost little: httpx's AsyncClient cost 2.3 ms of
+    CPU per post here, more than the listener's 1.5 ms (aiohttp's client: see
+    docs/benchmarks.md)."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=connections),
+        timeout=aiohttp.ClientTimeout(total=60),
+    )
 
 
 async def webhook_round(url: str, events: int, concurrency: int) -> tuple[float, list[float]]:
     tag = uuid.uuid4().hex[:8]
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+    async with http_session(concurrency) as http:
         return await run_concurrently(
             events, concurrency, lambda i: webhook_post(http, url, tag, i)
         )
@@ -168,7 +187,7 @@ async def one_at_a_time(client: Client, url: str, events: int) -> tuple[list[flo
     raw_tag, hook_tag = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
     raw: list[float] = []
     hook: list[float] = []
-    async with httpx.AsyncClient(timeout=60) as http:
+    async with http_session(1) as http:
         for i in range(events):
             pair = [
                 (raw, raw_start(client, raw_tag, i)),
@@ -230,11 +249,20 @@ async def bench_handoff(
             await raw_round(client, 100, args.concurrency)
             await webhook_round(url, 100, args.concurrency)
             raw, hook = Sample(), Sample()
+            assert server.process is not None
+            assert server.process.pid is not None
+            pids = {"listener": listener.pid, "server": server.process.pid}
+
+            def cpu_now() -> dict[str, float]:
+                used = {part: process_cpu_seconds(pid) for part, pid in pids.items()}
+                return {"bench": time.process_time(), **used}
+
             for round_no in range(args.rounds):
                 order = [("raw", raw), ("webhook", hook)]
                 if round_no % 2:
                     order.reverse()
                 for name, sample in order:
+                    before = cpu_now()
                     if name == "raw":
                         seconds, latencies = await raw_round(client, args.events, args.concurrency)
                     else:
@@ -242,6 +270,8 @@ async def bench_handoff(
                     sample.events += args.events
                     sample.seconds += seconds
                     sample.latencies += latencies
+                    for part, used in cpu_now().items():
+                        sample.cpu[part] = sample.cpu.get(part, 0.0) + used - before[part]
             # One at a time, nothing queues: the p99 the listener adds to a start.
             raw_one, hook_one = Sample(), Sample()
             raw_one.latencies, hook_one.latencies = await one_at_a_time(
@@ -264,6 +294,20 @@ async def bench_handoff(
                 f"{percentile(s.latencies, 0.5) * 1000:.1f}",
                 f"{percentile(s.latencies, 0.99) * 1000:.1f}",
                 f"{s.throughput / raw.throughput:.2f}",
+            ]
+            for name, s in (("raw start_workflow", raw), ("webhook listener", hook))
+        ],
+    )
+    parts = ("bench", "listener", "server")
+    print("CPU ms per event during the rounds (bench: this process, the client side)")
+    print_table(
+        ["variant", *parts, "total", "wall ms x 2 cores"],
+        [
+            [
+                name,
+                *(f"{s.cpu.get(p, 0.0) * 1000 / s.events:.2f}" for p in parts),
+                f"{sum(s.cpu.values()) * 1000 / s.events:.2f}",
+                f"{s.seconds * 2000 / s.events:.2f}",
             ]
             for name, s in (("raw start_workflow", raw), ("webhook listener", hook))
         ],
