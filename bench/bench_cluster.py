@@ -14,9 +14,10 @@ kubelet, containerd and runc, the images built here, Temporal, KEDA, the chart i
    maxReplicas = `--workers`, so no scaling is measured). Completions per second from the
    first send to the last completion, variants alternating over `--rounds`. Target: routed
    / direct >= 0.9. Per variant it also prints the CPU each part used per run: the
-   Temporal server (its process), the flow's worker pods, the root orchestrator pod and
-   the Listener pod (each pod's processes, found by the pod's cgroup), which says where a
-   routed event costs more than a direct start.
+   Temporal server (its process), the flow's worker pods, the root orchestrator pod, the
+   Listener pod (each pod's processes, found by the pod's cgroup) and this process (the
+   posts or starts, and the waits), which says where a routed event costs more than a
+   direct start.
 
     .venv/bin/python bench/bench_cluster.py [--keda-rounds 3] [--polling-interval 2]
         [--cooldown 10] [--events 120] [--concurrency 16] [--rounds 2] [--workers 1]
@@ -45,12 +46,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx
 import yaml
 from bench.common import (
     Verdicts,
     add_verdict_arguments,
+    http_session,
     median,
+    post_json,
     print_table,
     process_cpu_seconds,
     stop_on_sigterm,
@@ -355,7 +357,7 @@ async def bench_keda(
 
 
 # The parts whose CPU a round of the events bench splits, in the order printed.
-PARTS = ("Temporal server", "flow workers", "root orchestrator", "listener")
+PARTS = ("Temporal server", "flow workers", "root orchestrator", "listener", "bench client")
 
 
 @dataclass
@@ -371,6 +373,8 @@ class CpuMeter:
     def read(self) -> dict[str, float]:
         used = dict.fromkeys(PARTS, 0.0)
         used["Temporal server"] = process_cpu_seconds(self.server_pid)
+        # This process: the posts (routed) or the starts (direct), and the waits for results.
+        used["bench client"] = time.process_time()
         markers = {f"pod{uid}": part for part, uids in self.pods.items() for uid in uids}
         for cgroup in Path("/proc").glob("[0-9]*/cgroup"):
             try:
@@ -443,15 +447,12 @@ async def bench_events(
     def child_id(root_id: str) -> str:
         return f"{root_id}/{ns}/count"
 
-    limits = httpx.Limits(max_connections=args.concurrency)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+    async with http_session(args.concurrency) as http:
 
         async def post(i: int) -> str:
             event_id = uuid.uuid4().hex
             body = {"eventType": event_type, "source": SOURCE, "id": event_id, "n": i}
-            answer = await http.post(url, json=body)
-            if answer.status_code != 202:
-                raise RuntimeError(f"the webhook answered {answer.status_code}: {answer.text}")
+            await post_json(http, url, body, 202)
             return event_workflow_id(SOURCE, event_id, ns)
 
         async def routed_done(root_id: str) -> Any:

@@ -7,8 +7,7 @@
    97% or more of raw), and the CPU per event of this process (the client side), the
    listener and the server. The listener is a real process (`python -m tflow_listeners
    webhook`); rounds alternate raw and webhook so drift hits both. Everything shares the
-   machine's cores, so the posts go through aiohttp's client, which costs a fifth of
-   httpx's per post.
+   machine's cores, so the posts go through a cheap client (`bench.common.http_session`).
 2. Memory: the listener process's peak RSS (VmHWM) after that load (target: < 150 MB).
 3. Route matching: `tflow_workers.routing.Router` over 10,000 generated routes (mixed
    types, sources, jq filters and input mappings), time per event (target: < 1 ms),
@@ -47,9 +46,11 @@ from bench.common import (
     add_server_dir_argument,
     add_verdict_arguments,
     dev_server,
+    http_session,
     mean,
     memory_mb,
     percentile,
+    post_json,
     print_table,
     process_cpu_seconds,
 )
@@ -154,21 +155,7 @@ async def raw_round(client: Client, events: int, concurrency: int) -> tuple[floa
 
 async def webhook_post(http: aiohttp.ClientSession, url: str, tag: str, i: int) -> None:
     """One event through the webhook listener, accepted (202) or an error."""
-    async with http.post(url, json=plain_event(tag, i)) as response:
-        if response.status != 202:
-            raise RuntimeError(f"webhook answered {response.status}: {await response.text()}")
-        await response.read()
-
-
-def http_session(connections: int) -> aiohttp.ClientSession:
-    """The load generator's client. It shares the machine's two cores with the listener
-    and the Temporal server, so it should cost little: httpx's AsyncClient cost 2.3 ms of
-    CPU per post here, more than the listener's 1.5 ms (aiohttp's client: see
-    docs/benchmarks.md)."""
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=connections),
-        timeout=aiohttp.ClientTimeout(total=60),
-    )
+    await post_json(http, url, plain_event(tag, i), 202)
 
 
 async def webhook_round(url: str, events: int, concurrency: int) -> tuple[float, list[float]]:
