@@ -75,8 +75,9 @@ _IDEMPOTENT: Final = frozenset({"GET", "PATCH", "PUT", "DELETE"})
 # Connections to the apiserver per pool (the operator's client, and kopf's session in
 # tflow_operator.main). Every TLS connection holds its buffers in the operator; without a
 # limit a burst of thousands of objects held hundreds. A request beyond the limit waits
-# for a free connection: in bench_operator.py that cost pace at N=1000 and none seen at
-# 3000 or 10,000 (docs/benchmarks.md, *Connections to the apiserver*).
+# for a free connection: in bench_operator.py two runs at N=1000 were slower than without
+# a limit, later runs at 32 were as fast as at 64 and faster than at 128, and none was
+# slower at 3000 or 10,000 (docs/benchmarks.md, *Connections to the apiserver*).
 APISERVER_CONNECTIONS: Final = 32
 
 FieldValidation = Literal["Ignore", "Warn", "Strict"]
