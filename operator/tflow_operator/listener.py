@@ -11,7 +11,9 @@ collects them. Reconciling is idempotent (server-side apply) and runs on create,
 and resume, in the shared resync loop (:mod:`tflow_operator.resync`) and whenever the listener's
 Deployment changes (for ``status.readyReplicas``). A Secret the spec refers to that does
 not exist stops the rollout: ``Ready`` is False with reason ``SecretNotFound`` naming it,
-and the reconcile is retried until it appears.
+and the reconcile is retried until it appears. When ``spec.scaling`` is dropped, the
+replica count from spec is applied once KEDA has let the ScaledObject go (until then it
+may still scale the Deployment), retried while it holds on.
 
 main.py imports this module to register the handlers; they use the operator's clients
 from kopf's memo (the runtime main.py's startup handler puts there).
