@@ -46,7 +46,7 @@ from tflow_operator.listener_children import (
     ready_condition,
     secret_mounts,
 )
-from tflow_operator.workflowdefinition import runtime_of
+from tflow_operator.workflowdefinition import backoff, runtime_of
 
 PLURAL: Final = NAMES.plural
 KIND: Final = NAMES.kind
@@ -240,9 +240,11 @@ async def reconcile_listener(kube: KubeClient, body: Mapping[str, Any], config: 
 # --------------------------------------------------------------------------- kopf wiring
 
 
-def retry_error(outcome: Outcome, config: Config) -> kopf.TemporaryError | None:
-    """What the spec handler raises to run again: while a Secret is missing, or while KEDA
-    still holds an object it was asked to delete (the replica count is applied again)."""
+def retry_error(outcome: Outcome, config: Config, retry: int = 0) -> kopf.TemporaryError | None:
+    """What the spec handler raises to run again (``retry``: how many times it has): while
+    a Secret is missing, or while KEDA still holds an object it was asked to delete (the
+    replica count is applied again), at KEDA_RELEASE_RETRY_SECONDS and then less often:
+    a KEDA that was uninstalled leaves its finalizer behind for good."""
     if outcome.missing:
         return SecretsMissingError(
             f"waiting for {', '.join(outcome.missing)}", delay=min(30.0, config.resync_seconds)
@@ -250,15 +252,17 @@ def retry_error(outcome: Outcome, config: Config) -> kopf.TemporaryError | None:
     if outcome.releasing:
         return KedaReleasingError(
             f"waiting for KEDA to release {', '.join(outcome.releasing)}",
-            delay=KEDA_RELEASE_RETRY_SECONDS,
+            delay=max(KEDA_RELEASE_RETRY_SECONDS, backoff(retry)),
         )
     return None
 
 
-async def _run(body: Mapping[str, Any], memo: Any, retry: bool) -> None:
+async def _run(body: Mapping[str, Any], memo: Any, retry: int | None) -> None:
+    """Reconcile; with ``retry`` (the handler's retry count), raise to run again while
+    the reconcile could not finish."""
     runtime = runtime_of(memo)
     outcome = await reconcile_listener(runtime.kube, body, runtime.config)
-    error = retry_error(outcome, runtime.config) if retry else None
+    error = retry_error(outcome, runtime.config, retry) if retry is not None else None
     if error is not None:
         raise error
 
@@ -266,8 +270,8 @@ async def _run(body: Mapping[str, Any], memo: Any, retry: bool) -> None:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def listener_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await _run(body, memo, retry=True)
+async def listener_changed(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    await _run(body, memo, retry=retry)
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
@@ -317,4 +321,4 @@ async def listener_deployment_changed(
         return
     if listener["metadata"].get("deletionTimestamp"):
         return
-    await _run(listener, memo, retry=False)
+    await _run(listener, memo, retry=None)

@@ -776,3 +776,8 @@ def test_the_listener_spec_handler_runs_again_while_secrets_are_missing_or_keda_
     assert isinstance(held, KedaReleasingError)
     assert "ScaledObject ns/x" in str(held)
     assert held.delay == KEDA_RELEASE_RETRY_SECONDS
+    # A finalizer left behind by an uninstalled KEDA is asked about less and less often.
+    later = retry_error(Outcome({}, [], ["ScaledObject ns/x"]), CONFIG, retry=10)
+    assert later is not None
+    assert later.delay is not None
+    assert 45 <= later.delay <= 72
