@@ -22,8 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Final, TypeVar
 
 import yaml
@@ -106,10 +107,13 @@ class DefinitionInfo:
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
 
-    @property
-    def order(self) -> tuple[str, str, str]:
-        """Oldest first; ties broken by namespace and name (deterministic)."""
-        return (self.created, self.namespace, self.name)
+    # Oldest first; ties broken by namespace and name (deterministic). Kept, not computed
+    # per read: a queue's members are sorted by it on every change of the queue, a
+    # thousand times per change in a queue of a thousand definitions.
+    order: tuple[str, str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "order", (self.created, self.namespace, self.name))
 
     def owner_reference(self) -> dict[str, Any]:
         return {
@@ -233,6 +237,9 @@ def temporal_namespace_of(
         return None
 
 
+BY_AGE: Final = attrgetter("order")
+
+
 def queue_owner(
     same_queue: Iterable[DefinitionInfo], namespaces: TemporalNamespaces | None = None
 ) -> str | None:
@@ -259,7 +266,34 @@ def _oldest(
         and not d.issues
         and (not d.temporal_namespace or temporal_namespace_of(d, namespaces) is not None)
     ]
-    return min(candidates, key=lambda d: d.order) if candidates else None
+    return min(candidates, key=BY_AGE) if candidates else None
+
+
+def queue_facts(
+    same_queue: Sequence[DefinitionInfo], namespaces: TemporalNamespaces | None
+) -> tuple[str | None, str | None, tuple[DefinitionInfo, ...]]:
+    """A task queue's owner namespace, its Temporal namespace and its members (the valid,
+    live definitions of the owner namespace in that Temporal namespace, oldest first):
+    what ``queue_owner`` and ``queue_temporal_namespace`` give, from one search for the
+    oldest. Run on every change of a queue, so a burst into a queue of a thousand
+    definitions runs it a thousand times over up to a thousand members."""
+    oldest = _oldest(same_queue, namespaces)
+    if oldest is None:
+        return None, None, ()
+    owner, temporal = oldest.namespace, temporal_namespace_of(oldest, namespaces)
+    # Within the owner namespace, where a definition runs depends on its request alone.
+    runs_in: dict[str, str | None] = {}
+    members = []
+    for d in same_queue:
+        if d.namespace != owner or d.deleting or d.issues:
+            continue
+        requested = d.temporal_namespace
+        if requested not in runs_in:
+            runs_in[requested] = temporal_namespace_of(d, namespaces)
+        if runs_in[requested] == temporal:
+            members.append(d)
+    members.sort(key=BY_AGE)
+    return owner, temporal, tuple(members)
 
 
 def judge(

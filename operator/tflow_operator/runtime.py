@@ -24,9 +24,9 @@ from tflow_operator.model import (
     RouteInfo,
     judge,
     judge_with_owner,
+    queue_facts,
     queue_owner,
     queue_temporal_namespace,
-    temporal_namespace_of,
 )
 from tflow_operator.pods import PodTrouble
 from tflow_operator.temporal import TemporalGateway
@@ -126,22 +126,7 @@ class KopfIndices:
         if cached is not None and cached[0] == entries:
             return cached[1]
         on_queue = [d for d in entries if isinstance(d, DefinitionInfo)]
-        mapping = self.temporal_namespaces
-        owner = queue_owner(on_queue, mapping)
-        temporal = queue_temporal_namespace(on_queue, mapping)
-        members = tuple(
-            sorted(
-                (
-                    d
-                    for d in on_queue
-                    if d.namespace == owner
-                    and not d.deleting
-                    and not d.issues
-                    and temporal_namespace_of(d, mapping) == temporal
-                ),
-                key=lambda d: d.order,
-            )
-        )
+        owner, temporal, members = queue_facts(on_queue, self.temporal_namespaces)
         facts = QueueFacts(owner, temporal, members)
         if entries:
             self._queues[task_queue] = (entries, facts)

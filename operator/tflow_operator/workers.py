@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from tflow_operator import keda, pods
 from tflow_operator.config import Config
-from tflow_operator.model import DefinitionInfo
+from tflow_operator.model import BY_AGE, DefinitionInfo
 from tflow_operator.naming import (
     COMPONENT_WORKER,
     NAMESPACE_DEFINITIONS_CONFIGMAP,
@@ -86,7 +86,7 @@ def merge_settings(
     """One queue's worker settings from all its definitions (see the module docstring)."""
     if not members:
         raise ValueError("a worker group needs at least one definition")
-    ordered = sorted(members, key=lambda d: d.order)
+    ordered = sorted(members, key=BY_AGE)
     image = next((str(d.workers["image"]) for d in ordered if d.workers.get("image")), None)
     resources = next((d.workers["resources"] for d in ordered if d.workers.get("resources")), None)
     env: dict[str, dict[str, Any]] = {}
@@ -235,7 +235,7 @@ def worker_deployment(
         # An account chosen for the workers may be there for its token (custom functions
         # that call the API): its own automountServiceAccountToken decides.
         del pod_spec["automountServiceAccountToken"]
-    ordered = sorted(members, key=lambda d: d.order)
+    ordered = sorted(members, key=BY_AGE)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import random
 from typing import Any
 
 from tflow_operator.api.listener import ListenerSpec
@@ -19,7 +20,11 @@ from tflow_operator.model import (
     REASON_TEMPORAL_NAMESPACE,
     DefinitionInfo,
     definition_info,
+    queue_facts,
+    queue_owner,
+    queue_temporal_namespace,
     route_info,
+    temporal_namespace_of,
 )
 from tflow_operator.runtime import KopfIndices
 from tflow_operator.workers import merge_settings, worker_deployment, worker_scaled_object
@@ -163,3 +168,42 @@ def test_listener_pods_hand_events_to_their_namespaces_home() -> None:
     env = env_of(unmapped["spec"]["template"]["spec"]["containers"][0])
     assert env["TEMPORAL_NAMESPACE"] == "shared"
     assert "TFLOW_TEMPORAL_NAMESPACES" not in env
+
+
+def test_queue_facts_agree_with_the_owner_and_namespace_rules_on_mixed_queues() -> None:
+    """`queue_facts` (one search for the oldest, a request resolved once per value) gives
+    what the rules say member by member: the owner and Temporal namespace of the oldest
+    candidate, and every live, valid definition of that namespace running there."""
+    rng = random.Random(7)
+    mapping = CONFIG.temporal_namespaces
+    requests = ["", "tenant-a", "tenant-b", "tenant-b-batch", "elsewhere"]
+    for _ in range(200):
+        queue = []
+        for i in range(rng.randint(0, 12)):
+            made = info(
+                f"d{i}",
+                rng.choice(["team-a", "team-b", "team-c"]),
+                created=f"2026-01-0{rng.randint(1, 3)}T00:00:00Z",
+                **({"temporalNamespace": r} if (r := rng.choice(requests)) else {}),
+            )
+            queue.append(
+                dataclasses.replace(
+                    made,
+                    deleting=rng.random() < 0.15,
+                    issues=("spec.workflow: broken",) if rng.random() < 0.15 else (),
+                )
+            )
+        owner = queue_owner(queue, mapping)
+        temporal = queue_temporal_namespace(queue, mapping)
+        expected = sorted(
+            (
+                d
+                for d in queue
+                if d.namespace == owner
+                and not d.deleting
+                and not d.issues
+                and temporal_namespace_of(d, mapping) == temporal
+            ),
+            key=lambda d: (d.created, d.namespace, d.name),
+        )
+        assert queue_facts(queue, mapping) == (owner, temporal, tuple(expected))
