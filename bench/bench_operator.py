@@ -27,7 +27,10 @@ it spent its time; ``--memory-profile FILE`` traces its allocations
 ``--apiserver-profile FILE`` takes a CPU profile of the apiserver during the last size's
 burst; ``--owner-cost`` first prints what one apply of a Deployment with 10 to 1000 owner
 references costs the apiserver (a worker group's apply), against a small object's, and
-what one write of a large ConfigMap costs it, applied or replaced.
+what one write of a large ConfigMap costs it, applied or replaced. ``--queue-facts``
+only prints the operator's CPU per change of one task queue's facts (its owner, Temporal
+namespace and members, worked out again on every change of the queue) at 100, 1000 and
+10,000 definitions on the queue, and exits: no servers.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import pstats
 import sys
@@ -67,6 +71,8 @@ from tflow_devstack.controlplane import ControlPlane
 from tflow_devstack.temporal import TemporalServer
 from tflow_devstack.tools import REPO_ROOT
 from tflow_operator.kube import KubeClient
+from tflow_operator.model import definition_info
+from tflow_operator.runtime import KopfIndices
 
 TARGET_RATIO = 1.3
 TARGET_PEAK_MB = 300.0
@@ -74,6 +80,50 @@ MB = 1024 * 1024
 DEFAULT_SIZES = "1000,10000"
 CONCURRENCY = 16
 API = "temporalflow.dev/v1alpha1"
+
+
+def queue_facts_cost() -> None:
+    """``--queue-facts``: CPU ms per recompute of a queue's facts through the operator's
+    index (``KopfIndices.queue``), the index alternating between the queue with and
+    without its newest definition, as in a burst where each change adds one."""
+    template = definition_info(
+        {
+            "metadata": {
+                "name": "d",
+                "namespace": "bench",
+                "uid": "u",
+                "generation": 1,
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+            },
+            "spec": definition("bench", 0, 1)["spec"],
+        }
+    )
+    rows = []
+    for size in (100, 1000, 10_000):
+        infos = [
+            dataclasses.replace(
+                template,
+                name=f"d{i:05d}",
+                uid=f"u{i}",
+                created=f"2026-01-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z",
+            )
+            for i in range(size)
+        ]
+        whole, short = tuple(infos), tuple(infos[:-1])
+        index: dict[Any, Any] = {("queue", template.task_queue): whole}
+        indices = KopfIndices(definitions=index)
+        rounds = max(20, 200_000 // size)
+        began = time.process_time()
+        for i in range(rounds):
+            index[("queue", template.task_queue)] = short if i % 2 else whole
+            indices.queue(template.task_queue)
+        each = (time.process_time() - began) / rounds * 1000
+        # A burst adds the definitions one by one: the changes cost from nothing to `each`.
+        rows.append([f"{size}", f"{each:.3f}", f"{each * size / 2000:.1f}"])
+    print("A queue's facts, worked out again per change (CPU):")
+    print_table(
+        ["definitions on the queue", "ms per change", "s over a burst filling it (about)"], rows
+    )
 
 
 def definition(namespace: str, index: int, queues: int) -> dict[str, Any]:
@@ -576,6 +626,12 @@ def main() -> int:
         "Deployment with many owners, a large ConfigMap (apply or replace)",
     )
     parser.add_argument(
+        "--queue-facts",
+        action="store_true",
+        help="only print the operator's CPU per change of a task queue's facts at 100, 1000 "
+        "and 10,000 definitions on it, and exit",
+    )
+    parser.add_argument(
         "--apiserver-profile",
         type=Path,
         help=f"write a {PROFILE_SECONDS} s CPU profile of the apiserver, from "
@@ -583,6 +639,9 @@ def main() -> int:
     )
     add_verdict_arguments(parser)
     args = parser.parse_args()
+    if args.queue_facts:
+        queue_facts_cost()
+        return 0
     args.profile = Path(args.profile).resolve() if args.profile else None
     try:
         rows = asyncio.run(run(args))
