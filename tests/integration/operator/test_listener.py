@@ -55,6 +55,19 @@ async def secret(kube: KubeClient, namespace: str, name: str, data: dict[str, st
     )
 
 
+def scaled_sqs_spec(queue_url: str) -> dict[str, Any]:
+    """An SQS Listener's spec reading Secret `aws`, scaled by KEDA from 0 to 4."""
+    return {
+        "type": "sqs",
+        "sqs": {
+            "queueUrl": queue_url,
+            "region": "eu-west-1",
+            "credentialsSecretRef": {"name": "aws"},
+        },
+        "scaling": {"minReplicas": 0, "maxReplicas": 4},
+    }
+
+
 async def fetch(kube: KubeClient, namespace: str, name: str) -> dict[str, Any]:
     listener = await kube.get(API_VERSION, "Listener", namespace, name)
     assert listener is not None
@@ -166,15 +179,7 @@ async def test_sqs_listener_with_scaling_gets_an_accepted_scaled_object(
         {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s3cret-key"},
     )
     queue_url = "https://sqs.eu-west-1.amazonaws.com/123456789012/documents"
-    spec: dict[str, Any] = {
-        "type": "sqs",
-        "sqs": {
-            "queueUrl": queue_url,
-            "region": "eu-west-1",
-            "credentialsSecretRef": {"name": "aws"},
-        },
-        "scaling": {"minReplicas": 0, "maxReplicas": 4},
-    }
+    spec = scaled_sqs_spec(queue_url)
     body = await create_listener(kube_client, namespace, "docs", spec)
     await reconcile_listener(kube_client, body, CONFIG)
 
@@ -273,15 +278,7 @@ async def test_replica_count_comes_back_once_keda_releases_the_scaled_object(
     await secret(
         kube_client, namespace, "aws", {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}
     )
-    spec: dict[str, Any] = {
-        "type": "sqs",
-        "sqs": {
-            "queueUrl": "https://sqs.eu-west-1.amazonaws.com/123456789012/held",
-            "region": "eu-west-1",
-            "credentialsSecretRef": {"name": "aws"},
-        },
-        "scaling": {"minReplicas": 0, "maxReplicas": 4},
-    }
+    spec = scaled_sqs_spec("https://sqs.eu-west-1.amazonaws.com/123456789012/held")
     await reconcile_listener(
         kube_client, await create_listener(kube_client, namespace, "held", spec), CONFIG
     )
