@@ -308,7 +308,9 @@ async def test_replica_count_comes_back_once_keda_releases_the_scaled_object(
 
     deployment = await kube_client.get("apps/v1", "Deployment", namespace, name)
     assert deployment is not None
-    assert deployment["spec"]["replicas"] == 0  # what the stand-in KEDA left
+    # What the stand-in KEDA left (a real KEDA's HPA, while it is still being collected,
+    # may have moved it to 1 since): not the spec's count, which only the reconcile sets.
+    assert deployment["spec"]["replicas"] != 2
     outcome = await reconcile_listener(
         kube_client, await fetch(kube_client, namespace, "held"), CONFIG
     )
