@@ -373,7 +373,8 @@ class CpuMeter:
     def read(self) -> dict[str, float]:
         used = dict.fromkeys(PARTS, 0.0)
         used["Temporal server"] = process_cpu_seconds(self.server_pid)
-        # This process: the posts (routed) or the starts (direct), and the waits for results.
+        # This process: the posts (routed) or the starts (direct), the waits for results,
+        # and this meter's own reads of /proc (the same for both variants).
         used["bench client"] = time.process_time()
         markers = {f"pod{uid}": part for part, uids in self.pods.items() for uid in uids}
         for cgroup in Path("/proc").glob("[0-9]*/cgroup"):
