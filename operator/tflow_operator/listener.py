@@ -111,7 +111,7 @@ async def _prune(
     for (up to KEDA_RELEASE_SECONDS), those already terminating are not.
     """
     wanted = {(c["apiVersion"], c["kind"]) for c in keep}
-    waiting: list[tuple[str, str]] = []
+    waiting: list[str] = []  # KEDA kinds deleted here
     releasing: list[str] = []
     for api_version, kind in (
         ("v1", "Service"),
@@ -135,18 +135,18 @@ async def _prune(
         log.info("deleting %s %s/%s: no longer needed", kind, namespace, child_name(name))
         await kube.delete(api_version, kind, namespace, child_name(name))
         if api_version == keda.API_VERSION:
-            waiting.append((api_version, kind))
+            waiting.append(kind)
     deadline = time.monotonic() + KEDA_RELEASE_SECONDS
     while waiting:
         waiting = [
-            (api_version, kind)
-            for api_version, kind in waiting
-            if await kube.get(api_version, kind, namespace, child_name(name)) is not None
+            kind
+            for kind in waiting
+            if await kube.get(keda.API_VERSION, kind, namespace, child_name(name)) is not None
         ]
         if not waiting or time.monotonic() >= deadline:
             break
         await asyncio.sleep(KEDA_RELEASE_POLL_SECONDS)
-    releasing += [f"{kind} {namespace}/{child_name(name)}" for _, kind in waiting]
+    releasing += [f"{kind} {namespace}/{child_name(name)}" for kind in waiting]
     if releasing:
         log.warning("KEDA has not released %s yet: will apply again", ", ".join(releasing))
     return releasing

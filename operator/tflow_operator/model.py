@@ -240,20 +240,15 @@ def temporal_namespace_of(
 BY_AGE: Final = attrgetter("order")
 
 
-def queue_owner(
+def queue_head(
     same_queue: Iterable[DefinitionInfo], namespaces: TemporalNamespaces | None = None
-) -> str | None:
-    """The namespace a task queue belongs to: that of its oldest live, valid document."""
+) -> tuple[str | None, str | None]:
+    """The namespace a task queue belongs to and the Temporal namespace its workers poll:
+    those of its oldest live, valid document (None, None without one)."""
     oldest = _oldest(same_queue, namespaces)
-    return oldest.namespace if oldest is not None else None
-
-
-def queue_temporal_namespace(
-    same_queue: Iterable[DefinitionInfo], namespaces: TemporalNamespaces | None
-) -> str | None:
-    """The Temporal namespace a task queue's workers poll: its oldest definition's."""
-    oldest = _oldest(same_queue, namespaces)
-    return temporal_namespace_of(oldest, namespaces) if oldest is not None else None
+    if oldest is None:
+        return None, None
+    return oldest.namespace, temporal_namespace_of(oldest, namespaces)
 
 
 def _oldest(
@@ -274,13 +269,12 @@ def queue_facts(
 ) -> tuple[str | None, str | None, tuple[DefinitionInfo, ...]]:
     """A task queue's owner namespace, its Temporal namespace and its members (the valid,
     live definitions of the owner namespace in that Temporal namespace, oldest first):
-    what ``queue_owner`` and ``queue_temporal_namespace`` give, from one search for the
-    oldest. Run on every change of a queue, so a burst into a queue of a thousand
-    definitions runs it a thousand times over up to a thousand members."""
-    oldest = _oldest(same_queue, namespaces)
-    if oldest is None:
+    ``queue_head`` and the definitions that follow it. Run on every change of a queue, so
+    a burst into a queue of a thousand definitions runs it a thousand times over up to a
+    thousand members."""
+    owner, temporal = queue_head(same_queue, namespaces)
+    if owner is None:
         return None, None, ()
-    owner, temporal = oldest.namespace, temporal_namespace_of(oldest, namespaces)
     # Within the owner namespace, where a definition runs depends on its request alone.
     runs_in: dict[str, str | None] = {}
     members = []
@@ -303,14 +297,8 @@ def judge(
     namespaces: TemporalNamespaces | None = None,
 ) -> DefinitionVerdict:
     """Whether a definition is valid, given every definition on its task queue."""
-    queue = [*same_queue, info]
-    return judge_with_owner(
-        info,
-        queue_owner(queue, namespaces),
-        router_task_queue,
-        namespaces,
-        queue_temporal_namespace(queue, namespaces),
-    )
+    owner, temporal = queue_head([*same_queue, info], namespaces)
+    return judge_with_owner(info, owner, router_task_queue, namespaces, temporal)
 
 
 def judge_with_owner(

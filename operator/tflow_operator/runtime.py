@@ -25,8 +25,7 @@ from tflow_operator.model import (
     judge,
     judge_with_owner,
     queue_facts,
-    queue_owner,
-    queue_temporal_namespace,
+    queue_head,
 )
 from tflow_operator.pods import PodTrouble
 from tflow_operator.temporal import TemporalGateway
@@ -173,20 +172,17 @@ class KopfIndices:
         for definition in live:
             by_queue.setdefault(definition.task_queue, []).append(definition)
         mapping = self.temporal_namespaces
-        owners = {queue: queue_owner(members, mapping) for queue, members in by_queue.items()}
-        temporal = {
-            queue: queue_temporal_namespace(members, mapping) for queue, members in by_queue.items()
-        }
+        heads = {queue: queue_head(members, mapping) for queue, members in by_queue.items()}
         return Snapshot(
             {
                 d.key: (
                     d,
                     judge_with_owner(
                         d,
-                        owners[d.task_queue],
+                        heads[d.task_queue][0],
                         self.router_task_queue,
                         mapping,
-                        temporal[d.task_queue],
+                        heads[d.task_queue][1],
                     ),
                 )
                 for d in live

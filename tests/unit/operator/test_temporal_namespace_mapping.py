@@ -21,8 +21,6 @@ from tflow_operator.model import (
     DefinitionInfo,
     definition_info,
     queue_facts,
-    queue_owner,
-    queue_temporal_namespace,
     route_info,
     temporal_namespace_of,
 )
@@ -172,8 +170,8 @@ def test_listener_pods_hand_events_to_their_namespaces_home() -> None:
 
 def test_queue_facts_agree_with_the_owner_and_namespace_rules_on_mixed_queues() -> None:
     """`queue_facts` (one search for the oldest, a request resolved once per value) gives
-    what the rules say member by member: the owner and Temporal namespace of the oldest
-    candidate, and every live, valid definition of that namespace running there."""
+    what the rules say: the owner and Temporal namespace of the oldest candidate, and
+    every live, valid definition of that namespace running there, oldest first."""
     rng = random.Random(7)
     mapping = CONFIG.temporal_namespaces
     requests = ["", "tenant-a", "tenant-b", "tenant-b-batch", "elsewhere"]
@@ -193,8 +191,18 @@ def test_queue_facts_agree_with_the_owner_and_namespace_rules_on_mixed_queues() 
                     issues=("spec.workflow: broken",) if rng.random() < 0.15 else (),
                 )
             )
-        owner = queue_owner(queue, mapping)
-        temporal = queue_temporal_namespace(queue, mapping)
+        # The rules, spelled out: the oldest live, valid definition whose Temporal
+        # namespace resolves decides the owner and the Temporal namespace.
+        heads = sorted(
+            (
+                d
+                for d in queue
+                if not d.deleting and not d.issues and temporal_namespace_of(d, mapping) is not None
+            ),
+            key=lambda d: (d.created, d.namespace, d.name),
+        )
+        owner = heads[0].namespace if heads else None
+        temporal = temporal_namespace_of(heads[0], mapping) if heads else None
         expected = sorted(
             (
                 d
