@@ -12,6 +12,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export UV_PYTHON_DOWNLOADS := never
+# The suite and the benches start many Python processes (operators, workers, listeners,
+# `tflow`); where the environment forbids writing bytecode, each compiles every module it
+# imports again, seconds of CPU each. The images compile theirs at build time and keep the
+# variable set.
+unexport PYTHONDONTWRITEBYTECODE
 PYTEST_ARGS ?=
 
 ##@ General

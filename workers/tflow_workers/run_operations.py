@@ -27,7 +27,7 @@ Functions (all raise `RunRefused`, whose `status` is the HTTP status a front end
   `status_name(status)`: the one spelling of a run's state (`cancelled`, as `STATUSES`).
 - `own_run(client, rule, workflow_id)`: the run's description, if the rule reaches it.
 - `run_status(client, described)`: the `status` query of a described run, or why there
-  is none (no worker answered, not a flow run).
+  is none (no worker polls its task queue, none answered, not a flow run).
 - `describe_run(client, rule, workflow_id)`: its state, output or error, and task log
   (`RunDetail`; the task log comes from the `status` query, which needs a worker).
 - `run_history(client, rule, workflow_id, page_token=None, page_size=100)`: Temporal's
@@ -56,8 +56,10 @@ from typing import Any, Protocol
 from google.protobuf.json_format import MessageToDict
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, TaskQueueKind, TaskQueueType
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -511,15 +513,35 @@ async def run_status(
     """The `status` query's answer, or why there is none."""
     if described.workflow_type != WORKFLOW_TYPE:
         return None, f"a {described.workflow_type} run has no task log"
+    queue = described.task_queue
+    # A query needs a worker polling the run's task queue. Where none has polled lately,
+    # say so at once rather than hold the caller for the whole query timeout.
+    if not await _polled(client, queue, query_timeout):
+        return None, f"no task log: no worker polls task queue {queue!r}"
     handle = client.get_workflow_handle(described.id, run_id=described.run_id)
     try:
         status = await handle.query("status", result_type=RunStatus, rpc_timeout=query_timeout)
     except WorkflowQueryFailedError as err:
         return None, f"the status query failed: {err}"
     except RPCError as err:
-        # A query needs a worker polling the run's task queue; say so, not fail.
-        return None, f"no task log: {err.message}"
+        return None, f"no task log: {err.message} (is a worker polling task queue {queue!r}?)"
     return status, None
+
+
+async def _polled(client: Client, task_queue: str, rpc_timeout: timedelta) -> bool:
+    """Whether a worker polled the task queue's workflow tasks lately (Temporal keeps a
+    poller in its answer for a few minutes after its last poll). True when Temporal
+    cannot say: the query itself then tells."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    try:
+        answer = await client.workflow_service.describe_task_queue(request, timeout=rpc_timeout)
+    except RPCError:
+        return True
+    return bool(answer.pollers)
 
 
 async def describe_run(

@@ -296,10 +296,7 @@ async def run_view(
     except RuntimeError as err:
         raise unavailable(err) from None
     if status is None:
-        # A query needs a worker polling the run's task queue.
-        view.notes.append(
-            f"{note or 'no task log'}; is a worker polling task queue {described.task_queue!r}?"
-        )
+        view.notes.append(note or "no task log")
         return view
     view.phase = status.phase
     view.current_task = status.current_task

@@ -57,7 +57,7 @@ from tflow_workers.worker import build_worker
 pytestmark = pytest.mark.integration
 
 # Small enough for a test; production defaults are 10 s and 300 s.
-FAST = Timing(polling_interval=2, cooldown_period=6)
+FAST = Timing(polling_interval=1, cooldown_period=3)
 
 DOCUMENT: dict[str, Any] = {
     "document": {"dsl": "1.0.0", "namespace": "test", "name": "scale-me", "version": "1.0.0"},
