@@ -132,6 +132,12 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 DEFAULT_HISTORY_PAGE_SIZE = 100
 QUERY_TIMEOUT = timedelta(seconds=10)
+# A query waits for a worker polling the run's task queue. Where Temporal has seen none
+# lately, the query gets this long only: Temporal's answer covers the queue's root
+# partition (a worker polling another may be missing from it) and a worker that has just
+# started, so the query is still tried, and a worker that is there answers well within
+# it; a caller does not wait out the whole timeout for a worker that is not.
+UNPOLLED_QUERY_TIMEOUT = timedelta(seconds=2)
 # A run key a caller picks: short, printable, no separators that could make two
 # (namespace, definition, key) triples collide.
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -514,24 +520,26 @@ async def run_status(
     if described.workflow_type != WORKFLOW_TYPE:
         return None, f"a {described.workflow_type} run has no task log"
     queue = described.task_queue
-    # A query needs a worker polling the run's task queue. Where none has polled lately,
-    # say so at once rather than hold the caller for the whole query timeout.
-    if not await _polled(client, queue, query_timeout):
-        return None, f"no task log: no worker polls task queue {queue!r}"
+    polled = await _polled(client, queue, query_timeout)
     handle = client.get_workflow_handle(described.id, run_id=described.run_id)
     try:
-        status = await handle.query("status", result_type=RunStatus, rpc_timeout=query_timeout)
+        status = await handle.query(
+            "status",
+            result_type=RunStatus,
+            rpc_timeout=query_timeout if polled else min(query_timeout, UNPOLLED_QUERY_TIMEOUT),
+        )
     except WorkflowQueryFailedError as err:
         return None, f"the status query failed: {err}"
     except RPCError as err:
+        if not polled:
+            return None, f"no task log: no worker polls task queue {queue!r}"
         return None, f"no task log: {err.message} (is a worker polling task queue {queue!r}?)"
     return status, None
 
 
 async def _polled(client: Client, task_queue: str, rpc_timeout: timedelta) -> bool:
-    """Whether a worker polled the task queue's workflow tasks lately (Temporal keeps a
-    poller in its answer for a few minutes after its last poll). True when Temporal
-    cannot say: the query itself then tells."""
+    """Whether Temporal saw a worker poll the task queue's workflow tasks lately (it keeps
+    a poller for a few minutes after its last poll). True when it cannot say."""
     request = DescribeTaskQueueRequest(
         namespace=client.namespace,
         task_queue=TaskQueue(name=task_queue, kind=TaskQueueKind.TASK_QUEUE_KIND_NORMAL),
