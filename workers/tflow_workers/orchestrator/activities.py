@@ -261,13 +261,7 @@ class OrchestratorActivities:
         scope, refused = self._scope_here(scope, activity.info().namespace)
         if refused:
             return []
-        event_type = _quoted(str(event.get("type", "")))
-        query = (
-            f'WorkflowType = "{WORKFLOW_TYPE}" AND ExecutionStatus = "Running" '
-            f'AND {SA_LISTENING.name} = "{event_type}"'
-        )
-        if scope is not None:
-            query += f' AND {SA_NAMESPACE.name} = "{_quoted(scope.namespace)}"'
+        query = delivery_query(str(event.get("type", "")), scope)
         delivered: list[str] = []
         for client in self._delivery_clients(scope):
             async for run in client.list_workflows(query):
@@ -361,6 +355,17 @@ class OrchestratorActivities:
                 "definition": resolved.definition,
             }
         )
+
+
+def delivery_query(event_type: str, scope: EventScope | None) -> str:
+    """The visibility query for the runs an event of `event_type` is delivered to."""
+    query = (
+        f'WorkflowType = "{WORKFLOW_TYPE}" AND ExecutionStatus = "Running" '
+        f'AND {SA_LISTENING.name} = "{_quoted(event_type)}"'
+    )
+    if scope is not None:
+        query += f' AND {SA_NAMESPACE.name} = "{_quoted(scope.namespace)}"'
+    return query
 
 
 def _quoted(text: str) -> str:
