@@ -10,16 +10,14 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from tflow_cli import output
 from tflow_workers.engine.model import (
     SA_CURRENT_TASK,
     SA_DEFINITION,
     WORKFLOW_TYPE,
-    RunStatus,
 )
-from tflow_workers.run_operations import STATUSES, status_name
+from tflow_workers.run_operations import QUERY_TIMEOUT, STATUSES, run_status, status_name
 
 
 def _when(value: datetime | None) -> str:
@@ -85,12 +83,10 @@ async def show_run(client: Client, workflow_id: str) -> dict[str, Any]:
         "started": described.start_time.isoformat() if described.start_time else None,
         "closed": described.close_time.isoformat() if described.close_time else None,
     }
-    try:
-        status = await handle.query("status", result_type=RunStatus, rpc_timeout=None)
-    except RPCError as err:
-        # A query needs a worker for the run's task queue; without one, say why.
+    status, note = await run_status(client, described, QUERY_TIMEOUT)
+    if status is None:
         report["log"] = None
-        report["note"] = f"no task log: {err.message}"
+        report["note"] = note
         return report
     report["phase"] = status.phase
     report["currentTask"] = status.current_task

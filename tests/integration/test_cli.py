@@ -251,6 +251,13 @@ async def test_runs_list_show_signal_cancel_and_send(
     missing = await atflow("runs", "show", "no-such-run", *address)
     assert missing.returncode == 1
     assert "no-such-run" in missing.stderr
+    # A run no worker serves: its state, and why there is no task log.
+    unserved_queue = f"{engine.task_queue}-nobody"
+    unserved = await start_run(engine.client, RunInput(document=document), unserved_queue)
+    shown = await as_json("runs", "show", unserved.id)
+    assert (shown["status"], shown["log"]) == ("running", None)
+    assert shown["note"] == f"no task log: no worker polls task queue {unserved_queue!r}"
+    await unserved.terminate("test done")
 
     event = ("--type", "incident", "--source", "monitoring", "--id", marker, *router)
     sent = await as_json("send", *event, "--data", '{"message": "down"}')
