@@ -119,25 +119,25 @@ async def direct(setup: Setup, i: int) -> None:
     await handle.result()
 
 
-async def routed(setup: Setup, i: int) -> None:
-    sent = event(ROUTED_TYPE, i)
+async def handed_off(setup: Setup, event_type: str, i: int, status: str) -> str:
+    """An event handed to a root run as a listener hands it; the root run's id, once it
+    completed with `status`."""
+    sent = event(event_type, i)
     await setup.handoff.submit(sent)
     root_id = event_workflow_id(sent.source, sent.id, NAMESPACE)
-    decision: Decision = await setup.client.get_workflow_handle(
-        root_id, result_type=Decision
-    ).result()
-    assert decision.status == "routed", decision
+    handle = setup.client.get_workflow_handle(root_id, result_type=Decision)
+    decision = await handle.result()
+    assert decision.status == status, decision
+    return root_id
+
+
+async def routed(setup: Setup, i: int) -> None:
+    root_id = await handed_off(setup, ROUTED_TYPE, i, "routed")
     await setup.client.get_workflow_handle(f"{root_id}/{NAMESPACE}/{DEFINITION}").result()
 
 
 async def unrouted(setup: Setup, i: int) -> None:
-    sent = event(UNROUTED_TYPE, i)
-    await setup.handoff.submit(sent)
-    root_id = event_workflow_id(sent.source, sent.id, NAMESPACE)
-    decision: Decision = await setup.client.get_workflow_handle(
-        root_id, result_type=Decision
-    ).result()
-    assert decision.status == "unroutable", decision
+    await handed_off(setup, UNROUTED_TYPE, i, "unroutable")
 
 
 async def query(setup: Setup, i: int) -> None:
