@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tflow_workers.dsl.yamlio import YamlError, load_yaml_all
-
 
 class DocumentFileError(ValueError):
     """A file that cannot be read as documents; the message names the file."""
@@ -25,6 +23,10 @@ class Found:
 
 
 def load_all(path: Path) -> list[Any]:
+    # Imported when a file is read: the DSL package (its document models above all) is
+    # most of `tflow`'s start-up, and the commands that read no document should not pay it.
+    from tflow_workers.dsl.yamlio import YamlError, load_yaml_all
+
     try:
         text = path.read_text()
     except OSError as err:

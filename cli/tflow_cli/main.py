@@ -15,7 +15,6 @@ import yaml
 
 from tflow_cli import output
 from tflow_cli.documents import DocumentFileError, load_all, single_workflow, workflows_in
-from tflow_workers.dsl.durations import parse_duration
 
 EXIT_INVALID = 1
 EXIT_USAGE = 2
@@ -86,6 +85,7 @@ def _manifest_issues(manifest: dict[str, Any]) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from tflow_cli.runner import NoServerError, run_document
+    from tflow_workers.dsl.durations import parse_duration
     from tflow_workers.dsl.validate import validate_document
     from tflow_workers.engine.catalog import discover, parse_specs
 

@@ -17,7 +17,6 @@ import sys
 from typing import Final, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
-from temporalio import activity, workflow
 
 LOG_FORMATS: Final = ("auto", "text", "json")
 ID_FIELDS: Final = ("event_id", "workflow_id", "run_id", "definition", "namespace")
@@ -56,6 +55,10 @@ def configure_logging(level: int | str, log_format: str, stream: TextIO | None =
     out = stream or sys.stderr
     handler = logging.StreamHandler(out)
     if use_json(log_format, out):
+        # Imported here, not with the module: `tflow` builds its parser from modules that
+        # import this one, and its start-up should not load the SDK for that.
+        from temporalio import activity, workflow
+
         # The SDK's ids are fields already: no copy of them appended to every message.
         workflow.logger.workflow_info_on_message = False
         activity.logger.activity_info_on_message = False

@@ -20,10 +20,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
+# httpx is imported where a request is made: `tflow` builds its parser from this module,
+# and its start-up should not load an HTTP client for that.
+if TYPE_CHECKING:
+    import httpx
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -33,6 +36,8 @@ class RunApiClient:
     """The run API over HTTP; every method answers the response's JSON body."""
 
     def __init__(self, url: str, token: str, http: httpx.Client | None = None) -> None:
+        import httpx
+
         self.url = url.rstrip("/")
         self.http = http or httpx.Client(timeout=60)
         self.headers = {"Authorization": f"Bearer {token}"}
@@ -136,6 +141,8 @@ def _token(args: argparse.Namespace) -> str:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
+    import httpx
+
     if not args.url:
         print("tflow: no run API: pass --url or set TFLOW_API_URL", file=sys.stderr)
         return EXIT_USAGE
