@@ -11,6 +11,9 @@ Variants, alternating over `--rounds`, `--events` each, `--concurrency` at a tim
   API and the operator start runs), waited for until it completed;
 * routed: a root run per event, started as a listener starts it (`HandOff.submit`),
   its route starting the same flow; waited for until the flow's run completed;
+* routed directly: the same event routed as a Listener with `routing: direct` routes it
+  (`DirectHandOff.submit`: the table matched in this process, the flow run started with
+  the client, no root run); waited for until the flow's run completed;
 * unrouted: a root run per event of a type no route matches: the root run alone, with
   its routing and its delivery step, starting nothing;
 * delivery query: the visibility query the root run's delivery step sends
@@ -51,16 +54,27 @@ from bench.common import (
 )
 from temporalio.client import Client
 
-from tflow_listeners.handoff import HandOff
+from tflow_listeners.handoff import DirectHandOff, HandOff
 from tflow_workers.cloudevents import CloudEvent, event_workflow_id
 from tflow_workers.connection import connect
 from tflow_workers.engine.activities import EngineActivities
 from tflow_workers.engine.model import DefinitionRef, RunInput
 from tflow_workers.engine.starter import start_run
-from tflow_workers.orchestrator.activities import OrchestratorActivities, delivery_query
+from tflow_workers.orchestrator.activities import (
+    EventRouter,
+    OrchestratorActivities,
+    delivery_query,
+)
+from tflow_workers.orchestrator.direct import DirectRouter
 from tflow_workers.orchestrator.model import Decision, EventScope
 from tflow_workers.orchestrator.worker import build_orchestrator_worker
-from tflow_workers.routing import CompiledRoute, RoutingTable
+from tflow_workers.routing import (
+    ROUTING_INDEX,
+    CompiledRoute,
+    RoutingTable,
+    routing_index,
+    split_for_configmap,
+)
 from tflow_workers.worker import build_worker
 
 NAMESPACE = "bench"
@@ -91,6 +105,7 @@ class Setup:
     server_pid: int
     flow_queue: str
     handoff: HandOff
+    direct_handoff: DirectHandOff
 
 
 async def at_most(concurrency: int, count: int, one: Callable[[int], Awaitable[Any]]) -> None:
@@ -133,6 +148,13 @@ async def handed_off(setup: Setup, event_type: str, i: int, status: str) -> str:
 
 async def routed(setup: Setup, i: int) -> None:
     root_id = await handed_off(setup, ROUTED_TYPE, i, "routed")
+    await setup.client.get_workflow_handle(f"{root_id}/{NAMESPACE}/{DEFINITION}").result()
+
+
+async def routed_directly(setup: Setup, i: int) -> None:
+    sent = event(ROUTED_TYPE, i)
+    assert await setup.direct_handoff.submit(sent) == "started"
+    root_id = event_workflow_id(sent.source, sent.id, NAMESPACE)
     await setup.client.get_workflow_handle(f"{root_id}/{NAMESPACE}/{DEFINITION}").result()
 
 
@@ -187,7 +209,11 @@ def write_table(routes_dir: Path, definitions_dir: Path, flow_queue: str) -> Non
         type=ROUTED_TYPE,
         input="${ .data }",
     )
-    (routes_dir / "routes.json").write_text(RoutingTable(routes=[route]).to_json())
+    table = RoutingTable(routes=[route])
+    files = split_for_configmap(table)
+    files[ROUTING_INDEX] = routing_index(files, table)
+    for name, body in files.items():
+        (routes_dir / name).write_bytes(body)
     manifest = {
         "apiVersion": "temporalflow.dev/v1alpha1",
         "kind": "WorkflowDefinition",
@@ -204,6 +230,7 @@ async def main_async(args: argparse.Namespace) -> int:
         for name, one in (
             ("direct", direct),
             ("routed", routed),
+            ("routed directly", routed_directly),
             ("unrouted", unrouted),
             ("delivery query", query),
         )
@@ -220,6 +247,13 @@ async def main_async(args: argparse.Namespace) -> int:
             server_pid=server.process.pid,
             flow_queue=flow_queue,
             handoff=HandOff(client, router_queue, namespace=NAMESPACE),
+            direct_handoff=DirectHandOff(
+                DirectRouter(
+                    client,
+                    EventRouter(routes_dir, definitions_dir, require_index=True),
+                    NAMESPACE,
+                )
+            ),
         )
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(
@@ -262,7 +296,9 @@ async def main_async(args: argparse.Namespace) -> int:
     print(
         f"\nthe root run adds {root:.1f} ms of server CPU per event "
         f"(routed {cpu['routed']:.1f} / direct {cpu['direct']:.1f} = "
-        f"{cpu['routed'] / cpu['direct']:.2f}x); a root run that starts nothing costs "
+        f"{cpu['routed'] / cpu['direct']:.2f}x); routed directly "
+        f"{cpu['routed directly']:.1f} ({cpu['routed directly'] / cpu['direct']:.2f}x); "
+        "a root run that starts nothing costs "
         f"{cpu['unrouted']:.1f}, of which the delivery query alone "
         f"{cpu['delivery query']:.1f}"
     )

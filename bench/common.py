@@ -68,12 +68,14 @@ def http_session(connections: int) -> aiohttp.ClientSession:
     )
 
 
-async def post_json(http: aiohttp.ClientSession, url: str, body: Any, expect: int) -> None:
-    """POST `body` as JSON; a RuntimeError with the answer unless it is `expect`."""
+async def post_json(http: aiohttp.ClientSession, url: str, body: Any, expect: int) -> Any:
+    """POST `body` as JSON and return the JSON answer; a RuntimeError with the answer
+    unless its status is `expect`."""
     async with http.post(url, json=body) as response:
         text = await response.text()
         if response.status != expect:
             raise RuntimeError(f"{url} answered {response.status}: {text}")
+        return json.loads(text) if text else None
 
 
 def stop_on_sigterm() -> None:

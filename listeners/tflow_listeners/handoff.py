@@ -1,16 +1,24 @@
-"""The one thing every listener does with an event: start its RootOrchestratorWorkflow,
-whose id derives from the event's source and id, and say whether Temporal accepted it.
+"""The one thing every listener does with an event: hand it to Temporal, and say whether
+Temporal accepted it.
+
+`HandOff` (a Listener's default, `spec.routing: orchestrator`) starts the event's
+RootOrchestratorWorkflow, whose id derives from the event's source and id; it routes the
+event. `DirectHandOff` (`spec.routing: direct`) routes the event here, with the
+namespace's mounted routing table, and starts its flow runs itself
+(`tflow_workers.orchestrator.direct`).
 
 A listener acknowledges its source (HTTP 202, SQS delete, Service Bus complete) only after
-`submit` returned: "started", or "duplicate" when that event's run already exists (a
-redelivery). `TemporalUnavailable` means nothing was accepted: do not acknowledge.
+`submit` returned: "started", "duplicate" when that event's runs already exist (a
+redelivery), or, routing directly, "unroutable" when nothing matched it (acknowledged all
+the same: a poison event must not come back forever). `TemporalUnavailable` means not
+everything was accepted: do not acknowledge.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -28,9 +36,14 @@ from tflow_workers.cloudevents import (
 from tflow_workers.connection import TemporalUnavailable
 from tflow_workers.engine.model import SA_NAMESPACE
 
+if TYPE_CHECKING:
+    # The orchestrator's modules load the DSL's models and jq; a listener that routes
+    # through the root orchestrator never needs them (its import takes half the time).
+    from tflow_workers.orchestrator.direct import DirectRouter
+
 log = logging.getLogger("tflow_listeners.handoff")
 
-Outcome = Literal["started", "duplicate"]
+Outcome = Literal["started", "duplicate", "unroutable"]
 
 
 @dataclass
@@ -97,3 +110,28 @@ class HandOff:
 
     def _where(self) -> dict[str, str]:
         return {"namespace": self.namespace} if self.namespace else {}
+
+
+@dataclass
+class DirectHandOff:
+    """Routes each event in the listener and starts its flow runs: no workflow per event."""
+
+    router: DirectRouter
+
+    def workflow_id(self, event: CloudEvent) -> str:
+        return self.router.workflow_id(event)
+
+    async def submit(self, event: CloudEvent) -> Outcome:
+        from tflow_workers.orchestrator.activities import TableUnavailable
+
+        try:
+            decision = await self.router.route(event)
+        except TableUnavailable as err:
+            # Not routed nowhere: the event waits until the table is mounted.
+            raise TemporalUnavailable(f"no routing table yet: {err}") from err
+        statuses = {m.status for m in decision.matches}
+        if "started" in statuses or (decision.delivered and "duplicate" not in statuses):
+            return "started"
+        if "duplicate" in statuses:
+            return "duplicate"
+        return "unroutable"

@@ -7,7 +7,8 @@ Metrics (each with a `listener` label: webhook, sqs, servicebus):
 - `tflow_listener_requests_total{route, method, status}`: HTTP requests answered (route
   is the route's template, so ids in paths do not multiply series);
 - `tflow_listener_events_total{outcome}`: events handed to Temporal, by outcome:
-  `started`, `duplicate` (a redelivery), `unavailable` (Temporal did not accept it);
+  `started`, `duplicate` (a redelivery), `unroutable` (routing directly, nothing matched
+  it), `unavailable` (Temporal did not accept it);
 - `tflow_listener_rejections_total{reason}`: requests or messages refused, by reason
   (`bad-signature`, `too-large`, `rate-limited`, `malformed-json`, ...);
 - `tflow_listener_handoff_seconds`: how long Temporal took to accept (or refuse) a start.
@@ -28,7 +29,7 @@ from prometheus_client.exposition import generate_latest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from tflow_listeners.handoff import HandOff, Outcome
+from tflow_listeners.handoff import Outcome
 from tflow_listeners.openapi import declared
 from tflow_listeners.problems import RefusalBody
 from tflow_workers.cloudevents import CloudEvent
@@ -58,7 +59,7 @@ class ListenerMetrics:
         )
         self._events = Counter(
             "tflow_listener_events",
-            "Events handed to Temporal, by outcome (started, duplicate, unavailable).",
+            "Events handed to Temporal, by outcome (started, duplicate, unroutable, unavailable).",
             ["listener", "outcome"],
             registry=self.registry,
         )
@@ -192,7 +193,7 @@ class MeteredHandOff:
     """A hand-off counted and timed in the listener metrics; a refusal makes the next
     readiness probe ask Temporal again."""
 
-    handoff: HandOff
+    handoff: Submitter
     metrics: ListenerMetrics
     health: TemporalHealth
 

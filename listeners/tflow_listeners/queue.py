@@ -30,7 +30,7 @@ from typing import Generic, Protocol, TypeVar
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from tflow_listeners.handoff import HandOff, Outcome
+from tflow_listeners.handoff import Outcome
 from tflow_listeners.metrics import (
     ListenerMetrics,
     MeteredHandOff,
@@ -39,7 +39,7 @@ from tflow_listeners.metrics import (
     serve_ops,
 )
 from tflow_listeners.settlement import PoisonMessage, Settled, Verdict
-from tflow_listeners.source import add_flag, connect_temporal
+from tflow_listeners.source import add_flag, connect_temporal, handoff_from
 from tflow_workers.cloudevents import CloudEvent
 from tflow_workers.connection import TemporalUnavailable
 
@@ -356,7 +356,7 @@ async def serve(args: argparse.Namespace, source: QueueSource[M], *, pollers: in
     metrics = ListenerMetrics(source.name)
     metrics.registry.register(source.counters.collector(source.name))
     health = TemporalHealth(client)
-    handoff = HandOff(client, args.task_queue, args.kube_namespace, args.share_with)
+    handoff = handoff_from(args, client)
     listener = QueueListener(
         source,
         MeteredHandOff(handoff, metrics, health),

@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from pathlib import Path
 from typing import Any, Protocol
 
 from temporalio.client import Client
 
+from tflow_listeners.handoff import DirectHandOff, HandOff
 from tflow_workers.cloudevents import DEFAULT_ROUTER_TASK_QUEUE
 from tflow_workers.connection import connect
 
@@ -92,6 +94,71 @@ def add_temporal_arguments(parser: argparse.ArgumentParser) -> None:
         default="",
         help="comma-separated namespaces whose EventRoutes may also see this listener's "
         "events, if they accept events from --kube-namespace",
+    )
+    add_routing_arguments(parser)
+
+
+ROUTINGS = ("orchestrator", "direct")
+
+
+def add_routing_arguments(parser: argparse.ArgumentParser) -> None:
+    """Who routes the events: the root orchestrator (a workflow per event), or this
+    listener with its namespace's mounted routing table (`spec.routing: direct`)."""
+    add_flag(
+        parser,
+        "--routing",
+        "TFLOW_LISTENER_ROUTING",
+        default="orchestrator",
+        choices=ROUTINGS,
+        help="orchestrator: start one RootOrchestratorWorkflow per event; direct: match "
+        "the namespace's routes here and start the flow runs (needs --routes-dir and "
+        "--kube-namespace)",
+    )
+    add_flag(
+        parser,
+        "--routes-dir",
+        "TFLOW_ROUTES_DIR",
+        help="the namespace's mounted routing table, for --routing direct",
+    )
+    add_flag(
+        parser,
+        "--definitions-dir",
+        "TFLOW_DEFINITIONS_DIR",
+        help="the namespace's published WorkflowDefinitions, for --routing direct",
+    )
+
+
+def handoff_from(args: argparse.Namespace, client: Client) -> HandOff | DirectHandOff:
+    """The hand-off the flags ask for."""
+    if args.routing != "direct":
+        return HandOff(client, args.task_queue, args.kube_namespace, tuple(args.share_with))
+    if not args.kube_namespace:
+        raise ValueError("--routing direct needs --kube-namespace: it routes one namespace")
+    if not args.routes_dir:
+        raise ValueError("--routing direct needs --routes-dir: the namespace's routing table")
+    if args.share_with:
+        raise ValueError(
+            "--routing direct cannot share events (--share-with): another namespace's "
+            "routes are only known to the root orchestrator"
+        )
+    # Imported here: the orchestrator's modules load the DSL, which a listener routing
+    # through the root orchestrator has no use for.
+    from tflow_workers.orchestrator.activities import EventRouter
+    from tflow_workers.orchestrator.direct import DirectRouter
+    from tflow_workers.temporal_namespaces import TemporalNamespaces
+
+    router = EventRouter(
+        Path(args.routes_dir),
+        Path(args.definitions_dir) if args.definitions_dir else None,
+        require_index=True,
+    )
+    return DirectHandOff(
+        DirectRouter(
+            client,
+            router,
+            args.kube_namespace,
+            TemporalNamespaces.from_env(shared=client.namespace),
+        )
     )
 
 

@@ -9,7 +9,7 @@ import logging
 
 from aiohttp import web
 
-from tflow_listeners.source import add_flag, connect_temporal
+from tflow_listeners.source import add_flag, connect_temporal, handoff_from
 from tflow_listeners.webhook.listener import WebhookListener
 from tflow_listeners.webhook.settings import (
     HMAC_SCHEMES,
@@ -143,7 +143,9 @@ def settings_from(args: argparse.Namespace) -> WebhookSettings:
 async def run(args: argparse.Namespace) -> None:
     settings = settings_from(args)
     client = await connect_temporal(args)
-    listener = WebhookListener(client, settings, task_queue=args.task_queue)
+    listener = WebhookListener(
+        client, settings, handoff=handoff_from(args, client), task_queue=args.task_queue
+    )
     runner = web.AppRunner(listener.app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port)

@@ -21,8 +21,8 @@ from tflow_workers.orchestrator.activities import (
     TableUnavailable,
     match_routes,
 )
-from tflow_workers.orchestrator.model import MatchOutcome, RoutingResult
-from tflow_workers.orchestrator.workflow import _decide, parse_root_input
+from tflow_workers.orchestrator.model import MatchOutcome, RoutingResult, decide
+from tflow_workers.orchestrator.workflow import parse_root_input
 from tflow_workers.routing import CompiledRoute, Router, RoutingTable
 
 
@@ -180,7 +180,7 @@ def test_route_result_carries_documents_and_reports_unpublished_targets(
         route("audit", workflow="audit", task_queue="audits"),
     )
     define(definitions, "incident")
-    result = OrchestratorActivities(routes, definitions).route(event())
+    result = OrchestratorActivities(routes, definitions).router.route(event())
     assert isinstance(result, RoutingResult)
     assert result.routes == 2
     ok, missing = result.targets
@@ -196,7 +196,7 @@ def test_route_result_carries_documents_and_reports_unpublished_targets(
 def test_an_oversized_run_is_reported_not_started(tmp_path: Path) -> None:
     write_table(tmp_path, route("big", input='${ [range(300000)] | map("xxxxxxxx") }'))
     define(tmp_path, "incident")
-    (target,) = OrchestratorActivities(tmp_path, tmp_path).route(event()).targets
+    (target,) = OrchestratorActivities(tmp_path, tmp_path).router.route(event()).targets
     assert target.error is not None
     assert target.error.startswith("route ops/big:")
     assert target.document is None
@@ -244,15 +244,15 @@ def outcome(status: Any, error: str | None = None) -> MatchOutcome:
 
 def test_decision_status_and_reason() -> None:
     result = RoutingResult(table="abc", routes=4)
-    none = _decide([], result, "incident", "monitoring")
+    none = decide([], result, "incident", "monitoring")
     assert (none.status, none.reason) == (
         "unroutable",
         "no route matches type 'incident' from source 'monitoring' (routing table abc, 4 routes)",
     )
-    failed = _decide([outcome("failed", "route ops/r: boom")], result, "t", "s")
+    failed = decide([outcome("failed", "route ops/r: boom")], result, "t", "s")
     assert (failed.status, failed.reason) == ("unroutable", "route ops/r: boom")
-    mixed = _decide(
+    mixed = decide(
         [outcome("failed", "route ops/r: boom"), outcome("duplicate")], result, "t", "s"
     )
     assert (mixed.status, mixed.reason) == ("routed", "1 of 2 routes failed: route ops/r: boom")
-    assert _decide([outcome("started")], result, "t", "s").reason is None
+    assert decide([outcome("started")], result, "t", "s").reason is None

@@ -48,6 +48,7 @@ from tflow_workers.orchestrator.model import (
     StartRequest,
 )
 from tflow_workers.routing import (
+    ROUTING_INDEX,
     CompiledRoute,
     Router,
     load_table,
@@ -72,9 +73,17 @@ class RoutingTableSource:
     """The routing table of a mounted directory, rebuilt only when its content changes."""
 
     def __init__(
-        self, directory: Path, reload_interval: float = RELOAD_INTERVAL, clock: Clock | None = None
+        self,
+        directory: Path,
+        reload_interval: float = RELOAD_INTERVAL,
+        clock: Clock | None = None,
+        require_index: bool = False,
     ) -> None:
         self.directory = directory
+        # A directory without the operator's index is not a table yet (its ConfigMap is
+        # not written or not mounted yet): with this set, it is unavailable rather than
+        # empty, so an event waits instead of being routed nowhere.
+        self.require_index = require_index
         self.reload_interval = reload_interval
         self._clock = clock or time.monotonic
         self._lock = threading.Lock()
@@ -98,6 +107,8 @@ class RoutingTableSource:
     def _refresh(self) -> None:
         try:
             fingerprint = table_fingerprint(self.directory)
+            if self.require_index and not (self.directory / ROUTING_INDEX).is_file():
+                raise FileNotFoundError(f"no {ROUTING_INDEX} in {self.directory}")
         except OSError as err:
             self._keep(err)
             return
@@ -196,6 +207,67 @@ def match_routes(
     return [(m.route, m.input, m.error) for m in matches]
 
 
+class EventRouter:
+    """Which flow runs an event starts, from a mounted routing table and the published
+    definitions: what the routing activity answers, and what a listener routing events
+    itself (`tflow_workers.orchestrator.direct`) asks."""
+
+    def __init__(
+        self,
+        routes_dir: Path,
+        definitions_dir: Path | None,
+        reload_interval: float = RELOAD_INTERVAL,
+        require_index: bool = False,
+    ) -> None:
+        self.table = RoutingTableSource(routes_dir, reload_interval, require_index=require_index)
+        self.definitions = DefinitionSource(definitions_dir, reload_interval)
+
+    def route(self, event: dict[str, Any], scope: EventScope | None = None) -> RoutingResult:
+        router, table_hash = self.table.current()
+        targets = [
+            self._target(route, mapped, error, event)
+            for route, mapped, error in match_routes(router, event, scope)
+        ]
+        return RoutingResult(table=table_hash, routes=len(router.table.routes), targets=targets)
+
+    def _target(
+        self, route: CompiledRoute, mapped: Any, error: str, event: dict[str, Any]
+    ) -> RouteTarget:
+        target = RouteTarget(
+            route=route.id,
+            namespace=route.namespace,
+            workflow=route.workflow,
+            task_queue=route.task_queue,
+            priority=route.priority,
+            temporal_namespace=route.temporal_namespace,
+        )
+        if error:
+            return target.model_copy(update={"error": error})
+        resolved = self.definitions.get(route.namespace, route.workflow)
+        if resolved is None:
+            return target.model_copy(
+                update={
+                    "error": f"route {route.id}: WorkflowDefinition {route.target} is not published"
+                }
+            )
+        run = RunInput(
+            document=resolved.document, input=mapped, definition=resolved.definition, event=event
+        )
+        try:
+            check_run_input(run)
+        except WorkflowError as err:
+            return target.model_copy(
+                update={"error": f"route {route.id}: {err.problem.detail or err.problem.title}"}
+            )
+        return target.model_copy(
+            update={
+                "input": mapped,
+                "document": resolved.document,
+                "definition": resolved.definition,
+            }
+        )
+
+
 class OrchestratorActivities:
     def __init__(
         self,
@@ -204,8 +276,9 @@ class OrchestratorActivities:
         reload_interval: float = RELOAD_INTERVAL,
         temporal_namespaces: TemporalNamespaces | None = None,
     ) -> None:
-        self.table = RoutingTableSource(routes_dir, reload_interval)
-        self.definitions = DefinitionSource(definitions_dir, reload_interval)
+        self.router = EventRouter(routes_dir, definitions_dir, reload_interval)
+        self.table = self.router.table
+        self.definitions = self.router.definitions
         self.temporal_namespaces = temporal_namespaces or TemporalNamespaces()
 
     def all(self) -> list[Any]:
@@ -261,18 +334,7 @@ class OrchestratorActivities:
         scope, refused = self._scope_here(scope, activity.info().namespace)
         if refused:
             return []
-        query = delivery_query(str(event.get("type", "")), scope)
-        delivered: list[str] = []
-        for client in self._delivery_clients(scope):
-            async for run in client.list_workflows(query):
-                try:
-                    await client.get_workflow_handle(run.id).signal(EVENT_SIGNAL, event)
-                except RPCError as err:
-                    if err.status == RPCStatusCode.NOT_FOUND:
-                        continue  # it finished in the meantime
-                    raise
-                delivered.append(run.id)
-        return sorted(delivered)
+        return await deliver_to_waiting_runs(self._delivery_clients(scope), event, scope)
 
     @activity.defn(name=ACTIVITY_START_RUN)
     async def start_run(self, request: StartRequest) -> StartedRun:
@@ -285,20 +347,9 @@ class OrchestratorActivities:
                 f"Temporal namespace {request.temporal_namespace!r} is not mapped",
                 non_retryable=True,
             )
-        client = client_for(activity.client(), request.temporal_namespace)
-        try:
-            handle = await client.start_workflow(
-                WORKFLOW_TYPE,
-                request.run,
-                id=request.workflow_id,
-                task_queue=request.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=search_attributes(request.run),
-                memo=memo(request.run),
-            )
-        except WorkflowAlreadyStartedError:
-            return StartedRun(status="duplicate")
-        return StartedRun(status="started", run_id=handle.first_execution_run_id)
+        return await start_flow_run(
+            client_for(activity.client(), request.temporal_namespace), request
+        )
 
     @activity.defn(name=ACTIVITY_ROUTE)
     async def route_event(
@@ -309,52 +360,44 @@ class OrchestratorActivities:
             router, table_hash = self.table.current()
             return RoutingResult(table=table_hash, routes=len(router.table.routes), refused=refused)
         # File reads and YAML parsing stay off the worker's event loop.
-        return await asyncio.to_thread(self.route, event, scope)
+        return await asyncio.to_thread(self.router.route, event, scope)
 
-    def route(self, event: dict[str, Any], scope: EventScope | None = None) -> RoutingResult:
-        router, table_hash = self.table.current()
-        targets = [
-            self._target(route, mapped, error, event)
-            for route, mapped, error in match_routes(router, event, scope)
-        ]
-        return RoutingResult(table=table_hash, routes=len(router.table.routes), targets=targets)
 
-    def _target(
-        self, route: CompiledRoute, mapped: Any, error: str, event: dict[str, Any]
-    ) -> RouteTarget:
-        target = RouteTarget(
-            route=route.id,
-            namespace=route.namespace,
-            workflow=route.workflow,
-            task_queue=route.task_queue,
-            priority=route.priority,
-            temporal_namespace=route.temporal_namespace,
+async def start_flow_run(client: Client, request: StartRequest) -> StartedRun:
+    """Start a routed flow run with ``client`` (of the request's Temporal namespace): the
+    id derived from the event, never reused, so a repeated event reports `duplicate`."""
+    try:
+        handle = await client.start_workflow(
+            WORKFLOW_TYPE,
+            request.run,
+            id=request.workflow_id,
+            task_queue=request.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=search_attributes(request.run),
+            memo=memo(request.run),
         )
-        if error:
-            return target.model_copy(update={"error": error})
-        resolved = self.definitions.get(route.namespace, route.workflow)
-        if resolved is None:
-            return target.model_copy(
-                update={
-                    "error": f"route {route.id}: WorkflowDefinition {route.target} is not published"
-                }
-            )
-        run = RunInput(
-            document=resolved.document, input=mapped, definition=resolved.definition, event=event
-        )
-        try:
-            check_run_input(run)
-        except WorkflowError as err:
-            return target.model_copy(
-                update={"error": f"route {route.id}: {err.problem.detail or err.problem.title}"}
-            )
-        return target.model_copy(
-            update={
-                "input": mapped,
-                "document": resolved.document,
-                "definition": resolved.definition,
-            }
-        )
+    except WorkflowAlreadyStartedError:
+        return StartedRun(status="duplicate")
+    return StartedRun(status="started", run_id=handle.first_execution_run_id)
+
+
+async def deliver_to_waiting_runs(
+    clients: list[Client], event: dict[str, Any], scope: EventScope | None
+) -> list[str]:
+    """Signal ``event`` to every running flow run, in the Temporal namespaces of
+    ``clients``, whose `listen` waits for its type (and of its namespace, with a scope)."""
+    query = delivery_query(str(event.get("type", "")), scope)
+    delivered: list[str] = []
+    for client in clients:
+        async for run in client.list_workflows(query):
+            try:
+                await client.get_workflow_handle(run.id).signal(EVENT_SIGNAL, event)
+            except RPCError as err:
+                if err.status == RPCStatusCode.NOT_FOUND:
+                    continue  # it finished in the meantime
+                raise
+            delivered.append(run.id)
+    return sorted(delivered)
 
 
 def delivery_query(event_type: str, scope: EventScope | None) -> str:

@@ -125,3 +125,27 @@ class RecentDecisions(_Model):
     routed: int
     pending: int
     decisions: list[Decision] = Field(default_factory=list)
+
+
+def decide(
+    outcomes: list[MatchOutcome], result: RoutingResult, event_type: str, source: str
+) -> Decision:
+    """The decision about one event from its routes' outcomes (deliveries aside)."""
+    failed = [o for o in outcomes if o.status == "failed"]
+    if len(failed) < len(outcomes):
+        reason = None
+        if failed:
+            reason = f"{len(failed)} of {len(outcomes)} routes failed: " + "; ".join(
+                str(o.error) for o in failed
+            )
+        return Decision(status="routed", reason=reason, table=result.table, matches=outcomes)
+    if result.refused:
+        reason = result.refused
+    elif not outcomes:
+        reason = (
+            f"no route matches type {event_type!r} from source {source!r} "
+            f"(routing table {result.table}, {result.routes} routes)"
+        )
+    else:
+        reason = "; ".join(str(o.error) for o in failed)
+    return Decision(status="unroutable", reason=reason, table=result.table, matches=outcomes)

@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
         RoutingResult,
         StartedRun,
         StartRequest,
+        decide,
     )
 
 ROUTE_TIMEOUT = timedelta(seconds=30)
@@ -254,7 +255,7 @@ class RootOrchestratorWorkflow:
         else:
             outcomes = await start_all()
             delivered = await deliver()
-        decision = _decide(outcomes, result, event.type, event.source)
+        decision = decide(outcomes, result, event.type, event.source)
         if delivered and decision.status == "unroutable" and not outcomes:
             decision = decision.model_copy(update={"status": "routed", "reason": None})
         decision = decision.model_copy(update={**identity, "delivered": delivered})
@@ -409,26 +410,3 @@ async def _start_by_activity(
             "error": None,
         }
     )
-
-
-def _decide(
-    outcomes: list[MatchOutcome], result: RoutingResult, event_type: str, source: str
-) -> Decision:
-    failed = [o for o in outcomes if o.status == "failed"]
-    if len(failed) < len(outcomes):
-        reason = None
-        if failed:
-            reason = f"{len(failed)} of {len(outcomes)} routes failed: " + "; ".join(
-                str(o.error) for o in failed
-            )
-        return Decision(status="routed", reason=reason, table=result.table, matches=outcomes)
-    if result.refused:
-        reason = result.refused
-    elif not outcomes:
-        reason = (
-            f"no route matches type {event_type!r} from source {source!r} "
-            f"(routing table {result.table}, {result.routes} routes)"
-        )
-    else:
-        reason = "; ".join(str(o.error) for o in failed)
-    return Decision(status="unroutable", reason=reason, table=result.table, matches=outcomes)

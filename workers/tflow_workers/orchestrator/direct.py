@@ -1,0 +1,148 @@
+"""Direct routing: one event turned into its flow runs by the caller, with no workflow of
+its own.
+
+What a root run does in its one workflow task (route with the table, deliver to the runs
+waiting in a `listen`, start each matching definition's run, decide), done here with a
+Temporal client, for a Listener with `spec.routing: direct`. The runs are the ones a root
+run would start (the same ids, derived from the event and never reused, so a repeated
+event reports `duplicate`; the same search attributes and memo), so switching a Listener
+between the two forms starts nothing twice. What is not kept is the root run itself: the
+decision is logged and returned, not recorded in Temporal.
+
+The caller acknowledges its event only once `route` returned. `TemporalUnavailable`
+means some step was not accepted (nothing may be acknowledged; a retry finds the runs
+already started as duplicates), as does `TableUnavailable` (no routing table mounted yet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from tflow_workers.cloudevents import CloudEvent, event_workflow_id
+from tflow_workers.connection import TemporalUnavailable
+from tflow_workers.engine.model import RunInput
+from tflow_workers.orchestrator.activities import (
+    EventRouter,
+    deliver_to_waiting_runs,
+    start_flow_run,
+)
+from tflow_workers.orchestrator.model import (
+    Decision,
+    EventScope,
+    MatchOutcome,
+    RouteTarget,
+    StartRequest,
+    decide,
+)
+from tflow_workers.temporal_namespaces import TemporalNamespaces, client_for
+
+log = logging.getLogger("tflow.direct-routing")
+
+
+@dataclass
+class DirectRouter:
+    """Routes the events of one Kubernetes namespace (never shared with another: a shared
+    event needs the other namespace's routes, which only the root orchestrator holds)."""
+
+    client: Client
+    router: EventRouter
+    namespace: str
+    temporal_namespaces: TemporalNamespaces = field(default_factory=TemporalNamespaces)
+
+    def workflow_id(self, event: CloudEvent) -> str:
+        """The event's id: its runs' ids are ``<this>/<namespace>/<definition>``."""
+        return event_workflow_id(event.source, event.id, self.namespace)
+
+    async def route(self, event: CloudEvent) -> Decision:
+        data = event.as_data()
+        scope = EventScope(namespace=self.namespace)
+        # File reads and YAML parsing stay off the event loop, as in the routing activity.
+        result = await asyncio.to_thread(self.router.route, data, scope)
+        base = self.workflow_id(event)
+        try:
+            # Delivered first, as a root run does: a run this event starts is not waiting
+            # for it yet.
+            delivered = await deliver_to_waiting_runs(self._delivery_clients(), data, scope)
+            outcomes = list(
+                await asyncio.gather(*(self._start(t, data, base) for t in result.targets))
+            )
+        except (RPCError, RuntimeError) as err:
+            # RuntimeError: a lazy client's connection attempt failed.
+            raise TemporalUnavailable(f"Temporal did not accept the event: {err}") from err
+        decision = decide(outcomes, result, event.type, event.source)
+        if delivered and decision.status == "unroutable" and not outcomes:
+            decision = decision.model_copy(update={"status": "routed", "reason": None})
+        decision = decision.model_copy(
+            update={
+                "event_id": event.id,
+                "event_type": event.type,
+                "event_source": event.source,
+                "delivered": delivered,
+            }
+        )
+        # The root run's record of the event, as a log line: its decision and runs.
+        runs = [
+            f"{m.child_workflow_id} ({m.status})" for m in decision.matches if m.child_workflow_id
+        ]
+        log.info(
+            "event %s (%s from %s): %s%s%s",
+            event.id,
+            event.type,
+            event.source,
+            decision.status,
+            f": {decision.reason}" if decision.reason else "",
+            f"; runs: {', '.join(runs)}" if runs else "",
+            extra={"event_id": event.id, "namespace": self.namespace},
+        )
+        return decision
+
+    def _delivery_clients(self) -> list[Client]:
+        if not self.temporal_namespaces.enabled:
+            return [self.client]
+        return [client_for(self.client, ns) for ns in self.temporal_namespaces.of(self.namespace)]
+
+    async def _start(self, target: RouteTarget, event: dict[str, Any], base: str) -> MatchOutcome:
+        outcome = MatchOutcome(
+            route=target.route,
+            workflow=target.workflow,
+            namespace=target.namespace,
+            task_queue=target.task_queue,
+            status="failed",
+            error=target.error,
+        )
+        if target.error is not None or target.document is None:
+            return outcome
+        where = target.temporal_namespace or self.client.namespace
+        if where not in (self.client.namespace, *self.temporal_namespaces.all()):
+            # The table is the operator's; a namespace it does not map is not ours to use.
+            return outcome.model_copy(
+                update={
+                    "error": f"route {target.route}: Temporal namespace {where!r} is not mapped"
+                }
+            )
+        run = RunInput(
+            document=target.document,
+            input=target.input,
+            definition=target.definition,
+            event=event,
+        )
+        run_id = f"{base}/{target.namespace}/{target.workflow}"
+        request = StartRequest(
+            temporal_namespace=where, workflow_id=run_id, task_queue=target.task_queue, run=run
+        )
+        client = self.client if where == self.client.namespace else client_for(self.client, where)
+        started = await start_flow_run(client, request)
+        return outcome.model_copy(
+            update={
+                "status": started.status,
+                "child_workflow_id": run_id,
+                "child_run_id": started.run_id,
+                "error": None,
+            }
+        )
