@@ -8,16 +8,18 @@ kubelet, containerd and runc, the images built here, Temporal, KEDA, the chart i
    `--keda-rounds` times, the workers going back to zero in between (the chart's
    `cooldownPeriod` set small). Target: first Ready pod within pollingInterval + 10 s.
 2. Events end to end: `--events` events POSTed (`--concurrency` at a time) to a webhook
-   Listener's Service, routed by the root orchestrator, each flow's run completed; against
-   the same number of runs of the same flow (same input, same document) started with
-   `start_workflow` on the same task queue, served by the same worker pods (minReplicas =
-   maxReplicas = `--workers`, so no scaling is measured). Completions per second from the
-   first send to the last completion, variants alternating over `--rounds`. Target: routed
-   / direct >= 0.9. Per variant it also prints the CPU each part used per run: the
-   Temporal server (its process), the flow's worker pods, the root orchestrator pod, the
-   Listener pod (each pod's processes, found by the pod's cgroup) and this process (the
-   posts or starts, and the waits), which says where a routed event costs more than a
-   direct start.
+   Listener's Service, each flow's run completed, in two variants: routed by the root
+   orchestrator (a Listener with the default `routing: orchestrator`) and routed by the
+   listener itself (a second Listener with `routing: direct`); against the same number of
+   runs of the same flow (same input, same document) started with `start_workflow` on the
+   same task queue, served by the same worker pods (minReplicas = maxReplicas =
+   `--workers`, so no scaling is measured). Completions per second from the first send
+   to the last completion, variants rotating over `--rounds`. Target: routed directly /
+   started directly >= 0.9 (the orchestrator's ratio is printed beside it). Per variant
+   it also prints the CPU each part used per run: the Temporal server (its process), the
+   flow's worker pods, the root orchestrator pod, the Listener pods (each pod's
+   processes, found by the pod's cgroup) and this process (the posts or starts, and the
+   waits), which says where a routed event costs more than a direct start.
 
     .venv/bin/python bench/bench_cluster.py [--keda-rounds 3] [--polling-interval 2]
         [--cooldown 10] [--events 120] [--concurrency 16] [--rounds 2] [--workers 1]
@@ -115,12 +117,16 @@ def route(name: str, workflow: str, event_type: str) -> dict[str, Any]:
     }
 
 
-def webhook(name: str) -> dict[str, Any]:
+def webhook(name: str, routing: str = "orchestrator") -> dict[str, Any]:
     return {
         "apiVersion": API,
         "kind": "Listener",
         "metadata": {"name": name},
-        "spec": {"type": "webhook", "webhook": {"path": "/events", "port": 8080}},
+        "spec": {
+            "type": "webhook",
+            "webhook": {"path": "/events", "port": 8080},
+            "routing": routing,
+        },
     }
 
 
@@ -435,6 +441,7 @@ async def bench_events(
         definition("count", task_queue, args.workers, args.workers),
         route("count", "count", event_type),
         webhook("events"),
+        webhook("events-direct", routing="direct"),
     )
     cluster.cp.kubectl("wait", "-n", ns, "wfd/count", "--for=condition=Ready", "--timeout=180s")
     await wait_until(
@@ -444,23 +451,34 @@ async def bench_events(
         every=1,
     )
     url = cluster.listener_url(ns, "events")
+    direct_url = cluster.listener_url(ns, "events-direct")
 
     def child_id(root_id: str) -> str:
         return f"{root_id}/{ns}/count"
 
     async with http_session(args.concurrency) as http:
 
-        async def post(i: int) -> str:
+        async def post_to(target: str, i: int) -> tuple[str, str]:
             event_id = uuid.uuid4().hex
             body = {"eventType": event_type, "source": SOURCE, "id": event_id, "n": i}
-            await post_json(http, url, body, 202)
-            return event_workflow_id(SOURCE, event_id, ns)
+            answer = await post_json(http, target, body, 202)
+            return event_workflow_id(SOURCE, event_id, ns), str(answer["events"][0]["outcome"])
+
+        async def post(i: int) -> str:
+            return (await post_to(url, i))[0]
 
         async def routed_done(root_id: str) -> Any:
             return await routed_result(client, root_id, child_id(root_id))
 
-        # The route reaches the root orchestrator's mounted table within the kubelet's sync
-        # period: post until an event is routed, which is also the warm-up.
+        async def post_direct(i: int) -> str:
+            # The listener answered once the run had started: it exists.
+            return child_id((await post_to(direct_url, i))[0])
+
+        async def routed_directly_done(workflow_id: str) -> Any:
+            return await client.get_workflow_handle(workflow_id).result()
+
+        # The route reaches the mounted tables within the kubelet's sync period: post
+        # until an event is routed, which is also the warm-up.
         deadline = time.monotonic() + 180
         sample = ""
         while not sample:
@@ -471,6 +489,19 @@ async def bench_events(
                 raise TimeoutError("no event was routed to the flow within 180 s")
             else:
                 await asyncio.sleep(2)
+        while True:
+            # Refused (503) while the Listener's table is not mounted; unroutable while
+            # the mounted one does not hold the route yet.
+            try:
+                root_direct, outcome = await post_to(direct_url, 0)
+            except RuntimeError:
+                outcome = "refused"
+            if outcome == "started":
+                await routed_directly_done(child_id(root_direct))
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no event was routed directly within 180 s ({outcome})")
+            await asyncio.sleep(2)
         # The direct runs get what the routed ones got (document, input, definition),
         # without the event that started them.
         template = (await run_input_of(client, sample)).model_copy(update={"event": None})
@@ -484,15 +515,21 @@ async def bench_events(
         async def direct_done(workflow_id: str) -> Any:
             return await client.get_workflow_handle(workflow_id).result()
 
-        # Warm both paths up, then alternate which variant goes first.
-        await timed_round(direct, direct_done, args.concurrency, args.concurrency)
-        await timed_round(post, routed_done, args.concurrency, args.concurrency)
+        variants = [
+            ("direct", direct, direct_done),
+            ("routed", post, routed_done),
+            ("routed directly", post_direct, routed_directly_done),
+        ]
+        # Warm every path up, then rotate which variant goes first.
+        for _, send, done in variants:
+            await timed_round(send, done, args.concurrency, args.concurrency)
         direct_id = await direct(0)
         await direct_done(direct_id)
         print(
             "  history events per run: root orchestrator "
             f"{await history_length(client, root_id)}, the flow's run routed "
-            f"{await history_length(client, sample)}, started directly "
+            f"{await history_length(client, sample)}, routed directly "
+            f"{await history_length(client, child_id(root_direct))}, started directly "
             f"{await history_length(client, direct_id)}",
             flush=True,
         )
@@ -507,31 +544,34 @@ async def bench_events(
                 "root orchestrator": pod_uids(
                     cluster, SYSTEM_NAMESPACE, "app.kubernetes.io/component=root-orchestrator"
                 ),
-                "listener": pod_uids(cluster, ns, labels_of(listener_selector_labels("events"))),
+                "listener": (
+                    *pod_uids(cluster, ns, labels_of(listener_selector_labels("events"))),
+                    *pod_uids(cluster, ns, labels_of(listener_selector_labels("events-direct"))),
+                ),
             },
         )
-        routed_rates: list[float] = []
-        direct_rates: list[float] = []
-        cpu = {name: dict.fromkeys(PARTS, 0.0) for name in ("direct", "routed")}
+        rates: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+        cpu = {name: dict.fromkeys(PARTS, 0.0) for name in rates}
         for round_ in range(args.rounds):
-            order = [("direct", direct, direct_done), ("routed", post, routed_done)]
-            if round_ % 2:
-                order.reverse()
-            for name, send, done in order:
+            shift = round_ % len(variants)
+            for name, send, done in variants[shift:] + variants[:shift]:
                 before = meter.read()
                 rate, sent = await timed_round(send, done, args.events, args.concurrency)
                 after = meter.read()
                 for part in PARTS:
                     cpu[name][part] += after[part] - before[part]
-                (direct_rates if name == "direct" else routed_rates).append(rate)
+                rates[name].append(rate)
                 print(
                     f"  round {round_ + 1} {name}: {rate:.1f} completions/s "
                     f"(all {args.events} started in {sent:.1f} s)",
                     flush=True,
                 )
     cluster.cp.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+    direct_rates, routed_rates = rates["direct"], rates["routed"]
+    listener_rates = rates["routed directly"]
 
     ratios = [r / d for r, d in zip(routed_rates, direct_rates, strict=True)]
+    listener_ratios = [r / d for r, d in zip(listener_rates, direct_rates, strict=True)]
     print()
     print(
         f"Events end to end, {args.events} runs per variant per round, {args.concurrency} at a "
@@ -550,7 +590,13 @@ async def bench_events(
                 f"{median(routed_rates):.1f}",
                 " ".join(f"{r:.1f}" for r in routed_rates),
             ],
-            ["ratio", f"{median(ratios):.2f}", " ".join(f"{r:.2f}" for r in ratios)],
+            [
+                "webhook routing directly",
+                f"{median(listener_rates):.1f}",
+                " ".join(f"{r:.1f}" for r in listener_rates),
+            ],
+            ["ratio, root orchestrator", f"{median(ratios):.2f}", _each(ratios)],
+            ["ratio, routing directly", f"{median(listener_ratios):.2f}", _each(listener_ratios)],
         ],
     )
     runs = args.events * args.rounds
@@ -563,16 +609,29 @@ async def bench_events(
                 *(f"{cpu[name][part] * 1000 / runs:.1f}" for part in PARTS),
                 f"{sum(cpu[name].values()) * 1000 / runs:.1f}",
             ]
-            for name in ("direct", "routed")
+            for name in rates
         ],
     )
     verdicts.check(
-        "events end to end: routed / direct completions/s (median of rounds)",
+        "events end to end, Listener routing directly: routed / direct completions/s "
+        "(median of rounds)",
+        f"{median(listener_ratios):.2f} "
+        f"({median(listener_rates):.1f} vs {median(direct_rates):.1f}/s)",
+        f">= {TARGET_EVENTS_RATIO}",
+        median(listener_ratios) >= TARGET_EVENTS_RATIO,
+    )
+    verdicts.check(
+        "events end to end, through the root orchestrator: routed / direct completions/s "
+        "(median of rounds)",
         f"{median(ratios):.2f} ({median(routed_rates):.1f} vs {median(direct_rates):.1f}/s)",
         f">= {TARGET_EVENTS_RATIO}",
         median(ratios) >= TARGET_EVENTS_RATIO,
     )
     return routed_rates, direct_rates
+
+
+def _each(values: list[float]) -> str:
+    return " ".join(f"{v:.2f}" for v in values)
 
 
 async def main_async(cluster: Cluster, args: argparse.Namespace) -> int:

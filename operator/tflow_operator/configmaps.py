@@ -1,5 +1,6 @@
 """The data the operator publishes as ConfigMaps, computed from its indices: the routing
-table (from every ready EventRoute) and the published WorkflowDefinitions.
+table (from every ready EventRoute), each namespace's part of it that a Listener there
+routes with itself, and the published WorkflowDefinitions.
 
 Everything here is pure and deterministic: the same routes and definitions give the same
 bytes, hashes and shard layout, so a recompile that changes nothing writes nothing.
@@ -263,26 +264,47 @@ def compile_routes(
     return RoutingTable(routes=compiled), verdicts
 
 
+def namespace_tables(table: RoutingTable, namespaces: Iterable[str]) -> dict[str, RoutingTable]:
+    """Each namespace's part of the compiled table: its own routes (the same compiled
+    routes, so the same verdicts), empty for a namespace without any."""
+    parts: dict[str, list[CompiledRoute]] = {namespace: [] for namespace in namespaces}
+    for route in table.routes:
+        part = parts.get(route.namespace)
+        if part is not None:
+            part.append(route)
+    return {namespace: RoutingTable(routes=routes) for namespace, routes in parts.items()}
+
+
 # The chart projects this many routing ConfigMaps (each optional) into the root
 # orchestrator's routes directory: with ~900 KiB of gzip per shard, about 14 MiB of
 # compressed table. Raising it needs the chart's projected volume raised with it.
 MAX_ROUTING_SHARDS: Final = 16
+# A namespace's own table (for its Listeners with spec.routing direct): the Listener
+# Deployment projects this many ConfigMaps, each optional, about 3.5 MiB of compressed
+# table. Raising it changes every such Deployment's pod template (a rollout).
+MAX_NAMESPACE_ROUTING_SHARDS: Final = 4
 
 
 def routing_configmaps(
-    table: RoutingTable, namespace: str, max_shards: int = MAX_ROUTING_SHARDS
+    table: RoutingTable,
+    namespace: str,
+    max_shards: int = MAX_ROUTING_SHARDS,
+    *,
+    base: str = ROUTING_CONFIGMAP,
+    scope: str = "cluster",
 ) -> list[dict[str, Any]]:
-    """The routing table as ConfigMaps ``tflow-routing``, ``tflow-routing-1``, ...: one
-    file each (``.json`` in ``data``, ``.json.gz`` in ``binaryData``), because one
-    ConfigMap holds about 1 MiB in all. The first also holds the index naming every
-    file with its SHA-256 (the root orchestrator loads only a complete, matching set)
-    and the table's hash in an annotation. Write the others first and the first last."""
+    """The routing table as ConfigMaps ``<base>``, ``<base>-1``, ... (``tflow-routing``
+    for the cluster's table): one file each (``.json`` in ``data``, ``.json.gz`` in
+    ``binaryData``), because one ConfigMap holds about 1 MiB in all. The first also
+    holds the index naming every file with its SHA-256 (a reader loads only a complete,
+    matching set) and the table's hash in an annotation. Write the others first and the
+    first last."""
     files = split_for_configmap(table)
     if len(files) > max_shards:
         raise PublishError(
             f"the routing table needs {len(files)} ConfigMaps, more than {max_shards}"
         )
-    labels = {**common_labels(COMPONENT_ROUTING), SCOPE_LABEL: "cluster"}
+    labels = {**common_labels(COMPONENT_ROUTING), SCOPE_LABEL: scope}
     configmaps = []
     for index, (name, body) in enumerate(sorted(files.items())):
         contents = {name: body}
@@ -294,7 +316,7 @@ def routing_configmaps(
             annotations = {CONTENT_HASH: digest}
         configmaps.append(
             configmap(
-                shard_name(ROUTING_CONFIGMAP, index),
+                shard_name(base, index),
                 namespace,
                 labels,
                 annotations,

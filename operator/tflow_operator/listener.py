@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from tflow_operator import keda, metrics, pods
 from tflow_operator.api.common import API_VERSION, GROUP, VERSION, Condition, ConditionStatus
-from tflow_operator.api.listener import NAMES, ListenerSpec
+from tflow_operator.api.listener import NAMES, ListenerRouting, ListenerSpec
 from tflow_operator.conditions import make_condition, merge_conditions, status_changes
 from tflow_operator.config import Config
 from tflow_operator.kube import KubeClient, KubeError, SecretsNotReadable, secret_of
@@ -282,11 +282,26 @@ async def tflow_listener_sharing(body: kopf.Body, **_: Any) -> dict[str, tuple[s
     return {str(body.metadata.namespace): tuple(sorted({str(n) for n in shared}))}
 
 
+@kopf.index(GROUP, VERSION, PLURAL)
+async def tflow_listener_routing(body: kopf.Body, **_: Any) -> dict[str, bool]:
+    """Namespace -> True for a Listener that routes its events itself (spec.routing
+    direct): its namespace gets its own part of the routing table. Any other Listener
+    gives an empty mapping, not None, which kopf would take as "keep the old entry"."""
+    if _routing(body) != ListenerRouting.DIRECT:
+        return {}
+    return {str(body.metadata.namespace): True}
+
+
+def _routing(body: kopf.Body) -> str:
+    return str((body.get("spec") or {}).get("routing") or ListenerRouting.ORCHESTRATOR)
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def listener_sharing_changed(
     type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
-    """Recompile the routes' verdicts when what a Listener shares changed."""
+    """Recompile the routes' verdicts when what a Listener shares changed, and publish
+    or drop its namespace's routing table when how it routes changed."""
     runtime = getattr(memo, "runtime", None)
     if runtime is None:
         return
@@ -295,7 +310,7 @@ async def listener_sharing_changed(
         runtime.publisher.forget("lsn", key)
         return
     shared = tuple(sorted((body.get("spec") or {}).get("shareEventsWith") or ()))
-    runtime.publisher.observe("lsn", key, (body.metadata.uid, shared))
+    runtime.publisher.observe("lsn", key, (body.metadata.uid, shared, _routing(body)))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={LISTENER_LABEL: kopf.PRESENT})

@@ -5,8 +5,10 @@ operator's settings; `tflow_operator.listener` applies them.
 
 The Deployment's pods run the spec's settings as flags, Temporal's address, namespace and
 the router's task queue from the operator's settings, and mount every credential
-read-only from the Secret the spec names (never copied into the Deployment). They pass
-the ``restricted`` Pod Security Standard (:mod:`tflow_operator.pods`).
+read-only from the Secret the spec names (never copied into the Deployment). A listener
+that routes its events itself (``spec.routing: direct``) also mounts its namespace's part
+of the routing table and its published definitions, which the publisher writes there.
+They pass the ``restricted`` Pod Security Standard (:mod:`tflow_operator.pods`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,18 @@ from typing import Any, Final
 
 from tflow_operator import keda, pods
 from tflow_operator.api.common import API_VERSION, GROUP, Condition
-from tflow_operator.api.listener import NAMES, HmacScheme, ListenerSpec, ListenerType
+from tflow_operator.api.listener import (
+    NAMES,
+    HmacScheme,
+    ListenerRouting,
+    ListenerSpec,
+    ListenerType,
+)
 from tflow_operator.conditions import make_condition
 from tflow_operator.config import Config
-from tflow_operator.naming import APP_NAME, bounded, common_labels
+from tflow_operator.configmaps import MAX_NAMESPACE_ROUTING_SHARDS
+from tflow_operator.naming import APP_NAME, NAMESPACE_ROUTING_CONFIGMAP, bounded, common_labels
+from tflow_operator.workers import projected_definitions
 from tflow_workers.commands import (
     LISTENER_COMMAND,
     SERVICE_BUS_SOURCE,
@@ -45,6 +55,10 @@ SOURCES: Final = {
 # its own port).
 OPS_PORT: Final = 8080
 SECRETS_ROOT: Final = "/etc/tflow/secrets"
+# Where a listener with spec.routing direct finds its namespace's routing table and
+# published definitions.
+ROUTES_DIR: Final = "/etc/tflow/routes"
+DEFINITIONS_DIR: Final = "/etc/tflow/definitions"
 CLUSTER_DOMAIN: Final = "cluster.local"
 # A Secret mode readable by the pod's group (fsGroup) only.
 SECRET_FILE_MODE: Final = 0o440
@@ -178,6 +192,33 @@ def _source_flags(spec: ListenerSpec, mounts: Sequence[SecretMount]) -> list[str
     return flags
 
 
+def direct_routing_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Volumes and read-only mounts of the namespace's routing table (every shard the
+    publisher may write, each optional: a table that grows needs no new pod) and its
+    published definitions."""
+    volumes = [
+        pods.projected_configmaps(
+            "routes", NAMESPACE_ROUTING_CONFIGMAP, MAX_NAMESPACE_ROUTING_SHARDS
+        ),
+        projected_definitions(),
+    ]
+    mounts = [
+        {"name": "routes", "mountPath": ROUTES_DIR, "readOnly": True},
+        {"name": "definitions", "mountPath": DEFINITIONS_DIR, "readOnly": True},
+    ]
+    return volumes, mounts
+
+
+def _direct_routing_env(spec: ListenerSpec) -> list[dict[str, str]]:
+    if spec.routing is not ListenerRouting.DIRECT:
+        return []
+    return [
+        {"name": "TFLOW_LISTENER_ROUTING", "value": ListenerRouting.DIRECT.value},
+        {"name": "TFLOW_ROUTES_DIR", "value": ROUTES_DIR},
+        {"name": "TFLOW_DEFINITIONS_DIR", "value": DEFINITIONS_DIR},
+    ]
+
+
 def container_port(spec: ListenerSpec) -> int:
     """The port the container serves on: the webhook's, else the ops port."""
     return spec.effective_webhook.port if spec.type is ListenerType.WEBHOOK else OPS_PORT
@@ -223,6 +264,7 @@ def listener_deployment(
             {"name": "TFLOW_LISTENER_TASK_QUEUE", "value": config.router_task_queue},
             # The tenant boundary: events are routed, and runs reached, within it.
             {"name": "TFLOW_LISTENER_KUBE_NAMESPACE", "value": namespace},
+            *_direct_routing_env(spec),
             *(
                 [{"name": "TFLOW_LISTENER_SHARE_WITH", "value": ",".join(spec.share_events_with)}]
                 if spec.share_events_with
@@ -245,13 +287,19 @@ def listener_deployment(
         },
         "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}},
     }
-    if mounts:
-        container["volumeMounts"] = [m.mount_spec() for m in mounts]
+    volumes = [m.volume_spec() for m in mounts]
+    volume_mounts = [m.mount_spec() for m in mounts]
+    if spec.routing is ListenerRouting.DIRECT:
+        routing_volumes, routing_mounts = direct_routing_volumes()
+        volumes += routing_volumes
+        volume_mounts += routing_mounts
+    if volume_mounts:
+        container["volumeMounts"] = volume_mounts
     if config.temporal_client_secret:
         container["envFrom"] = config.temporal_client_env_from()
     pod_spec: dict[str, Any] = {
         "containers": [container],
-        "volumes": [m.volume_spec() for m in mounts],
+        "volumes": volumes,
         # A listener stops receiving on SIGTERM and finishes the hand-offs in flight.
         "terminationGracePeriodSeconds": 30,
     }

@@ -285,6 +285,7 @@ async def startup(
         definitions=kwargs["tflow_definitions"],
         routes=routes,
         listener_sharing=kwargs["tflow_listener_sharing"],
+        listener_routing=kwargs["tflow_listener_routing"],
         router_task_queue=config.router_task_queue,
         temporal_namespaces=config.temporal_namespaces,
     )

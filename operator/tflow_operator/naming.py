@@ -41,6 +41,9 @@ ROUTING_CONFIGMAP: Final = "tflow-routing"
 DEFINITIONS_CONFIGMAP: Final = "tflow-definitions"
 # The per-namespace copy (mounted by that namespace's workers).
 NAMESPACE_DEFINITIONS_CONFIGMAP: Final = "tflow-namespace-definitions"
+# A namespace's own routes, in a namespace with a Listener that routes its events itself
+# (spec.routing direct), which mounts them.
+NAMESPACE_ROUTING_CONFIGMAP: Final = "tflow-namespace-routing"
 
 WORKER_PREFIX: Final = "tflow-worker-"
 

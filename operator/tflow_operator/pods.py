@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from tflow_operator.kube import KubeClient, KubeError
+from tflow_operator.naming import shard_name
 
 log = logging.getLogger("tflow.operator.pods")
 
@@ -83,6 +84,20 @@ def tmp_volume() -> dict[str, Any]:
 
 def tmp_mount() -> dict[str, Any]:
     return {"name": TMP_VOLUME, "mountPath": TMP_DIR}
+
+
+def projected_configmaps(volume: str, base: str, count: int) -> dict[str, Any]:
+    """A volume projecting the shards ``base``, ``base-1``, ... of published data, each
+    optional: data that grows or shrinks within ``count`` shards needs no new pod."""
+    return {
+        "name": volume,
+        "projected": {
+            "sources": [
+                {"configMap": {"name": shard_name(base, index), "optional": True}}
+                for index in range(count)
+            ]
+        },
+    }
 
 
 def harden(pod_spec: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,9 @@ indices.
 It writes the routing table ConfigMap ``tflow-routing`` and the cluster-wide published
 definitions ``tflow-definitions[-N]`` in the system namespace, the per-namespace
 published definitions ``tflow-namespace-definitions[-N]`` (mounted by that namespace's
-workers), and every EventRoute's status.
+workers), in each namespace with a Listener that routes its events itself (``spec.routing:
+direct``) that namespace's part of the routing table ``tflow-namespace-routing[-N]``
+(mounted by those Listeners), and every EventRoute's status.
 
 Changes are debounced: a burst of applied objects (a thousand routes in one
 ``kubectl apply``) becomes a few recompiles, each waiting for a short quiet time but
@@ -31,12 +33,14 @@ from tflow_operator.api.common import API_VERSION
 from tflow_operator.conditions import make_condition, merge_conditions, status_changes
 from tflow_operator.config import Config
 from tflow_operator.configmaps import (
+    MAX_NAMESPACE_ROUTING_SHARDS,
     MAX_ROUTING_SHARDS,
     PublishError,
     RouteVerdict,
     compile_routes,
     definition_files,
     definitions_configmaps,
+    namespace_tables,
     routing_configmaps,
     stored_hash,
 )
@@ -52,11 +56,13 @@ from tflow_operator.naming import (
     MANAGED_BY,
     MANAGED_BY_VALUE,
     NAMESPACE_DEFINITIONS_CONFIGMAP,
+    NAMESPACE_ROUTING_CONFIGMAP,
     ROUTING_CONFIGMAP,
     ROUTING_HASH,
 )
 from tflow_operator.runtime import Background, KopfIndices
 from tflow_operator.workers import MAX_NAMESPACE_SHARDS
+from tflow_workers.routing import RoutingTable
 
 log = logging.getLogger("tflow.operator.publisher")
 
@@ -86,11 +92,13 @@ class PublishReport:
 REASON_TABLE_TOO_LARGE: Final = "RoutingTableTooLarge"
 
 
-def _is_routing(name: str) -> bool:
-    return name == ROUTING_CONFIGMAP or name.startswith(ROUTING_CONFIGMAP + "-")
+def _is_routing(name: str, base: str = ROUTING_CONFIGMAP) -> bool:
+    return name == base or name.startswith(base + "-")
 
 
 def _hash_annotation(name: str) -> str:
+    # A table's first shard (tflow-routing, tflow-namespace-routing) carries the table's
+    # hash; every other ConfigMap the hash of its own content.
     return ROUTING_HASH if name.endswith("routing") else CONTENT_HASH
 
 
@@ -112,6 +120,7 @@ class Publisher:
         self.last_pass_seconds = 0.0
         self.routing_hash = ""
         self.max_routing_shards = MAX_ROUTING_SHARDS
+        self.max_namespace_routing_shards = MAX_NAMESPACE_ROUTING_SHARDS
 
     # ----------------------------------------------------------------- triggers
 
@@ -269,16 +278,24 @@ class Publisher:
             metrics.ROUTING_TABLE_ROUTES.set(len(table.routes))
             metrics.ROUTING_TABLE_BYTES.set(metrics.configmaps_bytes(table_cms))
         metrics.set_not_ready("EventRoute", sum(1 for v in verdicts.values() if not v.ready))
-        desired = self._desired_configmaps(valid, table_cms)
+        namespace_cms, kept = self._namespace_routing(table)
+        desired = self._desired_configmaps(valid, [*table_cms, *namespace_cms])
         writes = [cm for cm in desired if self._known.get(_key(cm)) != _desired_hash(cm)]
         desired_keys = {_key(cm) for cm in desired}
-        kept = set() if table_cms else {k for k in self._known if _is_routing(k[1])}
+        if not table_cms:
+            kept |= {k for k in self._known if _is_routing(k[1])}
         stale = [key for key in self._known if key not in desired_keys and key not in kept]
-        # The routing table's first ConfigMap holds the index naming the other shards'
+        # A routing table's first ConfigMap holds the index naming the other shards'
         # files: written after them, so it never names a file that is not stored yet.
-        index = _key(table_cms[0]) if table_cms else None
-        await _bounded(WRITE_CONCURRENCY, [self._write(cm) for cm in writes if _key(cm) != index])
-        await _bounded(WRITE_CONCURRENCY, [self._write(cm) for cm in writes if _key(cm) == index])
+        indexes = {
+            _key(cm)
+            for cm in [*table_cms, *namespace_cms]
+            if cm["metadata"]["name"] in (ROUTING_CONFIGMAP, NAMESPACE_ROUTING_CONFIGMAP)
+        }
+        await _bounded(
+            WRITE_CONCURRENCY, [self._write(cm) for cm in writes if _key(cm) not in indexes]
+        )
+        await _bounded(WRITE_CONCURRENCY, [self._write(cm) for cm in writes if _key(cm) in indexes])
         await _bounded(WRITE_CONCURRENCY, [self._delete(key) for key in stale])
         report.configmaps_written, report.configmaps_deleted = len(writes), len(stale)
         if writes or stale:
@@ -294,11 +311,46 @@ class Publisher:
         report.statuses_written = await self._route_statuses(routes, verdicts, report.routing_hash)
         return report
 
+    def _namespace_routing(self, table: RoutingTable) -> tuple[list[dict[str, Any]], set[Key]]:
+        """The ConfigMaps of each direct-routing namespace's part of the table, and the
+        stored ones to keep where a part is too large: as with the cluster's table, the
+        stored part stays in force rather than none. Route statuses do not depend on it
+        (the cluster's table is what they report)."""
+        configmaps: list[dict[str, Any]] = []
+        kept: set[Key] = set()
+        parts = namespace_tables(table, self.indices.direct_routing_namespaces())
+        for namespace, part in sorted(parts.items()):
+            try:
+                configmaps.extend(
+                    routing_configmaps(
+                        part,
+                        namespace,
+                        self.max_namespace_routing_shards,
+                        base=NAMESPACE_ROUTING_CONFIGMAP,
+                        scope="namespace",
+                    )
+                )
+            except PublishError as err:
+                stored = {
+                    k
+                    for k in self._known
+                    if k[0] == namespace and _is_routing(k[1], NAMESPACE_ROUTING_CONFIGMAP)
+                }
+                in_force = self._known.get((namespace, NAMESPACE_ROUTING_CONFIGMAP), "")
+                log.error(
+                    "routing table of namespace %s not published, %s stays: %s",
+                    namespace,
+                    in_force[:12] or "none",
+                    err,
+                )
+                kept |= stored
+        return configmaps, kept
+
     def _desired_configmaps(
-        self, valid: Iterable[DefinitionInfo], table_cms: list[dict[str, Any]]
+        self, valid: Iterable[DefinitionInfo], routing_cms: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         valid = list(valid)
-        desired = list(table_cms)
+        desired = list(routing_cms)
         desired.extend(
             self._shards(
                 DEFINITIONS_CONFIGMAP,

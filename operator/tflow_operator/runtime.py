@@ -79,6 +79,8 @@ class KopfIndices:
     temporal_namespaces: TemporalNamespaces = field(default_factory=TemporalNamespaces)
     # Namespace -> one tuple per Listener there: the namespaces it shares events with.
     listener_sharing: Index = field(default_factory=dict)
+    # Namespace -> one True per Listener there with spec.routing direct.
+    listener_routing: Index = field(default_factory=dict)
     # Task queue -> (its index entries when computed, what they decide). kopf keeps an
     # entry's object while it is unchanged, so comparing the entries is mostly identity.
     _queues: dict[str, tuple[tuple[Any, ...], QueueFacts]] = field(
@@ -93,6 +95,15 @@ class KopfIndices:
             )
             for namespace in list(self.listener_sharing)
         }
+
+    def direct_routing_namespaces(self) -> frozenset[str]:
+        """The namespaces with a Listener that routes its events itself, each of which
+        gets its own part of the routing table."""
+        return frozenset(
+            str(namespace)
+            for namespace in list(self.listener_routing)
+            if any(self.listener_routing[namespace])
+        )
 
     def definition(self, namespace: str, name: str) -> DefinitionInfo | None:
         store = self.definitions.get(("name", namespace, name))

@@ -38,7 +38,6 @@ from tflow_operator.naming import (
     NAMESPACE_DEFINITIONS_CONFIGMAP,
     TASK_QUEUE_LABEL,
     common_labels,
-    shard_name,
     worker_deployment_name,
     worker_selector,
 )
@@ -153,21 +152,10 @@ def worker_env(
     return list(entries.values())
 
 
-def _projected_definitions() -> dict[str, Any]:
-    return {
-        "name": "definitions",
-        "projected": {
-            "sources": [
-                {
-                    "configMap": {
-                        "name": shard_name(NAMESPACE_DEFINITIONS_CONFIGMAP, index),
-                        "optional": True,
-                    }
-                }
-                for index in range(MAX_NAMESPACE_SHARDS)
-            ]
-        },
-    }
+def projected_definitions(volume: str = "definitions") -> dict[str, Any]:
+    """The namespace's published definitions as one volume (workers, and listeners that
+    route their events themselves, mount it)."""
+    return pods.projected_configmaps(volume, NAMESPACE_DEFINITIONS_CONFIGMAP, MAX_NAMESPACE_SHARDS)
 
 
 def secret_volumes(secrets: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -225,7 +213,7 @@ def worker_deployment(
     container["volumeMounts"].extend(secret_mounts)
     pod_spec: dict[str, Any] = {
         "containers": [container],
-        "volumes": [_projected_definitions(), *secret_vols],
+        "volumes": [projected_definitions(), *secret_vols],
         # The worker drains in-flight tasks for up to 20 s on SIGTERM.
         "terminationGracePeriodSeconds": 30,
     }

@@ -3,6 +3,8 @@ Service (kube-proxy's rules on the node) is routed by the root orchestrator's mo
 KEDA wakes the definition's worker Deployment from zero, a worker pod runs the flow to the
 end, and the workers go back to zero after the cooldown. A changed EventRoute reaches the
 root orchestrator through the kubelet's update of the mounted ConfigMap, without a restart.
+A Listener with `routing: direct` routes in its own pod, with its namespace's table as the
+operator publishes and the kubelet mounts it: the event's run starts with no root run.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import uuid
 import httpx
 import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from tflow_devstack.cluster import SYSTEM_NAMESPACE, Cluster
+from tflow_workers.cloudevents import event_workflow_id
 from workloads import (
     apply,
     definition,
@@ -165,3 +169,53 @@ async def test_changed_route_reaches_the_running_root_orchestrator(
     assert {
         (p["metadata"]["uid"], p["status"]["containerStatuses"][0]["restartCount"]) for p in after
     } == before, "the root orchestrator was restarted"
+
+
+async def test_a_direct_listener_routes_in_its_own_pod(
+    cluster: Cluster, workload_namespace: str, cluster_temporal: Client
+) -> None:
+    ns = workload_namespace
+    task_queue = f"e2e-{uuid.uuid4().hex[:8]}"
+    event_type = f"e2e.direct.{uuid.uuid4().hex[:6]}"
+    apply(
+        cluster,
+        ns,
+        definition("echo", task_queue, [{"echo": {"set": {"got": "${ .n }"}}}], minReplicas=1),
+        route("echo", "echo", event_type, "${ {n: .data.n} }"),
+        webhook("direct", routing="direct"),
+    )
+    cluster.cp.kubectl("wait", "-n", ns, "wfd/echo", "--for=condition=Ready", "--timeout=120s")
+    # The namespace's own table, where its Listener's pod can mount it.
+    table = json.loads(
+        cluster.cp.kubectl(
+            "get", "configmap", "-n", ns, "tflow-namespace-routing", "-o", "json"
+        ).stdout
+    )
+    assert "routing-index.json" in table["data"]
+    url = cluster.listener_url(ns, "direct")
+    deadline = time.monotonic() + 180
+    answers: list[str] = []
+    async with httpx.AsyncClient(timeout=10) as http:
+        while time.monotonic() < deadline:
+            event_id = uuid.uuid4().hex
+            response = await http.post(
+                url, json={"eventType": event_type, "source": "e2e", "id": event_id, "n": 7}
+            )
+            # 503 until the kubelet mounted the table; unroutable until it holds the route.
+            answers.append(f"{response.status_code} {response.text[:200]}")
+            if response.status_code == 202 and response.json()["events"][0]["outcome"] == (
+                "started"
+            ):
+                break
+            assert response.status_code in (202, 503), response.text
+            await asyncio.sleep(3)
+        else:
+            raise AssertionError(f"the direct Listener never started a run: {answers[-3:]}")
+    base = event_workflow_id("e2e", event_id, ns)
+    assert response.json()["events"][0]["workflowId"] == base
+    run = cluster_temporal.get_workflow_handle(f"{base}/{ns}/echo")
+    assert await asyncio.wait_for(run.result(), timeout=180) == {"got": 7}
+    # No root orchestrator run for the event.
+    with pytest.raises(RPCError) as missing:
+        await cluster_temporal.get_workflow_handle(base).describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND

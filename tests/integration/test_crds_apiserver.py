@@ -278,6 +278,24 @@ def test_run_control_needs_webhook_auth(kube: Kube, namespace: str) -> None:
     )
 
 
+def test_direct_routing_cannot_share_events(kube: Kube, namespace: str) -> None:
+    shared = {"type": "webhook", "routing": "direct", "shareEventsWith": ["billing"]}
+    _rejected(
+        kube,
+        namespace,
+        _listener(shared),
+        "spec.shareEventsWith",
+        "Forbidden",
+        "needs spec.routing orchestrator",
+        "routed by the root orchestrator",
+    )
+    # Direct alone is accepted; unset, routing defaults to the orchestrator.
+    result = _apply(kube, namespace, _listener({"type": "webhook", "routing": "direct"}, "d"))
+    assert result.returncode == 0, result.stderr
+    assert _apply(kube, namespace, _listener({"type": "webhook"}, "o")).returncode == 0
+    assert _get(kube, namespace, "listener", "o")["spec"]["routing"] == "orchestrator"
+
+
 def test_hmac_settings_need_an_hmac_secret(kube: Kube, namespace: str) -> None:
     auth = {"bearerTokenSecretRef": {"name": "hook", "key": "token"}, "hmacToleranceSeconds": 60}
     _rejected(

@@ -21,14 +21,14 @@ def apply(cluster: Cluster, namespace: str, *objects: dict[str, Any]) -> None:
     cluster.cp.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(objects))
 
 
-def webhook(name: str = "events") -> dict[str, Any]:
+def webhook(name: str = "events", **spec: Any) -> dict[str, Any]:
     """An unauthenticated webhook Listener: events it receives reach only the routes of its
     own namespace, so each test namespace gets one."""
     return {
         "apiVersion": "temporalflow.dev/v1alpha1",
         "kind": "Listener",
         "metadata": {"name": name},
-        "spec": {"type": "webhook", "webhook": {"path": "/events", "port": 8080}},
+        "spec": {"type": "webhook", "webhook": {"path": "/events", "port": 8080}, **spec},
     }
 
 

@@ -28,6 +28,7 @@ from tflow_operator.api.eventroute import EventMatch, EventRoute, EventRouteSpec
 from tflow_operator.api.listener import (
     AzureServiceBusSpec,
     Listener,
+    ListenerRouting,
     ListenerScaling,
     ListenerSpec,
     ListenerStatus,
@@ -64,6 +65,7 @@ __all__ = [
     "EventRouteSpec",
     "EventRouteStatus",
     "Listener",
+    "ListenerRouting",
     "ListenerScaling",
     "ListenerSpec",
     "ListenerStatus",

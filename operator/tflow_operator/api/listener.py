@@ -2,8 +2,8 @@
 
 This module owns the spec (the listener type and one settings block per type: an HTTP
 webhook, an SQS queue, an Azure Service Bus queue or topic subscription; replicas and
-optional KEDA scaling for queue listeners), the status the operator reports, and the rules
-tying the settings block to the type.
+optional KEDA scaling for queue listeners; how events become flow runs), the status the
+operator reports, and the rules tying the settings block to the type.
 """
 
 from __future__ import annotations
@@ -84,6 +84,18 @@ RUN_CONTROL_GITHUB_MESSAGE = (
     "request could be replayed forever"
 )
 HMAC_SETTINGS_MESSAGE = "spec.webhook.auth.hmacScheme and hmacToleranceSeconds need hmacSecretRef"
+DIRECT_ROUTING_SHARING_MESSAGE = (
+    "spec.shareEventsWith needs spec.routing orchestrator, not direct: shared events are "
+    "routed by the root orchestrator, which sees the other namespaces' routes (a direct "
+    "listener has only its own namespace's)"
+)
+
+
+class ListenerRouting(StrEnum):
+    """How a listener's events become flow runs."""
+
+    ORCHESTRATOR = "orchestrator"
+    DIRECT = "direct"
 
 
 class HmacScheme(StrEnum):
@@ -423,6 +435,15 @@ def _listener_rules() -> list[dict[str, str]]:
             reason=CelReason.FORBIDDEN,
         )
     )
+    rules.append(
+        cel_rule(
+            "!has(self.routing) || self.routing != 'direct'"
+            " || !has(self.shareEventsWith) || size(self.shareEventsWith) == 0",
+            DIRECT_ROUTING_SHARING_MESSAGE,
+            field_path=".shareEventsWith",
+            reason=CelReason.FORBIDDEN,
+        )
+    )
     return rules
 
 
@@ -467,6 +488,17 @@ class ListenerSpec(SpecModel):
         ),
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
+    routing: ListenerRouting = Field(
+        default=ListenerRouting.ORCHESTRATOR,
+        description=(
+            "How events become flow runs. orchestrator (the default) starts one "
+            "RootOrchestratorWorkflow per event, which routes it with every namespace's "
+            "routes and records its decision in Temporal. direct: the listener matches this "
+            "namespace's EventRoutes itself and starts the flow runs, with no workflow per "
+            "event (about half the Temporal server's work per event; no decision record, and "
+            "events cannot be shared with other namespaces)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _block_matches_type(self) -> Self:
@@ -484,6 +516,8 @@ class ListenerSpec(SpecModel):
                 raise ValueError(block_forbidden_message(block))
         if self.scaling is not None and self.type is ListenerType.WEBHOOK:
             raise ValueError(SCALING_WEBHOOK_MESSAGE)
+        if self.routing is ListenerRouting.DIRECT and self.share_events_with:
+            raise ValueError(DIRECT_ROUTING_SHARING_MESSAGE)
         return self
 
     @property

@@ -1,6 +1,7 @@
 """The Listener's children as the operator builds them (no servers): the Deployment's
 command line is one the real `python -m tflow_listeners` accepts, credentials are only
-mounted from the referenced Secrets, names stay valid, and Ready follows the Deployment."""
+mounted from the referenced Secrets, a listener that routes its events itself mounts its
+namespace's routing table, names stay valid, and Ready follows the Deployment."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tflow_operator.listener_children import (
     secret_mounts,
 )
 from tflow_operator.pods import PodTrouble
+from tflow_operator.workers import MAX_NAMESPACE_SHARDS
 
 CONFIG = Config(
     temporal_address="temporal-frontend.temporal:7233",
@@ -408,3 +410,68 @@ def test_hmac_scheme_and_tolerance_reach_the_command_line() -> None:
                 },
             }
         )
+
+
+# --------------------------------------------------------------------------- routing
+
+
+def test_a_direct_listener_mounts_its_namespaces_table_and_definitions() -> None:
+    spec = ListenerSpec.model_validate({**WEBHOOK, "routing": "direct"})
+    deployment = listener_deployment("orders", "shop", UID, spec, CONFIG)
+    c = container(deployment)
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert {k: v for k, v in env.items() if k.startswith("TFLOW_") and "DIR" in k} == {
+        "TFLOW_ROUTES_DIR": "/etc/tflow/routes",
+        "TFLOW_DEFINITIONS_DIR": "/etc/tflow/definitions",
+    }
+    assert env["TFLOW_LISTENER_ROUTING"] == "direct"
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert list(volumes) == ["hmac", "bearer-token", "routes", "definitions", "tmp"]
+    assert volumes["routes"]["projected"]["sources"] == [
+        {"configMap": {"name": name, "optional": True}}
+        for name in (
+            "tflow-namespace-routing",
+            "tflow-namespace-routing-1",
+            "tflow-namespace-routing-2",
+            "tflow-namespace-routing-3",
+        )
+    ]
+    # The namespace's published definitions, as the workers mount them.
+    definitions = [s["configMap"] for s in volumes["definitions"]["projected"]["sources"]]
+    assert definitions[:2] == [
+        {"name": "tflow-namespace-definitions", "optional": True},
+        {"name": "tflow-namespace-definitions-1", "optional": True},
+    ]
+    assert len(definitions) == MAX_NAMESPACE_SHARDS
+    mounts = c["volumeMounts"]
+    assert {"name": "routes", "mountPath": "/etc/tflow/routes", "readOnly": True} in mounts
+    assert {
+        "name": "definitions",
+        "mountPath": "/etc/tflow/definitions",
+        "readOnly": True,
+    } in mounts
+    # Still restricted: the mounts are read-only and /tmp the only writable directory.
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["automountServiceAccountToken"] is False
+    assert [m["name"] for m in mounts if not m.get("readOnly")] == ["tmp"]
+
+
+@pytest.mark.parametrize("raw", [WEBHOOK, SQS, SERVICE_BUS], ids=["webhook", "sqs", "servicebus"])
+def test_the_orchestrator_routing_leaves_the_deployment_as_it_was(raw: dict[str, Any]) -> None:
+    default = listener_deployment("x", "shop", UID, ListenerSpec.model_validate(raw), CONFIG)
+    explicit = ListenerSpec.model_validate({**raw, "routing": "orchestrator"})
+    assert listener_deployment("x", "shop", UID, explicit, CONFIG) == default
+    assert "TFLOW_LISTENER_ROUTING" not in json.dumps(default)
+    assert "tflow-namespace-routing" not in json.dumps(default)
+
+
+def test_direct_routing_cannot_share_events() -> None:
+    raw = {"type": "webhook", "routing": "direct", "shareEventsWith": ["billing"]}
+    with pytest.raises(ValidationError, match=r"spec\.shareEventsWith needs spec\.routing") as err:
+        ListenerSpec.model_validate(raw)
+    assert "root orchestrator" in str(err.value)
+    # Either alone is fine, and so is direct with nothing to share.
+    assert ListenerSpec.model_validate({**raw, "routing": "orchestrator"}).share_events_with
+    assert ListenerSpec.model_validate({**raw, "shareEventsWith": []}).routing == "direct"
+    assert ListenerSpec.model_validate({"type": "webhook"}).routing == "orchestrator"

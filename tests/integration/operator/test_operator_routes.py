@@ -1,5 +1,6 @@
 """EventRoutes compiled by the operator into the cluster-wide routing table ConfigMap:
-readiness follows the target definition, the table's content and hash, and invalid jq."""
+readiness follows the target definition, the table's content and hash, and invalid jq;
+a namespace with a direct-routing Listener gets its own part of the table."""
 
 from __future__ import annotations
 
@@ -240,3 +241,52 @@ def test_cross_namespace_route_needs_the_other_sides_consent(
         eventually(lambda: reason().get("reason") == "NamespaceNotShared")
     finally:
         kube.kubectl("delete", "namespace", sender, "--wait=false", check=False)
+
+
+def test_a_direct_listener_gets_its_namespaces_own_routes(
+    operator: OperatorProcess, kube: ControlPlane, namespace: str
+) -> None:
+    other = f"other-{uuid.uuid4().hex[:8]}"
+    kube.kubectl("create", "namespace", other)
+    try:
+        suffix = uuid.uuid4().hex[:6]
+        apply(
+            kube,
+            definition(namespace, "documents", f"d-{suffix}"),
+            route(namespace, "mine", "documents"),
+            definition(other, "documents", f"o-{suffix}"),
+            route(other, "theirs", "documents"),
+        )
+        listener: dict[str, Any] = {
+            "apiVersion": "temporalflow.dev/v1alpha1",
+            "kind": "Listener",
+            "metadata": {"name": "hook", "namespace": namespace},
+            "spec": {"type": "webhook", "replicas": 0, "routing": "direct"},
+        }
+        apply(kube, listener)
+
+        def own_routes() -> list[str] | None:
+            cm = get(kube, "configmap", "tflow-namespace-routing", namespace)
+            if cm is None:
+                return None
+            assert "routing-index.json" in cm["data"]
+            compiled = RoutingTable.model_validate_json(cm["data"]["routes.json"])
+            return [r.id for r in compiled.routes] or None
+
+        assert eventually(own_routes, what="the namespace's table") == [f"{namespace}/mine"]
+        assert get(kube, "configmap", "tflow-namespace-routing", other) is None
+        deployment = get(kube, "deployment", "tflow-listener-hook", namespace)
+        assert deployment is not None
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["TFLOW_LISTENER_ROUTING"] == "direct"
+
+        # Back to the orchestrator: the namespace's table goes.
+        listener["spec"]["routing"] = "orchestrator"
+        apply(kube, listener)
+        eventually(
+            lambda: get(kube, "configmap", "tflow-namespace-routing", namespace) is None,
+            what="the namespace's table deleted",
+        )
+    finally:
+        kube.kubectl("delete", "namespace", other, "--wait=false", check=False)

@@ -56,8 +56,12 @@ def definition(name: str, namespace: str, queue: str) -> dict[str, Any]:
     }
 
 
-def webhook(name: str, namespace: str, hmac_secret: str | None = None) -> dict[str, Any]:
+def webhook(
+    name: str, namespace: str, hmac_secret: str | None = None, routing: str | None = None
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"type": "webhook", "webhook": {"path": "/in"}}
+    if routing:
+        spec["routing"] = routing
     if hmac_secret:
         spec["webhook"]["auth"] = {"hmacSecretRef": {"name": hmac_secret, "key": "hmac"}}
     return {
@@ -139,8 +143,10 @@ def test_worker_and_listener_pods_are_admitted_under_restricted(
         },
         definition("pss", namespace, queue),
         webhook("hook", namespace, hmac_secret="hook"),
+        # Its namespace's routing table and definitions mounted as well.
+        webhook("direct", namespace, routing="direct"),
     )
-    for name in (f"tflow-worker-{queue}", "tflow-listener-hook"):
+    for name in (f"tflow-worker-{queue}", "tflow-listener-hook", "tflow-listener-direct"):
         for pod in admitted_pods(kube, namespace, name):
             assert_hardened(pod)
         current = get(kube, "deployment", name, namespace)

@@ -43,7 +43,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from tflow_devstack.controlplane import ControlPlane
 from tflow_devstack.process import free_port
 from tflow_devstack.temporal import TemporalServer
-from tflow_listeners.handoff import HandOff
+from tflow_listeners.handoff import DirectHandOff, HandOff
 from tflow_listeners.webhook import Secret, WebhookListener, WebhookSettings
 from tflow_operator.listener_children import child_name
 from tflow_operator.naming import worker_deployment_name
@@ -53,10 +53,17 @@ from tflow_workers.cloudevents import DEFAULT_ROUTER_TASK_QUEUE, CloudEvent
 from tflow_workers.connection import connect
 from tflow_workers.engine.model import SA_NAMESPACE, SEARCH_ATTRIBUTES, DefinitionRef, RunInput
 from tflow_workers.engine.starter import start_run
-from tflow_workers.orchestrator.activities import OrchestratorActivities
+from tflow_workers.orchestrator.activities import EventRouter, OrchestratorActivities
+from tflow_workers.orchestrator.direct import DirectRouter
 from tflow_workers.orchestrator.model import Decision
 from tflow_workers.orchestrator.worker import OrchestratorWorkers
-from tflow_workers.routing import CompiledRoute, RoutingTable
+from tflow_workers.routing import (
+    ROUTING_INDEX,
+    CompiledRoute,
+    RoutingTable,
+    routing_index,
+    split_for_configmap,
+)
 from tflow_workers.temporal_namespaces import TemporalNamespaces, client_for
 from tflow_workers.worker import build_worker
 
@@ -442,6 +449,85 @@ async def test_a_tenants_runs_in_any_of_its_temporal_namespaces_get_its_events_a
             finally:
                 await http.close()
         await asyncio.wait_for(later.result(), 30)
+
+
+async def test_a_direct_listener_starts_and_delivers_in_its_tenants_temporal_namespaces(
+    tenant_temporal: TemporalServer,
+    tenants: tuple[str, str],
+    mapping: TemporalNamespaces,
+    tmp_path: Path,
+) -> None:
+    """b's Listener routing directly (its client in tenant-b, its namespace's entry of the
+    map, as the operator configures its pod) starts the run of a definition that picked
+    tenant-b-batch there, and hands the event to b's run waiting in tenant-b-batch, not
+    to a's waiting in tenant-a; no workflow is started for the event itself."""
+    a, b = tenants
+    client = await connect(tenant_temporal.address, tenant_temporal.namespace)
+    home, batch, in_a = (client_for(client, ns) for ns in (TENANT_B, TENANT_B_BATCH, TENANT_A))
+    queue = f"direct-{uuid.uuid4().hex[:6]}"
+    kind = f"direct-{uuid.uuid4().hex[:6]}"
+    routes, definitions = tmp_path / "routes", tmp_path / "definitions"
+    routes.mkdir()
+    definitions.mkdir()
+    table = RoutingTable(
+        routes=[
+            CompiledRoute(
+                namespace=b,
+                name="orders",
+                workflow="orders",
+                task_queue=queue,
+                type=kind,
+                input="${ .data }",
+                temporal_namespace=TENANT_B_BATCH,
+            )
+        ]
+    )
+    files = split_for_configmap(table)
+    files[ROUTING_INDEX] = routing_index(files, table)
+    for name, body in files.items():
+        (routes / name).write_bytes(body)
+    manifest = definition(b, "orders", queue, temporalNamespace=TENANT_B_BATCH)
+    manifest["metadata"]["generation"] = 1
+    (definitions / f"{b}.orders.yaml").write_text(yaml.safe_dump(manifest))
+    hold = {
+        "document": {"dsl": "1.0.0", "namespace": "test", "name": "hold", "version": "1.0.0"},
+        "do": [{"hold": {"listen": {"to": {"one": {"with": {"type": kind}}}}}}],
+    }
+
+    def waiting(namespace: str) -> RunInput:
+        return RunInput(document=hold, definition=DefinitionRef(namespace=namespace, name="hold"))
+
+    handoff = DirectHandOff(
+        DirectRouter(
+            home,
+            EventRouter(routes, definitions, require_index=True),
+            b,
+            TemporalNamespaces.from_env(
+                shared=TENANT_B, env={"TFLOW_TEMPORAL_NAMESPACES": mapping.only(b).to_env()}
+            ),
+        )
+    )
+    async with build_worker(batch, queue), build_worker(in_a, queue):
+        ours = await start_run(batch, waiting(b), queue, execution_timeout=timedelta(seconds=60))
+        theirs = await start_run(in_a, waiting(a), queue, execution_timeout=timedelta(seconds=60))
+        listening = f'TflowListening = "{kind}"'
+        for _ in range(100):  # visibility is eventually consistent
+            if [w async for w in batch.list_workflows(listening)] and [
+                w async for w in in_a.list_workflows(listening)
+            ]:
+                break
+            await asyncio.sleep(0.1)
+        event = CloudEvent(id=uuid.uuid4().hex, source="ops", type=kind, data={"order": 7})
+        assert await handoff.submit(event) == "started"
+        run = batch.get_workflow_handle(f"{handoff.workflow_id(event)}/{b}/orders")
+        assert await asyncio.wait_for(run.result(), 30) == {"order": 7}
+        assert await asyncio.wait_for(ours.result(), 30) == [{"order": 7}]
+        assert (await theirs.describe()).status == WorkflowExecutionStatus.RUNNING
+        await theirs.terminate("test done")
+        for where in (home, batch):
+            with pytest.raises(RPCError) as missing:
+                await where.get_workflow_handle(handoff.workflow_id(event)).describe()
+            assert missing.value.status == RPCStatusCode.NOT_FOUND
 
 
 async def test_a_flows_emitted_event_is_routed_from_its_temporal_namespace(

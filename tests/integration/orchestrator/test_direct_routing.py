@@ -153,7 +153,7 @@ async def test_nothing_is_acknowledged_before_a_table_is_mounted(orch: Orchestra
     orch.publish_routes(orch.route("incidents", "incident", type="incident"))
     handoff = direct(orch)
     event = cloud_event("incident")
-    with pytest.raises(TemporalUnavailable, match="routing-index.json"):
+    with pytest.raises(TemporalUnavailable, match=r"routing-index\.json"):
         await handoff.submit(event)
     orch.publish_routes(orch.route("incidents", "incident", type="incident"), indexed=True)
     # The table is checked at most once a second.

@@ -251,8 +251,6 @@ def test_decision_status_and_reason() -> None:
     )
     failed = decide([outcome("failed", "route ops/r: boom")], result, "t", "s")
     assert (failed.status, failed.reason) == ("unroutable", "route ops/r: boom")
-    mixed = decide(
-        [outcome("failed", "route ops/r: boom"), outcome("duplicate")], result, "t", "s"
-    )
+    mixed = decide([outcome("failed", "route ops/r: boom"), outcome("duplicate")], result, "t", "s")
     assert (mixed.status, mixed.reason) == ("routed", "1 of 2 routes failed: route ops/r: boom")
     assert decide([outcome("started")], result, "t", "s").reason is None
