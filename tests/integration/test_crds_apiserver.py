@@ -383,7 +383,7 @@ def test_category_lists_every_kind(kube: Kube, namespace: str) -> None:
     headers = _headers(out)
     assert "NAME TASK QUEUE SCHEDULE READY LAST RUN AGE" in headers, out
     assert "NAME TYPE SOURCE WORKFLOW READY AGE" in headers, out
-    assert "NAME TYPE READY REPLICAS ENDPOINT AGE" in headers, out
+    assert "NAME TYPE ROUTING READY REPLICAS ENDPOINT AGE" in headers, out
     assert "workflowdefinition.temporalflow.dev/incident" in out
     assert "eventroute.temporalflow.dev/pdf-documents" in out
     assert "listener.temporalflow.dev/webhook" in out
@@ -401,9 +401,11 @@ def test_eventroute_columns(kube: Kube, namespace: str) -> None:
 def test_listener_columns(kube: Kube, namespace: str) -> None:
     _apply_samples(kube, namespace)
     out = kube.kubectl("get", "lsn", "-n", namespace).stdout
-    assert _header(out) == "NAME TYPE READY REPLICAS ENDPOINT AGE", out
+    assert _header(out) == "NAME TYPE ROUTING READY REPLICAS ENDPOINT AGE", out
     row = next(line for line in out.splitlines() if line.startswith("s3-documents "))
-    assert row.split()[1] == "sqs", row
+    assert row.split()[1:3] == ["sqs", "orchestrator"], row
+    row = next(line for line in out.splitlines() if line.startswith("webhook-direct "))
+    assert row.split()[1:3] == ["webhook", "direct"], row
 
 
 def _patch_status(

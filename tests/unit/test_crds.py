@@ -257,6 +257,7 @@ EXPECTED_COLUMNS = {
     ],
     "Listener": [
         ("Type", ".spec.type", "string"),
+        ("Routing", ".spec.routing", "string"),
         ("Ready Replicas", ".status.readyReplicas", "integer"),
         ("Endpoint", ".status.endpoint", "string"),
         ("Age", ".metadata.creationTimestamp", "date"),

@@ -133,6 +133,11 @@ KINDS: Final[tuple[Kind, ...]] = (
         columns=(
             PrinterColumn("Type", ".spec.type", description="Event source type."),
             PrinterColumn(
+                "Routing",
+                ".spec.routing",
+                description="Who routes the events: the root orchestrator, or the listener.",
+            ),
+            PrinterColumn(
                 "Ready Replicas", ".status.readyReplicas", "integer", "Ready listener pods."
             ),
             PrinterColumn("Endpoint", ".status.endpoint", description="Where events are received."),
