@@ -185,13 +185,16 @@ async def test_a_direct_listener_routes_in_its_own_pod(
         webhook("direct", routing="direct"),
     )
     cluster.cp.kubectl("wait", "-n", ns, "wfd/echo", "--for=condition=Ready", "--timeout=120s")
-    # The namespace's own table, where its Listener's pod can mount it.
-    table = json.loads(
-        cluster.cp.kubectl(
-            "get", "configmap", "-n", ns, "tflow-namespace-routing", "-o", "json"
-        ).stdout
-    )
-    assert "routing-index.json" in table["data"]
+
+    # The namespace's own table, where its Listener's pod can mount it (the publisher
+    # writes it on its next pass after the Listener appeared).
+    def table_published() -> bool:
+        got = cluster.cp.kubectl(
+            "get", "configmap", "-n", ns, "tflow-namespace-routing", "-o", "json", check=False
+        )
+        return got.returncode == 0 and "routing-index.json" in json.loads(got.stdout)["data"]
+
+    await wait_for(table_published, 60, "the namespace's routing table")
     url = cluster.listener_url(ns, "direct")
     deadline = time.monotonic() + 180
     answers: list[str] = []
