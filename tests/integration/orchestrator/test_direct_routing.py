@@ -12,8 +12,9 @@ import asyncio
 import os
 import signal
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -44,10 +45,12 @@ async def orch(
         yield o
 
 
-def direct(o: Orchestra, namespace: str = "") -> DirectHandOff:
+def direct(
+    o: Orchestra, namespace: str = "", clock: Callable[[], float] = time.monotonic
+) -> DirectHandOff:
     """What `python -m tflow_listeners ... --routing direct` builds."""
     router = EventRouter(o.routes_dir, o.definitions_dir, require_index=True)
-    return DirectHandOff(DirectRouter(o.client, router, namespace or o.namespace))
+    return DirectHandOff(DirectRouter(o.client, router, namespace or o.namespace, clock=clock))
 
 
 def run_id(o: Orchestra, event: CloudEvent, workflow: str, namespace: str = "") -> str:
@@ -144,6 +147,41 @@ async def test_an_event_reaches_runs_of_its_namespace_waiting_for_it(orch: Orche
         "unroutable"
     )
     assert await direct(orch).submit(cloud_event(event_type, by="ops")) == "started"
+    assert await waiting.result() == [{"by": "ops"}]
+
+
+async def test_a_type_nobody_waits_for_is_asked_about_again_after_a_second(
+    orch: Orchestra,
+) -> None:
+    """Delivery by type asks visibility once per second at most for a type no run waits
+    for (a busy type nobody listens to costs no query per event); then it asks again."""
+    now = [0.0]
+    handoff = direct(orch, clock=lambda: now[0])
+    event_type = f"late.{orch.namespace}"
+    waits = {"approval": {"listen": {"to": {"one": {"with": {"type": event_type}}}}}}
+    orch.publish_routes(indexed=True)
+    assert await handoff.submit(cloud_event(event_type, by="nobody")) == "unroutable"
+    waiting = await start_run(
+        orch.client,
+        RunInput(
+            document={
+                "document": {"dsl": "1.0.0", "namespace": "t", "name": "w", "version": "1.0.0"},
+                "do": [waits],
+            },
+            definition=DefinitionRef(namespace=orch.namespace, name="waits"),
+        ),
+        orch.queues[0],
+    )
+
+    async def visible() -> bool:
+        query = f'TflowListening = "{event_type}"'
+        return bool([w async for w in orch.client.list_workflows(query)])
+
+    await eventually_async(visible, "the waiting run in visibility")
+    # Within the second: taken as nobody waiting, without a query.
+    assert await handoff.submit(cloud_event(event_type, by="early")) == "unroutable"
+    now[0] += 1.0
+    assert await handoff.submit(cloud_event(event_type, by="ops")) == "started"
     assert await waiting.result() == [{"by": "ops"}]
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +46,16 @@ from tflow_workers.temporal_namespaces import TemporalNamespaces, client_for
 
 log = logging.getLogger("tflow.direct-routing")
 
+# How long an event type that no run was waiting for is not asked about again. Delivery
+# by type rests on visibility, which is eventually consistent already (a run that began
+# listening a moment ago may be missed: an event meant for one run is better signalled to
+# it by id); this widens that window by at most a second, and spares the visibility store
+# a query per event of a busy type nobody listens to (about a tenth of the Temporal
+# server's CPU per routed event, docs/benchmarks.md).
+NOBODY_WAITS_SECONDS = 1.0
+# Event types remembered at most (they come from outside): past it, the expired go.
+NOBODY_WAITS_LIMIT = 10_000
+
 
 @dataclass
 class DirectRouter:
@@ -54,6 +66,9 @@ class DirectRouter:
     router: EventRouter
     namespace: str
     temporal_namespaces: TemporalNamespaces = field(default_factory=TemporalNamespaces)
+    clock: Callable[[], float] = time.monotonic
+    # Event type -> until when no run is taken to wait for it (see NOBODY_WAITS_SECONDS).
+    _nobody_waits: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
     def workflow_id(self, event: CloudEvent) -> str:
         """The event's id: its runs' ids are ``<this>/<namespace>/<definition>``."""
@@ -68,7 +83,7 @@ class DirectRouter:
         try:
             # Delivered first, as a root run does: a run this event starts is not waiting
             # for it yet.
-            delivered = await deliver_to_waiting_runs(self._delivery_clients(), data, scope)
+            delivered = await self._deliver(event.type, data, scope)
             outcomes = list(
                 await asyncio.gather(*(self._start(t, data, base) for t in result.targets))
             )
@@ -101,6 +116,19 @@ class DirectRouter:
             extra={"event_id": event.id, "namespace": self.namespace},
         )
         return decision
+
+    async def _deliver(self, event_type: str, data: dict[str, Any], scope: EventScope) -> list[str]:
+        now = self.clock()
+        if self._nobody_waits.get(event_type, -1.0) > now:
+            return []
+        delivered = await deliver_to_waiting_runs(self._delivery_clients(), data, scope)
+        if not delivered:
+            if len(self._nobody_waits) >= NOBODY_WAITS_LIMIT:
+                self._nobody_waits = {t: u for t, u in self._nobody_waits.items() if u > now}
+                if len(self._nobody_waits) >= NOBODY_WAITS_LIMIT:
+                    self._nobody_waits.clear()
+            self._nobody_waits[event_type] = now + NOBODY_WAITS_SECONDS
+        return delivered
 
     def _delivery_clients(self) -> list[Client]:
         if not self.temporal_namespaces.enabled:
