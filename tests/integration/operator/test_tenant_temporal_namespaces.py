@@ -155,6 +155,17 @@ def ready(kube: ControlPlane, kind: str, namespace: str, name: str) -> dict[str,
     return obj if condition(obj, "Ready").get("status") == "True" else None
 
 
+async def listening_in(kind: str, *clients: Client) -> None:
+    """Until a run waiting for `kind` shows in each client's Temporal namespace (visibility
+    is eventually consistent), at most ten seconds."""
+    listening = f'TflowListening = "{kind}"'
+    for _ in range(100):
+        found = [[w async for w in client.list_workflows(listening)] for client in clients]
+        if all(found):
+            return
+        await asyncio.sleep(0.1)
+
+
 async def schedule_exists(client: Client, schedule: str) -> bool:
     try:
         await client.get_schedule_handle(schedule).describe()
@@ -403,13 +414,7 @@ async def test_a_tenants_runs_in_any_of_its_temporal_namespaces_get_its_events_a
     async with orchestrators, build_worker(batch, queue), build_worker(in_a, queue):
         ours = await start_run(batch, waiting(b), queue, execution_timeout=timedelta(seconds=60))
         theirs = await start_run(in_a, waiting(a), queue, execution_timeout=timedelta(seconds=60))
-        listening = f'TflowListening = "{kind}"'
-        for _ in range(100):  # visibility is eventually consistent
-            if [w async for w in batch.list_workflows(listening)] and [
-                w async for w in in_a.list_workflows(listening)
-            ]:
-                break
-            await asyncio.sleep(0.1)
+        await listening_in(kind, batch, in_a)
 
         handoff = HandOff(home, namespace=b)
         event = CloudEvent(id=uuid.uuid4().hex, source="ops", type=kind, data={"by": "b"})
@@ -510,13 +515,7 @@ async def test_a_direct_listener_starts_and_delivers_in_its_tenants_temporal_nam
     async with build_worker(batch, queue), build_worker(in_a, queue):
         ours = await start_run(batch, waiting(b), queue, execution_timeout=timedelta(seconds=60))
         theirs = await start_run(in_a, waiting(a), queue, execution_timeout=timedelta(seconds=60))
-        listening = f'TflowListening = "{kind}"'
-        for _ in range(100):  # visibility is eventually consistent
-            if [w async for w in batch.list_workflows(listening)] and [
-                w async for w in in_a.list_workflows(listening)
-            ]:
-                break
-            await asyncio.sleep(0.1)
+        await listening_in(kind, batch, in_a)
         event = CloudEvent(id=uuid.uuid4().hex, source="ops", type=kind, data={"order": 7})
         assert await handoff.submit(event) == "started"
         run = batch.get_workflow_handle(f"{handoff.workflow_id(event)}/{b}/orders")

@@ -14,14 +14,15 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from orchestra import Orchestra, cloud_event, orchestra
 from polling import eventually_async
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from tflow_devstack.process import free_port
@@ -37,20 +38,27 @@ from tflow_workers.orchestrator.direct import DirectRouter
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def orch(
-    temporal_client: Client, tmp_path: Path, task_queue: str
-) -> AsyncIterator[Orchestra]:
-    async with orchestra(temporal_client, tmp_path, task_queue) as o:
-        yield o
-
-
 def direct(
     o: Orchestra, namespace: str = "", clock: Callable[[], float] = time.monotonic
 ) -> DirectHandOff:
     """What `python -m tflow_listeners ... --routing direct` builds."""
     router = EventRouter(o.routes_dir, o.definitions_dir, require_index=True)
     return DirectHandOff(DirectRouter(o.client, router, namespace or o.namespace, clock=clock))
+
+
+async def start_waiting(o: Orchestra, waits: dict[str, Any]) -> WorkflowHandle[Any, Any]:
+    """A run of the test's namespace waiting in `waits` (a `listen` task)."""
+    return await start_run(
+        o.client,
+        RunInput(
+            document={
+                "document": {"dsl": "1.0.0", "namespace": "t", "name": "w", "version": "1.0.0"},
+                "do": [waits],
+            },
+            definition=DefinitionRef(namespace=o.namespace, name="waits"),
+        ),
+        o.queues[0],
+    )
 
 
 def run_id(o: Orchestra, event: CloudEvent, workflow: str, namespace: str = "") -> str:
@@ -125,17 +133,7 @@ async def test_an_event_reaches_runs_of_its_namespace_waiting_for_it(orch: Orche
     waits = {"approval": {"listen": {"to": {"one": {"with": {"type": event_type}}}}}}
     orch.define("waits", do=[waits])
     orch.publish_routes(indexed=True)
-    waiting = await start_run(
-        orch.client,
-        RunInput(
-            document={
-                "document": {"dsl": "1.0.0", "namespace": "t", "name": "w", "version": "1.0.0"},
-                "do": [waits],
-            },
-            definition=DefinitionRef(namespace=orch.namespace, name="waits"),
-        ),
-        orch.queues[0],
-    )
+    waiting = await start_waiting(orch, waits)
     listening = f'TflowListening = "{event_type}"'
 
     async def visible() -> bool:
@@ -161,17 +159,7 @@ async def test_a_type_nobody_waits_for_is_asked_about_again_after_a_second(
     waits = {"approval": {"listen": {"to": {"one": {"with": {"type": event_type}}}}}}
     orch.publish_routes(indexed=True)
     assert await handoff.submit(cloud_event(event_type, by="nobody")) == "unroutable"
-    waiting = await start_run(
-        orch.client,
-        RunInput(
-            document={
-                "document": {"dsl": "1.0.0", "namespace": "t", "name": "w", "version": "1.0.0"},
-                "do": [waits],
-            },
-            definition=DefinitionRef(namespace=orch.namespace, name="waits"),
-        ),
-        orch.queues[0],
-    )
+    waiting = await start_waiting(orch, waits)
 
     async def visible() -> bool:
         query = f'TflowListening = "{event_type}"'

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,14 +47,6 @@ pytestmark = pytest.mark.integration
 
 
 # ---- harness -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def orch(
-    temporal_client: Client, tmp_path: Path, task_queue: str
-) -> AsyncIterator[Orchestra]:
-    async with orchestra(temporal_client, tmp_path, task_queue) as o:
-        yield o
 
 
 async def recent(handle: WorkflowHandle[Any, Any]) -> RecentDecisions:

@@ -28,7 +28,6 @@ from temporalio.service import RPCError
 
 from tflow_workers.cloudevents import CloudEvent, event_workflow_id
 from tflow_workers.connection import TemporalUnavailable
-from tflow_workers.engine.model import RunInput
 from tflow_workers.orchestrator.activities import (
     EventRouter,
     deliver_to_waiting_runs,
@@ -136,15 +135,9 @@ class DirectRouter:
         return [client_for(self.client, ns) for ns in self.temporal_namespaces.of(self.namespace)]
 
     async def _start(self, target: RouteTarget, event: dict[str, Any], base: str) -> MatchOutcome:
-        outcome = MatchOutcome(
-            route=target.route,
-            workflow=target.workflow,
-            namespace=target.namespace,
-            task_queue=target.task_queue,
-            status="failed",
-            error=target.error,
-        )
-        if target.error is not None or target.document is None:
+        outcome = target.outcome()
+        run = target.run(event)
+        if run is None:
             return outcome
         where = target.temporal_namespace or self.client.namespace
         if where not in (self.client.namespace, *self.temporal_namespaces.all()):
@@ -154,13 +147,7 @@ class DirectRouter:
                     "error": f"route {target.route}: Temporal namespace {where!r} is not mapped"
                 }
             )
-        run = RunInput(
-            document=target.document,
-            input=target.input,
-            definition=target.definition,
-            event=event,
-        )
-        run_id = f"{base}/{target.namespace}/{target.workflow}"
+        run_id = target.run_id(base)
         request = StartRequest(
             temporal_namespace=where, workflow_id=run_id, task_queue=target.task_queue, run=run
         )

@@ -52,6 +52,29 @@ class RouteTarget(_Model):
     # the orchestrator's own.
     temporal_namespace: str | None = None
 
+    def outcome(self) -> MatchOutcome:
+        """Its outcome before a start: failed, with the route's error if it has one."""
+        return MatchOutcome(
+            route=self.route,
+            workflow=self.workflow,
+            namespace=self.namespace,
+            task_queue=self.task_queue,
+            status="failed",
+            error=self.error,
+        )
+
+    def run(self, event: dict[str, Any]) -> RunInput | None:
+        """The run's input, or None when the target cannot start (see `error`)."""
+        if self.error is not None or self.document is None:
+            return None
+        return RunInput(
+            document=self.document, input=self.input, definition=self.definition, event=event
+        )
+
+    def run_id(self, base: str) -> str:
+        """The run's workflow id, from the event's (``base``): never reused."""
+        return f"{base}/{self.namespace}/{self.workflow}"
+
 
 class StartRequest(_Model):
     """A run the orchestrator starts in another Temporal namespace, through an activity:

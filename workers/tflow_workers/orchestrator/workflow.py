@@ -333,20 +333,11 @@ def _identity(raw: dict[str, Any]) -> dict[str, str | None]:
 async def _start(
     target: RouteTarget, event: dict[str, Any], base: str, local_starts: bool = False
 ) -> MatchOutcome:
-    outcome = MatchOutcome(
-        route=target.route,
-        workflow=target.workflow,
-        namespace=target.namespace,
-        task_queue=target.task_queue,
-        status="failed",
-        error=target.error,
-    )
-    if target.error is not None or target.document is None:
+    outcome = target.outcome()
+    run = target.run(event)
+    if run is None:
         return outcome
-    run = RunInput(
-        document=target.document, input=target.input, definition=target.definition, event=event
-    )
-    child_id = f"{base}/{target.namespace}/{target.workflow}"
+    child_id = target.run_id(base)
     if local_starts:
         return await _start_by_activity(target, run, child_id, outcome, local=True)
     if target.temporal_namespace and target.temporal_namespace != workflow.info().namespace:
