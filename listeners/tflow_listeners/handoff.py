@@ -121,6 +121,17 @@ class DirectHandOff:
     def workflow_id(self, event: CloudEvent) -> str:
         return self.router.workflow_id(event)
 
+    def not_ready(self) -> str | None:
+        """Why no event can be routed yet (no table loaded), or None: the readiness probe
+        says it."""
+        from tflow_workers.orchestrator.activities import TableUnavailable
+
+        try:
+            self.router.router.table.current()
+        except TableUnavailable as err:
+            return str(err)
+        return None
+
     async def submit(self, event: CloudEvent) -> Outcome:
         from tflow_workers.orchestrator.activities import TableUnavailable
 

@@ -140,9 +140,19 @@ class TemporalHealth:
             return False
 
 
-def ops_routes(metrics: ListenerMetrics, health: TemporalHealth) -> list[web.RouteDef]:
-    """`GET /healthz` (the process answers), `GET /readyz` (Temporal is reachable: 200, or
-    503 with Retry-After) and `GET /metrics` (Prometheus text format)."""
+class RoutingReadiness(Protocol):
+    """A hand-off that may not be able to route yet (`DirectHandOff` before its table is
+    mounted): why not, or None."""
+
+    def not_ready(self) -> str | None: ...
+
+
+def ops_routes(
+    metrics: ListenerMetrics, health: TemporalHealth, routing: RoutingReadiness | None = None
+) -> list[web.RouteDef]:
+    """`GET /healthz` (the process answers), `GET /readyz` (Temporal is reachable and,
+    routing directly, the routing table is loaded: 200, or 503 with Retry-After) and
+    `GET /metrics` (Prometheus text format)."""
 
     # Declared routes, so the API documents list them too (tflow_listeners.openapi).
     route = declared()
@@ -157,21 +167,32 @@ def ops_routes(metrics: ListenerMetrics, health: TemporalHealth) -> list[web.Rou
 
     @route
     async def readyz(request: web.Request) -> r200[None] | r503[RefusalBody]:
-        """Temporal is reachable (503 with Retry-After when it is not).
+        """Temporal is reachable and, for a listener routing directly, its routing table is
+        loaded (503 with Retry-After when not).
 
         Tags: operations
         """
-        if await health.ready():
-            return web.json_response({"status": "ready", "temporal": "reachable"})
-        return web.json_response(
-            {
-                "status": 503,
-                "reason": "temporal-unavailable",
-                "detail": "Temporal does not answer its health check",
-            },
-            status=503,
-            headers={"Retry-After": str(max(1, round(health.ttl)))},
-        )
+        retry = {"Retry-After": str(max(1, round(health.ttl)))}
+        if not await health.ready():
+            return web.json_response(
+                {
+                    "status": 503,
+                    "reason": "temporal-unavailable",
+                    "detail": "Temporal does not answer its health check",
+                },
+                status=503,
+                headers=retry,
+            )
+        # Not Ready until it can route: a rollout keeps the old pods serving meanwhile, and
+        # the Listener's status says what it waits for.
+        problem = routing.not_ready() if routing is not None else None
+        if problem is not None:
+            return web.json_response(
+                {"status": 503, "reason": "no-routing-table", "detail": problem},
+                status=503,
+                headers=retry,
+            )
+        return web.json_response({"status": "ready", "temporal": "reachable"})
 
     @route
     async def metrics_page(request: web.Request) -> r200[str]:
@@ -205,10 +226,16 @@ class MeteredHandOff:
             raise
 
 
-async def serve_ops(port: int, metrics: ListenerMetrics, health: TemporalHealth) -> web.AppRunner:
-    """/healthz, /readyz (Temporal reachable) and /metrics, as the webhook serves them."""
+async def serve_ops(
+    port: int,
+    metrics: ListenerMetrics,
+    health: TemporalHealth,
+    routing: RoutingReadiness | None = None,
+) -> web.AppRunner:
+    """/healthz, /readyz (Temporal reachable, the table loaded) and /metrics, as the
+    webhook serves them."""
     app = web.Application()
-    app.add_routes(ops_routes(metrics, health))
+    app.add_routes(ops_routes(metrics, health, routing))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "0.0.0.0", port).start()

@@ -30,7 +30,7 @@ from typing import Generic, Protocol, TypeVar
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from tflow_listeners.handoff import Outcome
+from tflow_listeners.handoff import DirectHandOff, Outcome
 from tflow_listeners.metrics import (
     ListenerMetrics,
     MeteredHandOff,
@@ -365,7 +365,8 @@ async def serve(args: argparse.Namespace, source: QueueSource[M], *, pollers: in
         temporal_ready=health.ready,
         metrics=metrics,
     )
-    ops = await serve_ops(args.port, metrics, health) if args.port else None
+    routing = handoff if isinstance(handoff, DirectHandOff) else None
+    ops = await serve_ops(args.port, metrics, health, routing) if args.port else None
     try:
         await drain_on_cancel(listener)
     finally:

@@ -28,6 +28,7 @@ from aiohttp_pydantic.oas.typing import (
 )
 from pydantic import ConfigDict, Field
 
+from tflow_listeners.handoff import DirectHandOff
 from tflow_listeners.metrics import ops_routes
 from tflow_listeners.openapi import ApiModel, declared
 from tflow_listeners.openapi import document as openapi_document
@@ -232,7 +233,11 @@ def add_routes(app: web.Application, listener: WebhookListener) -> None:
         web.post(SIGNAL_ROUTE, post_signal),
         web.get(RUN_ROUTE, get_run, allow_head=False),
         web.get("/openapi.json", get_openapi),
-        *ops_routes(listener.metrics, listener.health),
+        *ops_routes(
+            listener.metrics,
+            listener.health,
+            listener.handoff if isinstance(listener.handoff, DirectHandOff) else None,
+        ),
         web.get("/health", health_alias),
     ]
     if path != "/webhook":  # the seed's generic endpoint

@@ -194,7 +194,8 @@ async def test_the_webhook_process_routes_directly(
     with `spec.routing: direct`: 202 once the run started, the run is the flow's."""
     async with orchestra(temporal_client, tmp_path, task_queue, orchestrator=False) as o:
         o.define("incident")
-        o.publish_routes(o.route("incidents", "incident", type="incident"), indexed=True)
+        # Not yet the operator's table (no index): the listener is not ready to route.
+        o.publish_routes(o.route("incidents", "incident", type="incident"))
         port = free_port()
         env = {
             **os.environ,
@@ -219,15 +220,25 @@ async def test_the_webhook_process_routes_directly(
         base = f"http://127.0.0.1:{port}"
         try:
             async with aiohttp.ClientSession() as http:
+                readiness: list[str] = []
 
                 async def ready() -> bool:
                     assert process.returncode is None, log_path.read_text()
                     try:
                         async with http.get(f"{base}/readyz") as response:
+                            readiness.append((await response.json()).get("reason", ""))
                             return response.status == 200
                     except aiohttp.ClientConnectionError:
                         return False
 
+                async def answers() -> bool:
+                    # Past its Temporal check (the client connects on first use).
+                    ready_now = await ready()
+                    return not ready_now and readiness[-1:] not in ([], ["temporal-unavailable"])
+
+                await eventually_async(answers, "the listener answering its probe")
+                assert readiness[-1] == "no-routing-table"
+                o.publish_routes(o.route("incidents", "incident", type="incident"), indexed=True)
                 await eventually_async(ready, "the listener ready")
                 event_id = uuid.uuid4().hex
                 body = {"specversion": "1.0", "id": event_id, "source": "cli", "type": "incident"}
