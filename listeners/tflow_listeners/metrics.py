@@ -184,7 +184,7 @@ def ops_routes(
                 headers=retry,
             )
         # Not Ready until it can route: a rollout keeps the old pods serving meanwhile, and
-        # the Listener's status says what it waits for.
+        # a new Listener is not Ready until its first pod can route.
         problem = routing.not_ready() if routing is not None else None
         if problem is not None:
             return web.json_response(
