@@ -1,5 +1,7 @@
 """The RootOrchestrator's I/O: the routing table and the published definitions, both
-mounted directories that change under a running worker.
+mounted directories that change under a running worker, and the steps a routed event
+takes (route, deliver to waiting runs, start a run), which a listener routing directly
+(`tflow_workers.orchestrator.direct`) takes too.
 
 `tflow.route-event` answers, for one CloudEvent, which flow runs it starts: each matching
 route with its mapped input and the document snapshot of its target WorkflowDefinition.
