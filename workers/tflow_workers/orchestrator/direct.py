@@ -40,6 +40,7 @@ from tflow_workers.orchestrator.model import (
     RouteTarget,
     StartRequest,
     decide,
+    started_outcome,
 )
 from tflow_workers.temporal_namespaces import TemporalNamespaces, client_for
 
@@ -153,11 +154,4 @@ class DirectRouter:
         )
         client = self.client if where == self.client.namespace else client_for(self.client, where)
         started = await start_flow_run(client, request)
-        return outcome.model_copy(
-            update={
-                "status": started.status,
-                "child_workflow_id": run_id,
-                "child_run_id": started.run_id,
-                "error": None,
-            }
-        )
+        return started_outcome(outcome, run_id, started)

@@ -120,6 +120,18 @@ class MatchOutcome(_Model):
     error: str | None = None
 
 
+def started_outcome(outcome: MatchOutcome, run_id: str, started: StartedRun) -> MatchOutcome:
+    """``outcome`` once its run was started (or found started) with the id ``run_id``."""
+    return outcome.model_copy(
+        update={
+            "status": started.status,
+            "child_workflow_id": run_id,
+            "child_run_id": started.run_id,
+            "error": None,
+        }
+    )
+
+
 class Decision(_Model):
     """What the orchestrator did with one event.
 

@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         StartedRun,
         StartRequest,
         decide,
+        started_outcome,
     )
 
 ROUTE_TIMEOUT = timedelta(seconds=30)
@@ -393,11 +394,4 @@ async def _start_by_activity(
                 f"{namespace}: {cause}"
             }
         )
-    return outcome.model_copy(
-        update={
-            "status": started.status,
-            "child_workflow_id": run_id,
-            "child_run_id": started.run_id,
-            "error": None,
-        }
-    )
+    return started_outcome(outcome, run_id, started)
