@@ -159,7 +159,7 @@ async def run(args: argparse.Namespace) -> None:
         if on
     ]
     log.info(
-        "webhook listener on %s:%s%s (auth: %s; run control: %s) -> %s/%s, task queue %s",
+        "webhook listener on %s:%s%s (auth: %s; run control: %s) -> %s/%s, %s",
         args.host,
         args.port,
         settings.path,
@@ -167,7 +167,9 @@ async def run(args: argparse.Namespace) -> None:
         f"namespace {settings.namespace}" if settings.run_control else "off",
         args.address,
         args.namespace,
-        args.task_queue,
+        f"routing directly with {args.routes_dir}"
+        if args.routing == "direct"
+        else f"root orchestrator on task queue {args.task_queue}",
     )
     try:
         await asyncio.Event().wait()
