@@ -38,7 +38,8 @@ def build_parser(source: str | None) -> argparse.ArgumentParser:
     packages this process has no use for)."""
     parser = argparse.ArgumentParser(
         prog=" ".join(LISTENER_COMMAND),
-        description="Run a Temporal Flow listener: events in, one RootOrchestrator run each.",
+        description="Run a Temporal Flow listener: events in, flow runs out (through one "
+        "RootOrchestrator run each, or routed here with --routing direct).",
     )
     sub = parser.add_subparsers(dest="source", metavar="SOURCE", required=True)
     for name in SOURCES:

@@ -57,7 +57,9 @@ class AcceptedEvent(_Camel):
     source: str
     type: str
     workflow_id: str = Field(alias="workflowId")
-    outcome: str = Field(description="started, or duplicate for a redelivery")
+    outcome: str = Field(
+        description="started, duplicate for a redelivery, or (routing directly) unroutable"
+    )
 
 
 class Accepted(_Camel):
@@ -104,7 +106,8 @@ async def post_events(
     | r429[Problem]
     | r503[Problem]
 ):
-    """Hand events to Temporal, one RootOrchestrator run each.
+    """Hand events to Temporal: one RootOrchestrator run each, or, on a Listener with
+    routing direct, the flow runs their routes start.
 
     The body: a structured CloudEvent (application/cloudevents+json), a batch
     (application/cloudevents-batch+json), a binary-mode CloudEvent (ce-* headers, the
@@ -115,7 +118,7 @@ async def post_events(
 
     Tags: events
     Status Codes:
-        202: Temporal accepted the start of every event (started, or duplicate).
+        202: Temporal accepted the start of every event (started, duplicate, unroutable).
         400: Bad input: malformed JSON, no type, an invalid attribute.
         401: A configured credential (signature, bearer token) is missing or wrong.
         413: The body is over maxBodyBytes, or an event over Temporal's limit.
