@@ -33,7 +33,7 @@ from tflow_workers.connection import TemporalUnavailable
 from tflow_workers.engine.model import SA_NAMESPACE, DefinitionRef, RunInput
 from tflow_workers.engine.starter import start_run
 from tflow_workers.orchestrator.activities import EventRouter
-from tflow_workers.orchestrator.direct import DirectRouter
+from tflow_workers.orchestrator.direct import DEFINITIONS_GRACE_SECONDS, DirectRouter
 
 pytestmark = pytest.mark.integration
 
@@ -171,6 +171,35 @@ async def test_a_type_nobody_waits_for_is_asked_about_again_after_a_second(
     now[0] += 1.0
     assert await handoff.submit(cloud_event(event_type, by="ops")) == "started"
     assert await waiting.result() == [{"by": "ops"}]
+
+
+async def test_a_definition_not_mounted_yet_holds_the_event_back(orch: Orchestra) -> None:
+    """The kubelet refreshes the table and the definitions each in its own time: a route
+    whose definition is not there yet refuses the event (it comes back) while the table is
+    young, and fails as unroutable once the definition has been missing for long."""
+    now = [0.0]
+    router = EventRouter(
+        orch.routes_dir, orch.definitions_dir, require_index=True, clock=lambda: now[0]
+    )
+    handoff = DirectHandOff(DirectRouter(orch.client, router, orch.namespace))
+    orch.publish_routes(orch.route("incidents", "incident", type="incident"), indexed=True)
+    event = cloud_event("incident")
+    with pytest.raises(TemporalUnavailable, match="incident is not mounted yet"):
+        await handoff.submit(event)
+    orch.define("incident")
+    now[0] += 1.0  # the definitions are re-read at most once a second
+    assert await handoff.submit(event) == "started"
+
+    orch.publish_routes(
+        orch.route("incidents", "incident", type="incident"),
+        orch.route("pages", "pager", type="page"),
+        indexed=True,
+    )
+    now[0] += 1.0
+    with pytest.raises(TemporalUnavailable, match="pager is not mounted yet"):
+        await handoff.submit(cloud_event("page"))
+    now[0] += DEFINITIONS_GRACE_SECONDS
+    assert await handoff.submit(cloud_event("page")) == "unroutable"
 
 
 async def test_nothing_is_acknowledged_before_a_table_is_mounted(orch: Orchestra) -> None:

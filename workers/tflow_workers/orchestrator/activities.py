@@ -94,6 +94,11 @@ class RoutingTableSource:
         self._router: Router | None = None
         self._hash = ""
         self.loads = 0
+        # When the table in use was loaded (this source's clock), for its age.
+        self.loaded_at = -math.inf
+
+    def clock(self) -> float:
+        return self._clock()
 
     def current(self) -> tuple[Router, str]:
         """The router and the content hash of the table it was built from."""
@@ -129,6 +134,7 @@ class RoutingTableSource:
         self._fingerprint = fingerprint
         self._hash = table.content_hash()[:16]
         self.loads += 1
+        self.loaded_at = self._clock()
         log.info("routing table %s loaded: %d routes", self._hash, len(table.routes))
         # The operator refuses such routes; a table written by other means may hold some.
         # Said once here, and again on each event that reaches the route.
@@ -220,9 +226,12 @@ class EventRouter:
         definitions_dir: Path | None,
         reload_interval: float = RELOAD_INTERVAL,
         require_index: bool = False,
+        clock: Clock | None = None,
     ) -> None:
-        self.table = RoutingTableSource(routes_dir, reload_interval, require_index=require_index)
-        self.definitions = DefinitionSource(definitions_dir, reload_interval)
+        self.table = RoutingTableSource(
+            routes_dir, reload_interval, clock, require_index=require_index
+        )
+        self.definitions = DefinitionSource(definitions_dir, reload_interval, clock)
 
     def route(self, event: dict[str, Any], scope: EventScope | None = None) -> RoutingResult:
         router, table_hash = self.table.current()

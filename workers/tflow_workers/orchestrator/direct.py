@@ -11,7 +11,8 @@ decision is logged and returned, not recorded in Temporal.
 
 The caller acknowledges its event only once `route` returned. `TemporalUnavailable`
 means some step was not accepted (nothing may be acknowledged; a retry finds the runs
-already started as duplicates), as does `TableUnavailable` (no routing table mounted yet).
+already started as duplicates), as do `TableUnavailable` (no routing table mounted yet)
+and `DefinitionsNotMounted` (a young table names a definition not mounted yet).
 """
 
 from __future__ import annotations
@@ -55,6 +56,17 @@ log = logging.getLogger("tflow.direct-routing")
 NOBODY_WAITS_SECONDS = 1.0
 # Event types remembered at most (they come from outside): past it, the expired go.
 NOBODY_WAITS_LIMIT = 10_000
+# How long after a table loaded a definition it names may still be missing from the
+# mounted definitions. The operator stores a definition before the table that routes to
+# it, but the kubelet refreshes the two mounted volumes each in its own time (within its
+# sync period, a minute by default), so for a while a new route's definition may not be
+# there yet: the event is refused (not acknowledged, so it comes back) rather than routed
+# nowhere. Past this, the definition is taken as gone and the route as failed.
+DEFINITIONS_GRACE_SECONDS = 120.0
+
+
+class DefinitionsNotMounted(RuntimeError):
+    """The table names a definition the mounted definitions do not hold yet."""
 
 
 @dataclass
@@ -79,6 +91,7 @@ class DirectRouter:
         scope = EventScope(namespace=self.namespace)
         # File reads and YAML parsing stay off the event loop, as in the routing activity.
         result = await asyncio.to_thread(self.router.route, data, scope)
+        self._check_definitions(result.targets)
         base = self.workflow_id(event)
         try:
             # Delivered first, as a root run does: a run this event starts is not waiting
@@ -116,6 +129,21 @@ class DirectRouter:
             extra={"event_id": event.id, "namespace": self.namespace},
         )
         return decision
+
+    def _check_definitions(self, targets: list[RouteTarget]) -> None:
+        """Raise `DefinitionsNotMounted` when a matching route's definition is missing
+        from the mounted definitions while the table is young (DEFINITIONS_GRACE_SECONDS)."""
+        table = self.router.table
+        if table.clock() - table.loaded_at >= DEFINITIONS_GRACE_SECONDS:
+            return
+        for target in targets:
+            # A route whose jq failed has an error too, but its definition is there.
+            failed = target.document is None and target.error is not None
+            if failed and self.router.definitions.get(target.namespace, target.workflow) is None:
+                raise DefinitionsNotMounted(
+                    f"route {target.route}: WorkflowDefinition "
+                    f"{target.namespace}/{target.workflow} is not mounted yet"
+                )
 
     async def _deliver(self, event_type: str, data: dict[str, Any], scope: EventScope) -> list[str]:
         now = self.clock()
