@@ -30,7 +30,7 @@ from tflow_operator.conditions import make_condition
 from tflow_operator.config import Config
 from tflow_operator.configmaps import MAX_NAMESPACE_ROUTING_SHARDS
 from tflow_operator.naming import APP_NAME, NAMESPACE_ROUTING_CONFIGMAP, bounded, common_labels
-from tflow_operator.workers import projected_definitions
+from tflow_operator.workers import DEFINITIONS_DIR, projected_definitions
 from tflow_workers.commands import (
     LISTENER_COMMAND,
     SERVICE_BUS_SOURCE,
@@ -55,10 +55,9 @@ SOURCES: Final = {
 # its own port).
 OPS_PORT: Final = 8080
 SECRETS_ROOT: Final = "/etc/tflow/secrets"
-# Where a listener with spec.routing direct finds its namespace's routing table and
-# published definitions.
-ROUTES_DIR: Final = "/etc/tflow/routes"
-DEFINITIONS_DIR: Final = "/etc/tflow/definitions"
+# Where a listener with spec.routing direct finds its namespace's routing table (beside
+# its published definitions, mounted where the workers mount them).
+ROUTES_DIR: Final = "/etc/temporal-flow/routes"
 CLUSTER_DOMAIN: Final = "cluster.local"
 # A Secret mode readable by the pod's group (fsGroup) only.
 SECRET_FILE_MODE: Final = 0o440

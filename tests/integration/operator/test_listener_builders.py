@@ -421,8 +421,8 @@ def test_a_direct_listener_mounts_its_namespaces_table_and_definitions() -> None
     c = container(deployment)
     env = {e["name"]: e["value"] for e in c["env"]}
     assert {k: v for k, v in env.items() if k.startswith("TFLOW_") and "DIR" in k} == {
-        "TFLOW_ROUTES_DIR": "/etc/tflow/routes",
-        "TFLOW_DEFINITIONS_DIR": "/etc/tflow/definitions",
+        "TFLOW_ROUTES_DIR": "/etc/temporal-flow/routes",
+        "TFLOW_DEFINITIONS_DIR": "/etc/temporal-flow/definitions",
     }
     assert env["TFLOW_LISTENER_ROUTING"] == "direct"
     pod = deployment["spec"]["template"]["spec"]
@@ -445,10 +445,10 @@ def test_a_direct_listener_mounts_its_namespaces_table_and_definitions() -> None
     ]
     assert len(definitions) == MAX_NAMESPACE_SHARDS
     mounts = c["volumeMounts"]
-    assert {"name": "routes", "mountPath": "/etc/tflow/routes", "readOnly": True} in mounts
+    assert {"name": "routes", "mountPath": "/etc/temporal-flow/routes", "readOnly": True} in mounts
     assert {
         "name": "definitions",
-        "mountPath": "/etc/tflow/definitions",
+        "mountPath": "/etc/temporal-flow/definitions",
         "readOnly": True,
     } in mounts
     # Still restricted: the mounts are read-only and /tmp the only writable directory.
