@@ -133,16 +133,7 @@ class DirectHandOff:
         return None
 
     async def submit(self, event: CloudEvent) -> Outcome:
-        from tflow_workers.orchestrator.activities import TableUnavailable
-        from tflow_workers.orchestrator.direct import DefinitionsNotMounted
-
-        try:
-            decision = await self.router.route(event)
-        except TableUnavailable as err:
-            # Not routed nowhere: the event waits until the table is mounted.
-            raise TemporalUnavailable(f"no routing table yet: {err}") from err
-        except DefinitionsNotMounted as err:
-            raise TemporalUnavailable(str(err)) from err
+        decision = await self.router.route(event)
         statuses = {m.status for m in decision.matches}
         if "started" in statuses or (decision.delivered and "duplicate" not in statuses):
             return "started"

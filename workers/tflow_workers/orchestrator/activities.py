@@ -97,8 +97,9 @@ class RoutingTableSource:
         # When the table in use was loaded (this source's clock), for its age.
         self.loaded_at = -math.inf
 
-    def clock(self) -> float:
-        return self._clock()
+    def age(self) -> float:
+        """Seconds since the table in use was loaded (infinite before one was)."""
+        return self._clock() - self.loaded_at
 
     def current(self) -> tuple[Router, str]:
         """The router and the content hash of the table it was built from."""
@@ -288,8 +289,6 @@ class OrchestratorActivities:
         temporal_namespaces: TemporalNamespaces | None = None,
     ) -> None:
         self.router = EventRouter(routes_dir, definitions_dir, reload_interval)
-        self.table = self.router.table
-        self.definitions = self.router.definitions
         self.temporal_namespaces = temporal_namespaces or TemporalNamespaces()
 
     def all(self) -> list[Any]:
@@ -368,7 +367,7 @@ class OrchestratorActivities:
     ) -> RoutingResult:
         scope, refused = self._scope_here(scope, activity.info().namespace)
         if refused:
-            router, table_hash = self.table.current()
+            router, table_hash = self.router.table.current()
             return RoutingResult(table=table_hash, routes=len(router.table.routes), refused=refused)
         # File reads and YAML parsing stay off the worker's event loop.
         return await asyncio.to_thread(self.router.route, event, scope)

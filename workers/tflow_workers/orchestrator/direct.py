@@ -10,9 +10,9 @@ between the two forms starts nothing twice. What is not kept is the root run its
 decision is logged and returned, not recorded in Temporal.
 
 The caller acknowledges its event only once `route` returned. `TemporalUnavailable`
-means some step was not accepted (nothing may be acknowledged; a retry finds the runs
-already started as duplicates), as do `TableUnavailable` (no routing table mounted yet)
-and `DefinitionsNotMounted` (a young table names a definition not mounted yet).
+means some step was not accepted, or the event cannot be routed yet (no routing table
+mounted, or a young table naming a definition not mounted yet): nothing may be
+acknowledged, and a retry finds the runs already started as duplicates.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from tflow_workers.cloudevents import CloudEvent, event_workflow_id
 from tflow_workers.connection import TemporalUnavailable
 from tflow_workers.orchestrator.activities import (
     EventRouter,
+    TableUnavailable,
     deliver_to_waiting_runs,
     start_flow_run,
 )
@@ -65,10 +66,6 @@ NOBODY_WAITS_LIMIT = 10_000
 DEFINITIONS_GRACE_SECONDS = 120.0
 
 
-class DefinitionsNotMounted(RuntimeError):
-    """The table names a definition the mounted definitions do not hold yet."""
-
-
 @dataclass
 class DirectRouter:
     """Routes the events of one Kubernetes namespace (never shared with another: a shared
@@ -89,8 +86,13 @@ class DirectRouter:
     async def route(self, event: CloudEvent) -> Decision:
         data = event.as_data()
         scope = EventScope(namespace=self.namespace)
-        # File reads and YAML parsing stay off the event loop, as in the routing activity.
-        result = await asyncio.to_thread(self.router.route, data, scope)
+        try:
+            # File reads and YAML parsing stay off the event loop, as in the routing
+            # activity.
+            result = await asyncio.to_thread(self.router.route, data, scope)
+        except TableUnavailable as err:
+            # Not routed nowhere: the event waits until the table is mounted.
+            raise TemporalUnavailable(f"no routing table yet: {err}") from err
         self._check_definitions(result.targets)
         base = self.workflow_id(event)
         try:
@@ -103,16 +105,8 @@ class DirectRouter:
         except (RPCError, RuntimeError) as err:
             # RuntimeError: a lazy client's connection attempt failed.
             raise TemporalUnavailable(f"Temporal did not accept the event: {err}") from err
-        decision = decide(outcomes, result, event.type, event.source)
-        if delivered and decision.status == "unroutable" and not outcomes:
-            decision = decision.model_copy(update={"status": "routed", "reason": None})
-        decision = decision.model_copy(
-            update={
-                "event_id": event.id,
-                "event_type": event.type,
-                "event_source": event.source,
-                "delivered": delivered,
-            }
+        decision = decide(
+            outcomes, result, event.type, event.source, event_id=event.id, delivered=delivered
         )
         # The root run's record of the event, as a log line: its decision and runs.
         runs = [
@@ -131,16 +125,16 @@ class DirectRouter:
         return decision
 
     def _check_definitions(self, targets: list[RouteTarget]) -> None:
-        """Raise `DefinitionsNotMounted` when a matching route's definition is missing
-        from the mounted definitions while the table is young (DEFINITIONS_GRACE_SECONDS)."""
-        table = self.router.table
-        if table.clock() - table.loaded_at >= DEFINITIONS_GRACE_SECONDS:
+        """Refuse the event (`TemporalUnavailable`) when a matching route's definition is
+        missing from the mounted definitions while the table is young
+        (DEFINITIONS_GRACE_SECONDS)."""
+        if self.router.table.age() >= DEFINITIONS_GRACE_SECONDS:
             return
         for target in targets:
             # A route whose jq failed has an error too, but its definition is there.
             failed = target.document is None and target.error is not None
             if failed and self.router.definitions.get(target.namespace, target.workflow) is None:
-                raise DefinitionsNotMounted(
+                raise TemporalUnavailable(
                     f"route {target.route}: WorkflowDefinition "
                     f"{target.namespace}/{target.workflow} is not mounted yet"
                 )

@@ -3,6 +3,7 @@ decision the workflow records (its result, and the `decision` / `decisions` quer
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -163,9 +164,32 @@ class RecentDecisions(_Model):
 
 
 def decide(
+    outcomes: list[MatchOutcome],
+    result: RoutingResult,
+    event_type: str,
+    source: str,
+    *,
+    event_id: str | None = None,
+    delivered: Sequence[str] = (),
+) -> Decision:
+    """The decision about one event from its routes' outcomes and the runs it was
+    delivered to: an event that started nothing but reached a waiting run is routed."""
+    decision = _from_outcomes(outcomes, result, event_type, source)
+    if delivered and decision.status == "unroutable" and not outcomes:
+        decision = decision.model_copy(update={"status": "routed", "reason": None})
+    return decision.model_copy(
+        update={
+            "event_id": event_id,
+            "event_type": event_type,
+            "event_source": source,
+            "delivered": list(delivered),
+        }
+    )
+
+
+def _from_outcomes(
     outcomes: list[MatchOutcome], result: RoutingResult, event_type: str, source: str
 ) -> Decision:
-    """The decision about one event from its routes' outcomes (deliveries aside)."""
     failed = [o for o in outcomes if o.status == "failed"]
     if len(failed) < len(outcomes):
         reason = None

@@ -207,11 +207,6 @@ class RootOrchestratorWorkflow:
             workflow.logger.warning("invalid event: %s", err)
             return decision
         data = event.as_data()
-        identity = {
-            "event_id": event.id,
-            "event_type": event.type,
-            "event_source": event.source,
-        }
         # Without a scope the activities get the event alone, as runs recorded before
         # namespaces did: their histories replay unchanged.
         args: list[Any] = [data] if self._scope is None else [data, self._scope]
@@ -256,10 +251,9 @@ class RootOrchestratorWorkflow:
         else:
             outcomes = await start_all()
             delivered = await deliver()
-        decision = decide(outcomes, result, event.type, event.source)
-        if delivered and decision.status == "unroutable" and not outcomes:
-            decision = decision.model_copy(update={"status": "routed", "reason": None})
-        decision = decision.model_copy(update={**identity, "delivered": delivered})
+        decision = decide(
+            outcomes, result, event.type, event.source, event_id=event.id, delivered=delivered
+        )
         workflow.logger.info(
             "event %s (%s from %s): %s%s",
             event.id,
