@@ -51,6 +51,8 @@ class Orchestra:
     definitions_dir: Path
     # The Kubernetes namespace of this test's definitions: keeps searches apart.
     namespace: str
+    # The orchestrator worker's activities (None without one).
+    activities: OrchestratorActivities | None = None
 
     def route(
         self, name: str, workflow: str, queue: int = 0, namespace: str = "", **kw: Any
@@ -178,10 +180,9 @@ async def orchestra(
             engine = EngineActivities(client=client, router_task_queue=o.router_queue)
             await stack.enter_async_context(build_worker(client, queue, engine))
         if orchestrator:
+            o.activities = OrchestratorActivities(routes, definitions)
             await stack.enter_async_context(
-                build_orchestrator_worker(
-                    client, o.router_queue, OrchestratorActivities(routes, definitions)
-                )
+                build_orchestrator_worker(client, o.router_queue, o.activities)
             )
         yield o
 

@@ -32,8 +32,8 @@ from tflow_workers.cloudevents import CloudEvent, event_workflow_id
 from tflow_workers.connection import TemporalUnavailable
 from tflow_workers.engine.model import SA_NAMESPACE, DefinitionRef, RunInput
 from tflow_workers.engine.starter import start_run
-from tflow_workers.orchestrator.activities import EventRouter
-from tflow_workers.orchestrator.direct import DEFINITIONS_GRACE_SECONDS, DirectRouter
+from tflow_workers.orchestrator.activities import DEFINITIONS_GRACE_SECONDS, EventRouter
+from tflow_workers.orchestrator.direct import DirectRouter
 
 pytestmark = pytest.mark.integration
 

@@ -172,6 +172,24 @@ async def test_the_same_event_twice_starts_one_run(orch: Orchestra) -> None:
     await check_replay(seed)
 
 
+async def test_a_definition_not_mounted_yet_holds_the_root_run_back(orch: Orchestra) -> None:
+    """The kubelet refreshes the routing table's volume and the definitions' each in its
+    own time: a new route may match before its definition is mounted. The routing
+    activity (a local one) fails and is retried by the root run instead of routing the event
+    nowhere."""
+    orch.publish_routes(orch.route("pages", "pager", type="page"))
+    handle = await orch.submit(cloud_event("page"))
+
+    # Routed nowhere, it would have completed at once (the next test).
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(handle.result()), 3.0)
+    orch.define("pager")
+    decision = await handle.result()
+    assert decision.status == "routed"
+    assert [m.status for m in decision.matches] == ["started"]
+    await check_replay(handle)
+
+
 async def test_unroutable_and_invalid_events_complete_with_the_reason(orch: Orchestra) -> None:
     orch.publish_routes(orch.route("pages", "pager", type="page"))
     nothing = await orch.decide(cloud_event("unknown", source="nowhere"))
@@ -181,6 +199,9 @@ async def test_unroutable_and_invalid_events_complete_with_the_reason(orch: Orch
     assert nothing.reason.startswith("no route matches type 'unknown' from source 'nowhere'")
     assert nothing.table is not None
 
+    # Past the time the kubelet may take to mount a new route's definition.
+    assert orch.activities is not None
+    orch.activities.router.definitions_grace = 0.0
     unpublished = await orch.decide(cloud_event("page"))
     assert unpublished.status == "unroutable"
     assert unpublished.reason == (

@@ -61,6 +61,14 @@ from tflow_workers.temporal_namespaces import TemporalNamespaces, client_for
 log = logging.getLogger("tflow.orchestrator")
 
 RELOAD_INTERVAL = 1.0
+# How long after a table loaded a definition it names may still be missing from the
+# mounted definitions. The operator stores a definition before the table that routes to
+# it, but the kubelet refreshes the two mounted volumes each in its own time (within its
+# sync period, a minute by default), so for a while a new route's definition may not be
+# there yet: the event waits (a routing activity is retried, a listener routing directly
+# refuses it, so it comes back) rather than being routed nowhere. Past this, the
+# definition is taken as gone and the route as failed.
+DEFINITIONS_GRACE_SECONDS = 120.0
 PROBLEMS_LOGGED = 20
 DEFINITION_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -69,6 +77,9 @@ Clock = Callable[[], float]
 
 class TableUnavailable(RuntimeError):
     """No routing table could be loaded yet (the activity retries until one can)."""
+
+
+NOT_MOUNTED_YET = "DefinitionNotMountedYet"
 
 
 class RoutingTableSource:
@@ -228,11 +239,13 @@ class EventRouter:
         reload_interval: float = RELOAD_INTERVAL,
         require_index: bool = False,
         clock: Clock | None = None,
+        definitions_grace: float = DEFINITIONS_GRACE_SECONDS,
     ) -> None:
         self.table = RoutingTableSource(
             routes_dir, reload_interval, clock, require_index=require_index
         )
         self.definitions = DefinitionSource(definitions_dir, reload_interval, clock)
+        self.definitions_grace = definitions_grace
 
     def route(self, event: dict[str, Any], scope: EventScope | None = None) -> RoutingResult:
         router, table_hash = self.table.current()
@@ -241,6 +254,22 @@ class EventRouter:
             for route, mapped, error in match_routes(router, event, scope)
         ]
         return RoutingResult(table=table_hash, routes=len(router.table.routes), targets=targets)
+
+    def not_mounted_yet(self, targets: list[RouteTarget]) -> str:
+        """Why the event must wait: a matching route's definition is missing from the
+        mounted definitions while the table is younger than `definitions_grace`; "" when
+        it need not."""
+        if self.table.age() >= self.definitions_grace:
+            return ""
+        for target in targets:
+            # A route whose jq failed has an error too, but its definition is there.
+            failed = target.document is None and target.error is not None
+            if failed and self.definitions.get(target.namespace, target.workflow) is None:
+                return (
+                    f"route {target.route}: WorkflowDefinition "
+                    f"{target.namespace}/{target.workflow} is not mounted yet"
+                )
+        return ""
 
     def _target(
         self, route: CompiledRoute, mapped: Any, error: str, event: dict[str, Any]
@@ -287,8 +316,11 @@ class OrchestratorActivities:
         definitions_dir: Path | None,
         reload_interval: float = RELOAD_INTERVAL,
         temporal_namespaces: TemporalNamespaces | None = None,
+        definitions_grace: float = DEFINITIONS_GRACE_SECONDS,
     ) -> None:
-        self.router = EventRouter(routes_dir, definitions_dir, reload_interval)
+        self.router = EventRouter(
+            routes_dir, definitions_dir, reload_interval, definitions_grace=definitions_grace
+        )
         self.temporal_namespaces = temporal_namespaces or TemporalNamespaces()
 
     def all(self) -> list[Any]:
@@ -370,7 +402,13 @@ class OrchestratorActivities:
             router, table_hash = self.router.table.current()
             return RoutingResult(table=table_hash, routes=len(router.table.routes), refused=refused)
         # File reads and YAML parsing stay off the worker's event loop.
-        return await asyncio.to_thread(self.router.route, event, scope)
+        result = await asyncio.to_thread(self.router.route, event, scope)
+        waiting = self.router.not_mounted_yet(result.targets)
+        if waiting:
+            # Retried by the root run's policy until the kubelet has mounted it (or the
+            # grace is over and the route fails as unpublished).
+            raise ApplicationError(waiting, type=NOT_MOUNTED_YET)
+        return result
 
 
 async def start_flow_run(client: Client, request: StartRequest) -> StartedRun:

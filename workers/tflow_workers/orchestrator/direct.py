@@ -57,13 +57,6 @@ log = logging.getLogger("tflow.direct-routing")
 NOBODY_WAITS_SECONDS = 1.0
 # Event types remembered at most (they come from outside): past it, the expired go.
 NOBODY_WAITS_LIMIT = 10_000
-# How long after a table loaded a definition it names may still be missing from the
-# mounted definitions. The operator stores a definition before the table that routes to
-# it, but the kubelet refreshes the two mounted volumes each in its own time (within its
-# sync period, a minute by default), so for a while a new route's definition may not be
-# there yet: the event is refused (not acknowledged, so it comes back) rather than routed
-# nowhere. Past this, the definition is taken as gone and the route as failed.
-DEFINITIONS_GRACE_SECONDS = 120.0
 
 
 @dataclass
@@ -93,7 +86,9 @@ class DirectRouter:
         except TableUnavailable as err:
             # Not routed nowhere: the event waits until the table is mounted.
             raise TemporalUnavailable(f"no routing table yet: {err}") from err
-        self._check_definitions(result.targets)
+        waiting = self.router.not_mounted_yet(result.targets)
+        if waiting:
+            raise TemporalUnavailable(waiting)
         base = self.workflow_id(event)
         try:
             # Delivered first, as a root run does: a run this event starts is not waiting
@@ -123,21 +118,6 @@ class DirectRouter:
             extra={"event_id": event.id, "namespace": self.namespace},
         )
         return decision
-
-    def _check_definitions(self, targets: list[RouteTarget]) -> None:
-        """Refuse the event (`TemporalUnavailable`) when a matching route's definition is
-        missing from the mounted definitions while the table is young
-        (DEFINITIONS_GRACE_SECONDS)."""
-        if self.router.table.age() >= DEFINITIONS_GRACE_SECONDS:
-            return
-        for target in targets:
-            # A route whose jq failed has an error too, but its definition is there.
-            failed = target.document is None and target.error is not None
-            if failed and self.router.definitions.get(target.namespace, target.workflow) is None:
-                raise TemporalUnavailable(
-                    f"route {target.route}: WorkflowDefinition "
-                    f"{target.namespace}/{target.workflow} is not mounted yet"
-                )
 
     async def _deliver(self, event_type: str, data: dict[str, Any], scope: EventScope) -> list[str]:
         now = self.clock()
