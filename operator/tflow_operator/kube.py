@@ -66,6 +66,7 @@ _PLURALS: dict[tuple[str, str], str] = {
 }
 
 _JSON: Final = "application/json"
+_METADATA: Final = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 _METADATA_LIST: Final = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 # Requests that may be sent again without changing the outcome: a retried POST after a
 # lost answer could create twice (or fail with 409), so POST is retried only on 429,
@@ -355,11 +356,20 @@ class KubeClient:
         return items
 
     async def get(
-        self, api_version: str, kind: str, namespace: str | None, name: str
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        metadata_only: bool = False,
     ) -> dict[str, Any] | None:
+        """The object, or None when it does not exist; with ``metadata_only`` its metadata
+        alone (a PartialObjectMetadata: whether it exists, without its contents)."""
         try:
             result: dict[str, Any] = await self._request(
-                "GET", resource_path(api_version, kind, namespace, name)
+                "GET",
+                resource_path(api_version, kind, namespace, name),
+                accept=_METADATA if metadata_only else _JSON,
             )
         except KubeError as err:
             if err.status == 404:

@@ -46,6 +46,7 @@ from tflow_operator.listener_children import (
     ready_condition,
     secret_mounts,
 )
+from tflow_operator.naming import NAMESPACE_ROUTING_CONFIGMAP
 from tflow_operator.workflowdefinition import backoff, runtime_of
 
 PLURAL: Final = NAMES.plural
@@ -224,7 +225,14 @@ async def reconcile_listener(kube: KubeClient, body: Mapping[str, Any], config: 
 
     ready_replicas = int(((deployment or {}).get("status") or {}).get("readyReplicas", 0) or 0)
     trouble = await pods.workload_trouble(kube, deployment) if deployment else None
-    condition = ready_condition(spec, deployment, generation, trouble)
+    routing_table = True
+    if spec.routing == ListenerRouting.DIRECT and not ready_replicas:
+        # The publisher writes it (index shard last); until then the pods are not ready.
+        table = await kube.get(
+            "v1", "ConfigMap", namespace, NAMESPACE_ROUTING_CONFIGMAP, metadata_only=True
+        )
+        routing_table = table is not None
+    condition = ready_condition(spec, deployment, generation, trouble, routing_table)
     if unverified:
         condition = make_condition(
             READY,

@@ -58,6 +58,7 @@ SECRETS_ROOT: Final = "/etc/tflow/secrets"
 # Where a listener with spec.routing direct finds its namespace's routing table (beside
 # its published definitions, mounted where the workers mount them).
 ROUTES_DIR: Final = "/etc/temporal-flow/routes"
+REASON_ROUTING_TABLE_MISSING: Final = "RoutingTableMissing"
 CLUSTER_DOMAIN: Final = "cluster.local"
 # A Secret mode readable by the pod's group (fsGroup) only.
 SECRET_FILE_MODE: Final = 0o440
@@ -406,9 +407,12 @@ def ready_condition(
     deployment: Mapping[str, Any] | None,
     generation: int | None,
     trouble: pods.PodTrouble | None = None,
+    routing_table: bool = True,
 ) -> Condition:
     """Ready from the Deployment: every requested replica ready, or scaled to zero; False
-    with Kubernetes' reason when its pods cannot be created or started (``trouble``)."""
+    with Kubernetes' reason when its pods cannot be created or started (``trouble``), and
+    ``RoutingTableMissing`` while a listener routing directly waits for its namespace's
+    routing table (``routing_table``: whether the operator has published it)."""
     if deployment is None:
         return make_condition(
             READY, False, "Pending", "the Deployment does not exist yet", generation
@@ -425,6 +429,13 @@ def ready_condition(
         return make_condition(
             READY, True, "Available", f"{ready} of {desired} replicas ready", generation
         )
+    if spec.routing == ListenerRouting.DIRECT and not routing_table:
+        message = (
+            f"{ready} of {desired} replicas ready: the routing table of this namespace "
+            f"(ConfigMap {NAMESPACE_ROUTING_CONFIGMAP}) is not published yet, and a "
+            "listener routing directly is not ready without it"
+        )
+        return make_condition(READY, False, REASON_ROUTING_TABLE_MISSING, message, generation)
     return make_condition(
         READY, False, "Progressing", f"{ready} of {desired} replicas ready", generation
     )

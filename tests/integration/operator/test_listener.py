@@ -169,6 +169,36 @@ async def test_webhook_listener_gets_a_deployment_and_a_service(
     )
 
 
+async def test_a_direct_listener_without_its_routing_table_says_so(
+    kube_client: KubeClient, namespace: str
+) -> None:
+    """No operator runs here, so nothing publishes the namespace's routing table: the
+    Listener's Ready names it until the ConfigMap exists, then falls back to the
+    Deployment's progress (no kubelet here either)."""
+    body = await create_listener(
+        kube_client,
+        namespace,
+        "direct",
+        {"type": "webhook", "webhook": {"path": "/in"}, "routing": "direct"},
+    )
+    await reconcile_listener(kube_client, body, CONFIG)
+    condition = ready(await fetch(kube_client, namespace, "direct"))
+    assert (condition["status"], condition["reason"]) == ("False", "RoutingTableMissing")
+    assert "ConfigMap tflow-namespace-routing" in condition["message"]
+
+    await kube_client.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "tflow-namespace-routing", "namespace": namespace},
+            "data": {"routing-index.json": "{}"},
+        }
+    )
+    await reconcile_listener(kube_client, await fetch(kube_client, namespace, "direct"), CONFIG)
+    condition = ready(await fetch(kube_client, namespace, "direct"))
+    assert (condition["status"], condition["reason"]) == ("False", "Progressing")
+
+
 async def test_sqs_listener_with_scaling_gets_an_accepted_scaled_object(
     keda_crds: None, kube_client: KubeClient, namespace: str
 ) -> None:
