@@ -1,7 +1,7 @@
 """The Kubernetes client library's API and model classes, loaded on first use.
 
 ``kubernetes_asyncio.client`` and ``kubernetes_asyncio.client.models`` import every
-generated API and model class (about 1700 modules) when the package is imported, and kopf
+generated API and model class (about 850 modules) when the package is imported, and kopf
 imports the package for two model classes. The operator talks to the apiserver with the
 library's ``ApiClient`` and plain JSON, so it uses a handful of them: loading all took
 about 35 MB of every operator pod's memory (docs/benchmarks.md, *Where the peak memory
