@@ -4,10 +4,13 @@ name the library exports still resolves to the class its ``__init__`` names."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -80,49 +83,47 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         getattr(client, "NoSuchModel")  # noqa: B009
 
 
-def test_a_package_init_with_more_than_imports_is_imported_as_written(
+@pytest.fixture
+def probe_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str], ModuleType]]:
+    """Import a package `tflow_lazy_probe` with the given ``__init__`` (and a submodule
+    `thing` defining `Thing`) through the lazy loader; forgotten afterwards."""
+    name = "tflow_lazy_probe"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "meta_path", [lazy_client._LazyPackageFinder([name]), *sys.meta_path])
+
+    def load(init: str) -> ModuleType:
+        package = tmp_path / name
+        package.mkdir()
+        (package / "thing.py").write_text("class Thing: pass\n")
+        (package / "__init__.py").write_text(init)
+        return importlib.import_module(name)
+
+    yield load
+    for module in (name, f"{name}.thing"):
+        sys.modules.pop(module, None)
+
+
+def test_a_package_init_with_more_than_imports_is_imported_as_written(
+    probe_package: Callable[[str], ModuleType],
 ) -> None:
-    package = tmp_path / "tflow_lazy_probe"
-    package.mkdir()
-    (package / "thing.py").write_text("class Thing: pass\n")
-    (package / "__init__.py").write_text(
+    probe = probe_package(
         "from tflow_lazy_probe.thing import Thing\nRAN = []\nif True:\n    RAN.append(1)\n"
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    finder = lazy_client._LazyPackageFinder(["tflow_lazy_probe"])
-    monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
-    try:
-        import tflow_lazy_probe  # type: ignore[import-not-found]
-
-        assert tflow_lazy_probe.RAN == [1]  # its __init__ ran
-        assert "tflow_lazy_probe.thing" in sys.modules
-    finally:
-        for name in ("tflow_lazy_probe", "tflow_lazy_probe.thing"):
-            sys.modules.pop(name, None)
+    assert probe.RAN == [1]  # its __init__ ran
+    assert "tflow_lazy_probe.thing" in sys.modules
 
 
 def test_a_package_init_of_imports_and_constants_loads_names_on_first_use(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    probe_package: Callable[[str], ModuleType],
 ) -> None:
-    package = tmp_path / "tflow_lazy_probe2"
-    package.mkdir()
-    (package / "thing.py").write_text("class Thing: pass\n")
-    (package / "__init__.py").write_text(
+    probe = probe_package(
         '"""doc"""\nfrom __future__ import annotations\n__version__ = "1"\n'
-        "from tflow_lazy_probe2.thing import Thing\n__all__ = ['Thing']\n"
+        "from tflow_lazy_probe.thing import Thing\n__all__ = ['Thing']\n"
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    finder = lazy_client._LazyPackageFinder(["tflow_lazy_probe2"])
-    monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
-    try:
-        import tflow_lazy_probe2  # type: ignore[import-not-found]
-
-        assert tflow_lazy_probe2.__version__ == "1"
-        assert "tflow_lazy_probe2.thing" not in sys.modules
-        assert tflow_lazy_probe2.Thing.__name__ == "Thing"
-        assert "tflow_lazy_probe2.thing" in sys.modules
-        assert "Thing" in dir(tflow_lazy_probe2)
-    finally:
-        for name in ("tflow_lazy_probe2", "tflow_lazy_probe2.thing"):
-            sys.modules.pop(name, None)
+    assert probe.__version__ == "1"
+    assert "tflow_lazy_probe.thing" not in sys.modules
+    assert probe.Thing.__name__ == "Thing"
+    assert "tflow_lazy_probe.thing" in sys.modules
+    assert "Thing" in dir(probe)
