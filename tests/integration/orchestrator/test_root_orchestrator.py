@@ -263,6 +263,10 @@ async def test_a_new_table_and_definition_apply_without_a_restart(orch: Orchestr
     orch.publish_routes(orch.route("orders", "v2", type="order", queue=1))
     # The worker checks the mounted files at most once a second.
     await asyncio.sleep(1.2)
+    # Past the time the kubelet may take to mount a new route's definition (the wait
+    # itself: test_a_definition_not_mounted_yet_holds_the_root_run_back).
+    assert orch.activities is not None
+    orch.activities.router.definitions_grace = 0.0
     unpublished = await orch.decide(cloud_event("order", source="shop"))
     assert unpublished.status == "unroutable"
     assert unpublished.table != before.table
