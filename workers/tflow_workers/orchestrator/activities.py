@@ -69,6 +69,8 @@ RELOAD_INTERVAL = 1.0
 # refuses it, so it comes back) rather than being routed nowhere. Past this, the
 # definition is taken as gone and the route as failed.
 DEFINITIONS_GRACE_SECONDS = 120.0
+# The routing activity's error type while it waits for such a definition.
+NOT_MOUNTED_YET = "DefinitionNotMountedYet"
 PROBLEMS_LOGGED = 20
 DEFINITION_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -77,9 +79,6 @@ Clock = Callable[[], float]
 
 class TableUnavailable(RuntimeError):
     """No routing table could be loaded yet (the activity retries until one can)."""
-
-
-NOT_MOUNTED_YET = "DefinitionNotMountedYet"
 
 
 class RoutingTableSource:
@@ -255,6 +254,14 @@ class EventRouter:
         ]
         return RoutingResult(table=table_hash, routes=len(router.table.routes), targets=targets)
 
+    def route_or_wait(
+        self, event: dict[str, Any], scope: EventScope | None = None
+    ) -> tuple[RoutingResult, str]:
+        """`route`, and why the event must wait instead (`not_mounted_yet`); both read
+        mounted files, so callers run this off their event loop."""
+        result = self.route(event, scope)
+        return result, self.not_mounted_yet(result.targets)
+
     def not_mounted_yet(self, targets: list[RouteTarget]) -> str:
         """Why the event must wait: a matching route's definition is missing from the
         mounted definitions while the table is younger than `definitions_grace`; "" when
@@ -402,8 +409,7 @@ class OrchestratorActivities:
             router, table_hash = self.router.table.current()
             return RoutingResult(table=table_hash, routes=len(router.table.routes), refused=refused)
         # File reads and YAML parsing stay off the worker's event loop.
-        result = await asyncio.to_thread(self.router.route, event, scope)
-        waiting = self.router.not_mounted_yet(result.targets)
+        result, waiting = await asyncio.to_thread(self.router.route_or_wait, event, scope)
         if waiting:
             # Retried by the root run's policy until the kubelet has mounted it (or the
             # grace is over and the route fails as unpublished).

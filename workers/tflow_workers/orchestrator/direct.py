@@ -82,11 +82,10 @@ class DirectRouter:
         try:
             # File reads and YAML parsing stay off the event loop, as in the routing
             # activity.
-            result = await asyncio.to_thread(self.router.route, data, scope)
+            result, waiting = await asyncio.to_thread(self.router.route_or_wait, data, scope)
         except TableUnavailable as err:
             # Not routed nowhere: the event waits until the table is mounted.
             raise TemporalUnavailable(f"no routing table yet: {err}") from err
-        waiting = self.router.not_mounted_yet(result.targets)
         if waiting:
             raise TemporalUnavailable(waiting)
         base = self.workflow_id(event)
