@@ -105,6 +105,14 @@ class TemporalNamespaces(BaseModel):
         """The Temporal namespaces a Kubernetes namespace may use, its home first."""
         return self.mapped.get(kube_namespace) or (self.shared,)
 
+    def clients(self, client: Client, kube_namespace: str | None) -> list[Client]:
+        """Clients (over ``client``'s connection) for every Temporal namespace
+        ``kube_namespace`` may use, since its runs may live in several; ``client`` alone
+        when none are mapped or there is no Kubernetes namespace."""
+        if kube_namespace is None or not self.enabled:
+            return [client]
+        return [client_for(client, ns) for ns in self.of(kube_namespace)]
+
     def home(self, kube_namespace: str) -> str:
         return self.of(kube_namespace)[0]
 

@@ -247,40 +247,44 @@ class EventRouter:
         self.definitions_grace = definitions_grace
 
     def route(self, event: dict[str, Any], scope: EventScope | None = None) -> RoutingResult:
-        router, table_hash = self.table.current()
-        targets = [
-            self._target(route, mapped, error, event)
-            for route, mapped, error in match_routes(router, event, scope)
-        ]
-        return RoutingResult(table=table_hash, routes=len(router.table.routes), targets=targets)
+        return self._route(event, scope)[0]
 
     def route_or_wait(
         self, event: dict[str, Any], scope: EventScope | None = None
     ) -> tuple[RoutingResult, str]:
-        """`route`, and why the event must wait instead (`not_mounted_yet`); both read
-        mounted files, so callers run this off their event loop."""
-        result = self.route(event, scope)
-        return result, self.not_mounted_yet(result.targets)
+        """`route`, and why the event must wait instead: a matching route's definition is
+        missing from the mounted definitions while the table is younger than
+        `definitions_grace` ("" when it need not). Reads mounted files: callers run it
+        off their event loop."""
+        result, unpublished = self._route(event, scope)
+        if not unpublished or self.table.age() >= self.definitions_grace:
+            return result, ""
+        target = unpublished[0]
+        return result, (
+            f"route {target.route}: WorkflowDefinition "
+            f"{target.namespace}/{target.workflow} is not mounted yet"
+        )
 
-    def not_mounted_yet(self, targets: list[RouteTarget]) -> str:
-        """Why the event must wait: a matching route's definition is missing from the
-        mounted definitions while the table is younger than `definitions_grace`; "" when
-        it need not."""
-        if self.table.age() >= self.definitions_grace:
-            return ""
-        for target in targets:
-            # A route whose jq failed has an error too, but its definition is there.
-            failed = target.document is None and target.error is not None
-            if failed and self.definitions.get(target.namespace, target.workflow) is None:
-                return (
-                    f"route {target.route}: WorkflowDefinition "
-                    f"{target.namespace}/{target.workflow} is not mounted yet"
-                )
-        return ""
+    def _route(
+        self, event: dict[str, Any], scope: EventScope | None
+    ) -> tuple[RoutingResult, list[RouteTarget]]:
+        """The routing result, and its targets whose definition is not published."""
+        router, table_hash = self.table.current()
+        targets: list[RouteTarget] = []
+        unpublished: list[RouteTarget] = []
+        for route, mapped, error in match_routes(router, event, scope):
+            target, published = self._target(route, mapped, error, event)
+            targets.append(target)
+            if not published:
+                unpublished.append(target)
+        result = RoutingResult(table=table_hash, routes=len(router.table.routes), targets=targets)
+        return result, unpublished
 
     def _target(
         self, route: CompiledRoute, mapped: Any, error: str, event: dict[str, Any]
-    ) -> RouteTarget:
+    ) -> tuple[RouteTarget, bool]:
+        """The route's target, and False when its definition is not published (a route
+        whose jq failed is not asked about)."""
         target = RouteTarget(
             route=route.id,
             namespace=route.namespace,
@@ -290,14 +294,14 @@ class EventRouter:
             temporal_namespace=route.temporal_namespace,
         )
         if error:
-            return target.model_copy(update={"error": error})
+            return target.model_copy(update={"error": error}), True
         resolved = self.definitions.get(route.namespace, route.workflow)
         if resolved is None:
             return target.model_copy(
                 update={
                     "error": f"route {route.id}: WorkflowDefinition {route.target} is not published"
                 }
-            )
+            ), False
         run = RunInput(
             document=resolved.document, input=mapped, definition=resolved.definition, event=event
         )
@@ -306,14 +310,14 @@ class EventRouter:
         except WorkflowError as err:
             return target.model_copy(
                 update={"error": f"route {route.id}: {err.problem.detail or err.problem.title}"}
-            )
+            ), True
         return target.model_copy(
             update={
                 "input": mapped,
                 "document": resolved.document,
                 "definition": resolved.definition,
             }
-        )
+        ), True
 
 
 class OrchestratorActivities:
@@ -332,14 +336,6 @@ class OrchestratorActivities:
 
     def all(self) -> list[Any]:
         return [self.route_event, self.deliver_event, self.start_run]
-
-    def _delivery_clients(self, scope: EventScope | None) -> list[Client]:
-        """Where the runs an event may be delivered to live: every Temporal namespace its
-        Kubernetes namespace may use (they may be several), else this worker's own."""
-        client = activity.client()
-        if scope is None or not self.temporal_namespaces.enabled:
-            return [client]
-        return [client_for(client, ns) for ns in self.temporal_namespaces.of(scope.namespace)]
 
     def _scope_here(self, scope: EventScope | None, here: str) -> tuple[EventScope | None, str]:
         """The scope an event is routed with in Temporal namespace ``here``, or why it
@@ -383,7 +379,12 @@ class OrchestratorActivities:
         scope, refused = self._scope_here(scope, activity.info().namespace)
         if refused:
             return []
-        return await deliver_to_waiting_runs(self._delivery_clients(scope), event, scope)
+        # Where the runs it may be delivered to live: every Temporal namespace of its
+        # Kubernetes namespace, else this worker's own.
+        clients = self.temporal_namespaces.clients(
+            activity.client(), scope.namespace if scope else None
+        )
+        return await deliver_to_waiting_runs(clients, event, scope)
 
     @activity.defn(name=ACTIVITY_START_RUN)
     async def start_run(self, request: StartRequest) -> StartedRun:

@@ -122,7 +122,9 @@ class DirectRouter:
         now = self.clock()
         if self._nobody_waits.get(event_type, -1.0) > now:
             return []
-        delivered = await deliver_to_waiting_runs(self._delivery_clients(), data, scope)
+        delivered = await deliver_to_waiting_runs(
+            self.temporal_namespaces.clients(self.client, self.namespace), data, scope
+        )
         if not delivered:
             if len(self._nobody_waits) >= NOBODY_WAITS_LIMIT:
                 self._nobody_waits = {t: u for t, u in self._nobody_waits.items() if u > now}
@@ -130,11 +132,6 @@ class DirectRouter:
                     self._nobody_waits.clear()
             self._nobody_waits[event_type] = now + NOBODY_WAITS_SECONDS
         return delivered
-
-    def _delivery_clients(self) -> list[Client]:
-        if not self.temporal_namespaces.enabled:
-            return [self.client]
-        return [client_for(self.client, ns) for ns in self.temporal_namespaces.of(self.namespace)]
 
     async def _start(self, target: RouteTarget, event: dict[str, Any], base: str) -> MatchOutcome:
         outcome = target.outcome()
@@ -153,6 +150,5 @@ class DirectRouter:
         request = StartRequest(
             temporal_namespace=where, workflow_id=run_id, task_queue=target.task_queue, run=run
         )
-        client = self.client if where == self.client.namespace else client_for(self.client, where)
-        started = await start_flow_run(client, request)
+        started = await start_flow_run(client_for(self.client, where), request)
         return started_outcome(outcome, run_id, started)
