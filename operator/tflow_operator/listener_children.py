@@ -30,7 +30,7 @@ from tflow_operator.conditions import make_condition
 from tflow_operator.config import Config
 from tflow_operator.configmaps import MAX_NAMESPACE_ROUTING_SHARDS
 from tflow_operator.naming import APP_NAME, NAMESPACE_ROUTING_CONFIGMAP, bounded, common_labels
-from tflow_operator.workers import DEFINITIONS_DIR, projected_definitions
+from tflow_operator.workers import DEFINITIONS_DIR, definitions_mount, projected_definitions
 from tflow_workers.commands import (
     LISTENER_COMMAND,
     SERVICE_BUS_SOURCE,
@@ -204,7 +204,7 @@ def direct_routing_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     ]
     mounts = [
         {"name": "routes", "mountPath": ROUTES_DIR, "readOnly": True},
-        {"name": "definitions", "mountPath": DEFINITIONS_DIR, "readOnly": True},
+        definitions_mount(),
     ]
     return volumes, mounts
 

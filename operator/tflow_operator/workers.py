@@ -44,6 +44,7 @@ from tflow_operator.naming import (
 from tflow_workers.commands import WORKER_COMMAND
 
 DEFINITIONS_DIR: Final = "/etc/temporal-flow/definitions"
+DEFINITIONS_VOLUME: Final = "definitions"
 SECRETS_DIR: Final = "/etc/temporal-flow/secrets"
 HEALTH_PORT: Final = 8080
 METRICS_PORT: Final = 9090
@@ -152,10 +153,17 @@ def worker_env(
     return list(entries.values())
 
 
-def projected_definitions(volume: str = "definitions") -> dict[str, Any]:
+def projected_definitions() -> dict[str, Any]:
     """The namespace's published definitions as one volume (workers, and listeners that
-    route their events themselves, mount it)."""
-    return pods.projected_configmaps(volume, NAMESPACE_DEFINITIONS_CONFIGMAP, MAX_NAMESPACE_SHARDS)
+    route their events themselves, mount it with `definitions_mount`)."""
+    return pods.projected_configmaps(
+        DEFINITIONS_VOLUME, NAMESPACE_DEFINITIONS_CONFIGMAP, MAX_NAMESPACE_SHARDS
+    )
+
+
+def definitions_mount() -> dict[str, Any]:
+    """The volume of `projected_definitions`, read-only at DEFINITIONS_DIR."""
+    return {"name": DEFINITIONS_VOLUME, "mountPath": DEFINITIONS_DIR, "readOnly": True}
 
 
 def secret_volumes(secrets: Sequence[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -203,7 +211,7 @@ def worker_deployment(
         ],
         "readinessProbe": _probe("/readyz", pods.READINESS_PERIOD_SECONDS),
         "livenessProbe": _probe("/livez", pods.LIVENESS_PERIOD_SECONDS),
-        "volumeMounts": [{"name": "definitions", "mountPath": DEFINITIONS_DIR, "readOnly": True}],
+        "volumeMounts": [definitions_mount()],
     }
     if settings.resources:
         container["resources"] = settings.resources
