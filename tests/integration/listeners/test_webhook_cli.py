@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import sys
 import uuid
 from pathlib import Path
 
 import aiohttp
 import pytest
+from listener_process import start_listener, stop_listener
 from temporalio.client import Client
 
 from tflow_devstack.process import free_port
@@ -39,14 +38,7 @@ async def test_cli_serves_events_from_env_configuration(
         "TFLOW_LOG_FORMAT": "json",
     }
     log_path = tmp_path / "listener.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *("-m", "tflow_listeners", "webhook", "--path", "/in"),
-            env=env,
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+    process = await start_listener(env, "webhook", "--path", "/in", log_path=log_path)
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
@@ -77,14 +69,7 @@ async def test_cli_serves_events_from_env_configuration(
         assert described.task_queue == task_queue
         await handle.terminate("test done")
     finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            code = await asyncio.wait_for(process.wait(), timeout=20)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+        code = await stop_listener(process)
     output = log_path.read_text()
     assert code == 0, output
     lines = [json.loads(line) for line in output.splitlines() if line.strip()]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -20,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from listener_process import start_listener, stop_listener
 from orchestra import Orchestra, cloud_event, orchestra
 from polling import eventually_async
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -238,14 +237,7 @@ async def test_the_webhook_process_routes_directly(
             "TFLOW_DEFINITIONS_DIR": str(o.definitions_dir),
         }
         log_path = tmp_path / "listener.log"
-        with log_path.open("wb") as log:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                *("-m", "tflow_listeners", "webhook"),
-                env=env,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-            )
+        process = await start_listener(env, "webhook", log_path=log_path)
         base = f"http://127.0.0.1:{port}"
         try:
             async with aiohttp.ClientSession() as http:
@@ -285,7 +277,5 @@ async def test_the_webhook_process_routes_directly(
                 described = await handle.describe()
                 assert described.status == WorkflowExecutionStatus.COMPLETED
         finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                await asyncio.wait_for(process.wait(), 30)
+            await stop_listener(process, grace=30)
         assert "event " + event_id in log_path.read_text()
