@@ -8,6 +8,7 @@ import copy
 import gzip
 import hashlib
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -193,100 +194,99 @@ def test_many_routes_are_debounced_into_few_writes(
     assert 1 <= len(writes) <= 10, writes
 
 
+@pytest.fixture
+def other_namespace(kube: ControlPlane) -> Iterator[str]:
+    """A second namespace for the test, deleted after it."""
+    name = f"other-{uuid.uuid4().hex[:8]}"
+    kube.kubectl("create", "namespace", name)
+    yield name
+    kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
 def test_cross_namespace_route_needs_the_other_sides_consent(
-    operator: OperatorProcess, kube: ControlPlane, namespace: str
+    operator: OperatorProcess, kube: ControlPlane, namespace: str, other_namespace: str
 ) -> None:
-    sender = f"sender-{uuid.uuid4().hex[:8]}"
-    kube.kubectl("create", "namespace", sender)
-    try:
-        queue = f"x-{uuid.uuid4().hex[:6]}"
-        apply(
-            kube,
-            definition(namespace, "documents", queue),
-            route(namespace, "theirs", "documents", fromNamespaces=[sender]),
-        )
+    sender = other_namespace
+    queue = f"x-{uuid.uuid4().hex[:6]}"
+    apply(
+        kube,
+        definition(namespace, "documents", queue),
+        route(namespace, "theirs", "documents", fromNamespaces=[sender]),
+    )
 
-        def reason() -> dict[str, Any]:
-            return route_status(kube, namespace, "theirs")
+    def reason() -> dict[str, Any]:
+        return route_status(kube, namespace, "theirs")
 
-        ready = eventually(
-            lambda: reason() if reason().get("reason") == "NamespaceNotShared" else None
-        )
-        assert ready["status"] == "False"
-        assert (
-            f"spec.fromNamespaces: {sender} does not share events with {namespace}"
-            in (ready["message"])
-        )
-        assert "spec.shareEventsWith" in ready["message"]
-        # Compiled all the same: its own namespace's events reach it; the router checks
-        # the sender's consent on each event.
-        compiled, _ = table(kube, operator)
-        (entry,) = [r for r in compiled.routes if r.id == f"{namespace}/theirs"]
-        assert entry.from_namespaces == (sender,)
+    ready = eventually(lambda: reason() if reason().get("reason") == "NamespaceNotShared" else None)
+    assert ready["status"] == "False"
+    assert (
+        f"spec.fromNamespaces: {sender} does not share events with {namespace}"
+        in (ready["message"])
+    )
+    assert "spec.shareEventsWith" in ready["message"]
+    # Compiled all the same: its own namespace's events reach it; the router checks
+    # the sender's consent on each event.
+    compiled, _ = table(kube, operator)
+    (entry,) = [r for r in compiled.routes if r.id == f"{namespace}/theirs"]
+    assert entry.from_namespaces == (sender,)
 
-        # A Listener of the sending namespace gives its consent.
-        listener: dict[str, Any] = {
-            "apiVersion": "temporalflow.dev/v1alpha1",
-            "kind": "Listener",
-            "metadata": {"name": "hook", "namespace": sender},
-            "spec": {"type": "webhook", "replicas": 0, "shareEventsWith": ["somewhere-else"]},
-        }
-        apply(kube, listener)
-        listener["spec"]["shareEventsWith"] = ["somewhere-else", namespace]
-        apply(kube, listener)  # an update, seen through the Listener watch
-        eventually(lambda: reason().get("reason") == "Compiled")
-        assert reason()["status"] == "True"
-        # Consent withdrawn: the route says so again.
-        kube.kubectl("delete", "listener", "hook", "-n", sender)
-        eventually(lambda: reason().get("reason") == "NamespaceNotShared")
-    finally:
-        kube.kubectl("delete", "namespace", sender, "--wait=false", check=False)
+    # A Listener of the sending namespace gives its consent.
+    listener: dict[str, Any] = {
+        "apiVersion": "temporalflow.dev/v1alpha1",
+        "kind": "Listener",
+        "metadata": {"name": "hook", "namespace": sender},
+        "spec": {"type": "webhook", "replicas": 0, "shareEventsWith": ["somewhere-else"]},
+    }
+    apply(kube, listener)
+    listener["spec"]["shareEventsWith"] = ["somewhere-else", namespace]
+    apply(kube, listener)  # an update, seen through the Listener watch
+    eventually(lambda: reason().get("reason") == "Compiled")
+    assert reason()["status"] == "True"
+    # Consent withdrawn: the route says so again.
+    kube.kubectl("delete", "listener", "hook", "-n", sender)
+    eventually(lambda: reason().get("reason") == "NamespaceNotShared")
 
 
 def test_a_direct_listener_gets_its_namespaces_own_routes(
-    operator: OperatorProcess, kube: ControlPlane, namespace: str
+    operator: OperatorProcess, kube: ControlPlane, namespace: str, other_namespace: str
 ) -> None:
-    other = f"other-{uuid.uuid4().hex[:8]}"
-    kube.kubectl("create", "namespace", other)
-    try:
-        suffix = uuid.uuid4().hex[:6]
-        apply(
-            kube,
-            definition(namespace, "documents", f"d-{suffix}"),
-            route(namespace, "mine", "documents"),
-            definition(other, "documents", f"o-{suffix}"),
-            route(other, "theirs", "documents"),
-        )
-        listener: dict[str, Any] = {
-            "apiVersion": "temporalflow.dev/v1alpha1",
-            "kind": "Listener",
-            "metadata": {"name": "hook", "namespace": namespace},
-            "spec": {"type": "webhook", "replicas": 0, "routing": "direct"},
-        }
-        apply(kube, listener)
+    other = other_namespace
+    suffix = uuid.uuid4().hex[:6]
+    apply(
+        kube,
+        definition(namespace, "documents", f"d-{suffix}"),
+        route(namespace, "mine", "documents"),
+        definition(other, "documents", f"o-{suffix}"),
+        route(other, "theirs", "documents"),
+    )
+    listener: dict[str, Any] = {
+        "apiVersion": "temporalflow.dev/v1alpha1",
+        "kind": "Listener",
+        "metadata": {"name": "hook", "namespace": namespace},
+        "spec": {"type": "webhook", "replicas": 0, "routing": "direct"},
+    }
+    apply(kube, listener)
 
-        def own_routes() -> list[str] | None:
-            cm = get(kube, "configmap", "tflow-namespace-routing", namespace)
-            if cm is None:
-                return None
-            assert "routing-index.json" in cm["data"]
-            compiled = RoutingTable.model_validate_json(cm["data"]["routes.json"])
-            return [r.id for r in compiled.routes] or None
+    def own_routes() -> list[str] | None:
+        cm = get(kube, "configmap", "tflow-namespace-routing", namespace)
+        if cm is None:
+            return None
+        assert "routing-index.json" in cm["data"]
+        compiled = RoutingTable.model_validate_json(cm["data"]["routes.json"])
+        return [r.id for r in compiled.routes] or None
 
-        assert eventually(own_routes, what="the namespace's table") == [f"{namespace}/mine"]
-        assert get(kube, "configmap", "tflow-namespace-routing", other) is None
-        deployment = get(kube, "deployment", "tflow-listener-hook", namespace)
-        assert deployment is not None
-        (container,) = deployment["spec"]["template"]["spec"]["containers"]
-        env = {e["name"]: e.get("value") for e in container["env"]}
-        assert env["TFLOW_LISTENER_ROUTING"] == "direct"
+    assert eventually(own_routes, what="the namespace's table") == [f"{namespace}/mine"]
+    assert get(kube, "configmap", "tflow-namespace-routing", other) is None
+    deployment = get(kube, "deployment", "tflow-listener-hook", namespace)
+    assert deployment is not None
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["TFLOW_LISTENER_ROUTING"] == "direct"
 
-        # Back to the orchestrator: the namespace's table goes.
-        listener["spec"]["routing"] = "orchestrator"
-        apply(kube, listener)
-        eventually(
-            lambda: get(kube, "configmap", "tflow-namespace-routing", namespace) is None,
-            what="the namespace's table deleted",
-        )
-    finally:
-        kube.kubectl("delete", "namespace", other, "--wait=false", check=False)
+    # Back to the orchestrator: the namespace's table goes.
+    listener["spec"]["routing"] = "orchestrator"
+    apply(kube, listener)
+    eventually(
+        lambda: get(kube, "configmap", "tflow-namespace-routing", namespace) is None,
+        what="the namespace's table deleted",
+    )
