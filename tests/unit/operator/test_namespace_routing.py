@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import kopf
+from operator_objects import definition_body
 
 from tflow_operator import listener as listener_handlers
 from tflow_operator.config import Config
@@ -31,28 +32,11 @@ from tflow_operator.runtime import KopfIndices
 from tflow_workers.routing import ROUTING_INDEX
 
 CONFIG = Config(system_namespace="tflow-system", worker_image="registry.example/worker:1")
-WORKFLOW: dict[str, Any] = {
-    "document": {"dsl": "1.0.0", "namespace": "t", "name": "w", "version": "1.0.0"},
-    "do": [{"a": {"set": {"x": 1}}}],
-}
 Key = tuple[str, str]
 
 
 def definition(namespace: str, name: str = "flow") -> DefinitionInfo:
-    return definition_info(
-        {
-            "apiVersion": "temporalflow.dev/v1alpha1",
-            "kind": "WorkflowDefinition",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "uid": f"uid-{namespace}-{name}",
-                "generation": 1,
-                "creationTimestamp": "2026-01-01T00:00:00Z",
-            },
-            "spec": {"taskQueue": f"q-{namespace}", "workflow": copy.deepcopy(WORKFLOW)},
-        }
-    )
+    return definition_info(definition_body(name, queue=f"q-{namespace}", namespace=namespace))
 
 
 def route(namespace: str, name: str, event_type: str = "t") -> RouteInfo:

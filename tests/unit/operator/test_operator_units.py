@@ -18,6 +18,8 @@ from typing import Any, cast
 import kopf
 import pytest
 import yaml
+from operator_objects import WORKFLOW
+from operator_objects import definition_body as body
 from temporalio.api.enums.v1 import IndexedValueType
 
 from tflow_operator import rbac, resync, workflowdefinition
@@ -66,45 +68,12 @@ from tflow_operator.workers import (
 from tflow_operator.workflowdefinition import GROUP_PACE, MAX_GROUP_PACE, apply_group, group_pace
 
 REPO = Path(__file__).resolve().parents[3]
-WORKFLOW: dict[str, Any] = {
-    "document": {"dsl": "1.0.0", "namespace": "t", "name": "w", "version": "3.1.0"},
-    "do": [{"a": {"set": {"x": 1}}}],
-}
 CONFIG = Config(
     temporal_address="temporal:7233",
     worker_temporal_address="temporal.svc:7233",
     system_namespace="tflow-system",
     worker_image="registry.example/worker:default",
 )
-
-
-def body(
-    name: str,
-    queue: str = "q",
-    namespace: str = "ns",
-    created: str = "2026-01-01T00:00:00Z",
-    workflow: dict[str, Any] | None = None,
-    workers: dict[str, Any] | None = None,
-    generation: int = 1,
-    **extra: Any,
-) -> dict[str, Any]:
-    return {
-        "apiVersion": "temporalflow.dev/v1alpha1",
-        "kind": "WorkflowDefinition",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "uid": f"uid-{namespace}-{name}",
-            "generation": generation,
-            "creationTimestamp": created,
-            **extra,
-        },
-        "spec": {
-            "taskQueue": queue,
-            "workers": workers or {},
-            "workflow": copy.deepcopy(workflow or WORKFLOW),
-        },
-    }
 
 
 def info(name: str, **kw: Any) -> DefinitionInfo:
