@@ -474,7 +474,8 @@ async def bench_events(
             # The listener answered once the run had started: it exists.
             return child_id((await post_to(direct_url, i))[0])
 
-        async def routed_directly_done(workflow_id: str) -> Any:
+        async def run_done(workflow_id: str) -> Any:
+            """A flow run's result, by its id (started directly or routed directly)."""
             return await client.get_workflow_handle(workflow_id).result()
 
         # The route reaches the mounted tables within the kubelet's sync period: post
@@ -497,7 +498,7 @@ async def bench_events(
             except RuntimeError:
                 outcome = "refused"
             if outcome == "started":
-                await routed_directly_done(child_id(root_direct))
+                await run_done(child_id(root_direct))
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no event was routed directly within 180 s ({outcome})")
@@ -512,19 +513,16 @@ async def bench_events(
             )
             return handle.id
 
-        async def direct_done(workflow_id: str) -> Any:
-            return await client.get_workflow_handle(workflow_id).result()
-
         variants = [
-            ("direct", direct, direct_done),
+            ("direct", direct, run_done),
             ("routed", post, routed_done),
-            ("routed directly", post_direct, routed_directly_done),
+            ("routed directly", post_direct, run_done),
         ]
         # Warm every path up, then rotate which variant goes first.
         for _, send, done in variants:
             await timed_round(send, done, args.concurrency, args.concurrency)
         direct_id = await direct(0)
-        await direct_done(direct_id)
+        await run_done(direct_id)
         print(
             "  history events per run: root orchestrator "
             f"{await history_length(client, root_id)}, the flow's run routed "
