@@ -69,11 +69,9 @@ from tflow_workers.orchestrator.direct import DirectRouter
 from tflow_workers.orchestrator.model import Decision, EventScope
 from tflow_workers.orchestrator.worker import build_orchestrator_worker
 from tflow_workers.routing import (
-    ROUTING_INDEX,
     CompiledRoute,
     RoutingTable,
-    routing_index,
-    split_for_configmap,
+    published_files,
 )
 from tflow_workers.worker import build_worker
 
@@ -210,9 +208,7 @@ def write_table(routes_dir: Path, definitions_dir: Path, flow_queue: str) -> Non
         input="${ .data }",
     )
     table = RoutingTable(routes=[route])
-    files = split_for_configmap(table)
-    files[ROUTING_INDEX] = routing_index(files, table)
-    for name, body in files.items():
+    for name, body in published_files(table).items():
         (routes_dir / name).write_bytes(body)
     manifest = {
         "apiVersion": "temporalflow.dev/v1alpha1",

@@ -30,11 +30,9 @@ from tflow_workers.orchestrator.activities import OrchestratorActivities
 from tflow_workers.orchestrator.model import Decision
 from tflow_workers.orchestrator.worker import build_orchestrator_worker
 from tflow_workers.routing import (
-    ROUTING_INDEX,
     CompiledRoute,
     RoutingTable,
-    routing_index,
-    split_for_configmap,
+    published_files,
 )
 from tflow_workers.worker import build_worker
 
@@ -71,11 +69,7 @@ class Orchestra:
         `indexed`, the files and index the operator publishes (what a listener routing
         directly insists on); else one plain `routes.json`."""
         table = RoutingTable(routes=list(routes))
-        if indexed:
-            files = split_for_configmap(table)
-            files[ROUTING_INDEX] = routing_index(files, table)
-        else:
-            files = {"routes.json": table.to_json().encode()}
+        files = published_files(table) if indexed else {"routes.json": table.to_json().encode()}
         version = self.routes_dir / f"..{uuid.uuid4().hex}"
         version.mkdir()
         for name, body in files.items():

@@ -124,6 +124,15 @@ def routing_index(files: dict[str, bytes], table: RoutingTable) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
+def published_files(table: RoutingTable) -> dict[str, bytes]:
+    """Every file of ``table`` as a mounted copy of the operator's ConfigMaps holds it: its
+    shards (`split_for_configmap`) and their index, without which a reader that requires
+    it takes the table as not there yet."""
+    files = split_for_configmap(table)
+    files[ROUTING_INDEX] = routing_index(files, table)
+    return files
+
+
 def _table_files(directory: Path) -> list[Path]:
     index = directory / ROUTING_INDEX
     if not index.exists():

@@ -58,11 +58,9 @@ from tflow_workers.orchestrator.direct import DirectRouter
 from tflow_workers.orchestrator.model import Decision
 from tflow_workers.orchestrator.worker import OrchestratorWorkers
 from tflow_workers.routing import (
-    ROUTING_INDEX,
     CompiledRoute,
     RoutingTable,
-    routing_index,
-    split_for_configmap,
+    published_files,
 )
 from tflow_workers.temporal_namespaces import TemporalNamespaces, client_for
 from tflow_workers.worker import build_worker
@@ -487,9 +485,7 @@ async def test_a_direct_listener_starts_and_delivers_in_its_tenants_temporal_nam
             )
         ]
     )
-    files = split_for_configmap(table)
-    files[ROUTING_INDEX] = routing_index(files, table)
-    for name, body in files.items():
+    for name, body in published_files(table).items():
         (routes / name).write_bytes(body)
     manifest = definition(b, "orders", queue, temporalNamespace=TENANT_B_BATCH)
     manifest["metadata"]["generation"] = 1
